@@ -1,0 +1,154 @@
+#include "cmd/cli.hpp"
+
+#include "cmd/db_sync.hpp"
+#include "cmd/status.hpp"
+#include "lib/core/error.hpp"
+#include "lib/core/exit_codes.hpp"
+#include "lib/core/log.hpp"
+#include "lib/util/redact.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <memory>
+
+namespace crmsync::cli {
+namespace {
+
+// One row per subcommand: the registration table that --help tests iterate over.
+struct Subcommand {
+    const char* name;
+    const char* description;
+    std::function<std::function<int()>(CLI::App&)> setup; // declares flags, returns the runner
+};
+
+std::vector<Subcommand> subcommands() {
+    return {
+        {"db_sync", "Sync one Dialfire campaign into a SQL database, then exit",
+         [](CLI::App& app) {
+             auto options = std::make_shared<DbSyncOptions>();
+             add_db_sync(app, *options);
+             return std::function<int()>([options] { return run_db_sync(*options); });
+         }},
+        {"status", "Show each job's checkpoint, progress and rejects in a target database",
+         [](CLI::App& app) {
+             auto options = std::make_shared<StatusOptions>();
+             add_status(app, *options);
+             return std::function<int()>([options] { return run_status(*options); });
+         }},
+    };
+}
+
+void print_error(const Error& e) {
+    std::cerr << "crmsync: error: " << util::redact(e.describe()) << "\n";
+    if (!e.hint().empty()) {
+        std::cerr << "crmsync: hint: " << util::redact(e.hint()) << "\n";
+    }
+    std::cerr.flush();
+    log::error("{}", e.describe());
+}
+
+bool is_subcommand(const std::string& arg) {
+    for (const auto& s : subcommands()) {
+        if (arg == s.name) {
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+std::vector<std::string> translate_dbsync2(const std::vector<std::string>& args,
+                                           const char* env_mode) {
+    if (args.size() > 1 && is_subcommand(args[1])) {
+        return args;
+    }
+    std::vector<std::string> rest;
+    std::string mode;
+    bool found = false;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        if (args[i] == "--a" && i + 1 < args.size()) {
+            mode = args[++i];
+            found = true;
+        } else if (args[i].rfind("--a=", 0) == 0) {
+            mode = args[i].substr(4);
+            found = true;
+        } else {
+            rest.push_back(args[i]);
+        }
+    }
+    if (!found && env_mode != nullptr && *env_mode != '\0' &&
+        (args.size() < 2 || args[1].rfind("--", 0) == 0)) {
+        mode = env_mode;
+        found = true;
+    }
+    if (!found) {
+        return args;
+    }
+    std::vector<std::string> out{args.empty() ? "crmsync" : args[0]};
+    if (mode == "db_sync") {
+        out.push_back("db_sync");
+    } else if (mode == "db_init" || mode == "db_update") {
+        out.insert(out.end(), {"db_sync", "--mode", mode == "db_init" ? "init" : "update"});
+    } else if (mode == "webhook") {
+        throw Error(ErrorKind::usage, "webhook mode is not available in this version yet",
+                    "use db_sync, db_init or db_update");
+    } else {
+        throw Error(ErrorKind::usage, "invalid mode --a '" + mode + "'",
+                    "use --a db_sync, db_init, db_update or webhook");
+    }
+    out.insert(out.end(), rest.begin(), rest.end());
+    return out;
+}
+
+int run(int argc, char** argv) {
+    try {
+        std::vector<std::string> args(argv, argv + argc);
+        args = translate_dbsync2(args, std::getenv("DBSYNC_A"));
+
+        CLI::App app{"crmsync: sync contact-center and CRM data into SQL databases and web "
+                     "services. Every run picks up where the last one stopped.",
+                     "crmsync"};
+        app.set_version_flag("--version", "crmsync " CRMSYNC_VERSION);
+        app.require_subcommand(1);
+        std::function<int()> runner;
+        for (const auto& s : subcommands()) {
+            auto* sub = app.add_subcommand(s.name, s.description);
+            auto run_it = s.setup(*sub);
+            sub->callback([&runner, run_it] { runner = run_it; });
+        }
+        std::vector<char*> raw;
+        raw.reserve(args.size());
+        for (auto& a : args) {
+            raw.push_back(a.data());
+        }
+        try {
+            app.parse(static_cast<int>(raw.size()), raw.data());
+        } catch (const CLI::CallForHelp& e) {
+            return app.exit(e);
+        } catch (const CLI::CallForAllHelp& e) {
+            return app.exit(e);
+        } catch (const CLI::CallForVersion& e) {
+            return app.exit(e);
+        } catch (const CLI::ParseError& e) {
+            throw Error(ErrorKind::usage, e.what(), "run 'crmsync --help' or 'crmsync COMMAND --help'");
+        }
+        const int code = runner ? runner() : k_exit_usage;
+        log::shutdown();
+        return code;
+    } catch (const Error& e) {
+        print_error(e);
+        log::shutdown();
+        return exit_code_for(e.kind());
+    } catch (const std::exception& e) {
+        print_error(Error(ErrorKind::internal, std::string("unexpected failure: ") + e.what(),
+                          "this is a bug in crmsync; please report it with the log file"));
+        log::shutdown();
+        return k_exit_failed;
+    }
+}
+
+} // namespace crmsync::cli

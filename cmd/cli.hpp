@@ -1,0 +1,18 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace crmsync::cli {
+
+// Parses the command line, runs the subcommand, prints "crmsync: error: ..." (the only place
+// that does) and returns the process exit code. Never throws.
+int run(int argc, char** argv);
+
+// dbsync2 command lines ("--a db_init --c X ...", or DBSYNC_A) rewritten to subcommand form
+// ("db_sync --mode init --c X ..."); other command lines come back unchanged. Throws
+// Error(usage) for an unknown --a mode.
+std::vector<std::string> translate_dbsync2(const std::vector<std::string>& args,
+                                           const char* env_mode);
+
+} // namespace crmsync::cli

@@ -1,0 +1,139 @@
+#include "cmd/common.hpp"
+
+#include "lib/core/error.hpp"
+#include "lib/util/redact.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace crmsync::cli {
+namespace {
+
+std::string read_secret_file(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        throw Error(ErrorKind::config, "cannot read token file " + path,
+                    "check the path and that this user may read it");
+    }
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) {
+        text.pop_back();
+    }
+    return text;
+}
+
+bool usable_dir(const std::filesystem::path& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    return std::filesystem::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
+}
+
+} // namespace
+
+void add_common(CLI::App& app, CommonOptions& o) {
+    app.add_option("--ct", o.token,
+                   "API token (dbsync2 compatibility; visible in ps: prefer --token-env)")
+        ->envname("DBSYNC_CT");
+    app.add_option("--token-env", o.token_env, "Name of the environment variable holding the token");
+    app.add_option("--token-file", o.token_file, "File holding the token");
+    app.add_option("--l,--log-level", o.log_level, "Log level 0 (critical) .. 5 (debug)")
+        ->check(CLI::Range(0, 5))
+        ->envname("DBSYNC_L");
+    app.add_flag("--v,--verbose", o.log_stdout, "Also print log lines on stdout")->envname("DBSYNC_V");
+    app.add_option("--log-dir", o.log_dir,
+                   "Directory for log files (default /var/log/crmsync, else ~/.crmsync/logs)");
+    app.add_option("--summary-json", o.summary_json, "Write the run summary as JSON to FILE");
+    app.add_flag("--insecure", o.insecure, "Do not verify TLS certificates");
+    app.add_option("--max-runtime", o.max_runtime,
+                   "Time budget of the run (e.g. 55m, 0 = none); what is left waits for the next run")
+        ->capture_default_str();
+    app.add_option("--retry-attempts", o.retry_attempts, "Attempts per HTTP request")
+        ->check(CLI::Range(1, 100))
+        ->capture_default_str();
+    app.add_option("--retry-base", o.retry_base, "First backoff ceiling (doubles per attempt)")
+        ->capture_default_str();
+}
+
+std::string resolve_token(const CommonOptions& o) {
+    std::string token;
+    if (!o.token_env.empty()) {
+        const char* value = std::getenv(o.token_env.c_str());
+        if (value == nullptr || *value == '\0') {
+            throw Error(ErrorKind::config, "environment variable " + o.token_env + " is empty",
+                        "export the campaign token in it");
+        }
+        token = value;
+    } else if (!o.token_file.empty()) {
+        token = read_secret_file(o.token_file);
+    } else if (!o.token.empty()) {
+        token = o.token;
+    } else if (const char* env = std::getenv("CRMSYNC_TOKEN"); env != nullptr && *env != '\0') {
+        token = env;
+    }
+    if (token.empty()) {
+        throw Error(ErrorKind::config, "no API token given",
+                    "set CRMSYNC_TOKEN, or use --token-env VAR or --token-file PATH");
+    }
+    util::register_secret(token);
+    return token;
+}
+
+std::string log_file_path(const CommonOptions& o, const std::string& job, const std::string& mode) {
+    std::vector<std::filesystem::path> candidates;
+    if (!o.log_dir.empty()) {
+        candidates.emplace_back(o.log_dir);
+    } else {
+        candidates.emplace_back("/var/log/crmsync");
+        if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
+            candidates.emplace_back(std::filesystem::path(home) / ".crmsync" / "logs");
+        }
+    }
+    for (const auto& dir : candidates) {
+        if (usable_dir(dir)) {
+            const std::time_t now = std::time(nullptr);
+            std::tm tm{};
+            gmtime_r(&now, &tm);
+            char stamp[32];
+            std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
+            std::string safe_job = job;
+            for (char& c : safe_job) {
+                if (c == '/' || c == '\\' || c == '\0') {
+                    c = '_';
+                }
+            }
+            return (dir / fmt::format("{}_{}_{}.log", safe_job, mode, stamp)).string();
+        }
+    }
+    throw Error(ErrorKind::io, "no writable log directory",
+                "pass --log-dir DIR, or make /var/log/crmsync or ~/.crmsync/logs writable");
+}
+
+void init_logging(const CommonOptions& o, const std::string& job, const std::string& mode) {
+    log::LogOptions options;
+    options.file = log_file_path(o, job, mode);
+    options.level = static_cast<log::Level>(o.log_level);
+    options.to_stdout = o.log_stdout;
+    log::init(options);
+}
+
+void report(const CommonOptions& o, const pipeline::RunSummary& summary) {
+    std::cout << "crmsync: " << summary.to_line() << std::endl;
+    log::info("summary: {}", summary.to_line());
+    if (!o.summary_json.empty()) {
+        try {
+            pipeline::write_summary_file(summary, o.summary_json);
+        } catch (const Error& e) {
+            std::cerr << "crmsync: warning: " << util::redact(e.what()) << std::endl;
+        }
+    }
+}
+
+} // namespace crmsync::cli

@@ -1,0 +1,43 @@
+#pragma once
+
+#include "lib/core/log.hpp"
+#include "lib/pipeline/summary.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+namespace crmsync::cli {
+
+// Options every subcommand that runs a job shares: secrets, logging, summary.
+struct CommonOptions {
+    std::string token;       // --ct (dbsync2); prefer the ones below
+    std::string token_env;   // --token-env VAR
+    std::string token_file;  // --token-file PATH
+    int log_level = 4;       // --l
+    bool log_stdout = false; // --v
+    std::string log_dir;     // --log-dir
+    std::string summary_json;
+    bool insecure = false;
+    std::string max_runtime = "55m";
+    int retry_attempts = 8;
+    std::string retry_base = "500ms";
+};
+
+void add_common(CLI::App& app, CommonOptions& options);
+
+// The API token from --ct, --token-env, --token-file, CRMSYNC_TOKEN or DBSYNC_CT, registered
+// as a secret. Throws Error(config) when none is given.
+std::string resolve_token(const CommonOptions& options);
+
+// {dir}/{job}_{mode}_{YYYYMMDDhhmmss}.log under --log-dir, /var/log/crmsync or
+// ~/.crmsync/logs, whichever is first usable. Throws Error(io) when none is.
+std::string log_file_path(const CommonOptions& options, const std::string& job,
+                          const std::string& mode);
+
+void init_logging(const CommonOptions& options, const std::string& job, const std::string& mode);
+
+// Prints the summary line (stdout) and writes --summary-json; never throws.
+void report(const CommonOptions& options, const pipeline::RunSummary& summary);
+
+} // namespace crmsync::cli

@@ -1,0 +1,172 @@
+#include "cmd/db_sync.hpp"
+
+#include "cmd/targets.hpp"
+#include "drivers/dialfire/sync.hpp"
+#include "lib/core/cancel.hpp"
+#include "lib/core/error.hpp"
+#include "lib/core/exit_codes.hpp"
+#include "lib/util/redact.hpp"
+#include "lib/util/time.hpp"
+#include "lib/util/url.hpp"
+
+#include <cctype>
+#include <chrono>
+
+namespace crmsync::cli {
+namespace {
+
+std::optional<SystemTime> parse_time_option(const std::string& text, const char* flag) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    const auto t = util::parse_iso8601(text);
+    if (!t) {
+        throw Error(ErrorKind::usage, std::string(flag) + " '" + text + "' is not a date or time",
+                    "write 2024-02-01 or 2024-02-01T15:04:05 (UTC)");
+    }
+    return t;
+}
+
+std::chrono::milliseconds parse_duration_option(const std::string& text, const char* flag) {
+    const auto d = util::parse_duration(text);
+    if (!d) {
+        throw Error(ErrorKind::usage, std::string(flag) + " '" + text + "' is not a duration",
+                    "write e.g. 90s, 10m, 2h or 1d");
+    }
+    return *d;
+}
+
+// Everything is checked here, before any network or database I/O.
+drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
+    drivers::dialfire::SyncOptions s;
+    if (o.campaign.empty()) {
+        throw Error(ErrorKind::usage, "no campaign given", "pass --campaign ID (or --c ID)");
+    }
+    for (const char c : o.campaign) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
+            throw Error(ErrorKind::usage, "campaign ID '" + o.campaign + "' has invalid characters",
+                        "a Dialfire campaign ID looks like 2FZFB7ZN993KJBR9");
+        }
+    }
+    for (const char c : o.table_prefix) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+            throw Error(ErrorKind::usage, "table prefix '" + o.table_prefix + "' may hold only "
+                        "letters, digits and '_'", "e.g. --table-prefix dfire_");
+        }
+    }
+    s.api.campaign = o.campaign;
+    util::parse_http_url(o.api_url);
+    s.api.base_url = o.api_url;
+    s.api.verify_tls = !o.common.insecure;
+    s.table_prefix = o.table_prefix;
+    s.max_custom_fields = o.max_custom_fields;
+    s.lookback = parse_duration_option(o.lookback, "--lookback");
+    s.since = parse_time_option(o.since, "--since");
+    s.until = parse_time_option(o.until, "--until");
+    if (s.since && s.until && *s.until < *s.since) {
+        throw Error(ErrorKind::usage, "--until is before --since", "swap the two dates");
+    }
+    s.full_refresh = o.full_refresh;
+    s.filter = drivers::dialfire::TransactionFilter::parse(o.filter_mode, o.filter_prefixes);
+    s.filter.until = s.until;
+    s.workers = o.workers;
+    s.batch_rows = o.batch_rows;
+    s.mode = o.mode == "init"     ? drivers::dialfire::SyncMode::initial
+             : o.mode == "update" ? drivers::dialfire::SyncMode::recent
+                                  : drivers::dialfire::SyncMode::incremental;
+    const auto budget = parse_duration_option(o.common.max_runtime, "--max-runtime");
+    if (budget.count() > 0) {
+        s.deadline = std::chrono::steady_clock::now() + budget;
+    }
+    s.retry.max_attempts = o.common.retry_attempts;
+    s.retry.base_delay = parse_duration_option(o.common.retry_base, "--retry-base");
+    return s;
+}
+
+} // namespace
+
+void add_db_sync(CLI::App& app, DbSyncOptions& o) {
+    add_common(app, o.common);
+    app.add_option("--campaign,--c", o.campaign, "Dialfire campaign ID")->envname("DBSYNC_C");
+    app.add_option("--url", o.url,
+                   "Target: sqlite://FILE, postgres://, mysql://, sqlserver://USER:PW@HOST:1433/[INSTANCE/]DB")
+        ->envname("DBSYNC_URL")
+        ->capture_default_str();
+    app.add_option("--api-url", o.api_url, "Dialfire API base URL (an emulator, a proxy)")
+        ->envname("CRMSYNC_API_URL")
+        ->capture_default_str();
+    app.add_option("--table-prefix,--tp", o.table_prefix, "Prefix of the table names")
+        ->envname("DBSYNC_TP")
+        ->capture_default_str();
+    app.add_option("--since,--s", o.since, "Start at this UTC date/time instead of the checkpoint")
+        ->envname("DBSYNC_S");
+    app.add_option("--until", o.until, "Stop at this UTC date/time (a backfill; keeps the checkpoint)");
+    app.add_option("--lookback", o.lookback, "Overlap with the previous run")->capture_default_str();
+    app.add_flag("--full-refresh", o.full_refresh,
+                 "Fetch every contact again, ignoring the checkpoint and stored md5s");
+    app.add_option("--fm", o.filter_mode, "Filter: updates_only or hi_updates_only")
+        ->check(CLI::IsMember({"", "updates_only", "hi_updates_only"}))
+        ->envname("DBSYNC_FM");
+    app.add_option("--fp", o.filter_prefixes, "Task prefixes, comma separated, e.g. 'fc_,qc_'")
+        ->envname("DBSYNC_FP");
+    app.add_option("--max-custom-fields", o.max_custom_fields,
+                   "Custom fields stored as columns (0 = all; the rest stay in _raw)")
+        ->capture_default_str();
+    app.add_option("--workers,--w", o.workers, "Contact requests in flight")
+        ->check(CLI::Range(1, 64))
+        ->envname("DBSYNC_W")
+        ->capture_default_str();
+    app.add_option("--d", o.db_connections,
+                   "dbsync2's DB connection count (accepted; a run writes through one connection)")
+        ->envname("DBSYNC_D");
+    app.add_option("--batch-rows", o.batch_rows, "Rows per database transaction")
+        ->check(CLI::Range(1, 1000000))
+        ->capture_default_str();
+    app.add_option("--mode", o.mode, "sync (default), init (db_init: all) or update (db_update: 7 days)")
+        ->check(CLI::IsMember({"sync", "init", "update"}))
+        ->capture_default_str();
+    app.add_flag("--p", o.profiling, "dbsync2's profiling switch (accepted, ignored)");
+}
+
+int run_db_sync(const DbSyncOptions& o) {
+    auto sync = resolve(o);
+    const auto target = parse_target(o.url);
+    sync.api.token = resolve_token(o.common);
+    install_stop_signal_handlers();
+    const std::string mode_name = o.mode == "sync" ? "db_sync" : "db_" + o.mode;
+    init_logging(o.common, o.campaign, mode_name);
+
+    pipeline::RunSummary summary;
+    summary.command = mode_name;
+    summary.job = o.campaign;
+    const auto started = std::chrono::steady_clock::now();
+    const auto finish = [&](const char* status) {
+        summary.status = status;
+        summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        report(o.common, summary);
+    };
+    try {
+        log::info("crmsync {} {} campaign {} into {}", CRMSYNC_VERSION, mode_name, o.campaign,
+                  util::redact_url(o.url));
+        auto db = open_target(target);
+        if (!db->try_lock(drivers::dialfire::job_key(sync))) {
+            throw Error(ErrorKind::locked,
+                        "another run of campaign " + o.campaign + " into " + db->description() +
+                            " holds the lock",
+                        "nothing to do: that run will finish the work");
+        }
+        drivers::dialfire::run_sync(sync, *db, summary);
+    } catch (Error& e) {
+        summary.error = e.describe();
+        finish(e.kind() == ErrorKind::interrupted ? "interrupted"
+               : e.kind() == ErrorKind::locked    ? "locked"
+                                                  : "failed");
+        throw;
+    }
+    const bool partial = summary.status == "partial" || summary.rejected > 0;
+    finish(partial ? "partial" : "ok");
+    return partial ? k_exit_partial : k_exit_ok;
+}
+
+} // namespace crmsync::cli

@@ -1,0 +1,85 @@
+#pragma once
+
+#include "lib/core/clock.hpp"
+#include "lib/http/http_client.hpp"
+#include "lib/http/retry_policy.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crmsync::drivers::dialfire {
+
+inline constexpr const char* k_default_api_url = "https://api.dialfire.com";
+inline constexpr std::size_t k_contacts_per_request = 20; // the API's limit for E3
+inline constexpr int k_list_page_size = 1000;
+
+struct ApiConfig {
+    std::string base_url = k_default_api_url; // without trailing slash
+    std::string campaign;
+    std::string token;
+    bool verify_tls = true;
+};
+
+struct CampaignField {
+    std::string name;
+    std::string field_type; // "number" -> number column, anything else -> text
+};
+
+struct ListedContact {
+    std::string id;
+    std::string md5;
+};
+
+struct ContactListPage {
+    std::vector<ListedContact> contacts;
+    std::string cursor; // empty on the last page
+};
+
+struct JsonPage {
+    std::vector<nlohmann::json> results;
+    std::string cursor;
+};
+
+// The Dialfire API as reference/dbsync2.md §2 describes it (E1-E5), Bearer token, query values
+// URL-encoded, every request retried per the RetryContext, bodies rebuilt on each attempt.
+// One client per thread (it owns one keep-alive connection).
+class ApiClient {
+public:
+    ApiClient(ApiConfig config, http::RetryContext retry);
+
+    // E1. Also returns the server's clock (Date header), so windows never rest on ours.
+    std::vector<CampaignField> fields(std::optional<SystemTime>* server_now = nullptr);
+    // E2. `changed_since` is a date (YYYY-MM-DD) or empty for all contacts.
+    ContactListPage list_contacts(const std::string& changed_since, const std::string& cursor);
+    // E3, at most k_contacts_per_request ids.
+    std::vector<nlohmann::json> fetch_contacts(const std::vector<std::string>& ids);
+    // E5. from/to in the API's format (2006-01-02T15:04:05.999, UTC); `to` may be empty.
+    JsonPage inbound_calls(const std::string& from, const std::string& to,
+                           const std::string& cursor);
+    // E4 result strings "<fired>|<md5>|<contactId>|<pointer>".
+    struct TransactionPage {
+        std::vector<std::string> events;
+        std::string cursor;
+    };
+    TransactionPage transactions(const std::string& query_without_cursor,
+                                 const std::string& cursor);
+
+    // Bytes of invalid UTF-8 replaced in answers so far.
+    long repaired_bytes() const noexcept { return m_repaired; }
+
+private:
+    nlohmann::json get_json(const std::string& path_and_query, const std::string& what,
+                            std::optional<SystemTime>* server_now = nullptr);
+    nlohmann::json send_json(http::HttpRequest request, const std::string& what,
+                             std::optional<SystemTime>* server_now);
+
+    ApiConfig m_config;
+    http::RetryContext m_retry;
+    http::HttpClient m_http;
+    long m_repaired = 0;
+};
+
+} // namespace crmsync::drivers::dialfire

@@ -1,0 +1,352 @@
+#include "drivers/dialfire/transform.hpp"
+
+#include "lib/core/error.hpp"
+#include "lib/sql/json_values.hpp"
+#include "lib/util/hash.hpp"
+#include "lib/util/identifiers.hpp"
+#include "lib/util/time.hpp"
+
+#include <map>
+#include <set>
+
+namespace crmsync::drivers::dialfire {
+namespace {
+
+using nlohmann::json;
+using sql::Value;
+
+std::optional<std::string> string_field(const json& record, const char* name) {
+    if (!record.is_object()) {
+        return std::nullopt;
+    }
+    const auto it = record.find(name);
+    if (it == record.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+        return std::nullopt;
+    }
+    return it->get<std::string>();
+}
+
+// The record without the nested arrays that get rows of their own, so _raw holds every field
+// exactly once across the tables.
+std::string raw_without(const json& record, std::initializer_list<const char*> nested) {
+    if (!record.is_object()) {
+        return sql::to_json_text(record);
+    }
+    bool has_nested = false;
+    for (const char* key : nested) {
+        has_nested = has_nested || record.contains(key);
+    }
+    if (!has_nested) {
+        return sql::to_json_text(record);
+    }
+    json copy = record;
+    for (const char* key : nested) {
+        copy.erase(key);
+    }
+    return sql::to_json_text(copy);
+}
+
+struct Emitter {
+    const DialfireSchema& schema;
+    const TransactionFilter& filter;
+    pipeline::TargetWriter& writer;
+    TransformCounters& counters;
+    std::string contact_id;
+
+    const sql::TableSpec& spec(std::size_t index) const { return schema.specs[index]; }
+
+    bool emit(std::size_t table, const json& record, std::map<std::string, Value> computed,
+              const std::string& key, const std::string& raw) {
+        computed["_raw"] = raw;
+        sql::Row row;
+        std::string problem;
+        if (!sql::row_from_json(spec(table), record, computed, row, problem)) {
+            writer.reject(spec(table).table.name, key, problem, raw);
+            return false;
+        }
+        writer.add(spec(table).table, std::move(row));
+        return true;
+    }
+
+    void recording(const json& rec, const std::string& connection_id) {
+        const std::string raw = sql::to_json_text(rec);
+        auto basis = string_field(rec, "location");
+        if (!basis) {
+            basis = string_field(rec, "started");
+        }
+        if (!basis) {
+            writer.reject(spec(schema.recordings).table.name, connection_id,
+                          "recording has neither location nor started, so no stable id", raw);
+            return;
+        }
+        const std::string id = util::md5_hex(connection_id + *basis);
+        emit(schema.recordings, rec,
+             {{"id", id}, {"contact_id", contact_id}, {"connection_id", connection_id}}, id, raw);
+    }
+
+    void connection(const json& conn, const std::string& transaction_id,
+                    const std::optional<std::string>& parent_id) {
+        const std::string raw = raw_without(conn, {"recordings", "third_party_connections"});
+        const auto id = string_field(conn, "id");
+        if (!id) {
+            writer.reject(spec(schema.connections).table.name, transaction_id,
+                          "connection without id", raw);
+            return;
+        }
+        if (!conn.contains("disconnected") || conn["disconnected"].is_null()) {
+            // The call is still running; the contact changes again when it ends.
+            ++counters.in_progress;
+            return;
+        }
+        std::map<std::string, Value> computed{{"contact_id", contact_id},
+                                              {"transaction_id", transaction_id}};
+        if (parent_id) {
+            computed["parent_connection_id"] = *parent_id;
+        }
+        if (!emit(schema.connections, conn, computed, *id, raw)) {
+            return;
+        }
+        if (const auto recs = conn.find("recordings"); recs != conn.end() && recs->is_array()) {
+            for (const auto& rec : *recs) {
+                recording(rec, *id);
+            }
+        }
+        connections(conn.value("third_party_connections", json::array()), transaction_id, *id);
+    }
+
+    // A transfer's parent is the connection before it; third-party legs hang off their owner.
+    void connections(const json& list, const std::string& transaction_id,
+                     const std::optional<std::string>& owner) {
+        if (!list.is_array()) {
+            return;
+        }
+        std::optional<std::string> previous;
+        for (const auto& conn : list) {
+            std::optional<std::string> parent = owner;
+            if (!owner && string_field(conn, "technology") == std::optional<std::string>("transfer")) {
+                parent = previous;
+            }
+            connection(conn, transaction_id, parent);
+            previous = string_field(conn, "id");
+        }
+    }
+
+    void transaction(const json& tx, std::map<std::string, int>& fired_seen) {
+        const std::string raw = raw_without(tx, {"connections"});
+        const auto fired = string_field(tx, "fired");
+        if (!fired) {
+            writer.reject(spec(schema.transactions).table.name, contact_id,
+                          "transaction without fired, so no stable id", raw);
+            return;
+        }
+        if (!filter.accepts(tx)) {
+            ++counters.filtered;
+            return;
+        }
+        // dbsync2's id; a second transaction fired in the same millisecond would overwrite
+        // the first (defect §5.12), so later ones get a counter.
+        const int seen = fired_seen[*fired]++;
+        const std::string id = util::md5_hex(contact_id + *fired +
+                                             (seen == 0 ? "" : "#" + std::to_string(seen)));
+        if (!emit(schema.transactions, tx, {{"id", id}, {"contact_id", contact_id}}, id, raw)) {
+            return;
+        }
+        connections(tx.value("connections", json::array()), id, std::nullopt);
+    }
+};
+
+} // namespace
+
+TransactionFilter TransactionFilter::parse(const std::string& mode, const std::string& prefixes) {
+    TransactionFilter filter;
+    if (mode == "updates_only") {
+        filter.updates_only = true;
+    } else if (mode == "hi_updates_only") {
+        filter.updates_only = true;
+        filter.human_only = true;
+    } else if (!mode.empty()) {
+        throw Error(ErrorKind::usage, "unknown filter mode '" + mode + "'",
+                    "use --fm updates_only or --fm hi_updates_only");
+    }
+    std::size_t start = 0;
+    while (start <= prefixes.size()) {
+        const auto comma = prefixes.find(',', start);
+        std::string prefix = prefixes.substr(start, comma == std::string::npos ? std::string::npos
+                                                                               : comma - start);
+        const auto first = prefix.find_first_not_of(" \t");
+        const auto last = prefix.find_last_not_of(" \t");
+        if (first != std::string::npos) {
+            filter.task_prefixes.push_back(prefix.substr(first, last - first + 1));
+        }
+        if (comma == std::string::npos) {
+            break;
+        }
+        start = comma + 1;
+    }
+    return filter;
+}
+
+bool TransactionFilter::accepts(const json& tx) const {
+    if (updates_only) {
+        const auto type = tx.find("type");
+        if (type != tx.end() && !type->is_null() && *type != "update") {
+            return false;
+        }
+    }
+    if (human_only) {
+        const auto user = tx.find("user");
+        if (user == tx.end() || user->is_null()) {
+            return false;
+        }
+        const auto detail = tx.find("status_detail");
+        if (detail != tx.end() && *detail == "$assigned") {
+            return false;
+        }
+    }
+    if (!task_prefixes.empty()) {
+        const auto task = tx.find("task");
+        if (task != tx.end() && task->is_string()) {
+            const auto& name = task->get_ref<const std::string&>();
+            bool matched = false;
+            for (const auto& prefix : task_prefixes) {
+                matched = matched || name.rfind(prefix, 0) == 0;
+            }
+            if (!matched) {
+                return false;
+            }
+        }
+    }
+    if (until) {
+        if (const auto fired = tx.find("fired"); fired != tx.end() && fired->is_string()) {
+            const auto t = util::parse_iso8601(fired->get_ref<const std::string&>());
+            if (t && *t > *until) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+DialfireSchema DialfireSchema::build(const std::string& prefix,
+                                     const std::vector<CampaignField>& fields,
+                                     std::size_t max_custom_fields,
+                                     std::size_t max_identifier_bytes) {
+    DialfireSchema schema;
+    schema.specs = sql::load_schema("dialfire.json", prefix);
+    const auto name_of = [&](std::size_t i) { return schema.specs[i].table.name; };
+    const std::vector<std::pair<std::size_t*, const char*>> slots = {
+        {&schema.contacts, "contacts"},     {&schema.transactions, "transactions"},
+        {&schema.connections, "connections"}, {&schema.recordings, "recordings"},
+        {&schema.inbound_calls, "inbound_calls"}};
+    for (const auto& [slot, name] : slots) {
+        for (std::size_t i = 0; i < schema.specs.size(); ++i) {
+            if (name_of(i) == prefix + name) {
+                *slot = i;
+            }
+        }
+    }
+    auto& contacts = schema.specs[schema.contacts];
+    util::IdentifierAllocator names(max_identifier_bytes);
+    std::set<std::string> fixed_sources;
+    for (const auto& column : contacts.table.columns) {
+        names.reserve(column.name);
+    }
+    for (const auto& source : contacts.sources) {
+        fixed_sources.insert(source);
+    }
+    std::size_t added = 0;
+    std::set<std::string> seen;
+    for (const auto& field : fields) {
+        if (max_custom_fields != 0 && added >= max_custom_fields) {
+            break;
+        }
+        // "$"-fields already have their columns; a repeated name is one field.
+        if (fixed_sources.count(field.name) != 0 || !seen.insert(field.name).second) {
+            continue;
+        }
+        sql::Column column;
+        column.name = names.allocate(field.name);
+        column.type = field.field_type == "number" ? sql::ColumnType::number : sql::ColumnType::text;
+        contacts.table.columns.push_back(column);
+        contacts.sources.push_back(field.name);
+        schema.custom_fields.push_back(field.name);
+        ++added;
+    }
+    return schema;
+}
+
+std::vector<const sql::Table*> DialfireSchema::tables() const {
+    std::vector<const sql::Table*> out;
+    for (const auto& spec : specs) {
+        out.push_back(&spec.table);
+    }
+    return out;
+}
+
+void transform_contact(const json& contact, const DialfireSchema& schema,
+                       const TransactionFilter& filter, pipeline::TargetWriter& writer,
+                       TransformCounters& counters) {
+    const auto& contacts_table = schema.specs[schema.contacts].table.name;
+    const auto id = string_field(contact, "$id");
+    if (!contact.is_object() || !id) {
+        writer.reject(contacts_table, "", "contact without $id", sql::to_json_text(contact));
+        return;
+    }
+    Emitter emitter{schema, filter, writer, counters, *id};
+    // The contact's _raw keeps its $task_log entries minus the transactions, which are stored
+    // (with their own _raw) in the transactions table.
+    std::string raw;
+    if (contact.contains("$task_log")) {
+        json copy = contact;
+        if (copy["$task_log"].is_array()) {
+            for (auto& entry : copy["$task_log"]) {
+                if (entry.is_object()) {
+                    entry.erase("transactions");
+                }
+            }
+        }
+        raw = sql::to_json_text(copy);
+    } else {
+        raw = sql::to_json_text(contact);
+    }
+    if (!emitter.emit(schema.contacts, contact, {}, *id, raw)) {
+        return;
+    }
+    const auto log = contact.find("$task_log");
+    if (log == contact.end() || !log->is_array()) {
+        return;
+    }
+    std::map<std::string, int> fired_seen;
+    for (const auto& entry : *log) {
+        if (!entry.is_object()) {
+            continue;
+        }
+        const auto txs = entry.find("transactions");
+        if (txs == entry.end() || !txs->is_array()) {
+            continue;
+        }
+        for (const auto& tx : *txs) {
+            emitter.transaction(tx, fired_seen);
+        }
+    }
+}
+
+void transform_inbound_call(const json& call, const DialfireSchema& schema,
+                            pipeline::TargetWriter& writer) {
+    const auto& spec = schema.specs[schema.inbound_calls];
+    const std::string raw = sql::to_json_text(call);
+    const auto id = string_field(call, "id");
+    if (!id) {
+        writer.reject(spec.table.name, "", "inbound call without id", raw);
+        return;
+    }
+    sql::Row row;
+    std::string problem;
+    if (!sql::row_from_json(spec, call, {{"_raw", raw}}, row, problem)) {
+        writer.reject(spec.table.name, *id, problem, raw);
+        return;
+    }
+    writer.add(spec.table, std::move(row));
+}
+
+} // namespace crmsync::drivers::dialfire

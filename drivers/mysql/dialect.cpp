@@ -1,0 +1,141 @@
+#include "drivers/mysql/dialect.hpp"
+
+#include <fmt/format.h>
+
+namespace crmsync::drivers::mysql {
+namespace {
+
+class MysqlDialect final : public sql::Dialect {
+public:
+    std::string_view name() const override { return "mysql"; }
+
+    std::string quote(std::string_view identifier) const override {
+        std::string out = "`";
+        for (const char c : identifier) {
+            out += c == '`' ? std::string("``") : std::string(1, c);
+        }
+        return out + "`";
+    }
+
+    // 64 characters; counted in bytes here, which is stricter for non-ASCII names.
+    std::size_t max_identifier_bytes() const override { return 64; }
+    std::size_t max_parameters() const override { return 65535; }
+
+    std::string column_type(const sql::Column& column) const override {
+        using sql::ColumnType;
+        if (column.identity) {
+            return "bigint NOT NULL AUTO_INCREMENT";
+        }
+        switch (column.type) {
+        // Keys compare byte-exactly: "abc" and "ABC" are two records.
+        case ColumnType::key:
+            return fmt::format("varchar({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                               k_key_length);
+        case ColumnType::text: return "longtext";
+        case ColumnType::number:
+            return fmt::format("decimal({},{})", number_integer_digits() + number_fraction_digits(),
+                               number_fraction_digits());
+        case ColumnType::integer: return "bigint";
+        case ColumnType::boolean: return "boolean";
+        case ColumnType::timestamp: return "datetime(3)";
+        case ColumnType::json: return "json";
+        }
+        return "longtext";
+    }
+
+    std::string create_table(const sql::Table& table) const override {
+        std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(table.name) + " (";
+        for (std::size_t i = 0; i < table.columns.size(); ++i) {
+            const auto& c = table.columns[i];
+            sql += (i ? ", " : "") + quote(c.name) + " " + column_type(c) +
+                   (c.nullable && c.name != table.primary_key ? "" : " NOT NULL");
+        }
+        return sql + ", PRIMARY KEY (" + quote(table.primary_key) +
+               ")) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
+    }
+
+    std::string add_column(const sql::Table& table, const sql::Column& column) const override {
+        return "ALTER TABLE " + quote(table.name) + " ADD COLUMN " + quote(column.name) + " " +
+               column_type(column);
+    }
+
+    std::string list_columns_query() const override {
+        return "SELECT column_name FROM information_schema.columns "
+               "WHERE table_schema = DATABASE() AND table_name = :table";
+    }
+
+    std::string list_indexes_query() const override {
+        return "SELECT DISTINCT index_name FROM information_schema.statistics "
+               "WHERE table_schema = DATABASE() AND table_name = :table";
+    }
+
+    std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
+                       std::size_t rows) const override {
+        std::string sql = "INSERT INTO " + quote(table.name) + " (";
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            sql += (i ? ", " : "") + quote(columns[i]->name);
+        }
+        sql += ") VALUES ";
+        std::size_t p = 0;
+        for (std::size_t r = 0; r < rows; ++r) {
+            sql += r ? ", (" : "(";
+            for (std::size_t i = 0; i < columns.size(); ++i) {
+                sql += (i ? ", " : "") + placeholder("p", p++);
+            }
+            sql += ")";
+        }
+        std::string same;
+        std::string set;
+        for (const auto* c : columns) {
+            if (c->name == table.primary_key || c->name == table.changed_at_column) {
+                continue;
+            }
+            const std::string q = quote(c->name);
+            same += (same.empty() ? "" : " AND ") + fmt::format("BINARY {0} <=> BINARY VALUES({0})", q);
+            set += ", " + q + " = VALUES(" + q + ")";
+        }
+        const std::string key = quote(table.primary_key);
+        if (set.empty()) {
+            return sql + " ON DUPLICATE KEY UPDATE " + key + " = " + key;
+        }
+        sql += " ON DUPLICATE KEY UPDATE ";
+        // Assignments run left to right and see earlier ones, so the change stamp is decided
+        // first, while the row still holds its old values.
+        if (!table.changed_at_column.empty()) {
+            const std::string stamp = quote(table.changed_at_column);
+            sql += fmt::format("{0} = IF({1}, {0}, VALUES({0}))", stamp, same) + set;
+        } else {
+            sql += set.substr(2);
+        }
+        return sql;
+    }
+
+    // SOCI connects with CLIENT_FOUND_ROWS, so MySQL counts 1 per inserted row, 2 per updated
+    // row and 1 per row found unchanged: affected = rows + updated.
+    long updated_from_affected(long affected, long inserted, long rows) const override {
+        (void)inserted;
+        return affected - rows;
+    }
+
+    std::vector<std::string> session_setup() const override {
+        return {"SET NAMES utf8mb4",
+                "SET time_zone = '+00:00'",
+                "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
+                "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"};
+    }
+
+    std::optional<std::string> try_lock_query() const override {
+        return "SELECT GET_LOCK(:lock, 0)";
+    }
+
+protected:
+    std::size_t number_integer_digits() const override { return 45; }
+    std::size_t number_fraction_digits() const override { return 20; }
+    int min_timestamp_year() const override { return 1000; }
+};
+
+} // namespace
+
+std::unique_ptr<sql::Dialect> make_dialect() { return std::make_unique<MysqlDialect>(); }
+
+} // namespace crmsync::drivers::mysql

@@ -1,0 +1,85 @@
+#include "drivers/sqlite/connection.hpp"
+
+#include "drivers/sqlite/dialect.hpp"
+#include "lib/core/error.hpp"
+
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace crmsync::drivers::sqlite {
+namespace {
+
+// SQLite has no server to hold a lock, so a job's lock is an flock on "<file>.lock"; the kernel
+// drops it when the process dies, so a killed run never blocks the next one.
+class SqliteDatabase final : public sql::Database {
+public:
+    SqliteDatabase(std::unique_ptr<soci::session> session, std::string path)
+        : Database(make_dialect(), std::move(session), "sqlite://" + path),
+          m_lock_path(std::move(path) + ".lock") {}
+
+    ~SqliteDatabase() override {
+        if (m_lock_fd >= 0) {
+            ::close(m_lock_fd);
+        }
+    }
+
+    bool try_lock(const std::string& /*job_key*/) override {
+        if (m_lock_fd < 0) {
+            m_lock_fd = ::open(m_lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (m_lock_fd < 0) {
+                throw Error(ErrorKind::io,
+                            "cannot open lock file " + m_lock_path + ": " + std::strerror(errno),
+                            "the directory of the SQLite file must be writable");
+            }
+        }
+        return ::flock(m_lock_fd, LOCK_EX | LOCK_NB) == 0;
+    }
+
+private:
+    std::string m_lock_path;
+    int m_lock_fd = -1;
+};
+
+std::string quoted(const std::string& value) {
+    std::string out = "\"";
+    for (const char c : value) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+
+} // namespace
+
+std::string connect_string(const util::DatabaseUrl& url) {
+    return "db=" + quoted(url.database) + " timeout=30";
+}
+
+std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
+    // The file holds personal data: create it private (SQLite would use the umask).
+    const int fd = ::open(url.database.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        throw Error(ErrorKind::io,
+                    "cannot open SQLite file " + url.database + ": " + std::strerror(errno),
+                    "check that the directory exists and is writable");
+    }
+    ::close(fd);
+    auto session = std::make_unique<soci::session>();
+    try {
+        session->open(soci::sqlite3, connect_string(url));
+    } catch (const soci::soci_error& e) {
+        throw Error(ErrorKind::io, "cannot open SQLite file " + url.database + ": " + e.what(),
+                    "check that the file is a SQLite database and is writable");
+    }
+    return std::make_unique<SqliteDatabase>(std::move(session), url.database);
+}
+
+} // namespace crmsync::drivers::sqlite

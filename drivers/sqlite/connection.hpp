@@ -1,0 +1,17 @@
+#pragma once
+
+#include "lib/sql/database.hpp"
+#include "lib/util/url.hpp"
+
+#include <memory>
+#include <string>
+
+namespace crmsync::drivers::sqlite {
+
+// The SOCI connection string for `url`; values are quoted so any password works.
+std::string connect_string(const util::DatabaseUrl& url);
+
+// Opens the target. Throws crmsync::Error(connection) with a hint when it cannot.
+std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url);
+
+} // namespace crmsync::drivers::sqlite

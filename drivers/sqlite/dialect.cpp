@@ -1,0 +1,119 @@
+#include "drivers/sqlite/dialect.hpp"
+
+namespace crmsync::drivers::sqlite {
+namespace {
+
+class SqliteDialect final : public sql::Dialect {
+public:
+    std::string_view name() const override { return "sqlite"; }
+
+    std::string quote(std::string_view identifier) const override {
+        std::string out = "\"";
+        for (const char c : identifier) {
+            out += c == '"' ? std::string("\"\"") : std::string(1, c);
+        }
+        return out + "\"";
+    }
+
+    // SQLite has no limit; 128 keeps names portable to the other targets.
+    std::size_t max_identifier_bytes() const override { return 128; }
+    std::size_t max_parameters() const override { return 32766; }
+
+    std::string column_type(const sql::Column& column) const override {
+        using sql::ColumnType;
+        if (column.identity) {
+            return "INTEGER";
+        }
+        switch (column.type) {
+        case ColumnType::key: return "TEXT";
+        case ColumnType::text: return "TEXT";
+        case ColumnType::number: return "NUMERIC";
+        case ColumnType::integer: return "INTEGER";
+        case ColumnType::boolean: return "INTEGER";
+        case ColumnType::timestamp: return "TEXT";
+        case ColumnType::json: return "TEXT";
+        }
+        return "TEXT";
+    }
+
+    std::string create_table(const sql::Table& table) const override {
+        std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(table.name) + " (";
+        for (std::size_t i = 0; i < table.columns.size(); ++i) {
+            const auto& c = table.columns[i];
+            sql += (i ? ", " : "") + quote(c.name) + " " + column_type(c);
+            if (c.name == table.primary_key) {
+                sql += " NOT NULL PRIMARY KEY";
+            } else if (!c.nullable) {
+                sql += " NOT NULL";
+            }
+        }
+        return sql + ")";
+    }
+
+    std::string add_column(const sql::Table& table, const sql::Column& column) const override {
+        return "ALTER TABLE " + quote(table.name) + " ADD COLUMN " + quote(column.name) + " " +
+               column_type(column);
+    }
+
+    std::string create_index(const sql::Table& table, const sql::Index& index) const override {
+        std::string sql = Dialect::create_index(table, index);
+        return sql.insert(sql.find("INDEX ") + 6, "IF NOT EXISTS ");
+    }
+
+    std::string list_columns_query() const override {
+        return "SELECT name FROM pragma_table_info(:table)";
+    }
+
+    std::string list_indexes_query() const override {
+        return "SELECT name FROM pragma_index_list(:table)";
+    }
+
+    std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
+                       std::size_t rows) const override {
+        std::string sql = "INSERT INTO " + quote(table.name) + " AS t (";
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            sql += (i ? ", " : "") + quote(columns[i]->name);
+        }
+        sql += ") VALUES ";
+        std::size_t p = 0;
+        for (std::size_t r = 0; r < rows; ++r) {
+            sql += r ? ", (" : "(";
+            for (std::size_t i = 0; i < columns.size(); ++i) {
+                sql += (i ? ", " : "") + placeholder("p", p++);
+            }
+            sql += ")";
+        }
+        std::string set;
+        std::string differs;
+        for (const auto* c : columns) {
+            if (c->name == table.primary_key) {
+                continue;
+            }
+            const std::string q = quote(c->name);
+            set += (set.empty() ? "" : ", ") + q + " = excluded." + q;
+            if (c->name != table.changed_at_column) {
+                differs += (differs.empty() ? "" : " OR ") + ("t." + q) + " IS NOT excluded." + q;
+            }
+        }
+        sql += " ON CONFLICT (" + quote(table.primary_key) + ") ";
+        if (set.empty()) {
+            return sql + "DO NOTHING";
+        }
+        sql += "DO UPDATE SET " + set;
+        if (!differs.empty()) {
+            sql += " WHERE " + differs;
+        }
+        return sql;
+    }
+
+    std::vector<std::string> session_setup() const override {
+        return {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
+                "PRAGMA busy_timeout = 30000"};
+    }
+};
+
+} // namespace
+
+std::unique_ptr<sql::Dialect> make_dialect() { return std::make_unique<SqliteDialect>(); }
+
+} // namespace crmsync::drivers::sqlite

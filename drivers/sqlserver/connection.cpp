@@ -1,0 +1,73 @@
+#include "drivers/sqlserver/connection.hpp"
+
+#include "drivers/sqlserver/dialect.hpp"
+#include "lib/core/error.hpp"
+#include "lib/util/redact.hpp"
+
+#include <soci/odbc/soci-odbc.h>
+#include <soci/soci.h>
+
+#include <filesystem>
+
+namespace crmsync::drivers::sqlserver {
+namespace {
+
+// ODBC attribute values: braced when they hold ; { } or spaces, with } doubled inside.
+std::string odbc_value(const std::string& value) {
+    if (value.find_first_of(";{} =") == std::string::npos) {
+        return value;
+    }
+    std::string out = "{";
+    for (const char c : value) {
+        out += c == '}' ? std::string("}}") : std::string(1, c);
+    }
+    return out + "}";
+}
+
+// FreeTDS registered by name when odbcinst knows it, else by the library's path.
+std::string freetds_driver() {
+    for (const char* path : {"/usr/lib/x86_64-linux-gnu/odbc/libtdsodbc.so",
+                             "/usr/lib/aarch64-linux-gnu/odbc/libtdsodbc.so",
+                             "/usr/lib/odbc/libtdsodbc.so", "/usr/local/lib/libtdsodbc.so"}) {
+        if (std::filesystem::exists(path)) {
+            return path;
+        }
+    }
+    return "{FreeTDS}";
+}
+
+} // namespace
+
+std::string connect_string(const util::DatabaseUrl& url) {
+    std::string server = url.host;
+    if (!url.instance.empty() && !url.port) {
+        server += "\\" + url.instance; // resolved through the SQL Server Browser
+    }
+    std::string s = "DRIVER=" + freetds_driver() + ";SERVER=" + odbc_value(server);
+    s += ";PORT=" + std::to_string(url.port.value_or(1433));
+    s += ";DATABASE=" + odbc_value(url.database);
+    if (!url.user.empty()) {
+        s += ";UID=" + odbc_value(url.user);
+    }
+    if (!url.password.empty()) {
+        s += ";PWD=" + odbc_value(url.password);
+    }
+    return s + ";TDS_Version=7.4;ClientCharset=UTF-8";
+}
+
+std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
+    auto session = std::make_unique<soci::session>();
+    try {
+        session->open(soci::odbc, connect_string(url));
+    } catch (const soci::soci_error& e) {
+        throw Error(ErrorKind::connection,
+                    "cannot connect to SQL Server at " + url.host + ": " +
+                        util::redact(e.what()),
+                    "check host, port, instance, database, user and password "
+                    "(CRMSYNC_DB_PASSWORD); FreeTDS (tdsodbc) must be installed");
+    }
+    const std::string description = "sqlserver://" + url.host + "/" + url.database;
+    return std::make_unique<sql::Database>(make_dialect(), std::move(session), description);
+}
+
+} // namespace crmsync::drivers::sqlserver

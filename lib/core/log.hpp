@@ -1,0 +1,44 @@
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string>
+#include <string_view>
+
+namespace crmsync::log {
+
+// Levels follow dbsync2's --l: 0 critical .. 5 debug.
+enum class Level { critical = 0, error = 1, warning = 2, notice = 3, info = 4, debug = 5 };
+
+struct LogOptions {
+    std::string file;       // empty: no log file
+    Level level = Level::info;
+    bool to_stdout = false; // dbsync2's --v
+};
+
+// Opens the log file (created 0600, appended to). Every line passes through util::redact, so
+// a registered secret never reaches it. Safe to call once; without it, only warnings and
+// errors go to stderr.
+void init(const LogOptions& options);
+void shutdown();
+
+void write(Level level, std::string_view message);
+
+template <typename... Args>
+void info(fmt::format_string<Args...> f, Args&&... args) {
+    write(Level::info, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void warn(fmt::format_string<Args...> f, Args&&... args) {
+    write(Level::warning, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void error(fmt::format_string<Args...> f, Args&&... args) {
+    write(Level::error, fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void debug(fmt::format_string<Args...> f, Args&&... args) {
+    write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
+}
+
+} // namespace crmsync::log

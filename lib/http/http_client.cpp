@@ -1,0 +1,123 @@
+#include "lib/http/http_client.hpp"
+
+#include "lib/core/error.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+
+namespace crmsync::http {
+namespace {
+
+size_t write_body(char* data, size_t size, size_t count, void* user) {
+    auto* body = static_cast<std::string*>(user);
+    body->append(data, size * count);
+    return size * count;
+}
+
+size_t write_header(char* data, size_t size, size_t count, void* user) {
+    auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+    const std::string_view line(data, size * count);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos) {
+        std::string name(line.substr(0, colon));
+        std::transform(name.begin(), name.end(), name.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+            value.remove_prefix(1);
+        }
+        while (!value.empty() && (value.back() == '\r' || value.back() == '\n' ||
+                                  value.back() == ' ')) {
+            value.remove_suffix(1);
+        }
+        (*headers)[name] = std::string(value);
+    } else if (line.rfind("HTTP/", 0) == 0) {
+        // A new status line (redirect or 100-continue): forget the previous headers.
+        headers->clear();
+    }
+    return size * count;
+}
+
+} // namespace
+
+void ensure_curl_global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+const std::string* HttpResponse::header(const std::string& lower_name) const {
+    const auto it = headers.find(lower_name);
+    return it == headers.end() ? nullptr : &it->second;
+}
+
+HttpClient::HttpClient(HttpClientOptions options) : m_options(std::move(options)) {
+    ensure_curl_global_init();
+    m_handle.reset(curl_easy_init());
+    if (!m_handle) {
+        throw Error(ErrorKind::internal, "libcurl could not create a handle");
+    }
+}
+
+bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
+                         TransportFailure& failure) {
+    CURL* h = m_handle.get();
+    curl_easy_reset(h);
+    char error_buffer[CURL_ERROR_SIZE] = {};
+    response = HttpResponse{};
+    CurlSlist headers;
+    for (const auto& [name, value] : request.headers) {
+        const std::string line = name + ": " + value;
+        curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
+        if (appended == nullptr) {
+            throw Error(ErrorKind::internal, "out of memory building request headers");
+        }
+        (void)headers.release();
+        headers.reset(appended);
+    }
+    if (!request.body.empty() || request.method == "POST") {
+        // libcurl adds "Expect: 100-continue" to large bodies; it costs a round trip.
+        curl_slist* appended = curl_slist_append(headers.get(), "Expect:");
+        (void)headers.release();
+        headers.reset(appended);
+    }
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
+    curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, m_options.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(k_connect_timeout.count()));
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, m_options.verify_tls ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, m_options.verify_tls ? 2L : 0L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
+    if (request.method == "GET") {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+        // The body is handed over on every attempt, never consumed: retries resend it whole.
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, request.body.data());
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(request.body.size()));
+    }
+    const CURLcode code = curl_easy_perform(h);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+    curl_off_t elapsed_us = 0;
+    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &elapsed_us);
+    response.elapsed = std::chrono::milliseconds(elapsed_us / 1000);
+    if (code != CURLE_OK) {
+        failure.curl_code = static_cast<int>(code);
+        failure.message = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
+        return false;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+    return true;
+}
+
+} // namespace crmsync::http

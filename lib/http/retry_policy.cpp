@@ -1,0 +1,165 @@
+#include "lib/http/retry_policy.hpp"
+
+#include "lib/core/cancel.hpp"
+#include "lib/core/error.hpp"
+#include "lib/util/time.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <random>
+
+namespace crmsync::http {
+namespace {
+
+std::mt19937_64& rng() {
+    thread_local std::mt19937_64 generator{std::random_device{}()};
+    return generator;
+}
+
+std::string snippet(const std::string& body) {
+    std::string s = body.substr(0, 200);
+    std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    return s;
+}
+
+// Sleeps in short slices so a stop signal is noticed within a fraction of a second.
+void interruptible_sleep(const Clock& clock, std::chrono::milliseconds total) {
+    using namespace std::chrono_literals;
+    while (total > 0ms) {
+        if (stop_requested()) {
+            throw Error(ErrorKind::interrupted, "interrupted while waiting to retry");
+        }
+        const auto slice = std::min<std::chrono::milliseconds>(total, 200ms);
+        clock.sleep_for(slice);
+        total -= slice;
+    }
+}
+
+} // namespace
+
+bool RetryPolicy::is_retryable_status(long status) noexcept {
+    return status == 408 || status == 425 || status == 429 || status >= 500;
+}
+
+bool RetryPolicy::is_retryable_transport(int curl_code) noexcept {
+    switch (static_cast<CURLcode>(curl_code)) {
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_OUT_OF_MEMORY:
+        return false;
+    default:
+        return true;
+    }
+}
+
+std::chrono::milliseconds RetryPolicy::backoff(int attempt) const {
+    const int shift = std::clamp(attempt - 1, 0, 30);
+    const long long ceiling =
+        std::min<long long>(max_delay.count(), base_delay.count() * (1LL << shift));
+    std::uniform_int_distribution<long long> dist(0, std::max<long long>(ceiling, 1));
+    return std::chrono::milliseconds(dist(rng()));
+}
+
+std::optional<std::chrono::milliseconds> RetryPolicy::retry_after(const HttpResponse& response,
+                                                                   SystemTime now) {
+    const std::string* value = response.header("retry-after");
+    if (value == nullptr || value->empty()) {
+        return std::nullopt;
+    }
+    long long seconds = 0;
+    auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
+    if (ec == std::errc{} && ptr == value->data() + value->size()) {
+        if (seconds <= 0) {
+            return std::nullopt;
+        }
+        return std::chrono::milliseconds(seconds * 1000);
+    }
+    const auto when = util::parse_http_date(*value);
+    if (!when) {
+        return std::nullopt;
+    }
+    SystemTime reference = now;
+    if (const std::string* date = response.header("date")) {
+        if (const auto server_now = util::parse_http_date(*date)) {
+            reference = *server_now;
+        }
+    }
+    const auto wait = *when - reference;
+    if (wait <= std::chrono::milliseconds(0)) {
+        return std::nullopt;
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(wait);
+}
+
+HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
+                             const RetryContext& context, const BodyCheck& check) {
+    const RetryPolicy& policy = context.policy;
+    std::string last_problem;
+    for (int attempt = 1;; ++attempt) {
+        if (stop_requested()) {
+            throw Error(ErrorKind::interrupted, "interrupted before " + context.what);
+        }
+        HttpResponse response;
+        TransportFailure failure;
+        std::optional<std::chrono::milliseconds> wait;
+        if (client.perform(request, response, failure)) {
+            if (response.status >= 200 && response.status < 300) {
+                if (!check || check(response)) {
+                    return response;
+                }
+                last_problem = fmt::format("HTTP {} with a damaged body ({} bytes)",
+                                           response.status, response.body.size());
+            } else if (response.status == 401 || response.status == 403) {
+                throw Error(ErrorKind::auth,
+                            fmt::format("{} was refused with HTTP {}: {}", context.what,
+                                        response.status, snippet(response.body)),
+                            "check the token: it must belong to this campaign and be current");
+            } else if (!RetryPolicy::is_retryable_status(response.status)) {
+                throw Error(ErrorKind::usage,
+                            fmt::format("{} failed with HTTP {}: {}", context.what,
+                                        response.status, snippet(response.body)),
+                            "check the IDs and URLs on the command line");
+            } else {
+                last_problem = fmt::format("HTTP {}", response.status);
+                if (response.status == 429 || response.status == 503) {
+                    wait = RetryPolicy::retry_after(response, context.clock.wall_now());
+                    if (wait && *wait > policy.max_retry_after) {
+                        throw Error(ErrorKind::connection,
+                                    fmt::format("{}: the server asks to wait {} s (Retry-After)",
+                                                context.what, wait->count() / 1000),
+                                    "the next run will continue from the checkpoint");
+                    }
+                }
+            }
+        } else {
+            last_problem = failure.message;
+            if (!RetryPolicy::is_retryable_transport(failure.curl_code)) {
+                throw Error(ErrorKind::connection,
+                            fmt::format("{} failed: {}", context.what, failure.message),
+                            "check the URL and TLS settings (--insecure skips verification)");
+            }
+        }
+        if (attempt >= policy.max_attempts) {
+            throw Error(ErrorKind::connection,
+                        fmt::format("{} failed after {} attempts; last: {}", context.what,
+                                    attempt, last_problem),
+                        "the service may be down; the next run retries from the checkpoint");
+        }
+        const auto delay = wait.value_or(policy.backoff(attempt));
+        if (context.deadline && context.clock.steady_now() + delay > *context.deadline) {
+            throw Error(ErrorKind::connection,
+                        fmt::format("{}: time budget spent while retrying; last: {}",
+                                    context.what, last_problem),
+                        "raise --max-runtime, or let the next run continue");
+        }
+        context.stats.retries.fetch_add(1, std::memory_order_relaxed);
+        interruptible_sleep(context.clock, delay);
+    }
+}
+
+} // namespace crmsync::http

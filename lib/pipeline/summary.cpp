@@ -1,0 +1,72 @@
+#include "lib/pipeline/summary.hpp"
+
+#include "lib/core/error.hpp"
+#include "lib/util/redact.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace crmsync::pipeline {
+
+std::string RunSummary::to_line() const {
+    std::string line = fmt::format("{} {} {} in {:.1f}s:", command, job, status,
+                                   static_cast<double>(duration.count()) / 1000.0);
+    for (const auto& [table, c] : tables) {
+        line += fmt::format(" {} +{} ~{} ={};", table, c.inserted, c.updated, c.unchanged);
+    }
+    line += fmt::format(" fetched {}, skipped {}, filtered {}, rejected {}, retries {}", fetched,
+                        skipped, filtered, rejected, retries);
+    if (in_progress > 0) {
+        line += fmt::format(", in progress {}", in_progress);
+    }
+    if (!checkpoint.empty()) {
+        line += ", checkpoint " + checkpoint;
+    }
+    return util::redact(line);
+}
+
+std::string RunSummary::to_json() const {
+    nlohmann::json j;
+    j["command"] = command;
+    j["job"] = job;
+    j["status"] = status;
+    j["tables"] = nlohmann::json::object();
+    for (const auto& [table, c] : tables) {
+        j["tables"][table] = {{"inserted", c.inserted}, {"updated", c.updated},
+                              {"unchanged", c.unchanged}};
+    }
+    j["fetched"] = fetched;
+    j["skipped"] = skipped;
+    j["filtered"] = filtered;
+    j["rejected"] = rejected;
+    j["in_progress"] = in_progress;
+    j["retries"] = retries;
+    j["duration_ms"] = duration.count();
+    j["checkpoint"] = checkpoint;
+    if (!error.empty()) {
+        j["error"] = error;
+    }
+    return util::redact(j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void write_summary_file(const RunSummary& summary, const std::string& path) {
+    const std::string temp = path + ".tmp";
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        throw Error(ErrorKind::io, "cannot write summary " + path + ": " + std::strerror(errno));
+    }
+    const std::string text = summary.to_json() + "\n";
+    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
+        throw Error(ErrorKind::io, "cannot write summary " + path + ": " + std::strerror(errno));
+    }
+}
+
+} // namespace crmsync::pipeline

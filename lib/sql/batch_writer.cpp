@@ -1,0 +1,114 @@
+#include "lib/sql/batch_writer.hpp"
+
+#include "lib/core/error.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace crmsync::sql {
+namespace {
+
+constexpr std::size_t k_statement_bytes = 4 * 1024 * 1024;
+
+} // namespace
+
+WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& changed_at,
+                                std::vector<RejectedRow>& rejected) {
+    WriteCounts counts;
+    const Table& table = *batch.table;
+    const Dialect& dialect = m_db.dialect();
+    const std::size_t key_pos = table.position(table.primary_key);
+    const std::size_t changed_pos =
+        table.changed_at_column.empty() ? std::string::npos : table.position(table.changed_at_column);
+    if (key_pos == std::string::npos) {
+        throw Error(ErrorKind::internal, "table " + table.name + " has no primary key column");
+    }
+    std::vector<std::size_t> bound;
+    std::vector<const Column*> columns;
+    for (std::size_t i = 0; i < table.columns.size(); ++i) {
+        if (!table.columns[i].identity) {
+            bound.push_back(i);
+            columns.push_back(&table.columns[i]);
+        }
+    }
+
+    // Last row per key wins; a batch must not touch one row twice (PostgreSQL refuses it).
+    std::unordered_map<std::string, std::size_t> last_by_key;
+    for (std::size_t r = 0; r < batch.rows.size(); ++r) {
+        const auto& key = batch.rows[r][key_pos];
+        if (key) {
+            last_by_key[*key] = r;
+        }
+    }
+    std::vector<const Row*> rows;
+    rows.reserve(last_by_key.size());
+    for (std::size_t r = 0; r < batch.rows.size(); ++r) {
+        const Row& row = batch.rows[r];
+        const auto& key = row[key_pos];
+        if (!key) {
+            rejected.push_back({table.name, "", "the row has no value for " + table.primary_key});
+            continue;
+        }
+        if (last_by_key[*key] != r) {
+            continue;
+        }
+        std::optional<std::string> problem;
+        for (std::size_t i : bound) {
+            if (row[i] && (problem = dialect.value_problem(table.columns[i], *row[i]))) {
+                break;
+            }
+        }
+        if (problem) {
+            rejected.push_back({table.name, *key, *problem});
+            continue;
+        }
+        rows.push_back(&row);
+    }
+    if (rows.empty()) {
+        return counts;
+    }
+
+    // Statements stay under the dialect's parameter limit and a few MB of values, so MySQL's
+    // max_allowed_packet and SQL Server's 2100 parameters are never hit.
+    const std::size_t max_rows =
+        std::max<std::size_t>(1, std::min<std::size_t>(1000, dialect.max_parameters() / columns.size()));
+    const std::vector<std::string> key_column{table.primary_key};
+    std::size_t start = 0;
+    while (start < rows.size()) {
+        std::size_t n = 0;
+        std::size_t bytes = 0;
+        while (start + n < rows.size() && n < max_rows && (n == 0 || bytes < k_statement_bytes)) {
+            for (std::size_t i : bound) {
+                const auto& value = (*rows[start + n])[i];
+                bytes += value ? value->size() : 0;
+            }
+            ++n;
+        }
+        std::vector<Value> keys;
+        keys.reserve(n);
+        for (std::size_t r = start; r < start + n; ++r) {
+            keys.push_back((*rows[r])[key_pos]);
+        }
+        const long existing = static_cast<long>(
+            m_db.query(dialect.select_by_keys(table, key_column, n), keys).size());
+        std::vector<Value> params;
+        params.reserve(n * columns.size());
+        for (std::size_t r = start; r < start + n; ++r) {
+            for (std::size_t i : bound) {
+                params.push_back(i == changed_pos ? Value{changed_at} : (*rows[r])[i]);
+            }
+        }
+        const long affected = m_db.execute(dialect.upsert(table, columns, n), params);
+        const long inserted = static_cast<long>(n) - existing;
+        const long updated =
+            dialect.updated_from_affected(affected, inserted, static_cast<long>(n));
+        counts.inserted += inserted;
+        counts.updated += updated;
+        counts.unchanged += static_cast<long>(n) - inserted - updated;
+        start += n;
+    }
+    return counts;
+}
+
+} // namespace crmsync::sql

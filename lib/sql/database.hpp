@@ -1,0 +1,77 @@
+#pragma once
+
+#include "lib/sql/dialect.hpp"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace soci {
+class session;
+}
+
+namespace crmsync::sql {
+
+using Value = std::optional<std::string>; // nullopt is SQL NULL
+using Row = std::vector<Value>;
+
+// One connection to a target database through SOCI, with its Dialect. Every statement binds
+// its values; SOCI and driver exceptions become crmsync::Error(io) with the statement's
+// purpose as context. Not thread safe: one writer owns it.
+class Database {
+public:
+    Database(std::unique_ptr<Dialect> dialect, std::unique_ptr<soci::session> session,
+             std::string description);
+    Database(const Database&) = delete;
+    Database& operator=(const Database&) = delete;
+    virtual ~Database();
+
+    const Dialect& dialect() const noexcept { return *m_dialect; }
+    // The target as the user may see it (no password).
+    const std::string& description() const noexcept { return m_description; }
+
+    // Runs `sql`, binding params[i] to the i-th placeholder in order; returns affected rows.
+    long execute(const std::string& sql, const std::vector<Value>& params = {});
+    // Runs a query and returns every row as text (numbers and dates formatted, NULL as nullopt).
+    std::vector<Row> query(const std::string& sql, const std::vector<Value>& params = {});
+
+    void begin();
+    void commit();
+    void rollback() noexcept;
+
+    // Takes the job's lock for the lifetime of this connection without waiting; false when
+    // another session holds it. The default runs dialect().try_lock_query().
+    virtual bool try_lock(const std::string& job_key);
+
+protected:
+    soci::session& session() { return *m_session; }
+
+private:
+    std::unique_ptr<Dialect> m_dialect;
+    std::unique_ptr<soci::session> m_session;
+    std::string m_description;
+};
+
+// Rolls back on scope exit unless commit() was called.
+class Transaction {
+public:
+    explicit Transaction(Database& db) : m_db(db) { m_db.begin(); }
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    ~Transaction() {
+        if (!m_done) {
+            m_db.rollback();
+        }
+    }
+    void commit() {
+        m_db.commit();
+        m_done = true;
+    }
+
+private:
+    Database& m_db;
+    bool m_done = false;
+};
+
+} // namespace crmsync::sql

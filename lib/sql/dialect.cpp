@@ -1,0 +1,105 @@
+#include "lib/sql/dialect.hpp"
+
+#include "lib/util/hash.hpp"
+#include "lib/util/identifiers.hpp"
+#include "lib/util/utf8.hpp"
+
+#include <fmt/format.h>
+
+namespace crmsync::sql {
+
+std::string Dialect::placeholder(std::string_view prefix, std::size_t index) const {
+    return fmt::format(":{}{}", prefix, index);
+}
+
+std::string Dialect::qualified(const Table& table, const Column& column) const {
+    return quote(table.name) + "." + quote(column.name);
+}
+
+std::string Dialect::create_index(const Table& table, const Index& index) const {
+    std::string sql = index.unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ";
+    sql += quote(index_name(*this, table, index)) + " ON " + quote(table.name) + " (";
+    for (std::size_t i = 0; i < index.columns.size(); ++i) {
+        sql += (i ? ", " : "") + quote(index.columns[i]);
+    }
+    return sql + ")";
+}
+
+std::string Dialect::select_by_keys(const Table& table, const std::vector<std::string>& columns,
+                                    std::size_t count) const {
+    std::string sql = "SELECT ";
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        sql += (i ? ", " : "") + quote(columns[i]);
+    }
+    sql += " FROM " + quote(table.name) + " WHERE " + quote(table.primary_key) + " IN (";
+    for (std::size_t i = 0; i < count; ++i) {
+        sql += (i ? ", " : "") + placeholder("k", i);
+    }
+    return sql + ")";
+}
+
+std::optional<std::string> Dialect::value_problem(const Column& column,
+                                                  std::string_view value) const {
+    switch (column.type) {
+    case ColumnType::key: {
+        std::size_t code_points = 0;
+        for (const char c : value) {
+            code_points += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+        }
+        if (code_points > k_key_length) {
+            return fmt::format("{} is {} characters long; the column holds {}", column.name,
+                               code_points, k_key_length);
+        }
+        return std::nullopt;
+    }
+    case ColumnType::number: {
+        const auto digits_end = value.find_first_of("eE");
+        const std::string_view mantissa = value.substr(0, digits_end);
+        const auto dot = mantissa.find('.');
+        std::string_view int_part = mantissa.substr(0, dot);
+        if (!int_part.empty() && (int_part.front() == '-' || int_part.front() == '+')) {
+            int_part.remove_prefix(1);
+        }
+        while (int_part.size() > 1 && int_part.front() == '0') {
+            int_part.remove_prefix(1);
+        }
+        const std::size_t frac =
+            dot == std::string_view::npos ? 0 : mantissa.size() - dot - 1;
+        if (digits_end != std::string_view::npos || int_part.size() > number_integer_digits() ||
+            frac > number_fraction_digits()) {
+            return fmt::format("{} = {} does not fit {} (at most {} integer and {} fraction "
+                               "digits)",
+                               column.name, value.substr(0, 40), column_type(column),
+                               number_integer_digits(), number_fraction_digits());
+        }
+        return std::nullopt;
+    }
+    case ColumnType::timestamp: {
+        int year = 0;
+        for (std::size_t i = 0; i < 4 && i < value.size(); ++i) {
+            year = year * 10 + (value[i] - '0');
+        }
+        if (year < min_timestamp_year()) {
+            return fmt::format("{} = {} is before the year {} that {} can hold", column.name,
+                               value, min_timestamp_year(), column_type(column));
+        }
+        return std::nullopt;
+    }
+    default:
+        return std::nullopt;
+    }
+}
+
+std::string Dialect::lock_parameter(std::string_view job_key) const {
+    return "crmsync:" + util::md5_hex(job_key);
+}
+
+std::string index_name(const Dialect& dialect, const Table& table, const Index& index) {
+    std::string name = "ix_" + table.name;
+    for (const auto& column : index.columns) {
+        name += "_" + column;
+    }
+    return util::sanitize_identifier(name, dialect.max_identifier_bytes());
+}
+
+} // namespace crmsync::sql

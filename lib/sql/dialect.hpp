@@ -1,0 +1,83 @@
+#pragma once
+
+#include "lib/sql/table.hpp"
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace crmsync::sql {
+
+// Everything that differs between SQL databases, as SQL text. A Dialect does no I/O, so the
+// SQL of a database we cannot run here (SQL Server) is still checked by golden tests.
+//
+// Placeholders are SOCI's ":name" form; values are always bound, never pasted. Every
+// identifier goes through quote(). Values arrive as canonical text (numbers "12.5", booleans
+// "1"/"0", timestamps "YYYY-MM-DD HH:MM:SS.mmm" in UTC, JSON as text) or NULL.
+class Dialect {
+public:
+    virtual ~Dialect() = default;
+
+    virtual std::string_view name() const = 0;
+    virtual std::string quote(std::string_view identifier) const = 0;
+    virtual std::size_t max_identifier_bytes() const = 0;
+    // Bound values one statement may carry (SQL Server: 2100).
+    virtual std::size_t max_parameters() const = 0;
+
+    virtual std::string column_type(const Column& column) const = 0;
+    // Idempotent: creates the table only if it does not exist.
+    virtual std::string create_table(const Table& table) const = 0;
+    virtual std::string add_column(const Table& table, const Column& column) const = 0;
+    virtual std::string create_index(const Table& table, const Index& index) const;
+    // Takes :table; returns one column of names.
+    virtual std::string list_columns_query() const = 0;
+    virtual std::string list_indexes_query() const = 0;
+
+    // Insert-or-update of `rows` rows of `columns` (all of the table's bound columns in table
+    // order). Rows whose content equals the stored row are left untouched, changed_at column
+    // included, so the affected-row count tells inserted + updated apart from unchanged.
+    virtual std::string upsert(const Table& table, const std::vector<const Column*>& columns,
+                               std::size_t rows) const = 0;
+    // Rows updated by an upsert of `rows` rows that reported `affected` rows, of which
+    // `inserted` were new.
+    virtual long updated_from_affected(long affected, long inserted, long rows) const {
+        (void)rows;
+        return affected - inserted;
+    }
+
+    // SELECT <key>[, extra...] FROM table WHERE <key> IN (:k0, ...); `count` placeholders.
+    virtual std::string select_by_keys(const Table& table, const std::vector<std::string>& columns,
+                                       std::size_t count) const;
+
+    // Why `value` cannot be stored in `column` without loss (too long a key, a number out of
+    // the type's range, a year the type cannot hold), or nullopt when it fits.
+    virtual std::optional<std::string> value_problem(const Column& column,
+                                                     std::string_view value) const;
+
+    // Statements run once per connection (time zone UTC, strict modes, encodings).
+    virtual std::vector<std::string> session_setup() const { return {}; }
+
+    // A statement that takes a per-job lock for the session without waiting, returning one row
+    // with 1 when taken; nullopt when the driver locks by other means (SQLite: a file lock).
+    virtual std::optional<std::string> try_lock_query() const { return std::nullopt; }
+    // Parameter bound to :lock for try_lock_query(): the job key turned into what the server
+    // expects (a bigint for PostgreSQL, a short name for MySQL).
+    virtual std::string lock_parameter(std::string_view job_key) const;
+
+    std::string placeholder(std::string_view prefix, std::size_t index) const;
+    std::string qualified(const Table& table, const Column& column) const;
+
+protected:
+    // Upper bounds of the number type: integer digits and fraction digits.
+    virtual std::size_t number_integer_digits() const { return 131072; }
+    virtual std::size_t number_fraction_digits() const { return 16383; }
+    virtual int min_timestamp_year() const { return 1; }
+    static constexpr std::size_t k_key_length = 255;
+};
+
+// Name of an index on `table` over `columns`: "ix_<table>_<cols>", cut to the dialect's limit.
+std::string index_name(const Dialect& dialect, const Table& table, const Index& index);
+
+} // namespace crmsync::sql

@@ -1,0 +1,263 @@
+#include "lib/sql/json_values.hpp"
+
+#include "lib/util/time.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+
+namespace crmsync::sql {
+namespace {
+
+constexpr std::string_view k_nul_replacement = "\xEF\xBF\xBD";
+
+std::string scrub_nul(std::string text) {
+    for (auto pos = text.find('\0'); pos != std::string::npos; pos = text.find('\0', pos)) {
+        text.replace(pos, 1, k_nul_replacement);
+    }
+    return text;
+}
+
+void scrub_nul_tree(nlohmann::json& node) {
+    if (node.is_string()) {
+        auto& s = node.get_ref<std::string&>();
+        if (s.find('\0') != std::string::npos) {
+            s = scrub_nul(std::move(s));
+        }
+    } else if (node.is_array()) {
+        for (auto& child : node) {
+            scrub_nul_tree(child);
+        }
+    } else if (node.is_object()) {
+        nlohmann::json copy = nlohmann::json::object();
+        bool renamed = false;
+        for (auto it = node.begin(); it != node.end(); ++it) {
+            scrub_nul_tree(it.value());
+            if (it.key().find('\0') != std::string::npos) {
+                renamed = true;
+            }
+        }
+        if (renamed) {
+            for (auto it = node.begin(); it != node.end(); ++it) {
+                copy[scrub_nul(it.key())] = it.value();
+            }
+            node = std::move(copy);
+        }
+    }
+}
+
+std::string describe(const nlohmann::json& value) {
+    std::string text = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return text.size() > 40 ? text.substr(0, 40) + "..." : text;
+}
+
+bool fail(std::string& problem, std::string_view expected, const nlohmann::json& value) {
+    problem = fmt::format("expected {}, got {}", expected, describe(value));
+    return false;
+}
+
+} // namespace
+
+std::optional<std::string> normalize_decimal(std::string_view text) {
+    std::size_t i = 0;
+    std::string sign;
+    if (i < text.size() && (text[i] == '-' || text[i] == '+')) {
+        sign = text[i] == '-' ? "-" : "";
+        ++i;
+    }
+    std::string digits;
+    long long point = -1;
+    for (; i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.');
+         ++i) {
+        if (text[i] == '.') {
+            if (point >= 0) {
+                return std::nullopt;
+            }
+            point = static_cast<long long>(digits.size());
+        } else {
+            digits += text[i];
+        }
+    }
+    if (digits.empty()) {
+        return std::nullopt;
+    }
+    if (point < 0) {
+        point = static_cast<long long>(digits.size());
+    }
+    if (i < text.size()) {
+        if (text[i] != 'e' && text[i] != 'E') {
+            return std::nullopt;
+        }
+        ++i;
+        bool negative = false;
+        if (i < text.size() && (text[i] == '-' || text[i] == '+')) {
+            negative = text[i] == '-';
+            ++i;
+        }
+        if (i >= text.size() || text.size() - i > 5) {
+            return std::nullopt;
+        }
+        long long exponent = 0;
+        for (; i < text.size(); ++i) {
+            if (!std::isdigit(static_cast<unsigned char>(text[i]))) {
+                return std::nullopt;
+            }
+            exponent = exponent * 10 + (text[i] - '0');
+        }
+        point += negative ? -exponent : exponent;
+    }
+    if (point <= 0) {
+        digits.insert(0, static_cast<std::size_t>(-point) + 1, '0');
+        point = 1;
+    } else if (point > static_cast<long long>(digits.size())) {
+        digits.append(static_cast<std::size_t>(point) - digits.size(), '0');
+    }
+    std::string int_part = digits.substr(0, static_cast<std::size_t>(point));
+    std::string frac_part = digits.substr(static_cast<std::size_t>(point));
+    while (int_part.size() > 1 && int_part.front() == '0') {
+        int_part.erase(0, 1);
+    }
+    while (!frac_part.empty() && frac_part.back() == '0') {
+        frac_part.pop_back();
+    }
+    if (int_part == "0" && frac_part.empty()) {
+        sign.clear();
+    }
+    return sign + int_part + (frac_part.empty() ? "" : "." + frac_part);
+}
+
+bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
+                     std::string& problem) {
+    out.reset();
+    if (value.is_null()) {
+        return true;
+    }
+    const bool empty_string = value.is_string() && value.get_ref<const std::string&>().empty();
+    switch (type) {
+    case ColumnType::key:
+        if (value.is_string()) {
+            out = scrub_nul(value.get<std::string>());
+            return true;
+        }
+        if (value.is_number_integer()) {
+            out = value.dump();
+            return true;
+        }
+        return fail(problem, "an identifier", value);
+    case ColumnType::text:
+        if (value.is_string()) {
+            out = scrub_nul(value.get<std::string>());
+        } else if (value.is_boolean()) {
+            out = value.get<bool>() ? "true" : "false";
+        } else {
+            out = to_json_text(value);
+        }
+        return true;
+    case ColumnType::number:
+    case ColumnType::integer: {
+        if (empty_string) {
+            return true;
+        }
+        std::optional<std::string> number;
+        if (value.is_number_integer()) {
+            number = value.dump();
+        } else if (value.is_number_float()) {
+            number = normalize_decimal(fmt::format("{}", value.get<double>()));
+        } else if (value.is_string()) {
+            number = normalize_decimal(value.get_ref<const std::string&>());
+        }
+        if (!number) {
+            return fail(problem, type == ColumnType::integer ? "an integer" : "a number", value);
+        }
+        if (type == ColumnType::integer && number->find('.') != std::string::npos) {
+            return fail(problem, "an integer", value);
+        }
+        out = std::move(number);
+        return true;
+    }
+    case ColumnType::boolean:
+        if (empty_string) {
+            return true;
+        }
+        if (value.is_boolean()) {
+            out = value.get<bool>() ? "1" : "0";
+            return true;
+        }
+        if (value.is_number_integer() && (value.get<long long>() == 0 || value.get<long long>() == 1)) {
+            out = value.dump();
+            return true;
+        }
+        if (value.is_string()) {
+            const auto& s = value.get_ref<const std::string&>();
+            if (s == "true" || s == "1") {
+                out = "1";
+                return true;
+            }
+            if (s == "false" || s == "0") {
+                out = "0";
+                return true;
+            }
+        }
+        return fail(problem, "a boolean", value);
+    case ColumnType::timestamp:
+        if (empty_string) {
+            return true;
+        }
+        if (value.is_string()) {
+            if (const auto t = util::parse_iso8601(value.get_ref<const std::string&>())) {
+                out = util::format_sql_timestamp(*t);
+                return true;
+            }
+        }
+        return fail(problem, "an ISO-8601 time", value);
+    case ColumnType::json:
+        out = to_json_text(value);
+        return true;
+    }
+    return fail(problem, "a known type", value);
+}
+
+std::string to_json_text(const nlohmann::json& record) {
+    std::string text = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (text.find("\\u0000") == std::string::npos) {
+        return text;
+    }
+    nlohmann::json copy = record;
+    scrub_nul_tree(copy);
+    return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+} // namespace crmsync::sql
+
+namespace crmsync::sql {
+
+bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
+                   const std::map<std::string, Value>& computed, Row& out, std::string& problem) {
+    const auto& columns = spec.table.columns;
+    out.assign(columns.size(), std::nullopt);
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        const std::string& source = spec.sources[i];
+        if (source.empty()) {
+            if (const auto it = computed.find(columns[i].name); it != computed.end()) {
+                out[i] = it->second;
+            }
+            continue;
+        }
+        if (!record.is_object()) {
+            continue;
+        }
+        const auto field = record.find(source);
+        if (field == record.end()) {
+            continue;
+        }
+        std::string why;
+        if (!to_column_value(*field, columns[i].type, out[i], why)) {
+            problem = columns[i].name + ": " + why;
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace crmsync::sql

@@ -1,0 +1,40 @@
+#pragma once
+
+#include "lib/sql/database.hpp"
+#include "lib/sql/table.hpp"
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+
+namespace crmsync::sql {
+
+// Converts one JSON value from an API record into the canonical text of a column type
+// (see Dialect). Returns false and sets `problem` when the value does not fit the type
+// ("expected a number, got \"abc\""); the caller rejects the record rather than guess.
+// null, and "" for non-text types, become SQL NULL. NUL characters, which PostgreSQL cannot
+// store, become U+FFFD.
+bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
+                     std::string& problem);
+
+// The record as JSON text for a json column: NUL characters scrubbed, invalid UTF-8 replaced.
+std::string to_json_text(const nlohmann::json& record);
+
+// "1.5e3" -> "1500", "1e-2" -> "0.01"; plain decimals unchanged; nullopt if not a number.
+std::optional<std::string> normalize_decimal(std::string_view text);
+
+} // namespace crmsync::sql
+
+#include "lib/sql/schema_catalog.hpp"
+
+#include <map>
+
+namespace crmsync::sql {
+
+// Builds a row of `spec` from an API record: columns with a source read record[source]
+// through to_column_value; the others take `computed[column]` (NULL when absent). Returns
+// false with `problem` naming the column when a value does not fit its type.
+bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
+                   const std::map<std::string, Value>& computed, Row& out, std::string& problem);
+
+} // namespace crmsync::sql

@@ -1,0 +1,243 @@
+#include "lib/util/url.hpp"
+
+#include "lib/core/error.hpp"
+
+#include <cctype>
+#include <charconv>
+
+namespace crmsync::util {
+namespace {
+
+constexpr const char* k_url_forms =
+    "use sqlite://FILE.db, postgres://USER:PASSWORD@HOST:5432/DB, "
+    "mysql://USER:PASSWORD@HOST:3306/DB or sqlserver://USER:PASSWORD@HOST:1433/[INSTANCE/]DB; "
+    "percent-encode '@', ':' and '/' in the password, or put it in CRMSYNC_DB_PASSWORD";
+
+Error url_error(const std::string& what) {
+    return Error(ErrorKind::usage, what, k_url_forms);
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+std::optional<int> parse_port(std::string_view text) {
+    int port = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
+    if (ec != std::errc{} || ptr != text.data() + text.size() || port <= 0 || port > 65535) {
+        return std::nullopt;
+    }
+    return port;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view query) {
+    std::map<std::string, std::string> params;
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const auto pair = query.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (!pair.empty()) {
+            params[percent_decode(pair.substr(0, eq))] =
+                eq == std::string_view::npos ? std::string{} : percent_decode(pair.substr(eq + 1));
+        }
+        if (amp == std::string_view::npos) {
+            break;
+        }
+        query.remove_prefix(amp + 1);
+    }
+    return params;
+}
+
+std::string canonical_scheme(std::string_view scheme) {
+    std::string s(scheme);
+    for (char& c : s) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (s == "postgresql" || s == "pg") return "postgres";
+    if (s == "mariadb") return "mysql";
+    if (s == "mssql") return "sqlserver";
+    if (s == "sqlite3") return "sqlite";
+    return s;
+}
+
+} // namespace
+
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+            out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view text) {
+    static constexpr char k_hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += ch;
+        } else {
+            out += '%';
+            out += k_hex[c >> 4];
+            out += k_hex[c & 0x0F];
+        }
+    }
+    return out;
+}
+
+DatabaseUrl parse_database_url(std::string_view url) {
+    if (url.empty()) {
+        throw url_error("the target URL is empty");
+    }
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos || scheme_end == 0) {
+        throw url_error("the target URL has no scheme");
+    }
+    DatabaseUrl result;
+    result.scheme = canonical_scheme(url.substr(0, scheme_end));
+    std::string_view rest = url.substr(scheme_end + 3);
+    if (result.scheme == "sqlite") {
+        const auto q = rest.find('?');
+        result.database = percent_decode(rest.substr(0, q));
+        if (q != std::string_view::npos) {
+            result.params = parse_query(rest.substr(q + 1));
+        }
+        if (result.database.empty() || result.database == "/") {
+            throw url_error("the sqlite URL names no file");
+        }
+        return result;
+    }
+    if (result.scheme != "postgres" && result.scheme != "mysql" && result.scheme != "sqlserver") {
+        throw url_error("unsupported database scheme '" + std::string(url.substr(0, scheme_end)) +
+                        "'");
+    }
+    const auto q = rest.find('?');
+    if (q != std::string_view::npos) {
+        result.params = parse_query(rest.substr(q + 1));
+        rest = rest.substr(0, q);
+    }
+    // The userinfo ends at the last '@', so an unencoded '@' in a password still parses.
+    const auto at = rest.rfind('@');
+    std::string_view hostpart = rest;
+    if (at != std::string_view::npos) {
+        const auto userinfo = rest.substr(0, at);
+        const auto colon = userinfo.find(':');
+        result.user = percent_decode(userinfo.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            result.password = percent_decode(userinfo.substr(colon + 1));
+        }
+        hostpart = rest.substr(at + 1);
+    }
+    const auto slash = hostpart.find('/');
+    const auto authority = hostpart.substr(0, slash);
+    const auto path = slash == std::string_view::npos ? std::string_view{} : hostpart.substr(slash + 1);
+    if (!authority.empty() && authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) {
+            throw url_error("the target URL has an unterminated IPv6 address");
+        }
+        result.host = std::string(authority.substr(1, close - 1));
+        if (close + 1 < authority.size()) {
+            if (authority[close + 1] != ':' || !(result.port = parse_port(authority.substr(close + 2)))) {
+                throw url_error("the target URL has an invalid port");
+            }
+        }
+    } else {
+        const auto colon = authority.rfind(':');
+        result.host = std::string(authority.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            result.port = parse_port(authority.substr(colon + 1));
+            if (!result.port) {
+                throw url_error("the target URL has an invalid port '" +
+                                std::string(authority.substr(colon + 1)) + "'");
+            }
+        }
+    }
+    if (result.host.empty()) {
+        throw url_error("the target URL names no host");
+    }
+    std::string_view db_path = path;
+    while (!db_path.empty() && db_path.back() == '/') {
+        db_path.remove_suffix(1);
+    }
+    if (result.scheme == "sqlserver") {
+        const auto inner = db_path.find('/');
+        if (inner != std::string_view::npos) {
+            result.instance = percent_decode(db_path.substr(0, inner));
+            db_path = db_path.substr(inner + 1);
+        }
+    } else if (db_path.find('/') != std::string_view::npos) {
+        throw url_error("the database name in the target URL contains '/'");
+    }
+    result.database = percent_decode(db_path);
+    if (result.database.empty()) {
+        throw url_error("the target URL names no database");
+    }
+    return result;
+}
+
+std::string redact_url(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) {
+        return std::string(url);
+    }
+    const auto start = scheme_end + 3;
+    const auto slash = url.find('/', start);
+    const auto authority_end = slash == std::string_view::npos ? url.size() : slash;
+    const auto at = url.substr(0, authority_end).rfind('@');
+    if (at == std::string_view::npos || at < start) {
+        // A password may also hide in the query (password=..., pwd=...).
+        return std::string(url);
+    }
+    const auto colon = url.substr(start, at - start).find(':');
+    if (colon == std::string_view::npos) {
+        return std::string(url);
+    }
+    return std::string(url.substr(0, start + colon + 1)) + "***" + std::string(url.substr(at));
+}
+
+HttpUrl parse_http_url(std::string_view url) {
+    HttpUrl result;
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) {
+        throw Error(ErrorKind::usage, "'" + std::string(url) + "' is not an http(s) URL",
+                    "write it as https://host[:port]/path");
+    }
+    result.scheme = canonical_scheme(url.substr(0, scheme_end));
+    if (result.scheme != "http" && result.scheme != "https") {
+        throw Error(ErrorKind::usage, "'" + std::string(url) + "' is not an http(s) URL",
+                    "write it as https://host[:port]/path");
+    }
+    std::string_view rest = url.substr(scheme_end + 3);
+    const auto slash = rest.find_first_of("/?");
+    const auto authority = rest.substr(0, slash);
+    result.path_and_query = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+    const auto colon = authority.rfind(':');
+    if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+        result.host = std::string(authority.substr(0, colon));
+        result.port = parse_port(authority.substr(colon + 1));
+        if (!result.port) {
+            throw Error(ErrorKind::usage, "'" + std::string(url) + "' has an invalid port",
+                        "write it as https://host[:port]/path");
+        }
+    } else {
+        result.host = std::string(authority);
+    }
+    if (result.host.empty() || result.host.find('@') != std::string::npos) {
+        throw Error(ErrorKind::usage, "'" + std::string(url) + "' names no valid host",
+                    "write it as https://host[:port]/path");
+    }
+    return result;
+}
+
+} // namespace crmsync::util
