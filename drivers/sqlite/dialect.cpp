@@ -7,6 +7,10 @@ class SqliteDialect final : public sql::Dialect {
 public:
     std::string_view name() const override { return "sqlite"; }
 
+    std::string placeholder(std::string_view /*prefix*/, std::size_t /*index*/) const override {
+        return "?";
+    }
+
     std::string quote(std::string_view identifier) const override {
         std::string out = "\"";
         for (const char c : identifier) {

@@ -66,7 +66,9 @@ public:
     // expects (a bigint for PostgreSQL, a short name for MySQL).
     virtual std::string lock_parameter(std::string_view job_key) const;
 
-    std::string placeholder(std::string_view prefix, std::size_t index) const;
+    // The index-th placeholder of a statement (":p3"); SQLite uses "?" since it resolves
+    // named parameters in quadratic time.
+    virtual std::string placeholder(std::string_view prefix, std::size_t index) const;
     std::string qualified(const Table& table, const Column& column) const;
 
 protected:
