@@ -32,6 +32,16 @@ std::vector<TableSpec> parse_schema(std::string_view json_text, std::string_view
                 Index index;
                 index.columns = i.at("columns").get<std::vector<std::string>>();
                 index.unique = i.value("unique", false);
+                for (const auto& name : index.columns) {
+                    const Column* column = spec.table.find(name);
+                    // MySQL cannot index unbounded text and PostgreSQL fails on long values.
+                    if (column == nullptr || column->type == ColumnType::text ||
+                        column->type == ColumnType::json) {
+                        throw Error(ErrorKind::internal, "schema table " + spec.table.name +
+                                                             " indexes " + name +
+                                                             ", which is missing or unbounded");
+                    }
+                }
                 spec.table.indexes.push_back(index);
             }
             if (spec.table.find(spec.table.primary_key) == nullptr) {
