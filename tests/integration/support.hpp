@@ -1,0 +1,80 @@
+#pragma once
+
+// Shared helpers for integration tests: temp dirs, the crmsync binary as a child process, the
+// target databases under test, and table dumps for comparing two targets.
+
+#include "lib/sql/database.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace crmsync::testing {
+
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return m_path; }
+    std::string file(const std::string& name) const { return m_path + "/" + name; }
+
+private:
+    std::string m_path;
+};
+
+struct ProcessResult {
+    int exit_code = -1; // 128 + signal when killed
+    std::string out;
+    std::string err;
+};
+
+// A crmsync child process; stdout and stderr go to files in `dir`.
+class CrmsyncProcess {
+public:
+    CrmsyncProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+                   const TempDir& dir);
+    ~CrmsyncProcess();
+    void kill(int signal);
+    ProcessResult wait();
+
+private:
+    int m_pid = -1;
+    std::string m_out;
+    std::string m_err;
+};
+
+// Runs crmsync to completion. CRMSYNC_TOKEN and friends are not inherited unless given.
+ProcessResult run_crmsync(const std::vector<std::string>& args,
+                          const std::map<std::string, std::string>& env, const TempDir& dir);
+
+// A database to test against: always SQLite (a file in `dir`), plus PostgreSQL and MariaDB
+// when tests/run.sh exported CRMSYNC_TEST_POSTGRES_URL / CRMSYNC_TEST_MYSQL_URL.
+struct Target {
+    std::string name; // sqlite | postgres | mysql
+    std::string url;
+};
+std::vector<Target> targets(const TempDir& dir);
+
+std::unique_ptr<sql::Database> open(const std::string& url);
+
+// A table prefix no other test uses ("t<counter>_<pid>_").
+std::string unique_prefix();
+
+// Every row of `table` as text, sorted, leaving out `skip` columns (e.g. "$changed").
+std::vector<std::string> dump_table(sql::Database& db, const std::string& table,
+                                    const std::vector<std::string>& skip = {"$changed"});
+
+bool table_exists(sql::Database& db, const std::string& table);
+
+long count_rows(sql::Database& db, const std::string& table, const std::string& where = "");
+
+// Drops the tables of one test (names starting with `prefix`) and its state rows.
+void drop_prefixed(sql::Database& db, const std::string& prefix);
+
+std::string read_file(const std::string& path);
+std::vector<std::string> list_files(const std::string& dir);
+
+} // namespace crmsync::testing

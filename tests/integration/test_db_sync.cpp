@@ -1,0 +1,423 @@
+// crmsync db_sync end to end: the real binary as a child process, the Dialfire emulator
+// in-process on loopback, real target databases (SQLite always; PostgreSQL and MariaDB when
+// tests/run.sh started them).
+
+#include "tests/integration/support.hpp"
+
+#include "tests/fakes/dialfire/dialfire_fake.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <random>
+#include <sys/stat.h>
+#include <thread>
+
+using namespace crmsync;
+using crmsync::testing::ProcessResult;
+using crmsync::testing::TempDir;
+
+namespace {
+
+const char* const k_tables[] = {"contacts", "transactions", "connections", "recordings",
+                                "inbound_calls"};
+
+fakes::FakeCampaignOptions campaign(std::size_t contacts) {
+    fakes::FakeCampaignOptions o;
+    o.contacts = contacts;
+    o.inbound_calls = 30;
+    o.history_end = std::chrono::system_clock::now() - std::chrono::hours(1);
+    return o;
+}
+
+struct SyncFixture {
+    TempDir dir;
+    fakes::DialfireFake fake;
+    std::string url;
+    std::string prefix = crmsync::testing::unique_prefix();
+
+    SyncFixture(fakes::FakeCampaignOptions options, std::string target_url)
+        : fake(std::move(options)), url(std::move(target_url)) {
+        fake.start();
+    }
+
+    std::vector<std::string> args(std::vector<std::string> extra = {}) const {
+        std::vector<std::string> a{"db_sync",  "--campaign",    fake.options().campaign_id,
+                                   "--api-url", fake.base_url(), "--url", url,
+                                   "--table-prefix", prefix, "--log-dir", dir.file("logs"),
+                                   "--summary-json", dir.file("summary.json"),
+                                   "--retry-base", "20ms"};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return a;
+    }
+
+    std::map<std::string, std::string> env() const {
+        return {{"CRMSYNC_TOKEN", fake.options().token}};
+    }
+
+    ProcessResult sync(std::vector<std::string> extra = {}) const {
+        return crmsync::testing::run_crmsync(args(std::move(extra)), env(), dir);
+    }
+
+    nlohmann::json summary() const {
+        return nlohmann::json::parse(crmsync::testing::read_file(dir.file("summary.json")));
+    }
+
+    long inserted(const std::string& table) const {
+        const auto s = summary();
+        const auto it = s["tables"].find(prefix + table);
+        return it == s["tables"].end() ? 0 : it->at("inserted").get<long>();
+    }
+
+    std::map<std::string, std::vector<std::string>> dump(const std::string& with_prefix) const {
+        auto db = crmsync::testing::open(url);
+        std::map<std::string, std::vector<std::string>> tables;
+        for (const char* t : k_tables) {
+            tables[t] = crmsync::testing::dump_table(*db, with_prefix + t);
+        }
+        return tables;
+    }
+
+    std::optional<std::string> checkpoint() const {
+        auto db = crmsync::testing::open(url);
+        if (!crmsync::testing::table_exists(*db, "crmsync_state")) {
+            return std::nullopt;
+        }
+        const auto rows = db->query("SELECT " + db->dialect().quote("checkpoint") + " FROM " +
+                                        db->dialect().quote("crmsync_state") + " WHERE " +
+                                        db->dialect().quote("job") + " = " +
+                                        db->dialect().placeholder("p", 0),
+                                    {"db_sync:" + fake.options().campaign_id + ":" + prefix});
+        return rows.empty() ? std::nullopt : rows[0][0];
+    }
+
+    ~SyncFixture() {
+        try {
+            auto db = crmsync::testing::open(url);
+            crmsync::testing::drop_prefixed(*db, prefix);
+        } catch (...) {
+        }
+    }
+};
+
+std::string explain(const ProcessResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+} // namespace
+
+TEST_CASE("db_sync loads a campaign and then only what changed", "[sqlite][postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("into " << target.name) {
+            SyncFixture f(campaign(120), target.url);
+            const auto first = f.sync();
+            INFO(explain(first));
+            REQUIRE(first.exit_code == 0);
+            CHECK(f.inserted("contacts") == 120);
+            CHECK(f.inserted("transactions") == 360);
+            CHECK(f.inserted("inbound_calls") == 30);
+            CHECK(first.out.rfind("crmsync: db_sync " + f.fake.options().campaign_id + " ok", 0) == 0);
+            const auto stored = f.checkpoint();
+            REQUIRE(stored);
+            auto db = crmsync::testing::open(target.url);
+            CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 120);
+            CHECK(crmsync::testing::count_rows(*db, f.prefix + "recordings") > 0);
+            CHECK(crmsync::testing::count_rows(*db, f.prefix + "connections") > 0);
+
+            SECTION("a second run fetches no contact whose md5 is unchanged") {
+                f.fake.reset_stats();
+                const auto second = f.sync();
+                INFO(explain(second));
+                REQUIRE(second.exit_code == 0);
+                CHECK(f.fake.request_count("/api/campaigns/" + f.fake.options().campaign_id +
+                                           "/contacts/") -
+                          f.fake.request_count("/api/campaigns/" +
+                                               f.fake.options().campaign_id + "/contacts/list") ==
+                      0);
+                CHECK(f.summary()["fetched"].get<long>() == 0);
+            }
+
+            SECTION("a changed contact is fetched again and its new transaction stored") {
+                const auto touched = f.fake.touch_contacts(3);
+                const auto before = crmsync::testing::count_rows(*db, f.prefix + "transactions");
+                const auto second = f.sync();
+                INFO(explain(second));
+                REQUIRE(second.exit_code == 0);
+                CHECK(f.summary()["tables"][f.prefix + "contacts"]["updated"].get<long>() == 3);
+                CHECK(crmsync::testing::count_rows(*db, f.prefix + "transactions") == before + 3);
+            }
+
+            SECTION("a full refresh finds every row unchanged") {
+                const auto again = f.sync({"--full-refresh"});
+                INFO(explain(again));
+                REQUIRE(again.exit_code == 0);
+                const auto s = f.summary();
+                CHECK(s["tables"][f.prefix + "contacts"]["unchanged"].get<long>() == 120);
+                CHECK(s["tables"][f.prefix + "contacts"]["updated"].get<long>() == 0);
+                CHECK(s["tables"][f.prefix + "transactions"]["inserted"].get<long>() == 0);
+            }
+
+            SECTION("a custom field added to the campaign becomes a column on the next run") {
+                f.fake.add_custom_field("Kundennummer neu", "number");
+                f.fake.touch_contacts(2);
+                const auto second = f.sync();
+                INFO(explain(second));
+                REQUIRE(second.exit_code == 0);
+                CHECK(crmsync::testing::dump_table(*db, f.prefix + "contacts", {}).front().find(
+                          "Kundennummer neu=") != std::string::npos);
+            }
+        }
+    }
+}
+
+TEST_CASE("db_sync retries what the API fails and keeps the checkpoint on failure",
+          "[sqlite][http]") {
+    TempDir dir;
+    const std::string url = "sqlite://" + dir.file("faults.db");
+    const std::string c = "/api/campaigns/DEMO0000CAMPAIGN";
+
+    SECTION("retries 500 three times, then succeeds") {
+        SyncFixture f(campaign(40), url);
+        f.fake.inject({"POST", c + "/contacts/", fakes::FaultKind::status, 500, {}, 0, 3});
+        const auto r = f.sync();
+        INFO(explain(r));
+        CHECK(r.exit_code == 0);
+        CHECK(f.summary()["retries"].get<long>() >= 3);
+        CHECK(f.inserted("contacts") == 40);
+    }
+
+    SECTION("waits for Retry-After on 429 and for the normal backoff on Retry-After: 0") {
+        SyncFixture f(campaign(10), url);
+        f.fake.inject({"GET", c + "/fields/list", fakes::FaultKind::status, 429, "1", 0, 1});
+        f.fake.inject({"GET", c + "/contacts/list", fakes::FaultKind::status, 429, "0", 0, 1});
+        const auto start = std::chrono::steady_clock::now();
+        const auto r = f.sync();
+        INFO(explain(r));
+        CHECK(r.exit_code == 0);
+        CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(900));
+        CHECK(f.summary()["retries"].get<long>() == 2);
+    }
+
+    SECTION("retries resets, truncated and malformed answers") {
+        SyncFixture f(campaign(30), url);
+        f.fake.inject({"POST", c + "/contacts/", fakes::FaultKind::reset, 0, {}, 0, 1});
+        f.fake.inject({"POST", c + "/contacts/", fakes::FaultKind::truncate, 0, {}, 0, 1});
+        f.fake.inject({"GET", c + "/contacts/list", fakes::FaultKind::malformed, 0, {}, 0, 1});
+        f.fake.inject({"GET", c + "/inbound/calls/", fakes::FaultKind::truncate, 0, {}, 0, 1});
+        const auto r = f.sync();
+        INFO(explain(r));
+        CHECK(r.exit_code == 0);
+        CHECK(f.inserted("contacts") == 30);
+        CHECK(f.summary()["retries"].get<long>() == 4);
+    }
+
+    SECTION("gives up after the attempts run out: exit 1, checkpoint unmoved") {
+        SyncFixture f(campaign(30), url);
+        REQUIRE(f.sync().exit_code == 0);
+        const auto before = f.checkpoint();
+        f.fake.touch_contacts(5);
+        f.fake.inject({"POST", c + "/contacts/", fakes::FaultKind::status, 503, {}, 0, 100});
+        const auto r = f.sync({"--retry-attempts", "3"});
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.rfind("crmsync: error: POST contacts (5 ids) failed after 3 attempts", 0) == 0);
+        CHECK(f.checkpoint() == before);
+        CHECK(f.summary()["status"] == "failed");
+        f.fake.clear_faults();
+        const auto healed = f.sync();
+        CHECK(healed.exit_code == 0);
+        CHECK(f.summary()["tables"][f.prefix + "contacts"]["updated"].get<long>() == 5);
+    }
+
+    SECTION("a refused token fails at once with exit 1 and writes nothing") {
+        SyncFixture f(campaign(10), url);
+        const auto r = crmsync::testing::run_crmsync(f.args(), {{"CRMSYNC_TOKEN", "wrong-token"}},
+                                                     f.dir);
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK(r.err.find("refused with HTTP 403") != std::string::npos);
+        CHECK(f.fake.request_count() == 1);
+    }
+}
+
+TEST_CASE("db_sync stores hostile data safely and rejects what it cannot store",
+          "[sqlite][postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("into " << target.name) {
+            auto options = campaign(30);
+            options.hostile = true;
+            SyncFixture f(options, target.url);
+            const auto r = f.sync({"--max-custom-fields", "0"});
+            INFO(explain(r));
+            REQUIRE(r.exit_code == 3);
+            auto db = crmsync::testing::open(target.url);
+            const auto rejects = db->query(
+                "SELECT " + db->dialect().quote("reason") + " FROM " +
+                    db->dialect().quote("crmsync_rejects") + " WHERE " + db->dialect().quote("job") +
+                    " = " + db->dialect().placeholder("p", 0),
+                {"db_sync:DEMO0000CAMPAIGN:" + f.prefix});
+            std::string reasons;
+            for (const auto& row : rejects) {
+                reasons += row[0].value_or("") + "\n";
+            }
+            CHECK(reasons.find("contact without $id") != std::string::npos);
+            CHECK(reasons.find("transaction without fired") != std::string::npos);
+            CHECK(reasons.find("pause_time_sec: expected a number") != std::string::npos);
+            // Every other contact is stored, 1 MB value and broken bytes included.
+            CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 29);
+            for (const auto& item : f.fake.hostile_items()) {
+                if (item.what == fakes::HostileCase::value_1mb) {
+                    const auto rows = db->query(
+                        "SELECT " + db->dialect().quote("_raw") + " FROM " +
+                            db->dialect().quote(f.prefix + "contacts") + " WHERE " +
+                            db->dialect().quote("$id") + " = " + db->dialect().placeholder("p", 0),
+                        {item.contact_id});
+                    REQUIRE(rows.size() == 1);
+                    CHECK(rows[0][0]->size() > fakes::k_hostile_huge_value_size);
+                }
+            }
+            // Rejected again on a full refresh, under the same reject ids: no duplicates.
+            const auto again = f.sync({"--max-custom-fields", "0", "--full-refresh"});
+            INFO(explain(again));
+            CHECK(again.exit_code == 3);
+            CHECK(crmsync::testing::count_rows(*db, "crmsync_rejects",
+                                               db->dialect().quote("job") + " = '" +
+                                                   "db_sync:DEMO0000CAMPAIGN:" + f.prefix + "'") ==
+                  static_cast<long>(rejects.size()));
+        }
+    }
+}
+
+TEST_CASE("db_sync killed with SIGKILL at any moment ends identical to an uninterrupted run",
+          "[sqlite][postgres][mysql][slow]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("into " << target.name) {
+            SyncFixture f(campaign(400), target.url);
+            const std::string reference_prefix = crmsync::testing::unique_prefix();
+            {
+                auto args = f.args();
+                const auto flag = std::find(args.begin(), args.end(), "--table-prefix");
+                *(flag + 1) = reference_prefix;
+                const auto r = crmsync::testing::run_crmsync(args, f.env(), f.dir);
+                INFO(explain(r));
+                REQUIRE(r.exit_code == 0);
+            }
+            std::mt19937 rng(7);
+            std::uniform_int_distribution<int> when(100, 300);
+            int killed = 0;
+            for (int attempt = 0; attempt < 6; ++attempt) {
+                // Slow answers stretch the run so the kill lands inside it.
+                f.fake.inject({"POST", "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
+                               fakes::FaultKind::slow, 0, {}, 60, 1000});
+                crmsync::testing::CrmsyncProcess run(f.args({"--batch-rows", "150", "--w", "1"}),
+                                                     f.env(), f.dir);
+                std::this_thread::sleep_for(std::chrono::milliseconds(when(rng)));
+                run.kill(SIGKILL);
+                const auto r = run.wait();
+                killed += r.exit_code == 128 + SIGKILL ? 1 : 0;
+                f.fake.clear_faults();
+            }
+            CHECK(killed >= 3);
+            const auto final_run = f.sync();
+            INFO(explain(final_run));
+            REQUIRE(final_run.exit_code == 0);
+            const auto expected = f.dump(reference_prefix);
+            const auto actual = f.dump(f.prefix);
+            for (const char* t : k_tables) {
+                INFO(t);
+                CHECK(actual.at(t).size() == expected.at(t).size());
+                CHECK(actual.at(t) == expected.at(t));
+            }
+            auto db = crmsync::testing::open(target.url);
+            crmsync::testing::drop_prefixed(*db, reference_prefix);
+        }
+    }
+}
+
+TEST_CASE("db_sync lets only one run of a job write at a time", "[sqlite][postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("into " << target.name) {
+            SyncFixture f(campaign(20), target.url);
+            SECTION("a run finds the lock taken and exits 4 at once") {
+                auto holder = crmsync::testing::open(target.url);
+                REQUIRE(holder->try_lock("db_sync:DEMO0000CAMPAIGN:" + f.prefix));
+                const auto r = f.sync();
+                INFO(explain(r));
+                CHECK(r.exit_code == 4);
+                CHECK(r.err.rfind("crmsync: error: another run of campaign DEMO0000CAMPAIGN", 0) == 0);
+                CHECK_FALSE(f.checkpoint());
+            }
+            SECTION("of two overlapping runs one writes and one exits 4") {
+                f.fake.inject({"POST", "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
+                               fakes::FaultKind::slow, 0, {}, 300, 2});
+                crmsync::testing::CrmsyncProcess first(f.args(), f.env(), f.dir);
+                std::this_thread::sleep_for(std::chrono::milliseconds(150));
+                const auto second = f.sync();
+                const auto r1 = first.wait();
+                INFO(explain(r1) << "\n" << explain(second));
+                CHECK(r1.exit_code == 0);
+                CHECK(second.exit_code == 4);
+            }
+        }
+    }
+}
+
+TEST_CASE("db_sync never writes a secret to its output or its files", "[sqlite][postgres]") {
+    TempDir dir;
+    const std::string token = "tok-Secret-7f3a9c2e51";
+    auto options = campaign(10);
+    options.token = token;
+    std::vector<std::pair<std::string, std::string>> urls{
+        {"sqlite://" + dir.file("secret.db"), ""}};
+    const std::string password = "pw-Secret@:/9d8e7";
+    if (const char* pg = std::getenv("CRMSYNC_TEST_POSTGRES_URL"); pg != nullptr && *pg) {
+        auto admin = crmsync::testing::open(pg);
+        admin->execute("DROP ROLE IF EXISTS crmsync_secret_user");
+        admin->execute("CREATE ROLE crmsync_secret_user LOGIN SUPERUSER PASSWORD '" + password + "'");
+        std::string url = pg;
+        const auto at = url.find('@');
+        const auto scheme = url.find("://") + 3;
+        urls.push_back({url.substr(0, scheme) + "crmsync_secret_user@" + url.substr(at + 1), password});
+    }
+    for (const auto& [url, db_password] : urls) {
+        DYNAMIC_SECTION(url.substr(0, 8)) {
+            SyncFixture f(options, url);
+            std::map<std::string, std::string> env{{"CRMSYNC_TOKEN", token}};
+            if (!db_password.empty()) {
+                env["CRMSYNC_DB_PASSWORD"] = db_password;
+            }
+            const auto ok = crmsync::testing::run_crmsync(f.args({"--l", "5"}), env, f.dir);
+            INFO(explain(ok));
+            CHECK(ok.exit_code == 0);
+            // A failing run prints errors: they must be clean too.
+            auto failing_env = env;
+            failing_env["CRMSYNC_DB_PASSWORD"] = db_password.empty() ? "unused" : db_password + "x";
+            const auto failed = crmsync::testing::run_crmsync(
+                f.args({"--l", "5", "--ct", token, "--api-url", "http://127.0.0.1:1"}),
+                failing_env, f.dir);
+            CHECK(failed.exit_code != 0);
+            std::string everything = ok.out + ok.err + failed.out + failed.err;
+            const auto files = crmsync::testing::list_files(f.dir.file("logs"));
+            CHECK_FALSE(files.empty());
+            for (const auto& file : files) {
+                everything += crmsync::testing::read_file(file);
+                struct stat st {};
+                ::stat(file.c_str(), &st);
+                CHECK((st.st_mode & 0777) == 0600);
+            }
+            everything += crmsync::testing::read_file(f.dir.file("summary.json"));
+            CHECK(everything.find(token) == std::string::npos);
+            if (!db_password.empty()) {
+                CHECK(everything.find(db_password) == std::string::npos);
+                CHECK(everything.find("pw-Secret%40") == std::string::npos);
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+// One conformance suite for every database driver: the same behaviours on SQLite, PostgreSQL
+// and MariaDB (real servers, started by tests/run.sh). SQL Server has no server here; its SQL
+// is covered by the golden tests in tests/unit/test_sql_dialect_golden.cpp.
+
+#include "tests/integration/support.hpp"
+
+#include "lib/core/error.hpp"
+#include "lib/sql/batch_writer.hpp"
+#include "lib/sql/schema_manager.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <thread>
+
+using namespace crmsync;
+using crmsync::testing::TempDir;
+
+namespace {
+
+sql::Table sample_table(const std::string& name) {
+    sql::Table t;
+    t.name = name;
+    t.primary_key = "id";
+    t.changed_at_column = "$changed";
+    t.columns = {{"id", sql::ColumnType::key},         {"label", sql::ColumnType::text},
+                 {"amount", sql::ColumnType::number},  {"count", sql::ColumnType::integer},
+                 {"flag", sql::ColumnType::boolean},   {"at", sql::ColumnType::timestamp},
+                 {"doc", sql::ColumnType::json},       {"$changed", sql::ColumnType::timestamp}};
+    t.indexes = {{{"at"}, false}};
+    return t;
+}
+
+sql::Row row(const std::string& id, const std::string& label, const char* amount = "12.5") {
+    return {id,           label, std::string(amount), std::string("7"), std::string("1"),
+            std::string("2024-01-02 03:04:05.678"), std::string(R"({"a":1})"), std::nullopt};
+}
+
+sql::WriteCounts write(sql::Database& db, const sql::Table& table, std::vector<sql::Row> rows,
+                       std::vector<sql::RejectedRow>* rejected = nullptr) {
+    sql::BatchWriter writer(db);
+    std::vector<sql::RejectedRow> sink;
+    sql::Transaction tx(db);
+    const auto counts = writer.upsert({&table, std::move(rows)}, "2024-05-05 05:05:05.000",
+                                      rejected ? *rejected : sink);
+    tx.commit();
+    return counts;
+}
+
+std::string value_of(sql::Database& db, const sql::Table& table, const std::string& column,
+                     const std::string& id) {
+    const auto rows = db.query(db.dialect().select_by_keys(table, {column}, 1), {id});
+    REQUIRE(rows.size() == 1);
+    return rows[0][0].value_or("NULL");
+}
+
+} // namespace
+
+TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("on " << target.name) {
+            auto db = crmsync::testing::open(target.url);
+            const std::string prefix = crmsync::testing::unique_prefix();
+            sql::Table table = sample_table(prefix + "contacts");
+            sql::SchemaManager schema(*db);
+
+            SECTION("creates a table once and adds a missing column on the next run") {
+                auto first = schema.ensure(table);
+                CHECK(first.created_tables.size() == 1);
+                auto again = schema.ensure(table);
+                CHECK(again.created_tables.empty());
+                CHECK(again.added_columns.empty());
+                CHECK(again.created_indexes.empty());
+                table.columns.push_back({"added later", sql::ColumnType::text});
+                auto grown = schema.ensure(table);
+                CHECK(grown.added_columns == std::vector<std::string>{table.name + ".added later"});
+                CHECK(schema.existing_columns(table.name).count("added later") == 1);
+            }
+
+            SECTION("counts inserted, updated and unchanged rows of an upsert") {
+                schema.ensure(table);
+                auto c1 = write(*db, table, {row("a", "one"), row("b", "two")});
+                CHECK(c1.inserted == 2);
+                CHECK(c1.updated == 0);
+                auto c2 = write(*db, table, {row("a", "one"), row("b", "TWO"), row("c", "new")});
+                CHECK(c2.inserted == 1);
+                CHECK(c2.updated == 1);
+                CHECK(c2.unchanged == 1);
+                CHECK(value_of(*db, table, "label", "b") == "TWO");
+            }
+
+            SECTION("keeps the change stamp of a row whose content did not change") {
+                schema.ensure(table);
+                write(*db, table, {row("a", "one")});
+                const auto stamp = value_of(*db, table, "$changed", "a");
+                sql::BatchWriter writer(*db);
+                std::vector<sql::RejectedRow> sink;
+                sql::Transaction tx(*db);
+                writer.upsert({&table, {row("a", "one")}}, "2030-01-01 00:00:00.000", sink);
+                tx.commit();
+                CHECK(value_of(*db, table, "$changed", "a") == stamp);
+            }
+
+            SECTION("treats keys that differ only in case as two rows") {
+                schema.ensure(table);
+                auto c = write(*db, table, {row("abc", "lower"), row("ABC", "upper")});
+                CHECK(c.inserted == 2);
+                CHECK(crmsync::testing::count_rows(*db, table.name) == 2);
+                auto again = write(*db, table, {row("abc", "LOWER")});
+                CHECK(again.updated == 1);
+                CHECK(value_of(*db, table, "label", "ABC") == "upper");
+            }
+
+            SECTION("notices a change that is only in letter case") {
+                schema.ensure(table);
+                write(*db, table, {row("a", "hello")});
+                auto c = write(*db, table, {row("a", "Hello")});
+                CHECK(c.updated == 1);
+                CHECK(value_of(*db, table, "label", "a") == "Hello");
+            }
+
+            SECTION("stores a 1 MB value, emoji and hostile text byte for byte") {
+                schema.ensure(table);
+                const std::string huge(1024 * 1024, 'x');
+                const std::string hostile = "it's \"quoted\" `tick` ]; DROP TABLE x;-- \xF0\x9F\x98\x80 Zähler";
+                write(*db, table, {row("huge", huge), row("hostile", hostile)});
+                CHECK(value_of(*db, table, "label", "huge") == huge);
+                CHECK(value_of(*db, table, "label", "hostile") == hostile);
+            }
+
+            SECTION("keeps the fraction of numbers") {
+                schema.ensure(table);
+                write(*db, table, {row("n", "x", "1234567.0625")});
+                const auto stored = value_of(*db, table, "amount", "n");
+                CHECK(std::stod(stored) == Approx(1234567.0625));
+                CHECK(stored.find(".0625") != std::string::npos);
+            }
+
+            SECTION("stores timestamps in UTC with milliseconds") {
+                schema.ensure(table);
+                write(*db, table, {row("t", "x")});
+                CHECK(value_of(*db, table, "at", "t").rfind("2024-01-02 03:04:05", 0) == 0);
+                const auto rows = db->query("SELECT COUNT(*) FROM " + db->dialect().quote(table.name) +
+                                            " WHERE " + db->dialect().quote("at") + " > " +
+                                            db->dialect().placeholder("p", 0),
+                                            {std::string("2024-01-02 03:04:05.600")});
+                CHECK(rows.at(0).at(0) == std::optional<std::string>("1"));
+            }
+
+            SECTION("rejects a key longer than the key column instead of failing the batch") {
+                schema.ensure(table);
+                std::vector<sql::RejectedRow> rejected;
+                auto c = write(*db, table, {row(std::string(300, 'k'), "long"), row("ok", "fine")},
+                               &rejected);
+                CHECK(c.inserted == 1);
+                REQUIRE(rejected.size() == 1);
+                CHECK(rejected[0].reason.find("300 characters") != std::string::npos);
+            }
+
+            SECTION("collapses rows sharing a key within one batch to the last one") {
+                schema.ensure(table);
+                auto c = write(*db, table, {row("dup", "first"), row("dup", "second")});
+                CHECK(c.inserted == 1);
+                CHECK(value_of(*db, table, "label", "dup") == "second");
+            }
+
+            SECTION("writes more rows than one statement may carry") {
+                schema.ensure(table);
+                std::vector<sql::Row> rows;
+                for (int i = 0; i < 2500; ++i) {
+                    rows.push_back(row("r" + std::to_string(i), "v"));
+                }
+                CHECK(write(*db, table, rows).inserted == 2500);
+                CHECK(crmsync::testing::count_rows(*db, table.name) == 2500);
+            }
+
+            SECTION("quotes hostile column names") {
+                for (const char* name : {"a\"b", "semi;colon", "space name", "Zähler_Nr", "$id2"}) {
+                    table.columns.push_back({name, sql::ColumnType::text});
+                }
+                schema.ensure(table);
+                auto r = row("h", "x");
+                for (int i = 0; i < 5; ++i) {
+                    r.emplace_back("v" + std::to_string(i));
+                }
+                CHECK(write(*db, table, {r}).inserted == 1);
+                CHECK(value_of(*db, table, "Zähler_Nr", "h") == "v3");
+            }
+
+            SECTION("lets only one session hold a job's lock") {
+                // SQLite's lock is a file lock on the database, so it covers every job.
+                auto other = crmsync::testing::open(target.url);
+                CHECK(db->try_lock("job:" + prefix));
+                CHECK_FALSE(other->try_lock("job:" + prefix));
+                CHECK(other->try_lock("other-job:" + prefix) == (target.name != "sqlite"));
+                db.reset();
+                // The server notices the closed session a moment later.
+                bool taken = false;
+                for (int i = 0; i < 100 && !taken; ++i) {
+                    taken = other->try_lock("job:" + prefix);
+                    if (!taken) {
+                        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                    }
+                }
+                CHECK(taken);
+                db = crmsync::testing::open(target.url);
+            }
+
+            if (db) {
+                db->execute("DROP TABLE IF EXISTS " + db->dialect().quote(table.name));
+            }
+        }
+    }
+}
