@@ -81,9 +81,12 @@ std::vector<json> all_pages(Api &api, const std::string &path, const std::string
     std::string cursor;
     std::size_t count = 0;
     for (;;) {
-        std::string url = path + "?" + query;
+        std::string url = path;
+        url += '?';
+        url += query;
         if (!cursor.empty()) {
-            url += "&cursor=" + cursor;
+            url += "&cursor=";
+            url += cursor;
         }
         const auto page = api.get_json(url);
         ++count;
@@ -490,6 +493,7 @@ TEST_CASE("DialfireFake E4 indexes transactions", "[http]") {
     REQUIRE(all.size() == fake.event_count());
     REQUIRE(all.size() == 120);
     std::vector<EventRef> events;
+    events.reserve(all.size());
     for (const auto &r : all) {
         events.push_back(parse_event(r.get<std::string>()));
     }
@@ -590,7 +594,7 @@ TEST_CASE("DialfireFake sends a Date header from its own clock", "[http]") {
     res = api.get("/fields/list");
     REQUIRE(res);
     const auto skew = parse_http_date(res->get_header_value("Date")) - system_now_ms();
-    CHECK(std::abs(skew + 2 * 3'600'000) < 5'000);
+    CHECK(std::abs(skew + std::int64_t{2} * 3'600'000) < 5'000);
 
     res = api.get("/contacts/list?limit=abc");
     REQUIRE(res);
@@ -798,6 +802,7 @@ TEST_CASE("DialfireFake stays consistent under concurrent clients and mutators",
     fake.start();
     std::atomic<bool> failed{false};
     std::vector<std::thread> clients;
+    clients.reserve(4);
     for (int c = 0; c < 4; ++c) {
         clients.emplace_back([&fake, &failed, c] {
             Api api(fake);

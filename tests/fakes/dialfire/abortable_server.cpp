@@ -15,7 +15,7 @@
 namespace crmsync::fakes {
 namespace {
 
-constexpr std::size_t k_read_buffer_size = 16 * 1024;
+constexpr std::size_t k_read_buffer_size = std::size_t{16} * 1024;
 // Keep-alive waits are sliced so that stop() is noticed quickly.
 constexpr int k_poll_slice_ms = 100;
 

@@ -830,11 +830,13 @@ std::vector<HostileItem> CampaignGenerator::hostile_items() const {
          "raw bytes C3 28 and FF in a string"},
         {HostileCase::value_nul, contact_id(k_hostile_nul), value_field, "\\u0000 inside a string"},
         {HostileCase::contact_without_id, contact_id(k_hostile_no_id), "", "E3 object has no $id"},
-        {HostileCase::pause_time_not_number, contact_id(k_hostile_pause), "",
-         "first transaction has pause_time_sec \"abc\""},
-        {HostileCase::transaction_without_fired, contact_id(k_hostile_no_fired), "",
-         "last base transaction has no fired (and so no E4 event)"},
     };
+    if (m_options.transactions_per_contact >= 1) {
+        items.push_back({HostileCase::pause_time_not_number, contact_id(k_hostile_pause), "",
+                         "first transaction has pause_time_sec \"abc\""});
+        items.push_back({HostileCase::transaction_without_fired, contact_id(k_hostile_no_fired), "",
+                         "last base transaction has no fired (and so no E4 event)"});
+    }
     if (m_options.transactions_per_contact >= 2) {
         items.push_back({HostileCase::duplicate_fired, contact_id(k_hostile_dup_fired), "",
                          "first two transactions share one fired millisecond"});

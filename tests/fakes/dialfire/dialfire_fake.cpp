@@ -34,7 +34,7 @@ constexpr auto k_read_timeout = std::chrono::seconds(10);
 constexpr auto k_write_timeout = std::chrono::seconds(30);
 constexpr auto k_keep_alive_idle = std::chrono::seconds(5);
 constexpr std::size_t k_keep_alive_max_requests = 10'000;
-constexpr std::size_t k_max_payload = 16 * 1024 * 1024;
+constexpr std::size_t k_max_payload = std::size_t{16} * 1024 * 1024;
 constexpr auto k_start_timeout = std::chrono::seconds(5);
 constexpr std::size_t k_max_build_threads = 8;
 constexpr std::string_view k_control_prefix = "/_fake/";
@@ -257,7 +257,7 @@ Fault fault_from_json(const nlohmann::json &json) {
 }
 
 struct DialfireFake::Impl {
-    explicit Impl(FakeCampaignOptions options);
+    Impl(FakeCampaignOptions options, std::int64_t history_end_ms);
 
     [[nodiscard]] const FakeCampaignOptions &options() const { return generator.options(); }
     [[nodiscard]] std::int64_t now_ms() const;
@@ -331,7 +331,8 @@ struct DialfireFake::Impl {
     bool started = false;
 };
 
-DialfireFake::Impl::Impl(FakeCampaignOptions opts) : generator(opts, history_end_of(opts)) {
+DialfireFake::Impl::Impl(FakeCampaignOptions opts, std::int64_t history_end_ms)
+    : generator(std::move(opts), history_end_ms) {
     fields = generator.initial_fields();
     // Generated transactions use only these names; interning them up front makes
     // refresh_generated() read-only on the name tables, so the contacts can be built in parallel.
@@ -1072,8 +1073,10 @@ void DialfireFake::Impl::setup_routes() {
 
 // ---- DialfireFake -----------------------------------------------------------------------------
 
-DialfireFake::DialfireFake(FakeCampaignOptions options)
-    : m_impl(std::make_unique<Impl>(std::move(options))) {}
+DialfireFake::DialfireFake(FakeCampaignOptions options) {
+    const auto history_end = history_end_of(options);
+    m_impl = std::make_unique<Impl>(std::move(options), history_end);
+}
 
 DialfireFake::~DialfireFake() { stop(); }
 

@@ -36,7 +36,8 @@ struct FakeCampaignOptions {
     /// wall clock at construction, floored to the second; set it for reproducible md5s.
     std::optional<std::chrono::system_clock::time_point> history_end;
     std::chrono::hours history_span{24 * 30};
-    /// Connections are served one per thread (keep-alive), so this bounds parallel clients.
+    /// Each connection holds a worker thread while open (an idle keep-alive connection for up to
+    /// 5 s); connections beyond this many wait for a free worker.
     std::size_t worker_threads = 32;
     /// Registers the unauthenticated /_fake/... control endpoints (the executable turns them
     /// on; in-process tests call the C++ methods instead).
@@ -83,7 +84,7 @@ struct HostileItem {
 };
 
 /// Size of the HostileCase::value_1mb string in bytes.
-constexpr std::size_t k_hostile_huge_value_size = 1024 * 1024;
+constexpr std::size_t k_hostile_huge_value_size = std::size_t{1024} * 1024;
 
 /// The extra E1 fields of the hostile campaign, in E1 order (after the normal fields).
 /// Contacts carry values for all of them except "$id", which would duplicate the key.

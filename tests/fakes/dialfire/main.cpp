@@ -33,9 +33,7 @@ void write_port_file(const std::string &path, int port) {
     std::filesystem::rename(temp, path);
 }
 
-} // namespace
-
-int main(int argc, char **argv) {
+int run(int argc, char **argv) {
     using crmsync::fakes::DialfireFake;
     crmsync::fakes::FakeCampaignOptions options;
     options.control_endpoints = true;
@@ -73,37 +71,44 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
+    if (!history_end.empty()) {
+        const auto ms = crmsync::fakes::parse_api_time(history_end);
+        if (!ms) {
+            std::cerr << "dialfire_fake: error: bad --history-end '" << history_end << "'\n";
+            return 2;
+        }
+        options.history_end = std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
+    }
+    DialfireFake fake(options);
+    std::atomic<bool> shutdown_requested{false};
+    fake.set_shutdown_handler([&shutdown_requested] { shutdown_requested = true; });
+    const int bound = fake.start(port);
+    if (!port_file.empty()) {
+        write_port_file(port_file, bound);
+    }
+    std::cout << "dialfire_fake: listening on " << fake.base_url() << ", campaign "
+              << options.campaign_id << ", " << options.contacts << " contacts, "
+              << fake.event_count() << " transaction events" << std::endl;
+    while (!shutdown_requested) {
+        timespec slice{0, 200'000'000};
+        if (sigtimedwait(&signals, nullptr, &slice) > 0) {
+            break;
+        }
+    }
+    fake.stop();
+    std::cout << "dialfire_fake: stopped" << std::endl;
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
     try {
-        if (!history_end.empty()) {
-            const auto ms = crmsync::fakes::parse_api_time(history_end);
-            if (!ms) {
-                std::cerr << "dialfire_fake: error: bad --history-end '" << history_end << "'\n";
-                return 2;
-            }
-            options.history_end =
-                std::chrono::system_clock::time_point(std::chrono::milliseconds(*ms));
-        }
-        DialfireFake fake(options);
-        std::atomic<bool> shutdown_requested{false};
-        fake.set_shutdown_handler([&shutdown_requested] { shutdown_requested = true; });
-        const int bound = fake.start(port);
-        if (!port_file.empty()) {
-            write_port_file(port_file, bound);
-        }
-        std::cout << "dialfire_fake: listening on " << fake.base_url() << ", campaign "
-                  << options.campaign_id << ", " << options.contacts << " contacts, "
-                  << fake.event_count() << " transaction events" << std::endl;
-        while (!shutdown_requested) {
-            timespec slice{0, 200'000'000};
-            if (sigtimedwait(&signals, nullptr, &slice) > 0) {
-                break;
-            }
-        }
-        fake.stop();
-        std::cout << "dialfire_fake: stopped" << std::endl;
+        return run(argc, argv);
     } catch (const std::exception &e) {
         std::cerr << "dialfire_fake: error: " << e.what() << '\n';
-        return 1;
+    } catch (...) {
+        std::cerr << "dialfire_fake: error: unknown exception\n";
     }
-    return 0;
+    return 1;
 }
