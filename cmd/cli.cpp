@@ -2,6 +2,7 @@
 
 #include "cmd/db_sync.hpp"
 #include "cmd/status.hpp"
+#include "cmd/webhook.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
 #include "lib/core/log.hpp"
@@ -31,6 +32,12 @@ std::vector<Subcommand> subcommands() {
              auto options = std::make_shared<DbSyncOptions>();
              add_db_sync(app, *options);
              return std::function<int()>([options] { return run_db_sync(*options); });
+         }},
+        {"webhook", "Send each new or changed Dialfire transaction to a web service, then exit",
+         [](CLI::App& app) {
+             auto options = std::make_shared<WebhookOptions>();
+             add_webhook(app, *options);
+             return std::function<int()>([options] { return run_webhook(*options); });
          }},
         {"status", "Show each job's checkpoint, progress and rejects in a target database",
          [](CLI::App& app) {
@@ -94,8 +101,7 @@ std::vector<std::string> translate_dbsync2(const std::vector<std::string>& args,
     } else if (mode == "db_init" || mode == "db_update") {
         out.insert(out.end(), {"db_sync", "--mode", mode == "db_init" ? "init" : "update"});
     } else if (mode == "webhook") {
-        throw Error(ErrorKind::usage, "webhook mode is not available in this version yet",
-                    "use db_sync, db_init or db_update");
+        out.push_back("webhook");
     } else {
         throw Error(ErrorKind::usage, "invalid mode --a '" + mode + "'",
                     "use --a db_sync, db_init, db_update or webhook");

@@ -2,9 +2,11 @@
 
 #include "lib/core/error.hpp"
 #include "lib/util/redact.hpp"
+#include "lib/util/time.hpp"
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <ctime>
@@ -37,6 +39,39 @@ bool usable_dir(const std::filesystem::path& dir) {
 }
 
 } // namespace
+
+void check_campaign(const std::string& campaign) {
+    if (campaign.empty()) {
+        throw Error(ErrorKind::usage, "no campaign given", "pass --campaign ID (or --c ID)");
+    }
+    for (const char c : campaign) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
+            throw Error(ErrorKind::usage, "campaign ID '" + campaign + "' has invalid characters",
+                        "a Dialfire campaign ID looks like 2FZFB7ZN993KJBR9");
+        }
+    }
+}
+
+std::optional<SystemTime> parse_time_option(const std::string& text, const char* flag) {
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    const auto t = util::parse_iso8601(text);
+    if (!t) {
+        throw Error(ErrorKind::usage, std::string(flag) + " '" + text + "' is not a date or time",
+                    "write 2024-02-01 or 2024-02-01T15:04:05 (UTC)");
+    }
+    return t;
+}
+
+std::chrono::milliseconds parse_duration_option(const std::string& text, const char* flag) {
+    const auto d = util::parse_duration(text);
+    if (!d) {
+        throw Error(ErrorKind::usage, std::string(flag) + " '" + text + "' is not a duration",
+                    "write e.g. 90s, 10m, 2h or 1d");
+    }
+    return *d;
+}
 
 void add_common(CLI::App& app, CommonOptions& o) {
     app.add_option("--ct", o.token,

@@ -1,10 +1,13 @@
 #pragma once
 
+#include "lib/core/clock.hpp"
 #include "lib/core/log.hpp"
 #include "lib/pipeline/summary.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
+#include <optional>
 #include <string>
 
 namespace crmsync::cli {
@@ -25,6 +28,14 @@ struct CommonOptions {
 };
 
 void add_common(CLI::App& app, CommonOptions& options);
+
+// "2024-02-01" or "2024-02-01T15:04:05" (UTC) for `flag`; empty gives nullopt. Throws
+// Error(usage) naming the flag.
+std::optional<SystemTime> parse_time_option(const std::string& text, const char* flag);
+// "90s", "10m", "2h", "1d"; throws Error(usage) naming the flag.
+std::chrono::milliseconds parse_duration_option(const std::string& text, const char* flag);
+// Checks a Dialfire campaign ID (letters, digits, '_', '-'); throws Error(usage).
+void check_campaign(const std::string& campaign);
 
 // The API token from --ct, --token-env, --token-file, CRMSYNC_TOKEN or DBSYNC_CT, registered
 // as a secret. Throws Error(config) when none is given.

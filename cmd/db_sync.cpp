@@ -15,39 +15,10 @@
 namespace crmsync::cli {
 namespace {
 
-std::optional<SystemTime> parse_time_option(const std::string& text, const char* flag) {
-    if (text.empty()) {
-        return std::nullopt;
-    }
-    const auto t = util::parse_iso8601(text);
-    if (!t) {
-        throw Error(ErrorKind::usage, std::string(flag) + " '" + text + "' is not a date or time",
-                    "write 2024-02-01 or 2024-02-01T15:04:05 (UTC)");
-    }
-    return t;
-}
-
-std::chrono::milliseconds parse_duration_option(const std::string& text, const char* flag) {
-    const auto d = util::parse_duration(text);
-    if (!d) {
-        throw Error(ErrorKind::usage, std::string(flag) + " '" + text + "' is not a duration",
-                    "write e.g. 90s, 10m, 2h or 1d");
-    }
-    return *d;
-}
-
 // Everything is checked here, before any network or database I/O.
 drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
     drivers::dialfire::SyncOptions s;
-    if (o.campaign.empty()) {
-        throw Error(ErrorKind::usage, "no campaign given", "pass --campaign ID (or --c ID)");
-    }
-    for (const char c : o.campaign) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') {
-            throw Error(ErrorKind::usage, "campaign ID '" + o.campaign + "' has invalid characters",
-                        "a Dialfire campaign ID looks like 2FZFB7ZN993KJBR9");
-        }
-    }
+    check_campaign(o.campaign);
     for (const char c : o.table_prefix) {
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
             throw Error(ErrorKind::usage, "table prefix '" + o.table_prefix + "' may hold only "

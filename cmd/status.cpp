@@ -2,64 +2,115 @@
 
 #include "cmd/targets.hpp"
 #include "lib/core/exit_codes.hpp"
-#include "lib/sql/schema_catalog.hpp"
 #include "lib/sql/schema_manager.hpp"
+#include "lib/state/outbox.hpp"
 
+#include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iostream>
 #include <map>
 
 namespace crmsync::cli {
+namespace {
+
+nlohmann::json target_jobs(const std::string& url) {
+    auto db = open_target(parse_target(url));
+    sql::SchemaManager schema(*db);
+    nlohmann::json jobs = nlohmann::json::array();
+    if (schema.existing_columns("crmsync_state").empty()) {
+        return jobs;
+    }
+    const auto& d = db->dialect();
+    std::map<std::string, long> rejects;
+    if (!schema.existing_columns("crmsync_rejects").empty()) {
+        for (const auto& row : db->query("SELECT " + d.quote("job") + ", COUNT(*) FROM " +
+                                         d.quote("crmsync_rejects") + " GROUP BY " +
+                                         d.quote("job"))) {
+            rejects[row[0].value_or("")] = std::stol(row[1].value_or("0"));
+        }
+    }
+    for (const auto& row : db->query("SELECT " + d.quote("job") + ", " + d.quote("checkpoint") +
+                                     ", " + d.quote("progress") + ", " + d.quote("updated_at") +
+                                     " FROM " + d.quote("crmsync_state") + " ORDER BY " +
+                                     d.quote("job"))) {
+        const std::string job = row[0].value_or("");
+        jobs.push_back({{"job", job},
+                        {"checkpoint", row[1].value_or("")},
+                        {"progress", row[2].value_or("")},
+                        {"updated_at", row[3].value_or("")},
+                        {"rejects", rejects[job]}});
+    }
+    return jobs;
+}
+
+nlohmann::json state_jobs(const std::string& path) {
+    state::StateStore store(path);
+    state::Outbox outbox(store);
+    nlohmann::json jobs = nlohmann::json::array();
+    SQLite::Statement st(store.db(), "SELECT job FROM checkpoints UNION SELECT job FROM outbox "
+                                     "ORDER BY 1");
+    while (st.executeStep()) {
+        const std::string job = st.getColumn(0).getString();
+        const auto counts = outbox.counts(job);
+        jobs.push_back({{"job", job},
+                        {"checkpoint", store.checkpoint(job).value_or("")},
+                        {"pending", counts.pending},
+                        {"dead", counts.dead},
+                        {"delivered", counts.delivered},
+                        {"oldest_pending", counts.oldest_pending.value_or("")}});
+    }
+    return jobs;
+}
+
+std::string or_none(const nlohmann::json& value) {
+    const auto text = value.get<std::string>();
+    return text.empty() ? "none" : text;
+}
+
+} // namespace
 
 void add_status(CLI::App& app, StatusOptions& o) {
-    app.add_option("--url", o.url, "Target database holding crmsync_state")
-        ->envname("DBSYNC_URL")
-        ->capture_default_str();
+    app.add_option("--url", o.url, "Target database holding crmsync_state (db_sync jobs)")
+        ->envname("DBSYNC_URL");
+    app.add_option("--state", o.state, "State file (webhook jobs); default: the default state file");
     app.add_flag("--json", o.json, "Print JSON instead of text");
 }
 
 int run_status(const StatusOptions& o) {
-    auto db = open_target(parse_target(o.url));
-    sql::SchemaManager schema(*db);
-    nlohmann::json jobs = nlohmann::json::array();
-    if (!schema.existing_columns("crmsync_state").empty()) {
-        const auto& d = db->dialect();
-        std::map<std::string, long> rejects;
-        if (!schema.existing_columns("crmsync_rejects").empty()) {
-            for (const auto& row : db->query("SELECT " + d.quote("job") + ", COUNT(*) FROM " +
-                                             d.quote("crmsync_rejects") + " GROUP BY " +
-                                             d.quote("job"))) {
-                rejects[row[0].value_or("")] = std::stol(row[1].value_or("0"));
-            }
-        }
-        for (const auto& row :
-             db->query("SELECT " + d.quote("job") + ", " + d.quote("checkpoint") + ", " +
-                       d.quote("progress") + ", " + d.quote("updated_at") + " FROM " +
-                       d.quote("crmsync_state") + " ORDER BY " + d.quote("job"))) {
-            const std::string job = row[0].value_or("");
-            jobs.push_back({{"job", job},
-                            {"checkpoint", row[1].value_or("")},
-                            {"progress", row[2].value_or("")},
-                            {"updated_at", row[3].value_or("")},
-                            {"rejects", rejects[job]}});
-        }
+    nlohmann::json out = nlohmann::json::object();
+    if (!o.url.empty()) {
+        out["target"] = target_jobs(o.url);
+    }
+    std::string state = o.state;
+    if (state.empty() && std::filesystem::exists(state::default_state_path())) {
+        state = state::default_state_path();
+    }
+    if (!state.empty()) {
+        out["state"] = state_jobs(state);
     }
     if (o.json) {
-        std::cout << jobs.dump(2) << "\n";
-    } else if (jobs.empty()) {
-        std::cout << "no crmsync jobs in " << db->description() << "\n";
-    } else {
-        for (const auto& j : jobs) {
-            std::cout << fmt::format("{}  checkpoint {}  updated {}  rejects {}  {}\n",
-                                     j["job"].get<std::string>(),
-                                     j["checkpoint"].get<std::string>().empty()
-                                         ? "none"
-                                         : j["checkpoint"].get<std::string>(),
-                                     j["updated_at"].get<std::string>(),
-                                     j["rejects"].get<long>(), j["progress"].get<std::string>());
-        }
+        std::cout << out.dump(2) << "\n";
+        return k_exit_ok;
+    }
+    if (out.empty()) {
+        std::cout << "nothing to show: pass --url TARGET for db_sync jobs or --state FILE for "
+                     "webhook jobs\n";
+    }
+    for (const auto& j : out.value("target", nlohmann::json::array())) {
+        std::cout << fmt::format("{}  checkpoint {}  updated {}  rejects {}  {}\n",
+                                 j["job"].get<std::string>(), or_none(j["checkpoint"]),
+                                 j["updated_at"].get<std::string>(), j["rejects"].get<long>(),
+                                 j["progress"].get<std::string>());
+    }
+    for (const auto& j : out.value("state", nlohmann::json::array())) {
+        std::cout << fmt::format("{}  checkpoint {}  pending {}  dead {}  delivered {}  oldest "
+                                 "pending {}\n",
+                                 j["job"].get<std::string>(), or_none(j["checkpoint"]),
+                                 j["pending"].get<long>(), j["dead"].get<long>(),
+                                 j["delivered"].get<long>(), or_none(j["oldest_pending"]));
     }
     return k_exit_ok;
 }

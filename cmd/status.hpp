@@ -7,7 +7,8 @@
 namespace crmsync::cli {
 
 struct StatusOptions {
-    std::string url = "sqlite://crmsync.db";
+    std::string url;   // a target database holding crmsync_state (db_sync jobs)
+    std::string state; // a state file (webhook jobs); default: the default state file if present
     bool json = false;
 };
 

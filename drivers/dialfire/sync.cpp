@@ -1,5 +1,7 @@
 #include "drivers/dialfire/sync.hpp"
 
+#include "drivers/dialfire/contact_fetchers.hpp"
+
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
@@ -20,76 +22,6 @@ namespace {
 
 // IN lists stay well under every dialect's parameter limit.
 constexpr std::size_t k_md5_lookup_chunk = 500;
-
-struct FetchedBatch {
-    std::vector<nlohmann::json> contacts;
-};
-
-// Workers that fetch contacts by id (E3) with bounded parallelism. The first error stops
-// them; the writer drains what was fetched before it.
-class ContactFetchers {
-public:
-    ContactFetchers(const SyncOptions& options, http::RetryStats& stats)
-        : m_jobs(options.workers * 2), m_results(options.workers * 2) {
-        m_running = options.workers;
-        for (std::size_t i = 0; i < options.workers; ++i) {
-            m_threads.emplace_back([this, &options, &stats] { work(options, stats); });
-        }
-    }
-
-    ~ContactFetchers() {
-        m_jobs.close();
-        m_results.close();
-        for (auto& t : m_threads) {
-            if (t.joinable()) {
-                t.join();
-            }
-        }
-    }
-
-    // Blocks while the queue is full; false once the fetchers stopped on an error.
-    bool submit(std::vector<std::string> ids) { return m_jobs.push(std::move(ids)); }
-    std::optional<FetchedBatch> try_result() { return m_results.try_pop(); }
-
-    // No more ids; returns batches until all workers are done.
-    void finish_submitting() { m_jobs.close(); }
-    std::optional<FetchedBatch> next_result() { return m_results.pop(); }
-
-    std::exception_ptr error() {
-        std::lock_guard lock(m_mutex);
-        return m_error;
-    }
-
-private:
-    void work(const SyncOptions& options, http::RetryStats& stats) {
-        try {
-            ApiClient client(options.api, http::RetryContext{options.retry, stats, Clock::real(),
-                                                             options.deadline, ""});
-            while (auto ids = m_jobs.pop()) {
-                FetchedBatch batch{client.fetch_contacts(*ids)};
-                if (!m_results.push(std::move(batch))) {
-                    break;
-                }
-            }
-        } catch (...) {
-            std::lock_guard lock(m_mutex);
-            if (!m_error) {
-                m_error = std::current_exception();
-            }
-            m_jobs.close();
-        }
-        if (--m_running == 0) {
-            m_results.close();
-        }
-    }
-
-    pipeline::BoundedQueue<std::vector<std::string>> m_jobs;
-    pipeline::BoundedQueue<FetchedBatch> m_results;
-    std::vector<std::thread> m_threads;
-    std::mutex m_mutex;
-    std::exception_ptr m_error;
-    std::atomic<std::size_t> m_running{0};
-};
 
 class SyncRun {
 public:
@@ -237,7 +169,7 @@ private:
 
     void sync_contacts(const std::optional<SystemTime>& from) {
         const std::string changed_since = from ? util::format_date(*from) : "";
-        ContactFetchers fetchers(m_options, m_stats);
+        ContactFetchers fetchers(m_options.api, m_options.workers, http::RetryContext{m_options.retry, m_stats, Clock::real(), m_options.deadline, ""});
         std::string cursor;
         bool source_failed = false;
         do {

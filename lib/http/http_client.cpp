@@ -59,31 +59,32 @@ HttpClient::HttpClient(HttpClientOptions options) : m_options(std::move(options)
     }
 }
 
-bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
-                         TransportFailure& failure) {
-    CURL* h = m_handle.get();
+namespace detail {
+
+void prepare_transfer(CURL* h, const HttpRequest& request, HttpResponse& response,
+                      CurlSlist& headers, char* error_buffer, const HttpClientOptions& options) {
     curl_easy_reset(h);
-    char error_buffer[CURL_ERROR_SIZE] = {};
+    error_buffer[0] = '\0';
     response = HttpResponse{};
-    CurlSlist headers;
-    for (const auto& [name, value] : request.headers) {
-        const std::string line = name + ": " + value;
+    headers.reset();
+    const auto append = [&](const std::string& line) {
         curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
         if (appended == nullptr) {
             throw Error(ErrorKind::internal, "out of memory building request headers");
         }
         (void)headers.release();
         headers.reset(appended);
+    };
+    for (const auto& [name, value] : request.headers) {
+        append(name + ": " + value);
     }
     if (!request.body.empty() || request.method == "POST") {
         // libcurl adds "Expect: 100-continue" to large bodies; it costs a round trip.
-        curl_slist* appended = curl_slist_append(headers.get(), "Expect:");
-        (void)headers.release();
-        headers.reset(appended);
+        append("Expect:");
     }
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error_buffer);
     curl_easy_setopt(h, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(h, CURLOPT_USERAGENT, m_options.user_agent.c_str());
+    curl_easy_setopt(h, CURLOPT_USERAGENT, options.user_agent.c_str());
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(k_connect_timeout.count()));
@@ -92,8 +93,8 @@ bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, m_options.verify_tls ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, m_options.verify_tls ? 2L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
@@ -107,8 +108,10 @@ bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                          static_cast<curl_off_t>(request.body.size()));
     }
-    const CURLcode code = curl_easy_perform(h);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+}
+
+bool finish_transfer(CURL* h, CURLcode code, const char* error_buffer, HttpResponse& response,
+                     TransportFailure& failure) {
     curl_off_t elapsed_us = 0;
     curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &elapsed_us);
     response.elapsed = std::chrono::milliseconds(elapsed_us / 1000);
@@ -119,6 +122,20 @@ bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
     return true;
+}
+
+} // namespace detail
+
+bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
+                         TransportFailure& failure) {
+    CURL* h = m_handle.get();
+    char error_buffer[CURL_ERROR_SIZE] = {};
+    CurlSlist headers;
+    detail::prepare_transfer(h, request, response, headers, error_buffer, m_options);
+    const CURLcode code = curl_easy_perform(h);
+    const bool ok = detail::finish_transfer(h, code, error_buffer, response, failure);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
+    return ok;
 }
 
 } // namespace crmsync::http

@@ -41,6 +41,17 @@ struct HttpClientOptions {
     std::string user_agent = "crmsync/" CRMSYNC_VERSION;
 };
 
+namespace detail {
+// Sets every option of one transfer on `handle` (reset first): URL, method, body, headers,
+// timeouts, TLS, and the callbacks that fill `response`. `headers` and `error_buffer` must
+// outlive the transfer. Shared by HttpClient and MultiClient.
+void prepare_transfer(CURL* handle, const HttpRequest& request, HttpResponse& response,
+                      CurlSlist& headers, char* error_buffer, const HttpClientOptions& options);
+// Fills status and elapsed time after a transfer; returns false with `failure` on an error.
+bool finish_transfer(CURL* handle, CURLcode code, const char* error_buffer,
+                     HttpResponse& response, TransportFailure& failure);
+} // namespace detail
+
 // One libcurl easy handle, reused across requests so connections stay alive. Not thread safe:
 // give each worker thread its own client.
 class HttpClient {

@@ -20,6 +20,9 @@ std::string RunSummary::to_line() const {
     for (const auto& [table, c] : tables) {
         line += fmt::format(" {} +{} ~{} ={};", table, c.inserted, c.updated, c.unchanged);
     }
+    for (const auto& [name, value] : counters) {
+        line += fmt::format(" {} {},", name, value);
+    }
     line += fmt::format(" fetched {}, skipped {}, filtered {}, rejected {}, retries {}", fetched,
                         skipped, filtered, rejected, retries);
     if (in_progress > 0) {
@@ -40,6 +43,9 @@ std::string RunSummary::to_json() const {
     for (const auto& [table, c] : tables) {
         j["tables"][table] = {{"inserted", c.inserted}, {"updated", c.updated},
                               {"unchanged", c.unchanged}};
+    }
+    for (const auto& [name, value] : counters) {
+        j[name] = value;
     }
     j["fetched"] = fetched;
     j["skipped"] = skipped;

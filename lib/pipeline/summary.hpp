@@ -5,6 +5,8 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace crmsync::pipeline {
 
@@ -14,6 +16,9 @@ struct RunSummary {
     std::string job;     // "DEMO0000CAMPAIGN"
     std::string status = "ok"; // ok | partial | failed | interrupted | locked
     std::map<std::string, sql::WriteCounts> tables; // by table name, in name order
+    // Further counters of commands that write no tables (webhook: delivered, pending, dead...),
+    // printed in the order given.
+    std::vector<std::pair<std::string, long>> counters;
     long fetched = 0;   // records received from the source
     long skipped = 0;   // records the source listed but that were already stored (same md5)
     long filtered = 0;  // records left out by --fm/--fp/--until

@@ -1,0 +1,78 @@
+#pragma once
+
+#include "lib/state/state_store.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crmsync::state {
+
+// One message to deliver. `id` is stable across every attempt and run (Standard Webhooks'
+// webhook-id); deliveries of one `group_key` (a contact) go out in `order_key` order.
+struct Delivery {
+    std::int64_t seq = 0;
+    std::string id;
+    std::string job;
+    std::string group_key;
+    std::string order_key;
+    std::string event; // "new" | "updated"
+    std::string body;
+    std::string status = "pending"; // pending | delivered | dead
+    int attempts = 0;
+    std::int64_t next_attempt_ms = 0; // unix ms; due when <= now
+    std::optional<int> last_status;
+    std::string last_error;
+};
+
+struct OutboxCounts {
+    long pending = 0;
+    long dead = 0;
+    long delivered = 0;
+    std::optional<std::string> oldest_pending; // created_at of the oldest pending delivery
+};
+
+// The durable queue of a job's deliveries in the state file. A delivery enters before the
+// checkpoint moves past its event and leaves the pending state only on a 2xx (delivered) or
+// when it is given up (dead: attempts exhausted, or a non-retryable answer). Writes join the
+// caller's transaction if one is open.
+class Outbox {
+public:
+    explicit Outbox(StateStore& store) : m_store(store) {}
+
+    // Adds the delivery unless one with the same id exists; returns whether it was added.
+    bool enqueue(const Delivery& delivery);
+
+    // Pending deliveries of `job` with seq > after_seq, in seq order, at most `limit`
+    // (due or not: the caller keeps per-group order and skips what is not due).
+    std::vector<Delivery> pending(const std::string& job, std::int64_t after_seq, std::size_t limit);
+    // The earliest next_attempt_ms of pending deliveries, if any.
+    std::optional<std::int64_t> next_due(const std::string& job);
+
+    void mark_delivered(const Delivery& delivery, int status);
+    void mark_retry(const Delivery& delivery, std::optional<int> status, const std::string& error,
+                    std::int64_t next_attempt_ms);
+    void mark_dead(const Delivery& delivery, std::optional<int> status, const std::string& error);
+
+    OutboxCounts counts(const std::string& job);
+    // Dead deliveries of `job` become pending with a fresh attempt budget; returns how many.
+    long replay_dead(const std::string& job);
+
+private:
+    StateStore& m_store;
+};
+
+// What was sent for each record: the content hash decides new / updated / unchanged.
+class Ledger {
+public:
+    explicit Ledger(StateStore& store) : m_store(store) {}
+    std::optional<std::string> content_md5(const std::string& job, const std::string& key);
+    void record(const std::string& job, const std::string& key, const std::string& content_md5,
+                const std::string& delivery_id);
+
+private:
+    StateStore& m_store;
+};
+
+} // namespace crmsync::state
