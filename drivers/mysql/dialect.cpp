@@ -50,8 +50,8 @@ public:
             sql += (i ? ", " : "") + quote(c.name) + " " + column_type(c) +
                    (c.nullable && c.name != table.primary_key ? "" : " NOT NULL");
         }
-        return sql + ", PRIMARY KEY (" + quote(table.primary_key) +
-               ")) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
+        return sql + ", PRIMARY KEY (" + quote(table.primary_key) + ")" + unique_key_clause(table) +
+               ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
     }
 
     std::string add_column(const sql::Table& table, const sql::Column& column) const override {
@@ -87,14 +87,14 @@ public:
         std::string same;
         std::string set;
         for (const auto* c : columns) {
-            if (c->name == table.primary_key || c->name == table.changed_at_column) {
+            if (c->name == table.key() || c->name == table.changed_at_column) {
                 continue;
             }
             const std::string q = quote(c->name);
             same += (same.empty() ? "" : " AND ") + fmt::format("BINARY {0} <=> BINARY VALUES({0})", q);
             set += ", " + q + " = VALUES(" + q + ")";
         }
-        const std::string key = quote(table.primary_key);
+        const std::string key = quote(table.key());
         if (set.empty()) {
             return sql + " ON DUPLICATE KEY UPDATE " + key + " = " + key;
         }

@@ -46,7 +46,8 @@ public:
             sql += (i ? ", " : "") + quote(c.name) + " " + column_type(c) +
                    (c.nullable && c.name != table.primary_key ? "" : " NOT NULL");
         }
-        return sql + ", PRIMARY KEY (" + quote(table.primary_key) + "))";
+        return sql + ", PRIMARY KEY (" + quote(table.primary_key) + ")" + unique_key_clause(table) +
+               ")";
     }
 
     std::string add_column(const sql::Table& table, const sql::Column& column) const override {
@@ -88,7 +89,7 @@ public:
         std::string before;
         std::string after;
         for (const auto* c : columns) {
-            if (c->name == table.primary_key) {
+            if (c->name == table.key()) {
                 continue;
             }
             set += (set.empty() ? "" : ", ") + quote(c->name) + " = EXCLUDED." + quote(c->name);
@@ -97,7 +98,7 @@ public:
                 after += (after.empty() ? "" : ", ") + std::string("EXCLUDED.") + quote(c->name);
             }
         }
-        sql += " ON CONFLICT (" + quote(table.primary_key) + ") ";
+        sql += " ON CONFLICT (" + quote(table.key()) + ") ";
         if (set.empty()) {
             return sql + "DO NOTHING";
         }

@@ -51,7 +51,7 @@ public:
                 sql += " NOT NULL";
             }
         }
-        return sql + ")";
+        return sql + unique_key_clause(table) + ")";
     }
 
     std::string add_column(const sql::Table& table, const sql::Column& column) const override {
@@ -90,7 +90,7 @@ public:
         std::string set;
         std::string differs;
         for (const auto* c : columns) {
-            if (c->name == table.primary_key) {
+            if (c->name == table.key()) {
                 continue;
             }
             const std::string q = quote(c->name);
@@ -99,7 +99,7 @@ public:
                 differs += (differs.empty() ? "" : " OR ") + ("t." + q) + " IS NOT excluded." + q;
             }
         }
-        sql += " ON CONFLICT (" + quote(table.primary_key) + ") ";
+        sql += " ON CONFLICT (" + quote(table.key()) + ") ";
         if (set.empty()) {
             return sql + "DO NOTHING";
         }

@@ -56,7 +56,8 @@ public:
             sql += (i ? ", " : "") + quote(c.name) + " " + column_type(c) +
                    (c.nullable && c.name != table.primary_key ? " NULL" : " NOT NULL");
         }
-        return sql + ", PRIMARY KEY (" + quote(table.primary_key) + "))";
+        return sql + ", PRIMARY KEY (" + quote(table.primary_key) + ")" + unique_key_clause(table) +
+               ")";
     }
 
     std::string add_column(const sql::Table& table, const sql::Column& column) const override {
@@ -91,12 +92,12 @@ public:
             }
             sql += ")";
         }
-        const std::string key = quote(table.primary_key);
+        const std::string key = quote(table.key());
         sql += ") AS s (" + names + ") ON t." + key + " = s." + key;
         std::string set;
         std::string differs;
         for (const auto* c : columns) {
-            if (c->name == table.primary_key) {
+            if (c->name == table.key()) {
                 continue;
             }
             const std::string q = quote(c->name);

@@ -18,7 +18,7 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
     WriteCounts counts;
     const Table& table = *batch.table;
     const Dialect& dialect = m_db.dialect();
-    const std::size_t key_pos = table.position(table.primary_key);
+    const std::size_t key_pos = table.position(table.key());
     const std::size_t changed_pos =
         table.changed_at_column.empty() ? std::string::npos : table.position(table.changed_at_column);
     if (key_pos == std::string::npos) {
@@ -47,7 +47,7 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
         const Row& row = batch.rows[r];
         const auto& key = row[key_pos];
         if (!key) {
-            rejected.push_back({table.name, "", "the row has no value for " + table.primary_key});
+            rejected.push_back({table.name, "", "the row has no value for " + table.key()});
             continue;
         }
         if (last_by_key[*key] != r) {
@@ -73,7 +73,7 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
     // max_allowed_packet and SQL Server's 2100 parameters are never hit.
     const std::size_t max_rows =
         std::max<std::size_t>(1, std::min<std::size_t>(1000, dialect.max_parameters() / columns.size()));
-    const std::vector<std::string> key_column{table.primary_key};
+    const std::vector<std::string> key_column{table.key()};
     std::size_t start = 0;
     while (start < rows.size()) {
         std::size_t n = 0;

@@ -12,6 +12,13 @@ std::string Dialect::placeholder(std::string_view prefix, std::size_t index) con
     return fmt::format(":{}{}", prefix, index);
 }
 
+std::string Dialect::unique_key_clause(const Table& table) const {
+    if (table.upsert_key.empty() || table.upsert_key == table.primary_key) {
+        return {};
+    }
+    return ", UNIQUE (" + quote(table.upsert_key) + ")";
+}
+
 std::string Dialect::qualified(const Table& table, const Column& column) const {
     return quote(table.name) + "." + quote(column.name);
 }
@@ -31,7 +38,7 @@ std::string Dialect::select_by_keys(const Table& table, const std::vector<std::s
     for (std::size_t i = 0; i < columns.size(); ++i) {
         sql += (i ? ", " : "") + quote(columns[i]);
     }
-    sql += " FROM " + quote(table.name) + " WHERE " + quote(table.primary_key) + " IN (";
+    sql += " FROM " + quote(table.name) + " WHERE " + quote(table.key()) + " IN (";
     for (std::size_t i = 0; i < count; ++i) {
         sql += (i ? ", " : "") + placeholder("k", i);
     }

@@ -69,6 +69,9 @@ public:
     // The index-th placeholder of a statement (":p3"); SQLite uses "?" since it resolves
     // named parameters in quadratic time.
     virtual std::string placeholder(std::string_view prefix, std::size_t index) const;
+    // ", UNIQUE (<upsert key>)" when the table upserts on a column other than its primary
+    // key, else "": appended to CREATE TABLE's column list.
+    std::string unique_key_clause(const Table& table) const;
     std::string qualified(const Table& table, const Column& column) const;
 
 protected:

@@ -15,6 +15,7 @@ std::vector<TableSpec> parse_schema(std::string_view json_text, std::string_view
             spec.table.name = std::string(prefix) + t.at("name").get<std::string>();
             spec.table.primary_key = t.at("primary_key").get<std::string>();
             spec.table.changed_at_column = t.value("changed_at", std::string{});
+            spec.table.upsert_key = t.value("upsert_key", std::string{});
             for (const auto& c : t.at("columns")) {
                 Column column;
                 column.name = c.at("name").get<std::string>();
@@ -44,7 +45,8 @@ std::vector<TableSpec> parse_schema(std::string_view json_text, std::string_view
                 }
                 spec.table.indexes.push_back(index);
             }
-            if (spec.table.find(spec.table.primary_key) == nullptr) {
+            if (spec.table.find(spec.table.primary_key) == nullptr ||
+                spec.table.find(spec.table.key()) == nullptr) {
                 throw Error(ErrorKind::internal,
                             "schema table " + spec.table.name + " lacks its primary key column");
             }

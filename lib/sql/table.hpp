@@ -39,12 +39,16 @@ struct Index {
 struct Table {
     std::string name;
     std::vector<Column> columns;
-    std::string primary_key;        // one column: the upsert key
+    std::string primary_key;        // one column
+    // The column upserts match on when it is not the primary key (an identity ID with a
+    // unique EXTERNAL_ID); created with a UNIQUE constraint.
+    std::string upsert_key;
     std::vector<Index> indexes;
     // Stamped with the write time on insert and whenever the row's content changes; left alone
     // when an upsert finds identical content (dbsync2's "$changed").
     std::string changed_at_column;
 
+    const std::string& key() const { return upsert_key.empty() ? primary_key : upsert_key; }
     const Column* find(std::string_view column) const;
     std::size_t position(std::string_view column) const; // npos if absent
 };

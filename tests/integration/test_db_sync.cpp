@@ -379,6 +379,10 @@ TEST_CASE("db_sync never writes a secret to its output or its files", "[sqlite][
     const std::string password = "pw-Secret@:/9d8e7";
     if (const char* pg = std::getenv("CRMSYNC_TEST_POSTGRES_URL"); pg != nullptr && *pg) {
         auto admin = crmsync::testing::open(pg);
+        // Tables of an earlier, aborted run would keep the role from being dropped.
+        admin->execute("DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+                       "'crmsync_secret_user') THEN EXECUTE 'DROP OWNED BY crmsync_secret_user'; "
+                       "END IF; END $$");
         admin->execute("DROP ROLE IF EXISTS crmsync_secret_user");
         admin->execute("CREATE ROLE crmsync_secret_user LOGIN SUPERUSER PASSWORD '" + password + "'");
         std::string url = pg;
