@@ -36,6 +36,14 @@ util::DatabaseUrl parse_target(const std::string& url) {
         throw Error(ErrorKind::usage, "the SQLite file name must not contain '='",
                     "rename the file or use a directory without '=' in its path");
     }
+    if (parsed.scheme == "mysql") {
+        drivers::mysql::check_params(parsed);
+    }
+    for (const char* key : {"password", "pwd"}) {
+        if (const auto it = parsed.params.find(key); it != parsed.params.end()) {
+            util::register_secret(it->second);
+        }
+    }
     if (parsed.password.empty()) {
         if (const char* env = std::getenv("CRMSYNC_DB_PASSWORD"); env != nullptr) {
             parsed.password = env;

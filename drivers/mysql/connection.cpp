@@ -24,6 +24,18 @@ std::string quoted(const std::string& value) {
 
 } // namespace
 
+void check_params(const util::DatabaseUrl& url) {
+    for (const auto& [name, value] : url.params) {
+        if (name == "sslca" || name == "sslcert" || name == "sslkey" || name == "unix_socket" ||
+            (name == "useSSL" && value == "false")) {
+            continue;
+        }
+        throw Error(ErrorKind::usage,
+                    "the mysql URL parameter '" + name + "' is not supported",
+                    "for TLS give ?sslca=FILE (and sslcert/sslkey for client certificates)");
+    }
+}
+
 std::string connect_string(const util::DatabaseUrl& url) {
     std::string s = "host=" + quoted(url.host);
     s += " port=" + std::to_string(url.port.value_or(3306));

@@ -1,5 +1,6 @@
 #include "drivers/postgres/connection.hpp"
 
+#include "drivers/postgres/bulk_copy.hpp"
 #include "drivers/postgres/dialect.hpp"
 #include "lib/core/error.hpp"
 #include "lib/util/redact.hpp"
@@ -21,6 +22,19 @@ std::string quoted(const std::string& value) {
     }
     return out + "'";
 }
+
+class PostgresDatabase final : public sql::Database {
+public:
+    PostgresDatabase(std::unique_ptr<soci::session> session, std::string description)
+        : Database(make_dialect(), std::move(session), std::move(description)) {}
+
+    std::optional<BulkResult>
+    bulk_upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
+                const std::vector<std::vector<const sql::Value*>>& rows) override {
+        auto* backend = static_cast<soci::postgresql_session_backend*>(session().get_backend());
+        return copy_upsert(backend->conn_, dialect(), table, columns, rows);
+    }
+};
 
 } // namespace
 
@@ -57,7 +71,7 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "check host, port, database, user and password (CRMSYNC_DB_PASSWORD)");
     }
     const std::string description = "postgres://" + url.host + "/" + url.database;
-    return std::make_unique<sql::Database>(make_dialect(), std::move(session), description);
+    return std::make_unique<PostgresDatabase>(std::move(session), description);
 }
 
 } // namespace crmsync::drivers::postgres

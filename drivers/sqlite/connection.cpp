@@ -46,22 +46,12 @@ private:
     int m_lock_fd = -1;
 };
 
-std::string quoted(const std::string& value) {
-    std::string out = "\"";
-    for (const char c : value) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out + "\"";
-}
-
 } // namespace
 
-std::string connect_string(const util::DatabaseUrl& url) {
-    return "db=" + quoted(url.database) + " timeout=30";
-}
+// SOCI takes a connect string without '=' as the file name itself; its key=value parser has
+// no escapes, so the bare path is the only form that keeps every file name intact
+// (parse_target refuses '=' in SQLite paths). The busy timeout is set by session_setup().
+std::string connect_string(const util::DatabaseUrl& url) { return url.database; }
 
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
     // The file holds personal data: create it private (SQLite would use the umask).

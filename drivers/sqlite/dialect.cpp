@@ -110,6 +110,35 @@ public:
         return sql;
     }
 
+    // NUMERIC affinity keeps integers up to 64 bits exactly and turns anything else into a
+    // double: more than 15 significant digits would be rounded silently.
+    std::optional<std::string> value_problem(const sql::Column& column,
+                                             std::string_view value) const override {
+        if (column.type != sql::ColumnType::number) {
+            return Dialect::value_problem(column, value);
+        }
+        std::string digits;
+        bool fraction = false;
+        for (const char c : value) {
+            if (c == '.') {
+                fraction = true;
+            } else if (c >= '0' && c <= '9' && !(digits.empty() && c == '0')) {
+                digits += c;
+            }
+        }
+        if (fraction) {
+            while (!digits.empty() && digits.back() == '0') {
+                digits.pop_back();
+            }
+        }
+        const bool fits_integer = !fraction && digits.size() <= 18;
+        if (!fits_integer && digits.size() > 15) {
+            return "number " + std::string(value.substr(0, 40)) + " has more significant digits "
+                   "than SQLite stores exactly";
+        }
+        return std::nullopt;
+    }
+
     std::vector<std::string> session_setup() const override {
         return {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
                 "PRAGMA busy_timeout = 30000"};

@@ -44,7 +44,10 @@ std::string connect_string(const util::DatabaseUrl& url) {
         server += "\\" + url.instance; // resolved through the SQL Server Browser
     }
     std::string s = "DRIVER=" + freetds_driver() + ";SERVER=" + odbc_value(server);
-    s += ";PORT=" + std::to_string(url.port.value_or(1433));
+    // FreeTDS asks the SQL Server Browser for a named instance's port only when none is set.
+    if (url.port || url.instance.empty()) {
+        s += ";PORT=" + std::to_string(url.port.value_or(1433));
+    }
     s += ";DATABASE=" + odbc_value(url.database);
     if (!url.user.empty()) {
         s += ";UID=" + odbc_value(url.user);

@@ -133,6 +133,16 @@ protected:
     std::size_t number_integer_digits() const override { return 28; }
     std::size_t number_fraction_digits() const override { return 10; }
 
+    std::size_t key_length(std::string_view value) const override {
+        std::size_t units = 0;
+        for (const char c : value) {
+            const auto byte = static_cast<unsigned char>(c);
+            units += (byte & 0xC0) != 0x80 ? 1 : 0; // a code point starts
+            units += byte >= 0xF0 ? 1 : 0;          // a 4-byte one needs a surrogate pair
+        }
+        return units;
+    }
+
 private:
     static std::string escape_literal(const std::string& text) {
         std::string out;

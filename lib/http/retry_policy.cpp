@@ -104,6 +104,12 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
         if (stop_requested()) {
             throw Error(ErrorKind::interrupted, "interrupted before " + context.what);
         }
+        if (context.deadline && context.clock.steady_now() >= *context.deadline) {
+            throw Error(ErrorKind::connection,
+                        fmt::format("{}: time budget spent{}", context.what,
+                                    last_problem.empty() ? "" : "; last: " + last_problem),
+                        "raise --max-runtime, or let the next run continue");
+        }
         HttpResponse response;
         TransportFailure failure;
         std::optional<std::chrono::milliseconds> wait;

@@ -62,7 +62,9 @@ void TargetWriter::add(const sql::Table& table, sql::Row row) {
 
 void TargetWriter::reject(const std::string& table, const std::string& key,
                           const std::string& reason, const std::string& raw) {
-    const std::string id = util::md5_hex(m_job + "\x1f" + table + "\x1f" + key + "\x1f" + reason);
+    // Records without a key are told apart by their content.
+    const std::string id = util::md5_hex(m_job + "\x1f" + table + "\x1f" + key + "\x1f" + reason +
+                                         (key.empty() ? "\x1f" + util::md5_hex(raw) : ""));
     m_rejects.push_back({id, m_job, table, key, reason, raw, std::nullopt});
     ++m_summary.rejected;
     log::warn("rejected {} {}: {}", table, key.empty() ? "(no key)" : key, reason);

@@ -10,6 +10,8 @@ namespace crmsync::sql {
 namespace {
 
 constexpr std::size_t k_statement_bytes = 4 * 1024 * 1024;
+// Below this many rows a multi-row statement is as quick as a bulk load.
+constexpr std::size_t k_bulk_threshold = 50;
 
 } // namespace
 
@@ -69,6 +71,28 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
         return counts;
     }
 
+    if (rows.size() >= k_bulk_threshold) {
+        std::vector<std::vector<const Value*>> values;
+        values.reserve(rows.size());
+        const Value changed{changed_at};
+        for (const Row* row : rows) {
+            std::vector<const Value*> v;
+            v.reserve(bound.size());
+            for (std::size_t i : bound) {
+                v.push_back(i == changed_pos ? &changed : &(*row)[i]);
+            }
+            values.push_back(std::move(v));
+        }
+        if (const auto bulk = m_db.bulk_upsert(table, columns, values)) {
+            const long n = static_cast<long>(rows.size());
+            const long inserted = n - bulk->existing;
+            const long updated = dialect.updated_from_affected(bulk->affected, inserted, n);
+            counts.inserted += inserted;
+            counts.updated += updated;
+            counts.unchanged += n - inserted - updated;
+            return counts;
+        }
+    }
     // Statements stay under the dialect's parameter limit and a few MB of values, so MySQL's
     // max_allowed_packet and SQL Server's 2100 parameters are never hit.
     const std::size_t max_rows =

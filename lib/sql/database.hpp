@@ -44,6 +44,24 @@ public:
     // another session holds it. The default runs dialect().try_lock_query().
     virtual bool try_lock(const std::string& job_key);
 
+    // An optional fast path for upserting many rows at once (PostgreSQL: COPY into a staging
+    // table, then one INSERT ... SELECT ... ON CONFLICT). `rows` are deduplicated and checked;
+    // `values(row, i)` gives the i-th bound column's value. Returns {existing, affected} rows,
+    // or nullopt when this database has no fast path (the writer then uses multi-row
+    // statements). Runs inside the caller's transaction.
+    struct BulkResult {
+        long existing = 0;
+        long affected = 0;
+    };
+    virtual std::optional<BulkResult>
+    bulk_upsert(const Table& table, const std::vector<const Column*>& columns,
+                const std::vector<std::vector<const Value*>>& rows) {
+        (void)table;
+        (void)columns;
+        (void)rows;
+        return std::nullopt;
+    }
+
 protected:
     soci::session& session() { return *m_session; }
 

@@ -49,13 +49,10 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
                                                   std::string_view value) const {
     switch (column.type) {
     case ColumnType::key: {
-        std::size_t code_points = 0;
-        for (const char c : value) {
-            code_points += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
-        }
-        if (code_points > k_key_length) {
+        const std::size_t length = key_length(value);
+        if (length > k_key_length) {
             return fmt::format("{} is {} characters long; the column holds {}", column.name,
-                               code_points, k_key_length);
+                               length, k_key_length);
         }
         return std::nullopt;
     }
@@ -95,6 +92,14 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
     default:
         return std::nullopt;
     }
+}
+
+std::size_t Dialect::key_length(std::string_view value) const {
+    std::size_t code_points = 0;
+    for (const char c : value) {
+        code_points += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+    }
+    return code_points;
 }
 
 std::string Dialect::lock_parameter(std::string_view job_key) const {

@@ -79,6 +79,9 @@ protected:
     virtual std::size_t number_integer_digits() const { return 131072; }
     virtual std::size_t number_fraction_digits() const { return 16383; }
     virtual int min_timestamp_year() const { return 1; }
+    // Length of a key value in the units the key column's limit counts (code points; SQL
+    // Server counts UTF-16 code units, so characters beyond U+FFFF count twice).
+    virtual std::size_t key_length(std::string_view value) const;
     static constexpr std::size_t k_key_length = 255;
 };
 

@@ -139,6 +139,9 @@ std::optional<SystemTime> parse_iso8601(std::string_view text) {
             if (after != text.size()) {
                 return std::nullopt;
             }
+            if (oh > 23 || om > 59) {
+                return std::nullopt;
+            }
             offset_minutes = (oh * 60 + om) * (zone == '-' ? -1 : 1);
             pos = after;
         } else {

@@ -187,23 +187,38 @@ DatabaseUrl parse_database_url(std::string_view url) {
 }
 
 std::string redact_url(std::string_view url) {
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string_view::npos) {
-        return std::string(url);
+    std::string out(url);
+    const auto scheme_end = out.find("://");
+    if (scheme_end == std::string::npos) {
+        return out;
     }
     const auto start = scheme_end + 3;
-    const auto slash = url.find('/', start);
-    const auto authority_end = slash == std::string_view::npos ? url.size() : slash;
-    const auto at = url.substr(0, authority_end).rfind('@');
-    if (at == std::string_view::npos || at < start) {
-        // A password may also hide in the query (password=..., pwd=...).
-        return std::string(url);
+    // The same split as parse_database_url: userinfo ends at the last '@' before the query.
+    const auto query = out.find('?', start);
+    const auto at = out.substr(0, query).rfind('@');
+    if (at != std::string::npos && at >= start) {
+        const auto colon = out.find(':', start);
+        if (colon != std::string::npos && colon < at) {
+            out.replace(colon + 1, at - colon - 1, "***");
+        }
     }
-    const auto colon = url.substr(start, at - start).find(':');
-    if (colon == std::string_view::npos) {
-        return std::string(url);
+    // Passwords can also ride in the query (libpq's password=, ODBC's pwd=).
+    for (auto q = out.find('?'); q != std::string::npos && q < out.size();) {
+        const auto amp = out.find('&', q + 1);
+        const auto eq = out.find('=', q + 1);
+        if (eq != std::string::npos && (amp == std::string::npos || eq < amp)) {
+            std::string key = out.substr(q + 1, eq - q - 1);
+            for (char& c : key) {
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            }
+            if (key == "password" || key == "pwd" || key == "pass" || key == "passwd") {
+                const auto value_end = amp == std::string::npos ? out.size() : amp;
+                out.replace(eq + 1, value_end - eq - 1, "***");
+            }
+        }
+        q = out.find('&', q + 1);
     }
-    return std::string(url.substr(0, start + colon + 1)) + "***" + std::string(url.substr(at));
+    return out;
 }
 
 HttpUrl parse_http_url(std::string_view url) {
@@ -222,8 +237,19 @@ HttpUrl parse_http_url(std::string_view url) {
     const auto slash = rest.find_first_of("/?");
     const auto authority = rest.substr(0, slash);
     result.path_and_query = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+    const auto bracket = authority.find(']');
     const auto colon = authority.rfind(':');
-    if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+    if (!authority.empty() && authority.front() == '[' && bracket != std::string_view::npos) {
+        result.host = std::string(authority.substr(1, bracket - 1));
+        if (bracket + 1 < authority.size()) {
+            result.port = authority[bracket + 1] == ':' ? parse_port(authority.substr(bracket + 2))
+                                                         : std::nullopt;
+            if (!result.port) {
+                throw Error(ErrorKind::usage, "'" + std::string(url) + "' has an invalid port",
+                            "write it as https://host[:port]/path");
+            }
+        }
+    } else if (colon != std::string_view::npos && bracket == std::string_view::npos) {
         result.host = std::string(authority.substr(0, colon));
         result.port = parse_port(authority.substr(colon + 1));
         if (!result.port) {

@@ -10,7 +10,7 @@ namespace crmsync::util {
 // A parsed target URL. Forms (dbsync2's included):
 //   sqlite://relative/file.db   sqlite:///absolute/file.db
 //   postgres://user:pw@host:5432/db?sslmode=require      (also postgresql://)
-//   mysql://user:pw@host:3306/db?ssl-mode=...             (also mariadb://)
+//   mysql://user:pw@host:3306/db?sslca=FILE               (also mariadb://)
 //   sqlserver://user:pw@host:1433/instance/db             (dbsync2's form)
 //   sqlserver://user:pw@host:1433/db
 // User, password and path parts are percent-decoded, so "p%40ss" is the password "p@ss".

@@ -1,0 +1,290 @@
+#include "lib/sql/json_values.hpp"
+#include "lib/util/utf8.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+using nlohmann::json;
+using crmsync::sql::ColumnType;
+using crmsync::sql::Value;
+namespace sql = crmsync::sql;
+namespace util = crmsync::util;
+
+namespace {
+
+const std::string k_fffd = "\xEF\xBF\xBD";
+
+// The converted value, or "<rejected: problem>" so failures read well.
+std::string convert(const json& value, ColumnType type) {
+    Value out = std::string("stale");
+    std::string problem;
+    if (!sql::to_column_value(value, type, out, problem)) {
+        CHECK_FALSE(problem.empty());
+        return "<rejected: " + problem + ">";
+    }
+    return out ? *out : "<NULL>";
+}
+
+bool rejected(const json& value, ColumnType type) {
+    return convert(value, type).rfind("<rejected", 0) == 0;
+}
+
+} // namespace
+
+TEST_CASE("sql::to_column_value for numbers", "[unit]") {
+    SECTION("integers are written in full") {
+        CHECK(convert(42, ColumnType::number) == "42");
+        CHECK(convert(-7, ColumnType::number) == "-7");
+        CHECK(convert(9007199254740993LL, ColumnType::number) == "9007199254740993");
+        CHECK(convert(18446744073709551615ULL, ColumnType::number) == "18446744073709551615");
+    }
+    SECTION("floats are written as plain decimals") {
+        CHECK(convert(12.5, ColumnType::number) == "12.5");
+        CHECK(convert(0.1, ColumnType::number) == "0.1");
+        CHECK(convert(-0.25, ColumnType::number) == "-0.25");
+        CHECK(convert(1e20, ColumnType::number) == "100000000000000000000");
+        CHECK(convert(1.5e-7, ColumnType::number) == "0.00000015");
+    }
+    SECTION("numeric strings are normalised, exponent forms included") {
+        CHECK(convert("12.50", ColumnType::number) == "12.5");
+        CHECK(convert("007", ColumnType::number) == "7");
+        CHECK(convert("1e3", ColumnType::number) == "1000");
+        CHECK(convert("1.5E-2", ColumnType::number) == "0.015");
+        CHECK(convert("-2.5e+2", ColumnType::number) == "-250");
+    }
+    SECTION("a non-numeric string is rejected with a problem naming the value") {
+        Value out;
+        std::string problem;
+        CHECK_FALSE(sql::to_column_value(json("abc"), ColumnType::number, out, problem));
+        CHECK(problem.find("abc") != std::string::npos);
+        CHECK(problem.find("number") != std::string::npos);
+        CHECK_FALSE(out.has_value());
+    }
+    SECTION("booleans, objects and arrays are not numbers") {
+        CHECK(rejected(true, ColumnType::number));
+        CHECK(rejected(json::object({{"a", 1}}), ColumnType::number));
+        CHECK(rejected(json::array({1}), ColumnType::number));
+        CHECK(rejected("12abc", ColumnType::number));
+        CHECK(rejected("1,5", ColumnType::number));
+    }
+    SECTION("an empty string and null are NULL") {
+        CHECK(convert("", ColumnType::number) == "<NULL>");
+        CHECK(convert(nullptr, ColumnType::number) == "<NULL>");
+    }
+    SECTION("integer columns take whole numbers only") {
+        CHECK(convert(12, ColumnType::integer) == "12");
+        CHECK(convert("12.0", ColumnType::integer) == "12");
+        CHECK(convert(3.0, ColumnType::integer) == "3");
+        CHECK(convert("1e3", ColumnType::integer) == "1000");
+        CHECK(rejected(12.5, ColumnType::integer));
+        CHECK(rejected("12.5", ColumnType::integer));
+        CHECK(convert("", ColumnType::integer) == "<NULL>");
+    }
+}
+
+TEST_CASE("sql::to_column_value for booleans", "[unit]") {
+    SECTION("true and false become 1 and 0") {
+        CHECK(convert(true, ColumnType::boolean) == "1");
+        CHECK(convert(false, ColumnType::boolean) == "0");
+    }
+    SECTION("0, 1 and their strings are accepted") {
+        CHECK(convert(1, ColumnType::boolean) == "1");
+        CHECK(convert(0, ColumnType::boolean) == "0");
+        CHECK(convert("true", ColumnType::boolean) == "1");
+        CHECK(convert("false", ColumnType::boolean) == "0");
+        CHECK(convert("1", ColumnType::boolean) == "1");
+        CHECK(convert("0", ColumnType::boolean) == "0");
+    }
+    SECTION("anything else is rejected") {
+        CHECK(rejected("yes", ColumnType::boolean));
+        CHECK(rejected(2, ColumnType::boolean));
+        CHECK(rejected(0.5, ColumnType::boolean));
+        CHECK(rejected(json::object(), ColumnType::boolean));
+    }
+    SECTION("an empty string and null are NULL") {
+        CHECK(convert("", ColumnType::boolean) == "<NULL>");
+        CHECK(convert(nullptr, ColumnType::boolean) == "<NULL>");
+    }
+}
+
+TEST_CASE("sql::to_column_value for timestamps", "[unit]") {
+    SECTION("ISO-8601 times become YYYY-MM-DD HH:MM:SS.mmm in UTC") {
+        CHECK(convert("2024-01-01T10:00:00.123Z", ColumnType::timestamp) ==
+              "2024-01-01 10:00:00.123");
+        CHECK(convert("2024-01-01T12:00:00+02:00", ColumnType::timestamp) ==
+              "2024-01-01 10:00:00.000");
+        CHECK(convert("2024-01-01 10:00:00", ColumnType::timestamp) == "2024-01-01 10:00:00.000");
+        CHECK(convert("2024-01-01", ColumnType::timestamp) == "2024-01-01 00:00:00.000");
+        CHECK(convert("2024-01-01T10:00:00.123456Z", ColumnType::timestamp) ==
+              "2024-01-01 10:00:00.123");
+    }
+    SECTION("an empty string and null are NULL") {
+        CHECK(convert("", ColumnType::timestamp) == "<NULL>");
+        CHECK(convert(nullptr, ColumnType::timestamp) == "<NULL>");
+    }
+    SECTION("anything that is not an ISO-8601 time is rejected") {
+        CHECK(rejected("yesterday", ColumnType::timestamp));
+        CHECK(rejected("2024-02-30", ColumnType::timestamp));
+        CHECK(rejected(1704103200, ColumnType::timestamp));
+        CHECK(rejected(true, ColumnType::timestamp));
+    }
+}
+
+TEST_CASE("sql::to_column_value for keys, text and json", "[unit]") {
+    SECTION("keys take strings and integers") {
+        CHECK(convert("6EU52ECUGEJPHEJV", ColumnType::key) == "6EU52ECUGEJPHEJV");
+        CHECK(convert(123, ColumnType::key) == "123");
+        CHECK(rejected(1.5, ColumnType::key));
+        CHECK(rejected(json::object(), ColumnType::key));
+        CHECK(rejected(true, ColumnType::key));
+    }
+    SECTION("text keeps strings as they are, an empty string included") {
+        CHECK(convert("hello", ColumnType::text) == "hello");
+        CHECK(convert("", ColumnType::text) == "");
+        CHECK(convert("Z\xC3\xA4hler", ColumnType::text) == "Z\xC3\xA4hler");
+    }
+    SECTION("text takes numbers, booleans, objects and arrays as their JSON text") {
+        CHECK(convert(12, ColumnType::text) == "12");
+        CHECK(convert(12.5, ColumnType::text) == "12.5");
+        CHECK(convert(true, ColumnType::text) == "true");
+        CHECK(convert(json::object({{"a", 1}}), ColumnType::text) == "{\"a\":1}");
+        CHECK(convert(json::array({1, "x"}), ColumnType::text) == "[1,\"x\"]");
+    }
+    SECTION("NUL characters become U+FFFD in text and keys") {
+        const json value = std::string("a\0b", 3);
+        CHECK(convert(value, ColumnType::text) == "a" + k_fffd + "b");
+        CHECK(convert(value, ColumnType::key) == "a" + k_fffd + "b");
+    }
+    SECTION("json columns take any value as JSON text") {
+        CHECK(convert(json::object({{"a", "x"}}), ColumnType::json) == "{\"a\":\"x\"}");
+        CHECK(convert("s", ColumnType::json) == "\"s\"");
+        CHECK(convert(nullptr, ColumnType::json) == "<NULL>");
+    }
+    SECTION("null is NULL for every type") {
+        for (auto type : {ColumnType::key, ColumnType::text, ColumnType::number,
+                          ColumnType::integer, ColumnType::boolean, ColumnType::timestamp,
+                          ColumnType::json}) {
+            CHECK(convert(nullptr, type) == "<NULL>");
+        }
+    }
+}
+
+TEST_CASE("sql::normalize_decimal", "[unit]") {
+    SECTION("plain decimals lose leading and trailing zeros only") {
+        CHECK(sql::normalize_decimal("0") == "0");
+        CHECK(sql::normalize_decimal("12") == "12");
+        CHECK(sql::normalize_decimal("007") == "7");
+        CHECK(sql::normalize_decimal("1.50") == "1.5");
+        CHECK(sql::normalize_decimal("12345678901234567890.123456789") ==
+              "12345678901234567890.123456789");
+        CHECK(sql::normalize_decimal("-12.5") == "-12.5");
+        CHECK(sql::normalize_decimal("+3") == "3");
+    }
+    SECTION("exponents are expanded") {
+        CHECK(sql::normalize_decimal("1.5e3") == "1500");
+        CHECK(sql::normalize_decimal("1e-2") == "0.01");
+        CHECK(sql::normalize_decimal("1E+2") == "100");
+        CHECK(sql::normalize_decimal("-1.5e3") == "-1500");
+        CHECK(sql::normalize_decimal("0.000123e2") == "0.0123");
+        CHECK(sql::normalize_decimal("123e-5") == "0.00123");
+    }
+    SECTION("a missing integer or fraction part is filled in") {
+        CHECK(sql::normalize_decimal(".5") == "0.5");
+        CHECK(sql::normalize_decimal("5.") == "5");
+    }
+    SECTION("negative zero is zero") {
+        CHECK(sql::normalize_decimal("-0") == "0");
+        CHECK(sql::normalize_decimal("-0.000") == "0");
+        CHECK(sql::normalize_decimal("-0e5") == "0");
+    }
+    SECTION("anything that is not a number gives nullopt") {
+        for (const char* bad : {"", "abc", ".", "-", "e5", "1e", "1e+", "1.2.3", "1,5", " 1",
+                                "1 ", "0x10", "NaN", "Infinity", "1e5x", "--1"}) {
+            INFO(bad);
+            CHECK_FALSE(sql::normalize_decimal(bad).has_value());
+        }
+    }
+    SECTION("absurd exponents are refused rather than expanded") {
+        CHECK_FALSE(sql::normalize_decimal("1e1000000").has_value());
+    }
+}
+
+TEST_CASE("sql::to_json_text", "[unit]") {
+    SECTION("writes compact JSON") {
+        CHECK(sql::to_json_text(json::object({{"a", 1}, {"b", json::array({true})}})) ==
+              "{\"a\":1,\"b\":[true]}");
+    }
+    SECTION("scrubs NUL characters from strings and keys at any depth") {
+        json record = json::object();
+        record["plain"] = std::string("x\0y", 3);
+        record["nested"] = json::array({json::object({{"deep", std::string("\0", 1)}})});
+        record[std::string("k\0ey", 4)] = 1;
+        const auto text = sql::to_json_text(record);
+        CHECK(text.find("\\u0000") == std::string::npos);
+        CHECK(text.find('\0') == std::string::npos);
+        const auto back = json::parse(text);
+        CHECK(back["plain"] == "x" + k_fffd + "y");
+        CHECK(back["nested"][0]["deep"] == k_fffd);
+        CHECK(back.contains("k" + k_fffd + "ey"));
+    }
+    SECTION("replaces invalid UTF-8 so the text is valid JSON") {
+        json record = json::object({{"bad", std::string("a\xFF" "b")}});
+        const auto text = sql::to_json_text(record);
+        CHECK(util::is_valid_utf8(text));
+        CHECK_NOTHROW(json::parse(text));
+    }
+    SECTION("keeps a literal backslash-u0000 text that is not a NUL") {
+        json record = json::object({{"s", "\\u0000"}});
+        CHECK(json::parse(sql::to_json_text(record))["s"] == "\\u0000");
+    }
+}
+
+TEST_CASE("sql::row_from_json", "[unit]") {
+    sql::TableSpec spec;
+    spec.table.name = "things";
+    spec.table.primary_key = "id";
+    spec.table.columns = {{"id", ColumnType::key},          {"name", ColumnType::text},
+                          {"amount", ColumnType::number},   {"active", ColumnType::boolean},
+                          {"seen", ColumnType::timestamp},  {"_raw", ColumnType::json}};
+    spec.sources = {"", "name", "amount", "active", "seen", ""};
+
+    SECTION("reads sourced columns from the record and computed ones from the map") {
+        const json record = {{"name", "n"}, {"amount", "12.50"}, {"active", true},
+                             {"seen", "2024-01-01T10:00:00.000Z"}, {"ignored", 1}};
+        sql::Row row;
+        std::string problem;
+        REQUIRE(sql::row_from_json(spec, record, {{"id", "X1"}, {"_raw", "{}"}}, row, problem));
+        REQUIRE(row.size() == 6);
+        CHECK(row[0] == Value("X1"));
+        CHECK(row[1] == Value("n"));
+        CHECK(row[2] == Value("12.5"));
+        CHECK(row[3] == Value("1"));
+        CHECK(row[4] == Value("2024-01-01 10:00:00.000"));
+        CHECK(row[5] == Value("{}"));
+    }
+    SECTION("absent fields and absent computed values are NULL") {
+        sql::Row row;
+        std::string problem;
+        REQUIRE(sql::row_from_json(spec, json::object(), {}, row, problem));
+        REQUIRE(row.size() == 6);
+        for (const auto& v : row) {
+            CHECK_FALSE(v.has_value());
+        }
+    }
+    SECTION("a value that does not fit fails with the column's name in the problem") {
+        sql::Row row;
+        std::string problem;
+        CHECK_FALSE(sql::row_from_json(spec, {{"amount", "abc"}}, {{"id", "X1"}}, row, problem));
+        CHECK(problem.rfind("amount: ", 0) == 0);
+        CHECK(problem.find("abc") != std::string::npos);
+    }
+    SECTION("a record that is not an object fills only computed columns") {
+        sql::Row row;
+        std::string problem;
+        REQUIRE(sql::row_from_json(spec, json::array({1, 2}), {{"id", "X1"}}, row, problem));
+        CHECK(row[0] == Value("X1"));
+        CHECK_FALSE(row[1].has_value());
+    }
+}

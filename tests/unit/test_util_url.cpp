@@ -1,0 +1,251 @@
+#include "lib/core/error.hpp"
+#include "lib/util/url.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+using crmsync::Error;
+using crmsync::ErrorKind;
+namespace util = crmsync::util;
+
+namespace {
+
+// The kind of the Error that parse_database_url throws for `url`, after checking it has a hint.
+ErrorKind database_url_error(const std::string& url) {
+    try {
+        util::parse_database_url(url);
+    } catch (const Error& e) {
+        CHECK_FALSE(e.hint().empty());
+        return e.kind();
+    }
+    FAIL("no error for '" << url << "'");
+    return ErrorKind::internal;
+}
+
+ErrorKind http_url_error(const std::string& url) {
+    try {
+        util::parse_http_url(url);
+    } catch (const Error& e) {
+        return e.kind();
+    }
+    FAIL("no error for '" << url << "'");
+    return ErrorKind::internal;
+}
+
+} // namespace
+
+TEST_CASE("util::parse_database_url", "[unit]") {
+    SECTION("sqlite:// takes a relative file") {
+        const auto u = util::parse_database_url("sqlite://relative/file.db");
+        CHECK(u.scheme == "sqlite");
+        CHECK(u.database == "relative/file.db");
+        CHECK(u.host.empty());
+    }
+    SECTION("sqlite:/// takes an absolute file") {
+        const auto u = util::parse_database_url("sqlite:///absolute/file.db");
+        CHECK(u.scheme == "sqlite");
+        CHECK(u.database == "/absolute/file.db");
+    }
+    SECTION("postgres:// reads user, password, host, port, database and parameters") {
+        const auto u = util::parse_database_url("postgres://user:pw@host:5432/db?sslmode=require");
+        CHECK(u.scheme == "postgres");
+        CHECK(u.user == "user");
+        CHECK(u.password == "pw");
+        CHECK(u.host == "host");
+        CHECK(u.port == 5432);
+        CHECK(u.database == "db");
+        CHECK(u.instance.empty());
+        CHECK(u.params == std::map<std::string, std::string>{{"sslmode", "require"}});
+    }
+    SECTION("postgresql:// is postgres") {
+        CHECK(util::parse_database_url("postgresql://u:p@h/db").scheme == "postgres");
+    }
+    SECTION("mysql:// and mariadb:// are mysql") {
+        const auto u = util::parse_database_url("mysql://user:pw@host:3306/db?ssl-mode=REQUIRED");
+        CHECK(u.scheme == "mysql");
+        CHECK(u.port == 3306);
+        CHECK(u.database == "db");
+        CHECK(u.params.at("ssl-mode") == "REQUIRED");
+        CHECK(util::parse_database_url("mariadb://u:p@h/db").scheme == "mysql");
+    }
+    SECTION("sqlserver:// without an instance") {
+        const auto u = util::parse_database_url("sqlserver://user:pw@host:1433/db");
+        CHECK(u.scheme == "sqlserver");
+        CHECK(u.port == 1433);
+        CHECK(u.instance.empty());
+        CHECK(u.database == "db");
+    }
+    SECTION("dbsync2's sqlserver form host:port/instance/db names an instance") {
+        const auto u = util::parse_database_url("sqlserver://u:pw@host:1433/instance/db");
+        CHECK(u.user == "u");
+        CHECK(u.password == "pw");
+        CHECK(u.host == "host");
+        CHECK(u.port == 1433);
+        CHECK(u.instance == "instance");
+        CHECK(u.database == "db");
+    }
+    SECTION("dbsync2's documented example parses") {
+        const auto u = util::parse_database_url(
+            "sqlserver://my_user:my_password@localhost:1433/my_database");
+        CHECK(u.user == "my_user");
+        CHECK(u.password == "my_password");
+        CHECK(u.host == "localhost");
+        CHECK(u.database == "my_database");
+    }
+    SECTION("a percent-encoded password may hold @ : and /") {
+        const auto u = util::parse_database_url("postgres://u:p%40ss%3Aw%2Frd@h:5432/db");
+        CHECK(u.user == "u");
+        CHECK(u.password == "p@ss:w/rd");
+        CHECK(u.host == "h");
+        CHECK(u.port == 5432);
+        CHECK(u.database == "db");
+    }
+    SECTION("an unencoded @ in the password still parses: the user part ends at the last @") {
+        const auto u = util::parse_database_url("mysql://u:p@ss@h:3306/db");
+        CHECK(u.user == "u");
+        CHECK(u.password == "p@ss");
+        CHECK(u.host == "h");
+        CHECK(u.port == 3306);
+    }
+    SECTION("a user and database name are percent-decoded too") {
+        const auto u = util::parse_database_url("postgres://us%20er@h/my%2Ddb");
+        CHECK(u.user == "us er");
+        CHECK(u.password.empty());
+        CHECK(u.database == "my-db");
+    }
+    SECTION("no user info and no port leave them empty") {
+        const auto u = util::parse_database_url("postgres://h/db");
+        CHECK(u.user.empty());
+        CHECK(u.password.empty());
+        CHECK_FALSE(u.port.has_value());
+    }
+    SECTION("an IPv6 host is written in brackets") {
+        const auto u = util::parse_database_url("postgres://u:pw@[::1]:5432/db");
+        CHECK(u.host == "::1");
+        CHECK(u.port == 5432);
+        CHECK(u.database == "db");
+        const auto v = util::parse_database_url("postgres://u:pw@[2001:db8::1]/db");
+        CHECK(v.host == "2001:db8::1");
+        CHECK_FALSE(v.port.has_value());
+    }
+    SECTION("several query parameters are split and decoded") {
+        const auto u = util::parse_database_url(
+            "postgres://u:pw@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&flag");
+        CHECK(u.params.size() == 3);
+        CHECK(u.params.at("sslmode") == "verify-full");
+        CHECK(u.params.at("sslrootcert") == "/etc/ca.pem");
+        CHECK(u.params.at("flag").empty());
+        CHECK(u.database == "db");
+    }
+    SECTION("an empty URL is a usage error") {
+        CHECK(database_url_error("") == ErrorKind::usage);
+    }
+    SECTION("a URL without scheme is a usage error") {
+        CHECK(database_url_error("localhost/db") == ErrorKind::usage);
+        CHECK(database_url_error("://h/db") == ErrorKind::usage);
+    }
+    SECTION("an unknown scheme is a usage error") {
+        CHECK(database_url_error("ftp://x") == ErrorKind::usage);
+        CHECK(database_url_error("oracle://u:p@h/db") == ErrorKind::usage);
+    }
+    SECTION("a bad port is a usage error") {
+        CHECK(database_url_error("postgres://u:p@h:99999/db") == ErrorKind::usage);
+        CHECK(database_url_error("postgres://u:p@h:0/db") == ErrorKind::usage);
+        CHECK(database_url_error("postgres://u:p@h:abc/db") == ErrorKind::usage);
+        CHECK(database_url_error("postgres://u:p@h:/db") == ErrorKind::usage);
+        CHECK(database_url_error("postgres://u:p@[::1]x/db") == ErrorKind::usage);
+    }
+    SECTION("a URL without database is a usage error") {
+        CHECK(database_url_error("postgres://u:p@h:5432") == ErrorKind::usage);
+        CHECK(database_url_error("postgres://u:p@h:5432/") == ErrorKind::usage);
+        CHECK(database_url_error("sqlite://") == ErrorKind::usage);
+    }
+    SECTION("a URL without host is a usage error") {
+        CHECK(database_url_error("postgres://u:p@/db") == ErrorKind::usage);
+        CHECK(database_url_error("postgres://u:p@[::1/db") == ErrorKind::usage);
+    }
+    SECTION("a database name with '/' is a usage error outside SQL Server") {
+        CHECK(database_url_error("mysql://u:p@h/a/b") == ErrorKind::usage);
+    }
+}
+
+TEST_CASE("util::redact_url", "[unit]") {
+    SECTION("replaces the password and keeps the rest") {
+        CHECK(util::redact_url("postgres://u:secret@h:5432/db?sslmode=require") ==
+              "postgres://u:***@h:5432/db?sslmode=require");
+    }
+    SECTION("hides a percent-encoded password") {
+        const auto r = util::redact_url("postgres://u:p%40ss%3Aw%2Frd@h:5432/db");
+        CHECK(r == "postgres://u:***@h:5432/db");
+    }
+    SECTION("hides a password holding an unencoded @") {
+        const auto r = util::redact_url("mysql://u:p@ss@h:3306/db");
+        CHECK(r.find("p@ss") == std::string::npos);
+        CHECK(r.find("ss@") == std::string::npos);
+        CHECK(r == "mysql://u:***@h:3306/db");
+    }
+    SECTION("hides the password in dbsync2's sqlserver instance form") {
+        const auto r =
+            util::redact_url("sqlserver://my_user:my_password@localhost:1433/inst/my_database");
+        CHECK(r.find("my_password") == std::string::npos);
+        CHECK(r == "sqlserver://my_user:***@localhost:1433/inst/my_database");
+    }
+    SECTION("hides a password holding an unencoded / that parse_database_url accepts") {
+        const std::string url = "postgres://u:pa/ss@h:5432/db";
+        REQUIRE(util::parse_database_url(url).password == "pa/ss");
+        CHECK(util::redact_url(url).find("pa/ss") == std::string::npos);
+    }
+    SECTION("hides a password given as a query parameter") {
+        const auto r = util::redact_url("postgres://u@h/db?password=s3cretpw&sslmode=require");
+        CHECK(r.find("s3cretpw") == std::string::npos);
+    }
+    SECTION("leaves URLs without password unchanged") {
+        CHECK(util::redact_url("sqlite:///tmp/x.db") == "sqlite:///tmp/x.db");
+        CHECK(util::redact_url("postgres://u@h/db") == "postgres://u@h/db");
+        CHECK(util::redact_url("not a url") == "not a url");
+    }
+}
+
+TEST_CASE("util::percent_decode and percent_encode", "[unit]") {
+    SECTION("encode then decode gives the original") {
+        const std::string s = "p@ss:w/rd ;{}%\xC3\xA4";
+        CHECK(util::percent_decode(util::percent_encode(s)) == s);
+        CHECK(util::percent_encode("p@ss:w/rd") == "p%40ss%3Aw%2Frd");
+    }
+    SECTION("decoding leaves a stray % alone") {
+        CHECK(util::percent_decode("100%") == "100%");
+        CHECK(util::percent_decode("%4") == "%4");
+        CHECK(util::percent_decode("%zz") == "%zz");
+        CHECK(util::percent_decode("%41") == "A");
+    }
+}
+
+TEST_CASE("util::parse_http_url", "[unit]") {
+    SECTION("reads scheme and host; the path defaults to /") {
+        const auto u = util::parse_http_url("https://api.dialfire.com");
+        CHECK(u.scheme == "https");
+        CHECK(u.host == "api.dialfire.com");
+        CHECK_FALSE(u.port.has_value());
+        CHECK(u.path_and_query == "/");
+    }
+    SECTION("reads port, path and query") {
+        const auto u = util::parse_http_url("http://127.0.0.1:8080/api/x?a=1");
+        CHECK(u.scheme == "http");
+        CHECK(u.host == "127.0.0.1");
+        CHECK(u.port == 8080);
+        CHECK(u.path_and_query == "/api/x?a=1");
+    }
+    SECTION("reads an IPv6 host with a port") {
+        const auto u = util::parse_http_url("http://[::1]:8080/api");
+        CHECK(u.port == 8080);
+        CHECK(u.path_and_query == "/api");
+    }
+    SECTION("rejects other schemes, missing hosts, bad ports and user info as usage errors") {
+        for (const char* bad : {"ftp://x", "api.dialfire.com", "http://", "http://h:99999/",
+                                "http://h:abc/", "http://u:p@h/", "https://:443/"}) {
+            INFO(bad);
+            CHECK(http_url_error(bad) == ErrorKind::usage);
+        }
+    }
+}
