@@ -123,6 +123,8 @@ int run(int argc, char** argv) {
         std::function<int()> runner;
         for (const auto& s : subcommands()) {
             auto* sub = app.add_subcommand(s.name, s.description);
+            // A flag given twice takes its last value, so wrappers can override defaults.
+            sub->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
             auto run_it = s.setup(*sub);
             sub->callback([&runner, run_it] { runner = run_it; });
         }
