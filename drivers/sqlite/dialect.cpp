@@ -140,8 +140,9 @@ public:
     }
 
     std::vector<std::string> session_setup() const override {
-        return {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL",
-                "PRAGMA busy_timeout = 30000"};
+        // The busy timeout first: switching to WAL already needs the lock another reader may hold.
+        return {"PRAGMA busy_timeout = 30000", "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL"};
     }
 };
 
