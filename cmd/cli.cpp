@@ -1,7 +1,11 @@
 #include "cmd/cli.hpp"
 
+#include "cmd/accounts.hpp"
+#include "cmd/bulk_history.hpp"
 #include "cmd/db_sync.hpp"
+#include "cmd/refresh_tokens.hpp"
 #include "cmd/status.hpp"
+#include "cmd/token.hpp"
 #include "cmd/webhook.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
@@ -38,6 +42,30 @@ std::vector<Subcommand> subcommands() {
              auto options = std::make_shared<WebhookOptions>();
              add_webhook(app, *options);
              return std::function<int()>([options] { return run_webhook(*options); });
+         }},
+        {"bulk-history", "Keep Bitrix24 deal stage history and stage list in SQL tables, then exit",
+         [](CLI::App& app) {
+             auto options = std::make_shared<BulkHistoryOptions>();
+             add_bulk_history(app, *options);
+             return std::function<int()>([options] { return run_bulk_history(*options); });
+         }},
+        {"accounts", "Manage the OAuth accounts (Google, Zoho) kept in the state file",
+         [](CLI::App& app) {
+             auto options = std::make_shared<AccountsOptions>();
+             add_accounts(app, *options);
+             return std::function<int()>([options] { return run_accounts(*options); });
+         }},
+        {"refresh-tokens", "Refresh the access tokens of the OAuth accounts that expire soon",
+         [](CLI::App& app) {
+             auto options = std::make_shared<RefreshTokensOptions>();
+             add_refresh_tokens(app, *options);
+             return std::function<int()>([options] { return run_refresh_tokens(*options); });
+         }},
+        {"token", "Print a valid access token of one OAuth account, refreshing it if needed",
+         [](CLI::App& app) {
+             auto options = std::make_shared<TokenOptions>();
+             add_token(app, *options);
+             return std::function<int()>([options] { return run_token(*options); });
          }},
         {"status", "Show each job's checkpoint, progress and rejects in a target database",
          [](CLI::App& app) {

@@ -1,11 +1,16 @@
 #include "cmd/common.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/notify/episodes.hpp"
+#include "lib/notify/notifier.hpp"
+#include "lib/state/state_store.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
+#include "lib/util/url.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -36,6 +41,43 @@ bool usable_dir(const std::filesystem::path& dir) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     return std::filesystem::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
+}
+
+// CLI11 validators: an empty string means valid. Error texts never carry a password, since
+// parse_smtp_url refuses URLs holding one before it quotes them.
+std::string check_smtp_option(std::string& value) {
+    try {
+        const auto url = notify::parse_smtp_url(value);
+        const char* password = std::getenv(k_smtp_password_env);
+        if (!url.user.empty() && (password == nullptr || *password == '\0')) {
+            return std::string("the SMTP user needs a password: export it in ") +
+                   k_smtp_password_env;
+        }
+    } catch (const Error& e) {
+        return util::redact(e.what()) + "; " + e.hint();
+    }
+    return {};
+}
+
+std::string check_address(std::string& value) {
+    const auto at = value.find('@');
+    const bool plain = std::none_of(value.begin(), value.end(), [](char c) {
+        return std::isspace(static_cast<unsigned char>(c)) || c == '<' || c == '>' || c == ',' ||
+               c == '"' || static_cast<unsigned char>(c) < 0x20;
+    });
+    if (at == std::string::npos || at == 0 || at + 1 == value.size() || !plain) {
+        return "'" + value + "' is not a plain mail address (name@example.com)";
+    }
+    return {};
+}
+
+std::string check_url_option(std::string& value) {
+    try {
+        util::parse_http_url(value);
+    } catch (const Error& e) {
+        return util::redact(e.what());
+    }
+    return {};
 }
 
 } // namespace
@@ -95,6 +137,28 @@ void add_common(CLI::App& app, CommonOptions& o) {
         ->capture_default_str();
     app.add_option("--retry-base", o.retry_base, "First backoff ceiling (doubles per attempt)")
         ->capture_default_str();
+
+    auto* smtp = app.add_option("--notify-smtp", o.notify_smtp,
+                                "Mail a notice when the job starts failing and when it recovers: "
+                                "smtp://user@host:587 (STARTTLS) or smtps://user@host:465; "
+                                "password in CRMSYNC_SMTP_PASSWORD")
+                     ->check(CLI::Validator(check_smtp_option, "SMTP-URL"));
+    auto* to = app.add_option("--notify-to", o.notify_to,
+                              "Recipient of the notices (repeat, or separate with commas)")
+                   ->delimiter(',')
+                   ->check(CLI::Validator(check_address, "ADDR"));
+    smtp->needs(to);
+    to->needs(smtp);
+    app.add_option("--notify-from", o.notify_from,
+                   "Sender of the notices (default: the SMTP user if it is an address)")
+        ->check(CLI::Validator(check_address, "ADDR"))
+        ->needs(smtp);
+    app.add_option("--notify-url", o.notify_url,
+                   "POST a JSON notice here when the job starts failing and when it recovers")
+        ->check(CLI::Validator(check_url_option, "URL"));
+    app.add_option("--notify-state", o.notify_state,
+                   "State file keeping the error episodes (default: the command's state file, "
+                   "else $XDG_STATE_HOME/crmsync/state.db)");
 }
 
 std::string resolve_token(const CommonOptions& o) {
@@ -168,6 +232,49 @@ void report(const CommonOptions& o, const pipeline::RunSummary& summary) {
         } catch (const Error& e) {
             std::cerr << "crmsync: warning: " << util::redact(e.what()) << std::endl;
         }
+    }
+}
+
+void notify_outcome(const CommonOptions& o, const std::string& state_path,
+                    const std::string& command, const std::string& job, bool ok,
+                    const std::string& error) {
+    if (o.notify_smtp.empty() && o.notify_url.empty()) {
+        return;
+    }
+    try {
+        notify::NotifierOptions options;
+        options.smtp_url = o.notify_smtp;
+        options.mail_to = o.notify_to;
+        options.mail_from = o.notify_from;
+        options.url = o.notify_url;
+        options.verify_tls = !o.insecure;
+        if (const char* password = std::getenv(k_smtp_password_env); password != nullptr) {
+            options.smtp_password = password;
+            util::register_secret(options.smtp_password);
+        }
+        notify::Notifier notifier(std::move(options));
+        const std::string path = !o.notify_state.empty() ? o.notify_state
+                                 : !state_path.empty()   ? state_path
+                                                         : state::default_state_path();
+        state::StateStore store(path);
+        notify::RunOutcome outcome;
+        outcome.command = command;
+        outcome.job = job;
+        outcome.ok = ok;
+        outcome.error = error;
+        const auto result = notify::record_outcome(
+            store, notifier.channels(),
+            [&notifier](const notify::Notice& notice, notify::Channel channel) {
+                return notifier.send(notice, channel);
+            },
+            outcome);
+        for (const auto& failure : result.failures) {
+            std::cerr << "crmsync: warning: a notification could not be sent (" +
+                             util::redact(failure) + "); the next run tries again\n";
+        }
+    } catch (const std::exception& e) {
+        log::warn("error notifications: {}", e.what());
+        std::cerr << "crmsync: warning: error notifications: " + util::redact(e.what()) + "\n";
     }
 }
 

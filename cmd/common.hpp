@@ -9,6 +9,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace crmsync::cli {
 
@@ -25,6 +26,12 @@ struct CommonOptions {
     std::string max_runtime = "55m";
     int retry_attempts = 8;
     std::string retry_base = "500ms";
+    // Error notifications (lib/notify): one notice per error episode, one when it ends.
+    std::string notify_smtp;            // smtp[s]://user@host:port; password CRMSYNC_SMTP_PASSWORD
+    std::vector<std::string> notify_to; // repeatable, or comma separated
+    std::string notify_from;
+    std::string notify_url; // a JSON POST per notice
+    std::string notify_state; // where episodes live; default: the command's state file
 };
 
 void add_common(CLI::App& app, CommonOptions& options);
@@ -50,5 +57,18 @@ void init_logging(const CommonOptions& options, const std::string& job, const st
 
 // Prints the summary line (stdout) and writes --summary-json; never throws.
 void report(const CommonOptions& options, const pipeline::RunSummary& summary);
+
+// The environment variable holding the password of --notify-smtp's user.
+inline constexpr const char* k_smtp_password_env = "CRMSYNC_SMTP_PASSWORD";
+
+// Call once at the end of a run: records its outcome in the job's error episode and sends what
+// that calls for (lib/notify/episodes.hpp: one "error" notice when an episode starts, one
+// "recovered" notice when it ends). Does nothing without --notify-smtp or --notify-url. The
+// episode lives in --notify-state, else `state_path` (the command's own state file, "" if it
+// has none), else the default state file. Never throws: a notice that cannot be sent is
+// logged, printed as a warning and tried again by the next run; the exit code stays the same.
+void notify_outcome(const CommonOptions& options, const std::string& state_path,
+                    const std::string& command, const std::string& job, bool ok,
+                    const std::string& error);
 
 } // namespace crmsync::cli

@@ -111,6 +111,8 @@ int run_db_sync(const DbSyncOptions& o) {
     summary.command = mode_name;
     summary.job = o.campaign;
     const auto started = std::chrono::steady_clock::now();
+    const std::string notify_job =
+        o.campaign + " into " + util::redact_url(o.url) + " (tables " + o.table_prefix + "*)";
     const auto finish = [&](const char* status) {
         summary.status = status;
         summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -133,10 +135,14 @@ int run_db_sync(const DbSyncOptions& o) {
         finish(e.kind() == ErrorKind::interrupted ? "interrupted"
                : e.kind() == ErrorKind::locked    ? "locked"
                                                   : "failed");
+        if (summary.status == "failed") {
+            notify_outcome(o.common, "", mode_name, notify_job, false, summary.error);
+        }
         throw;
     }
     const bool partial = summary.status == "partial" || summary.rejected > 0;
     finish(partial ? "partial" : "ok");
+    notify_outcome(o.common, "", mode_name, notify_job, true, "");
     return partial ? k_exit_partial : k_exit_ok;
 }
 

@@ -9,6 +9,8 @@
 #include "lib/util/redact.hpp"
 #include "lib/util/url.hpp"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <fstream>
 
@@ -167,6 +169,7 @@ int run_webhook(const WebhookOptions& o) {
         summary.status = "failed";
         summary.error = source_error->describe();
         report(o.common, summary);
+        notify_outcome(o.common, state_path, "webhook", job, false, summary.error);
         throw *source_error;
     }
     if (stop_requested()) {
@@ -178,6 +181,16 @@ int run_webhook(const WebhookOptions& o) {
     const bool partial = counts.pending > 0 || counts.dead > 0;
     summary.status = partial ? "partial" : "ok";
     report(o.common, summary);
+    // The receiver refusing every delivery is an error episode too; a run that had nothing due
+    // (deliveries waiting for their backoff) says nothing either way.
+    if (sent.delivered == 0 && sent.retried + sent.died > 0) {
+        notify_outcome(o.common, state_path, "webhook", job, false,
+                       fmt::format("the receiver took none of {} deliveries tried ({} pending, "
+                                   "{} dead); see the log for its answers",
+                                   sent.attempts, counts.pending, counts.dead));
+    } else if (sent.delivered > 0 || counts.pending == 0) {
+        notify_outcome(o.common, state_path, "webhook", job, true, "");
+    }
     return partial ? k_exit_partial : k_exit_ok;
 }
 

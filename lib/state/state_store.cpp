@@ -49,6 +49,43 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (job, status, next_attempt_ms);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider TEXT NOT NULL,
+    email TEXT NOT NULL COLLATE NOCASE,
+    owner TEXT NOT NULL DEFAULT '',
+    client_id TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    refresh_token TEXT NOT NULL,
+    access_token TEXT NOT NULL DEFAULT '',
+    expires_at_ms INTEGER,
+    zoho_dc TEXT NOT NULL DEFAULT '',
+    api_domain TEXT NOT NULL DEFAULT '',
+    active INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL DEFAULT 'ok',
+    last_error TEXT NOT NULL DEFAULT '',
+    refreshed_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (provider, email)
+);
+CREATE TABLE IF NOT EXISTS token_requests (
+    account_id INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_requests_account ON token_requests (account_id, at_ms);
+CREATE TABLE IF NOT EXISTS episodes (
+    job TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    is_error INTEGER NOT NULL DEFAULT 0,
+    error_since TEXT,
+    last_failure TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    error_sent TEXT NOT NULL DEFAULT '',
+    recovery_unsent TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+);
 )sql";
 
 Error state_error(const std::string& path, const std::string& what) {

@@ -1,0 +1,45 @@
+#pragma once
+
+#include "drivers/bitrix24/api_client.hpp"
+#include "lib/core/clock.hpp"
+#include "lib/http/retry_policy.hpp"
+#include "lib/pipeline/summary.hpp"
+#include "lib/sql/database.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace crmsync::drivers::bitrix24 {
+
+struct SyncOptions {
+    ApiConfig api;
+    std::string env = "PROD";        // PROD | TEST | DEV: the tables' suffix
+    std::string table_prefix;        // in front of the table names
+    std::optional<int> category;     // one deal pipeline; nullopt = all
+    std::optional<SystemTime> since; // only history created at or after this time
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    http::RetryPolicy retry;
+    bool show_progress = true;
+};
+
+// "bulk_history:<portal host>:<ENV>[:C<category>][:<prefix>]": the job's key in crmsync_state
+// and for its lock. Never holds the webhook code.
+std::string job_key(const SyncOptions &options);
+
+// One bulk-history run (README "bulk-history"). The caller holds the job's lock.
+//  1. The portal's deal stages are read first, so a refused webhook (401) exits before
+//     anything is written, not even a table.
+//  2. Tables are created or completed; the checkpoint (last history ID) is read.
+//  3. CRM_STAGE_LIST is brought in step in one transaction: new stages inserted, changed ones
+//     updated with DATE_UPDATE, stages gone from the portal set ACTIVE = 'N'.
+//  4. History after the checkpoint is fetched with the bulk pattern (order ID ASC, filter >ID,
+//     start=-1), deal titles through `batch`, and each page is written in one transaction
+//     with the checkpoint, after reading back its EXTERNAL_IDs: a page that does not read back
+//     completely is rolled back and fails the run with Error(data).
+// Throws crmsync::Error; committed pages stay. Sets summary.status "partial" when the time
+// budget stopped it early; throws Error(interrupted) after committing the page in flight on
+// SIGINT/SIGTERM.
+void run_sync(const SyncOptions &options, sql::Database &db, pipeline::RunSummary &summary);
+
+} // namespace crmsync::drivers::bitrix24
