@@ -17,8 +17,8 @@ struct LogOptions {
 };
 
 // Opens the log file (created 0600, appended to). Every line passes through util::redact, so
-// a registered secret never reaches it. Safe to call once; without it, only warnings and
-// errors go to stderr.
+// a registered secret never reaches it. Safe to call once; before it, log lines are dropped
+// (errors still reach the user through the one `crmsync: error:` line of cli::run).
 void init(const LogOptions& options);
 void shutdown();
 
