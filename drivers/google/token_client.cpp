@@ -1,5 +1,6 @@
 #include "drivers/google/token_client.hpp"
 
+#include "lib/http/form_request.hpp"
 #include "lib/http/retry_policy.hpp"
 #include "lib/util/url.hpp"
 
@@ -48,16 +49,12 @@ state::TokenAnswer error_answer(long status, const nlohmann::json &body) {
 
 http::HttpRequest refresh_request(const std::string &token_url, const state::Account &account,
                                   std::chrono::milliseconds timeout) {
-    http::HttpRequest request;
-    request.method = "POST";
-    request.url = token_url;
-    request.timeout = timeout;
-    request.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
-                       {"Accept", "application/json"}};
-    request.body = "grant_type=refresh_token&client_id=" + util::percent_encode(account.client_id) +
-                   "&client_secret=" + util::percent_encode(account.client_secret) +
-                   "&refresh_token=" + util::percent_encode(account.refresh_token);
-    return request;
+    return http::form_post(token_url,
+                           {{"grant_type", "refresh_token"},
+                            {"client_id", account.client_id},
+                            {"client_secret", account.client_secret},
+                            {"refresh_token", account.refresh_token}},
+                           timeout);
 }
 
 state::TokenAnswer read_refresh_answer(const http::HttpResponse &response, SystemTime sent_at) {
