@@ -22,7 +22,7 @@
 namespace crmsync::cli {
 namespace {
 
-constexpr const char *k_secrets_hint =
+constexpr const char* k_secrets_hint =
     R"(give one JSON object: {"client_secret": "...", "refresh_token": "..."})";
 constexpr std::size_t k_max_secrets_bytes = 64 * 1024;
 
@@ -31,11 +31,11 @@ struct Secrets {
     std::string refresh_token;
 };
 
-std::string state_path_of(const AccountsOptions &o) {
+std::string state_path_of(const AccountsOptions& o) {
     return o.state_path.empty() ? state::default_state_path() : o.state_path;
 }
 
-bool plain_address(const std::string &value) {
+bool plain_address(const std::string& value) {
     const auto at = value.find('@');
     return at != std::string::npos && at > 0 && at + 1 < value.size() &&
            std::none_of(value.begin(), value.end(), [](char c) {
@@ -44,13 +44,13 @@ bool plain_address(const std::string &value) {
            });
 }
 
-bool plain_token(const std::string &value) {
+bool plain_token(const std::string& value) {
     return !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
         return std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20;
     });
 }
 
-std::string read_secrets_text(const AccountsOptions &o) {
+std::string read_secrets_text(const AccountsOptions& o) {
     std::string text;
     if (!o.secrets_file.empty()) {
         std::ifstream in(o.secrets_file, std::ios::binary);
@@ -79,7 +79,7 @@ std::string read_secrets_text(const AccountsOptions &o) {
 }
 
 // Never quotes the input in an error: it is made of secrets.
-Secrets parse_secrets(const std::string &text, const std::string &source) {
+Secrets parse_secrets(const std::string& text, const std::string& source) {
     const auto j = nlohmann::json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
         throw Error(
@@ -89,8 +89,8 @@ Secrets parse_secrets(const std::string &text, const std::string &source) {
             k_secrets_hint);
     }
     Secrets secrets;
-    for (const auto &[key, value] : j.items()) {
-        std::string *target = key == "client_secret"   ? &secrets.client_secret
+    for (const auto& [key, value] : j.items()) {
+        std::string* target = key == "client_secret"   ? &secrets.client_secret
                               : key == "refresh_token" ? &secrets.refresh_token
                                                        : nullptr;
         if (target == nullptr) {
@@ -104,7 +104,7 @@ Secrets parse_secrets(const std::string &text, const std::string &source) {
         }
         *target = value.get<std::string>();
     }
-    for (const auto &[name, value] : {std::pair{"client_secret", &secrets.client_secret},
+    for (const auto& [name, value] : {std::pair{"client_secret", &secrets.client_secret},
                                       std::pair{"refresh_token", &secrets.refresh_token}}) {
         if (value->empty()) {
             throw Error(ErrorKind::usage, source + " lacks \"" + name + "\"", k_secrets_hint);
@@ -117,7 +117,7 @@ Secrets parse_secrets(const std::string &text, const std::string &source) {
 
 // A secret as `accounts list` shows it: never more than its last four characters, and those
 // only for long secrets.
-std::string mask(const std::string &secret) {
+std::string mask(const std::string& secret) {
     if (secret.empty()) {
         return "-";
     }
@@ -143,7 +143,7 @@ std::string one_line(std::string text, std::size_t limit) {
     return text;
 }
 
-state::Account find_or_fail(state::AccountStore &accounts, const AccountsOptions &o) {
+state::Account find_or_fail(state::AccountStore& accounts, const AccountsOptions& o) {
     auto account = accounts.find(o.account, o.provider);
     if (!account) {
         throw Error(ErrorKind::usage, "no account '" + o.account + "' in " + state_path_of(o),
@@ -153,7 +153,7 @@ state::Account find_or_fail(state::AccountStore &accounts, const AccountsOptions
     return std::move(*account);
 }
 
-int run_add(const AccountsOptions &o) {
+int run_add(const AccountsOptions& o) {
     if (!plain_address(o.email)) {
         throw Error(ErrorKind::usage, "--email '" + o.email + "' is not a mail address",
                     "e.g. --email alice@example.com");
@@ -196,17 +196,17 @@ int run_add(const AccountsOptions &o) {
     return k_exit_ok;
 }
 
-int run_list(const AccountsOptions &o) {
+int run_list(const AccountsOptions& o) {
     state::StateStore store(state_path_of(o));
     state::AccountStore accounts(store);
     const auto list = accounts.list(o.provider);
-    for (const auto &a : list) {
+    for (const auto& a : list) {
         register_account_secrets(a);
     }
     const SystemTime now = Clock::real().wall_now();
     if (o.json) {
         nlohmann::ordered_json out = nlohmann::ordered_json::array();
-        for (const auto &a : list) {
+        for (const auto& a : list) {
             nlohmann::ordered_json j;
             j["id"] = a.id;
             j["provider"] = a.provider;
@@ -234,7 +234,7 @@ int run_list(const AccountsOptions &o) {
     std::vector<std::vector<std::string>> rows{{"ID", "PROVIDER", "EMAIL", "OWNER", "DC", "ACTIVE",
                                                 "STATUS", "TOKEN EXPIRES", "REFRESH TOKEN",
                                                 "LAST ERROR"}};
-    for (const auto &a : list) {
+    for (const auto& a : list) {
         rows.push_back(
             {std::to_string(a.id), a.provider, a.email, a.owner.empty() ? "-" : a.owner,
              a.zoho_dc.empty() ? "-" : a.zoho_dc, a.active ? "yes" : "no", a.status,
@@ -244,13 +244,13 @@ int run_list(const AccountsOptions &o) {
              mask(a.refresh_token), a.last_error.empty() ? "-" : one_line(a.last_error, 80)});
     }
     std::vector<std::size_t> widths(rows.front().size(), 0);
-    for (const auto &row : rows) {
+    for (const auto& row : rows) {
         for (std::size_t i = 0; i < row.size(); ++i) {
             widths[i] = std::max(widths[i], row[i].size());
         }
     }
     std::string text;
-    for (const auto &row : rows) {
+    for (const auto& row : rows) {
         std::string line;
         for (std::size_t i = 0; i < row.size(); ++i) {
             line += i + 1 == row.size() ? row[i] : fmt::format("{:<{}}  ", row[i], widths[i]);
@@ -264,7 +264,7 @@ int run_list(const AccountsOptions &o) {
     return k_exit_ok;
 }
 
-int run_set_active(const AccountsOptions &o, bool active) {
+int run_set_active(const AccountsOptions& o, bool active) {
     state::StateStore store(state_path_of(o));
     state::AccountStore accounts(store);
     const auto account = find_or_fail(accounts, o);
@@ -274,7 +274,7 @@ int run_set_active(const AccountsOptions &o, bool active) {
     return k_exit_ok;
 }
 
-int run_remove(const AccountsOptions &o) {
+int run_remove(const AccountsOptions& o) {
     state::StateStore store(state_path_of(o));
     state::AccountStore accounts(store);
     const auto account = find_or_fail(accounts, o);
@@ -283,15 +283,15 @@ int run_remove(const AccountsOptions &o) {
     return k_exit_ok;
 }
 
-CLI::App *leaf(CLI::App &app, AccountsOptions &o, const char *name, const char *description) {
-    auto *sub = app.add_subcommand(name, description);
+CLI::App* leaf(CLI::App& app, AccountsOptions& o, const char* name, const char* description) {
+    auto* sub = app.add_subcommand(name, description);
     sub->add_option("--state", o.state_path,
                     "State file holding the accounts (default $XDG_STATE_HOME/crmsync/state.db)");
     sub->callback([&o, name] { o.action = name; });
     return sub;
 }
 
-void add_account_argument(CLI::App &sub, AccountsOptions &o) {
+void add_account_argument(CLI::App& sub, AccountsOptions& o) {
     sub.add_option("account", o.account, "The account: its id or email")->required();
     sub.add_option("--provider", o.provider, "The provider, when one email has two accounts")
         ->check(CLI::IsMember({"google", "zoho"}));
@@ -299,10 +299,10 @@ void add_account_argument(CLI::App &sub, AccountsOptions &o) {
 
 } // namespace
 
-void add_accounts(CLI::App &app, AccountsOptions &o) {
+void add_accounts(CLI::App& app, AccountsOptions& o) {
     app.require_subcommand(1);
 
-    auto *add = leaf(app, o, "add",
+    auto* add = leaf(app, o, "add",
                      "Add an account, or re-authorize one (same provider and email); the secrets "
                      "come as JSON on stdin or from --secrets-file, never from the command line");
     add->add_option("--provider", o.provider, "google or zoho")
@@ -318,7 +318,7 @@ void add_accounts(CLI::App &app, AccountsOptions &o) {
         R"(File holding {"client_secret": "...", "refresh_token": "..."} (default: stdin))");
     add->add_flag("--disabled", o.disabled, "Add it disabled (refresh-tokens skips it)");
 
-    auto *list = leaf(app, o, "list", "List the accounts; secrets are masked");
+    auto* list = leaf(app, o, "list", "List the accounts; secrets are masked");
     list->add_option("--provider", o.provider, "Only this provider")
         ->check(CLI::IsMember({"google", "zoho"}));
     list->add_flag("--json", o.json, "Print JSON");
@@ -328,7 +328,7 @@ void add_accounts(CLI::App &app, AccountsOptions &o) {
     add_account_argument(*leaf(app, o, "remove", "Delete an account and its secrets"), o);
 }
 
-int run_accounts(const AccountsOptions &o) {
+int run_accounts(const AccountsOptions& o) {
     if (o.action == "add") {
         return run_add(o);
     }

@@ -24,7 +24,7 @@ struct AccountsOptions {
     std::string account; // id or email
 };
 
-void add_accounts(CLI::App &app, AccountsOptions &options);
-int run_accounts(const AccountsOptions &options);
+void add_accounts(CLI::App& app, AccountsOptions& options);
+int run_accounts(const AccountsOptions& options);
 
 } // namespace crmsync::cli

@@ -16,7 +16,7 @@
 namespace crmsync::cli {
 namespace {
 
-constexpr const char *k_default_url_env = "CRMSYNC_PORTAL_URL";
+constexpr const char* k_default_url_env = "CRMSYNC_PORTAL_URL";
 
 std::string upper(std::string text) {
     std::transform(text.begin(), text.end(), text.begin(),
@@ -26,7 +26,7 @@ std::string upper(std::string text) {
 
 // The webhook URL from --portal-url-env, --portal-url-file or CRMSYNC_PORTAL_URL, registered
 // as a secret before anything can print it. `source` names where it came from.
-std::string read_portal_url(const BulkHistoryOptions &o, std::string &source) {
+std::string read_portal_url(const BulkHistoryOptions& o, std::string& source) {
     if (!o.portal_url_env.empty() && !o.portal_url_file.empty()) {
         throw Error(ErrorKind::usage, "--portal-url-env and --portal-url-file both given",
                     "give one of them");
@@ -42,7 +42,7 @@ std::string read_portal_url(const BulkHistoryOptions &o, std::string &source) {
     } else {
         const std::string name = o.portal_url_env.empty() ? k_default_url_env : o.portal_url_env;
         source = "$" + name;
-        const char *value = std::getenv(name.c_str());
+        const char* value = std::getenv(name.c_str());
         if (value == nullptr || *value == '\0') {
             if (o.portal_url_env.empty()) {
                 throw Error(ErrorKind::config, "no portal URL given",
@@ -67,7 +67,7 @@ std::string read_portal_url(const BulkHistoryOptions &o, std::string &source) {
 }
 
 // Everything is checked here, before any network or database I/O.
-drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions &o) {
+drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
     drivers::bitrix24::SyncOptions s;
     if (o.env.empty()) {
         throw Error(ErrorKind::usage, "no --env given",
@@ -109,11 +109,11 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions &o) {
 
 } // namespace
 
-void add_bulk_history(CLI::App &app, BulkHistoryOptions &o) {
+void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
     add_common(app, o.common);
     // The Dialfire token flags mean nothing here; the webhook URL is the credential.
-    for (const char *name : {"--ct", "--token-env", "--token-file"}) {
-        if (auto *option = app.get_option_no_throw(name)) {
+    for (const char* name : {"--ct", "--token-env", "--token-file"}) {
+        if (auto* option = app.get_option_no_throw(name)) {
             app.remove_option(option);
         }
     }
@@ -141,7 +141,7 @@ void add_bulk_history(CLI::App &app, BulkHistoryOptions &o) {
     app.add_option("--table-prefix", o.table_prefix, "Put this in front of both table names");
 }
 
-int run_bulk_history(const BulkHistoryOptions &o) {
+int run_bulk_history(const BulkHistoryOptions& o) {
     auto sync = resolve(o);
     const auto target = parse_target(o.url);
     install_stop_signal_handlers();
@@ -156,7 +156,7 @@ int run_bulk_history(const BulkHistoryOptions &o) {
     const std::string notify_job =
         summary.job + " into " + util::redact_url(o.url) +
         (o.table_prefix.empty() ? "" : " (prefix " + o.table_prefix + ")");
-    const auto finish = [&](const char *status) {
+    const auto finish = [&](const char* status) {
         summary.status = status;
         summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
             std::chrono::steady_clock::now() - started);
@@ -173,7 +173,7 @@ int run_bulk_history(const BulkHistoryOptions &o) {
                         "nothing to do: that run will finish the work");
         }
         drivers::bitrix24::run_sync(sync, *db, summary);
-    } catch (Error &e) {
+    } catch (Error& e) {
         summary.error = e.describe();
         finish(e.kind() == ErrorKind::interrupted ? "interrupted"
                : e.kind() == ErrorKind::locked    ? "locked"

@@ -20,7 +20,7 @@ struct BulkHistoryOptions {
     std::string table_prefix;
 };
 
-void add_bulk_history(CLI::App &app, BulkHistoryOptions &options);
-int run_bulk_history(const BulkHistoryOptions &options);
+void add_bulk_history(CLI::App& app, BulkHistoryOptions& options);
+int run_bulk_history(const BulkHistoryOptions& options);
 
 } // namespace crmsync::cli

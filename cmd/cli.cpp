@@ -170,7 +170,8 @@ int run(int argc, char** argv) {
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
         } catch (const CLI::ParseError& e) {
-            throw Error(ErrorKind::usage, e.what(), "run 'crmsync --help' or 'crmsync COMMAND --help'");
+            throw Error(ErrorKind::usage, e.what(),
+                        "run 'crmsync --help' or 'crmsync COMMAND --help'");
         }
         const int code = runner ? runner() : k_exit_usage;
         log::shutdown();

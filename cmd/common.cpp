@@ -119,18 +119,21 @@ void add_common(CLI::App& app, CommonOptions& o) {
     app.add_option("--ct", o.token,
                    "API token (dbsync2 compatibility; visible in ps: prefer --token-env)")
         ->envname("DBSYNC_CT");
-    app.add_option("--token-env", o.token_env, "Name of the environment variable holding the token");
+    app.add_option("--token-env", o.token_env,
+                   "Name of the environment variable holding the token");
     app.add_option("--token-file", o.token_file, "File holding the token");
     app.add_option("--l,--log-level", o.log_level, "Log level 0 (critical) .. 5 (debug)")
         ->check(CLI::Range(0, 5))
         ->envname("DBSYNC_L");
-    app.add_flag("--v,--verbose", o.log_stdout, "Also print log lines on stdout")->envname("DBSYNC_V");
+    app.add_flag("--v,--verbose", o.log_stdout, "Also print log lines on stdout")
+        ->envname("DBSYNC_V");
     app.add_option("--log-dir", o.log_dir,
                    "Directory for log files (default /var/log/crmsync, else ~/.crmsync/logs)");
     app.add_option("--summary-json", o.summary_json, "Write the run summary as JSON to FILE");
     app.add_flag("--insecure", o.insecure, "Do not verify TLS certificates");
-    app.add_option("--max-runtime", o.max_runtime,
-                   "Time budget of the run (e.g. 55m, 0 = none); what is left waits for the next run")
+    app.add_option(
+           "--max-runtime", o.max_runtime,
+           "Time budget of the run (e.g. 55m, 0 = none); what is left waits for the next run")
         ->capture_default_str();
     app.add_option("--retry-attempts", o.retry_attempts, "Attempts per HTTP request")
         ->check(CLI::Range(1, 100))

@@ -30,7 +30,7 @@ struct CommonOptions {
     std::string notify_smtp;            // smtp[s]://user@host:port; password CRMSYNC_SMTP_PASSWORD
     std::vector<std::string> notify_to; // repeatable, or comma separated
     std::string notify_from;
-    std::string notify_url; // a JSON POST per notice
+    std::string notify_url;   // a JSON POST per notice
     std::string notify_state; // where episodes live; default: the command's state file
 };
 

@@ -21,8 +21,11 @@ drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
     check_campaign(o.campaign);
     for (const char c : o.table_prefix) {
         if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
-            throw Error(ErrorKind::usage, "table prefix '" + o.table_prefix + "' may hold only "
-                        "letters, digits and '_'", "e.g. --table-prefix dfire_");
+            throw Error(ErrorKind::usage,
+                        "table prefix '" + o.table_prefix +
+                            "' may hold only "
+                            "letters, digits and '_'",
+                        "e.g. --table-prefix dfire_");
         }
     }
     s.api.campaign = o.campaign;
@@ -60,7 +63,8 @@ void add_db_sync(CLI::App& app, DbSyncOptions& o) {
     add_common(app, o.common);
     app.add_option("--campaign,--c", o.campaign, "Dialfire campaign ID")->envname("DBSYNC_C");
     app.add_option("--url", o.url,
-                   "Target: sqlite://FILE, postgres://, mysql://, sqlserver://USER:PW@HOST:1433/[INSTANCE/]DB")
+                   "Target: sqlite://FILE, postgres://, mysql://, "
+                   "sqlserver://USER:PW@HOST:1433/[INSTANCE/]DB")
         ->envname("DBSYNC_URL")
         ->capture_default_str();
     app.add_option("--api-url", o.api_url, "Dialfire API base URL (an emulator, a proxy)")
@@ -71,8 +75,10 @@ void add_db_sync(CLI::App& app, DbSyncOptions& o) {
         ->capture_default_str();
     app.add_option("--since,--s", o.since, "Start at this UTC date/time instead of the checkpoint")
         ->envname("DBSYNC_S");
-    app.add_option("--until", o.until, "Stop at this UTC date/time (a backfill; keeps the checkpoint)");
-    app.add_option("--lookback", o.lookback, "Overlap with the previous run")->capture_default_str();
+    app.add_option("--until", o.until,
+                   "Stop at this UTC date/time (a backfill; keeps the checkpoint)");
+    app.add_option("--lookback", o.lookback, "Overlap with the previous run")
+        ->capture_default_str();
     app.add_flag("--full-refresh", o.full_refresh,
                  "Fetch every contact again, ignoring the checkpoint and stored md5s");
     app.add_option("--fm", o.filter_mode, "Filter: updates_only or hi_updates_only")
@@ -93,7 +99,8 @@ void add_db_sync(CLI::App& app, DbSyncOptions& o) {
     app.add_option("--batch-rows", o.batch_rows, "Rows per database transaction")
         ->check(CLI::Range(1, 1000000))
         ->capture_default_str();
-    app.add_option("--mode", o.mode, "sync (default), init (db_init: all) or update (db_update: 7 days)")
+    app.add_option("--mode", o.mode,
+                   "sync (default), init (db_init: all) or update (db_update: 7 days)")
         ->check(CLI::IsMember({"sync", "init", "update"}))
         ->capture_default_str();
     app.add_flag("--p", o.profiling, "dbsync2's profiling switch (accepted, ignored)");

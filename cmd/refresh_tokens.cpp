@@ -84,11 +84,11 @@ bool backoff_sleep(std::chrono::milliseconds delay,
     return true;
 }
 
-std::string provider_name(const state::Account &a) {
+std::string provider_name(const state::Account& a) {
     return a.provider == "zoho" ? "Zoho" : "Google";
 }
 
-std::string reauth_message(const state::Account &a, const state::TokenAnswer &answer) {
+std::string reauth_message(const state::Account& a, const state::TokenAnswer& answer) {
     if (answer.kind == AnswerKind::invalid_client) {
         return fmt::format("{} refused the OAuth client ({}): check the client id and secret{}, "
                            "then store them with 'crmsync accounts add'",
@@ -104,8 +104,8 @@ std::string reauth_message(const state::Account &a, const state::TokenAnswer &an
 }
 
 // One account, on a worker thread: attempts until an answer settles it.
-RefreshOutcome refresh_one(http::HttpClient &client, const state::Account &account,
-                           const RefreshSettings &settings, int max_requests, RateGate &gate) {
+RefreshOutcome refresh_one(http::HttpClient& client, const state::Account& account,
+                           const RefreshSettings& settings, int max_requests, RateGate& gate) {
     RefreshOutcome outcome;
     const bool zoho = account.provider == "zoho";
     const std::string url =
@@ -193,12 +193,12 @@ RefreshOutcome refresh_one(http::HttpClient &client, const state::Account &accou
     }
 }
 
-bool is_due(const state::Account &a, SystemTime now, std::chrono::milliseconds within) {
+bool is_due(const state::Account& a, SystemTime now, std::chrono::milliseconds within) {
     return a.access_token.empty() || !a.expires_at || *a.expires_at - now <= within;
 }
 
 // The episode's key: "refresh-tokens", or with the run's filter, "refresh-tokens:provider=zoho".
-std::string job_name(const RefreshTokensOptions &o) {
+std::string job_name(const RefreshTokensOptions& o) {
     std::string filter;
     if (!o.provider.empty()) {
         filter = "provider=" + o.provider;
@@ -211,20 +211,20 @@ std::string job_name(const RefreshTokensOptions &o) {
 
 } // namespace
 
-void register_account_secrets(const state::Account &a) {
+void register_account_secrets(const state::Account& a) {
     util::register_secret(a.client_secret);
     util::register_secret(a.refresh_token);
     util::register_secret(a.access_token);
 }
 
-std::string describe_account(const state::Account &a) {
+std::string describe_account(const state::Account& a) {
     return fmt::format("account {} {} ({})", a.id, a.email, a.provider);
 }
 
-void add_token_endpoint_options(CLI::App &app, TokenEndpointOptions &o) {
+void add_token_endpoint_options(CLI::App& app, TokenEndpointOptions& o) {
     // add_common's Dialfire token flags mean nothing to OAuth accounts.
-    for (const char *name : {"--ct", "--token-env", "--token-file"}) {
-        if (auto *option = app.get_option_no_throw(name)) {
+    for (const char* name : {"--ct", "--token-env", "--token-file"}) {
+        if (auto* option = app.get_option_no_throw(name)) {
             app.remove_option(option);
         }
     }
@@ -242,7 +242,7 @@ void add_token_endpoint_options(CLI::App &app, TokenEndpointOptions &o) {
         ->capture_default_str();
 }
 
-RefreshSettings refresh_settings(const CommonOptions &common, const TokenEndpointOptions &e) {
+RefreshSettings refresh_settings(const CommonOptions& common, const TokenEndpointOptions& e) {
     RefreshSettings s;
     if (!e.google_token_url.empty()) {
         util::parse_http_url(e.google_token_url);
@@ -266,9 +266,9 @@ RefreshSettings refresh_settings(const CommonOptions &common, const TokenEndpoin
     return s;
 }
 
-std::vector<RefreshOutcome> refresh_accounts(state::StateStore &store,
-                                             const std::vector<state::Account> &accounts,
-                                             const RefreshSettings &settings) {
+std::vector<RefreshOutcome> refresh_accounts(state::StateStore& store,
+                                             const std::vector<state::Account>& accounts,
+                                             const RefreshSettings& settings) {
     state::AccountStore store_accounts(store);
     std::vector<RefreshOutcome> outcomes(accounts.size());
     std::vector<int> budgets(accounts.size(), settings.retry.max_attempts);
@@ -279,7 +279,7 @@ std::vector<RefreshOutcome> refresh_accounts(state::StateStore &store,
         // leaves it counted.
         SQLite::Transaction transaction(store.db());
         for (std::size_t i = 0; i < accounts.size(); ++i) {
-            const auto &a = accounts[i];
+            const auto& a = accounts[i];
             if (a.provider == "zoho") {
                 const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(
                     drivers::zoho::k_token_window);
@@ -316,7 +316,7 @@ std::vector<RefreshOutcome> refresh_accounts(state::StateStore &store,
             const std::size_t i = todo[n];
             try {
                 outcomes[i] = refresh_one(client, accounts[i], settings, budgets[i], gate);
-            } catch (const std::exception &e) {
+            } catch (const std::exception& e) {
                 outcomes[i].kind = Kind::failed;
                 outcomes[i].message = std::string("unexpected failure: ") + e.what();
             }
@@ -329,15 +329,15 @@ std::vector<RefreshOutcome> refresh_accounts(state::StateStore &store,
         for (std::size_t w = 0; w < workers; ++w) {
             threads.emplace_back(work);
         }
-        for (auto &t : threads) {
+        for (auto& t : threads) {
             t.join();
         }
     }
 
     SQLite::Transaction transaction(store.db());
     for (std::size_t i = 0; i < accounts.size(); ++i) {
-        const auto &a = accounts[i];
-        auto &o = outcomes[i];
+        const auto& a = accounts[i];
+        auto& o = outcomes[i];
         if (a.provider == "zoho" && o.requests > 1) {
             store_accounts.record_token_requests(
                 a.id, wall_now(), o.requests - 1,
@@ -368,7 +368,7 @@ std::vector<RefreshOutcome> refresh_accounts(state::StateStore &store,
     return outcomes;
 }
 
-void add_refresh_tokens(CLI::App &app, RefreshTokensOptions &o) {
+void add_refresh_tokens(CLI::App& app, RefreshTokensOptions& o) {
     o.common.max_runtime = "5m";
     add_common(app, o.common);
     add_token_endpoint_options(app, o.endpoints);
@@ -390,7 +390,7 @@ void add_refresh_tokens(CLI::App &app, RefreshTokensOptions &o) {
         ->capture_default_str();
 }
 
-int run_refresh_tokens(const RefreshTokensOptions &o) {
+int run_refresh_tokens(const RefreshTokensOptions& o) {
     const auto within = parse_duration_option(o.within, "--within");
     RefreshSettings settings = refresh_settings(o.common, o.endpoints);
     settings.rate = o.rate;
@@ -425,13 +425,13 @@ int run_refresh_tokens(const RefreshTokensOptions &o) {
         }
         selected.push_back(std::move(*account));
     } else {
-        for (auto &a : accounts.list(o.provider)) {
+        for (auto& a : accounts.list(o.provider)) {
             if (a.active) {
                 selected.push_back(std::move(a));
             }
         }
     }
-    for (const auto &a : selected) {
+    for (const auto& a : selected) {
         register_account_secrets(a);
     }
     log::info("crmsync {} refresh-tokens: {} active account(s) in {}", CRMSYNC_VERSION,
@@ -441,8 +441,8 @@ int run_refresh_tokens(const RefreshTokensOptions &o) {
     long deferred_expired = 0;  // deferred without a valid token: a failure
     bool account_level = false; // some failure is the account's own, not the service's
     std::vector<std::string> problems;
-    const auto note = [&](const state::Account &a, const std::string &what,
-                          const std::string &message) {
+    const auto note = [&](const state::Account& a, const std::string& what,
+                          const std::string& message) {
         const std::string line = describe_account(a) + ": " + what + ": " + message;
         log::warn("{}", line);
         if (problems.size() < k_listed_failures) {
@@ -453,7 +453,7 @@ int run_refresh_tokens(const RefreshTokensOptions &o) {
 
     const SystemTime now = wall_now();
     std::vector<state::Account> due;
-    for (auto &a : selected) {
+    for (auto& a : selected) {
         if (a.status == "needs_reauth" && !o.force && o.account.empty()) {
             ++needs_reauth;
             account_level = true;
@@ -478,8 +478,8 @@ int run_refresh_tokens(const RefreshTokensOptions &o) {
         const auto outcomes = refresh_accounts(store, chunk, settings);
         processed = end;
         for (std::size_t i = 0; i < chunk.size(); ++i) {
-            const auto &a = chunk[i];
-            const auto &out = outcomes[i];
+            const auto& a = chunk[i];
+            const auto& out = outcomes[i];
             summary.retries += std::max(0, out.requests - 1);
             switch (out.kind) {
             case Kind::refreshed:

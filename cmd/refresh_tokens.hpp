@@ -34,9 +34,9 @@ struct RefreshTokensOptions {
 };
 
 // Adds the endpoint flags; call after add_common (it drops common's Dialfire token flags).
-void add_token_endpoint_options(CLI::App &app, TokenEndpointOptions &options);
-void add_refresh_tokens(CLI::App &app, RefreshTokensOptions &options);
-int run_refresh_tokens(const RefreshTokensOptions &options);
+void add_token_endpoint_options(CLI::App& app, TokenEndpointOptions& options);
+void add_refresh_tokens(CLI::App& app, RefreshTokensOptions& options);
+int run_refresh_tokens(const RefreshTokensOptions& options);
 
 // ---- The refresh engine, shared with `crmsync token` ----------------------------------------
 
@@ -52,8 +52,8 @@ struct RefreshSettings {
 };
 
 // Checks the endpoint flags (exit 2 before any I/O) and fills the settings they decide.
-RefreshSettings refresh_settings(const CommonOptions &common,
-                                 const TokenEndpointOptions &endpoints);
+RefreshSettings refresh_settings(const CommonOptions& common,
+                                 const TokenEndpointOptions& endpoints);
 
 struct RefreshOutcome {
     enum class Kind {
@@ -75,14 +75,14 @@ struct RefreshOutcome {
 // a Zoho refresh token more than 10 requests per 10 minutes (counted in the state file, every
 // request included). Stores every outcome in one transaction at the end. The calling thread
 // owns `store`; the workers only talk HTTP. Outcomes come back in the order of `accounts`.
-std::vector<RefreshOutcome> refresh_accounts(state::StateStore &store,
-                                             const std::vector<state::Account> &accounts,
-                                             const RefreshSettings &settings);
+std::vector<RefreshOutcome> refresh_accounts(state::StateStore& store,
+                                             const std::vector<state::Account>& accounts,
+                                             const RefreshSettings& settings);
 
 // Registers an account's secrets for redaction.
-void register_account_secrets(const state::Account &account);
+void register_account_secrets(const state::Account& account);
 
 // "account 3 alice@example.com (google)", for messages.
-std::string describe_account(const state::Account &account);
+std::string describe_account(const state::Account& account);
 
 } // namespace crmsync::cli

@@ -26,16 +26,16 @@ nlohmann::json target_jobs(const std::string& url) {
     const auto& d = db->dialect();
     std::map<std::string, long> rejects;
     if (!schema.existing_columns("crmsync_rejects").empty()) {
-        for (const auto& row : db->query("SELECT " + d.quote("job") + ", COUNT(*) FROM " +
-                                         d.quote("crmsync_rejects") + " GROUP BY " +
-                                         d.quote("job"))) {
+        for (const auto& row :
+             db->query("SELECT " + d.quote("job") + ", COUNT(*) FROM " +
+                       d.quote("crmsync_rejects") + " GROUP BY " + d.quote("job"))) {
             rejects[row[0].value_or("")] = std::stol(row[1].value_or("0"));
         }
     }
-    for (const auto& row : db->query("SELECT " + d.quote("job") + ", " + d.quote("checkpoint") +
-                                     ", " + d.quote("progress") + ", " + d.quote("updated_at") +
-                                     " FROM " + d.quote("crmsync_state") + " ORDER BY " +
-                                     d.quote("job"))) {
+    for (const auto& row :
+         db->query("SELECT " + d.quote("job") + ", " + d.quote("checkpoint") + ", " +
+                   d.quote("progress") + ", " + d.quote("updated_at") + " FROM " +
+                   d.quote("crmsync_state") + " ORDER BY " + d.quote("job"))) {
         const std::string job = row[0].value_or("");
         jobs.push_back({{"job", job},
                         {"checkpoint", row[1].value_or("")},
@@ -75,7 +75,8 @@ std::string or_none(const nlohmann::json& value) {
 void add_status(CLI::App& app, StatusOptions& o) {
     app.add_option("--url", o.url, "Target database holding crmsync_state (db_sync jobs)")
         ->envname("DBSYNC_URL");
-    app.add_option("--state", o.state, "State file (webhook jobs); default: the default state file");
+    app.add_option("--state", o.state,
+                   "State file (webhook jobs); default: the default state file");
     app.add_flag("--json", o.json, "Print JSON instead of text");
 }
 

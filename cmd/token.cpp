@@ -18,13 +18,13 @@ namespace {
 
 using Kind = RefreshOutcome::Kind;
 
-bool valid_for(const state::Account &a, std::chrono::milliseconds at_least) {
+bool valid_for(const state::Account& a, std::chrono::milliseconds at_least) {
     return a.active && !a.access_token.empty() && a.expires_at &&
            *a.expires_at - Clock::real().wall_now() >= at_least;
 }
 
 // The one thing this command writes to stdout: the token, or a JSON object around it.
-void print_token(const TokenOptions &o, const state::Account &a) {
+void print_token(const TokenOptions& o, const state::Account& a) {
     if (!o.json) {
         std::cout << a.access_token << std::endl;
         return;
@@ -47,7 +47,7 @@ void print_token(const TokenOptions &o, const state::Account &a) {
 }
 
 // Waits up to `wait` for a refresh-tokens run to release the state file's refresh lock.
-bool wait_for_refresh_lock(state::StateStore &store, std::chrono::milliseconds wait) {
+bool wait_for_refresh_lock(state::StateStore& store, std::chrono::milliseconds wait) {
     const auto until = std::chrono::steady_clock::now() + wait;
     for (;;) {
         if (store.try_lock_job("refresh-tokens")) {
@@ -61,8 +61,8 @@ bool wait_for_refresh_lock(state::StateStore &store, std::chrono::milliseconds w
 }
 
 // --summary-json: stdout belongs to the token, so there is no summary line.
-void write_summary(const TokenOptions &o, const std::string &job, const char *status,
-                   const std::string &error, std::chrono::steady_clock::time_point started) {
+void write_summary(const TokenOptions& o, const std::string& job, const char* status,
+                   const std::string& error, std::chrono::steady_clock::time_point started) {
     if (o.common.summary_json.empty()) {
         return;
     }
@@ -75,14 +75,14 @@ void write_summary(const TokenOptions &o, const std::string &job, const char *st
         std::chrono::steady_clock::now() - started);
     try {
         pipeline::write_summary_file(summary, o.common.summary_json);
-    } catch (const Error &e) {
+    } catch (const Error& e) {
         std::cerr << "crmsync: warning: " << util::redact(e.what()) << std::endl;
     }
 }
 
 } // namespace
 
-void add_token(CLI::App &app, TokenOptions &o) {
+void add_token(CLI::App& app, TokenOptions& o) {
     o.common.max_runtime = "2m";
     app.add_option("account", o.account, "The account: its id or email")->required();
     add_common(app, o.common);
@@ -99,7 +99,7 @@ void add_token(CLI::App &app, TokenOptions &o) {
                  "Print {\"access_token\", \"expires_at\", \"api_domain\", ...} instead");
 }
 
-int run_token(const TokenOptions &o) {
+int run_token(const TokenOptions& o) {
     const auto min_valid = parse_duration_option(o.min_valid, "--min-valid");
     const auto wait = parse_duration_option(o.wait, "--wait");
     RefreshSettings settings = refresh_settings(o.common, o.endpoints);

@@ -22,7 +22,7 @@ struct TokenOptions {
 // `crmsync token ACCOUNT`: prints a valid access token on stdout (nothing else), refreshing it
 // first when it expires within --min-valid. Exit 0 with the token; 1 when none can be had
 // (needs re-authorization, refresh failed); 2 for an unknown or disabled account.
-void add_token(CLI::App &app, TokenOptions &options);
-int run_token(const TokenOptions &options);
+void add_token(CLI::App& app, TokenOptions& options);
+int run_token(const TokenOptions& options);
 
 } // namespace crmsync::cli

@@ -55,11 +55,13 @@ void add_webhook(CLI::App& app, WebhookOptions& o) {
         ->capture_default_str();
     app.add_option("--since,--s", o.since, "Start at this UTC date/time instead of the checkpoint")
         ->envname("DBSYNC_S");
-    app.add_option("--lookback", o.lookback, "Overlap with the previous run")->capture_default_str();
+    app.add_option("--lookback", o.lookback, "Overlap with the previous run")
+        ->capture_default_str();
     app.add_option("--fm", o.filter_mode, "Filter: updates_only or hi_updates_only")
         ->check(CLI::IsMember({"", "updates_only", "hi_updates_only"}))
         ->envname("DBSYNC_FM");
-    app.add_option("--fp", o.filter_prefixes, "Task prefixes, comma separated")->envname("DBSYNC_FP");
+    app.add_option("--fp", o.filter_prefixes, "Task prefixes, comma separated")
+        ->envname("DBSYNC_FP");
     app.add_option("--w,--in-flight", o.in_flight, "Deliveries in flight")
         ->check(CLI::Range(1, 256))
         ->envname("DBSYNC_W")
@@ -122,7 +124,8 @@ int run_webhook(const WebhookOptions& o) {
     sender.secret = read_secret(o);
     util::register_secret(sender.secret);
     source.api.token = resolve_token(o.common);
-    const std::string state_path = o.state_path.empty() ? state::default_state_path() : o.state_path;
+    const std::string state_path =
+        o.state_path.empty() ? state::default_state_path() : o.state_path;
     install_stop_signal_handlers();
     init_logging(o.common, o.campaign, "webhook");
 
@@ -158,9 +161,12 @@ int run_webhook(const WebhookOptions& o) {
     summary.fetched = queued.contacts;
     summary.filtered = queued.filtered;
     summary.retries = queued.retries + sent.retried;
-    summary.counters = {{"events", queued.events},       {"new", queued.queued_new},
-                        {"updated", queued.queued_updated}, {"unchanged", queued.unchanged},
-                        {"delivered", sent.delivered},    {"pending", counts.pending},
+    summary.counters = {{"events", queued.events},
+                        {"new", queued.queued_new},
+                        {"updated", queued.queued_updated},
+                        {"unchanged", queued.unchanged},
+                        {"delivered", sent.delivered},
+                        {"pending", counts.pending},
                         {"dead", counts.dead}};
     summary.checkpoint = store.checkpoint(job).value_or("");
     summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -16,6 +16,8 @@ build_pkgs=(
     libcli11-dev libfmt-dev libspdlog-dev libcpp-httplib-dev catch2 libboost-dev
     sqlite3 curl procps psmisc
 )
+# Checks that tests/run.sh runs besides the tests.
+check_pkgs=(clang-format)
 server_pkgs=(postgresql postgresql-client mariadb-server mariadb-client)
 
 die() {
@@ -36,7 +38,7 @@ for arg in "$@"; do
 done
 
 wanted=("${build_pkgs[@]}")
-[[ $mode == all ]] && wanted+=("${server_pkgs[@]}")
+[[ $mode == all ]] && wanted+=("${server_pkgs[@]}" "${check_pkgs[@]}")
 
 command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only"
 

@@ -53,6 +53,9 @@ if [[ -z $werror ]]; then
     if [[ ${CI:-} == true ]]; then werror=ON; else werror=OFF; fi
 fi
 
+step "format"
+bash tests/check_format.sh
+
 step "configure ($build_dir, WERROR=$werror)"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR="$werror"
 

@@ -32,19 +32,19 @@ std::string lower(std::string_view text) {
     return out;
 }
 
-Error shape_error(const std::string &what, const std::string &detail) {
+Error shape_error(const std::string& what, const std::string& detail) {
     return Error(ErrorKind::data,
                  "Bitrix24 " + what + " answered with an unexpected shape: " + detail,
                  "the portal's API may differ from the documented one; run with --l 5 and "
                  "report the log");
 }
 
-std::optional<std::int64_t> as_integer(const nlohmann::json &value) {
+std::optional<std::int64_t> as_integer(const nlohmann::json& value) {
     if (value.is_number_integer()) {
         return value.get<std::int64_t>();
     }
     if (value.is_string()) {
-        const auto &text = value.get_ref<const std::string &>();
+        const auto& text = value.get_ref<const std::string&>();
         std::int64_t n = 0;
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
         if (ec == std::errc{} && end == text.data() + text.size() && !text.empty()) {
@@ -73,7 +73,7 @@ bool is_auth_error_code(std::string_view code) {
            code == "allowed_only_intranet_user";
 }
 
-std::string error_code_of(const nlohmann::json &error) {
+std::string error_code_of(const nlohmann::json& error) {
     if (!error.is_object()) {
         return {};
     }
@@ -84,7 +84,7 @@ std::string error_code_of(const nlohmann::json &error) {
     return code->is_string() ? code->get<std::string>() : code->dump();
 }
 
-std::string error_text_of(const nlohmann::json &error) {
+std::string error_text_of(const nlohmann::json& error) {
     const std::string code = error_code_of(error);
     std::string description;
     if (error.is_object()) {
@@ -99,7 +99,7 @@ std::string error_text_of(const nlohmann::json &error) {
 } // namespace
 
 WebhookUrl parse_webhook_url(std::string_view text, std::string_view source) {
-    const auto bad = [&](const std::string &why) {
+    const auto bad = [&](const std::string& why) {
         return Error(ErrorKind::usage, fmt::format("the portal URL in {} {}", source, why),
                      "give the inbound webhook URL that Bitrix24 shows, e.g. "
                      "https://example.bitrix24.com/rest/1/abcdef0123456789/");
@@ -153,7 +153,7 @@ WebhookUrl parse_webhook_url(std::string_view text, std::string_view source) {
     return url;
 }
 
-std::optional<std::int64_t> integer_field(const nlohmann::json &record, const char *name) {
+std::optional<std::int64_t> integer_field(const nlohmann::json& record, const char* name) {
     if (!record.is_object()) {
         return std::nullopt;
     }
@@ -181,7 +181,7 @@ void ApiClient::wait_for_rate_limit() {
     }
 }
 
-nlohmann::json ApiClient::post(const std::string &method, const nlohmann::json &body) {
+nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& body) {
     wait_for_rate_limit();
     http::HttpRequest request;
     request.method = "POST";
@@ -191,7 +191,7 @@ nlohmann::json ApiClient::post(const std::string &method, const nlohmann::json &
     nlohmann::json parsed;
     // A 2xx body that does not parse or is not an envelope (cut off, a proxy's HTML page) is
     // retried like a 5xx.
-    const auto check = [&parsed](const http::HttpResponse &response) {
+    const auto check = [&parsed](const http::HttpResponse& response) {
         std::string text = response.body;
         util::repair_utf8(text);
         parsed = nlohmann::json::parse(text, nullptr, false);
@@ -203,7 +203,7 @@ nlohmann::json ApiClient::post(const std::string &method, const nlohmann::json &
     ++m_requests;
     try {
         http::send_with_retry(m_http, request, context, check);
-    } catch (Error &e) {
+    } catch (Error& e) {
         if (e.kind() == ErrorKind::auth) {
             e.set_hint("the webhook in " + m_config.source +
                        " is wrong, expired or deleted, or its user lacks CRM access: create an "
@@ -225,7 +225,7 @@ nlohmann::json ApiClient::post(const std::string &method, const nlohmann::json &
     return parsed;
 }
 
-Envelope ApiClient::call(const std::string &method, const nlohmann::json &params) {
+Envelope ApiClient::call(const std::string& method, const nlohmann::json& params) {
     auto doc = post(method, params);
     Envelope envelope;
     envelope.result = std::move(doc["result"]);
@@ -238,7 +238,7 @@ Envelope ApiClient::call(const std::string &method, const nlohmann::json &params
     return envelope;
 }
 
-HistoryPage ApiClient::stage_history(const HistoryQuery &query) {
+HistoryPage ApiClient::stage_history(const HistoryQuery& query) {
     nlohmann::json filter = {{">ID", query.after_id}};
     if (query.category) {
         filter["CATEGORY_ID"] = *query.category;
@@ -255,7 +255,7 @@ HistoryPage ApiClient::stage_history(const HistoryQuery &query) {
     if (query.count) {
         page.total = envelope.total;
     }
-    auto &result = envelope.result;
+    auto& result = envelope.result;
     // An empty PHP array serializes as [] (§1.6), so an empty result may come as one.
     if (result.is_array() && result.empty()) {
         return page;
@@ -267,7 +267,7 @@ HistoryPage ApiClient::stage_history(const HistoryQuery &query) {
     if (items == result.end() || !(items->is_array() || items->is_object())) {
         throw shape_error("crm.stagehistory.list", "result has no items");
     }
-    for (auto &item : *items) {
+    for (auto& item : *items) {
         page.items.push_back(std::move(item));
     }
     if (page.items.size() > k_page_size) {
@@ -290,7 +290,7 @@ std::vector<nlohmann::json> ApiClient::deal_stages(std::optional<int> category) 
         if (!envelope.result.is_array()) {
             throw shape_error("crm.status.list", "result is not a list");
         }
-        for (auto &row : envelope.result) {
+        for (auto& row : envelope.result) {
             const auto entity = row.is_object() ? row.find("ENTITY_ID") : row.end();
             if (entity == row.end() || !entity->is_string()) {
                 continue;
@@ -309,7 +309,7 @@ std::vector<nlohmann::json> ApiClient::deal_stages(std::optional<int> category) 
 }
 
 std::unordered_map<std::int64_t, std::optional<std::string>>
-ApiClient::deal_titles(const std::vector<std::int64_t> &ids) {
+ApiClient::deal_titles(const std::vector<std::int64_t>& ids) {
     std::unordered_map<std::int64_t, std::optional<std::string>> titles;
     const std::size_t per_batch = k_page_size * k_batch_limit;
     for (std::size_t first = 0; first < ids.size(); first += per_batch) {
@@ -329,14 +329,14 @@ ApiClient::deal_titles(const std::vector<std::int64_t> &ids) {
         // the backoff send_with_retry uses for whole requests.
         for (int attempt = 1;; ++attempt) {
             auto envelope = call("batch", body);
-            const auto &result = envelope.result;
+            const auto& result = envelope.result;
             if (!result.is_object()) {
                 throw shape_error("batch", "result is not an object");
             }
             std::string transient;
             const auto errors = result.find("result_error");
             if (errors != result.end() && errors->is_object()) {
-                for (const auto &[key, error] : errors->items()) {
+                for (const auto& [key, error] : errors->items()) {
                     const std::string code = error_code_of(error);
                     if (is_auth_error_code(code)) {
                         throw Error(ErrorKind::auth,
@@ -355,8 +355,8 @@ ApiClient::deal_titles(const std::vector<std::int64_t> &ids) {
             if (transient.empty()) {
                 const auto results = result.find("result");
                 if (results != result.end() && results->is_object()) {
-                    for (const auto &[key, deals] : results->items()) {
-                        for (const auto &deal : deals) {
+                    for (const auto& [key, deals] : results->items()) {
+                        for (const auto& deal : deals) {
                             const auto id = integer_field(deal, "ID");
                             const auto title = deal.is_object() ? deal.find("TITLE") : deal.end();
                             if (id && title != deal.end() && title->is_string()) {
@@ -367,7 +367,7 @@ ApiClient::deal_titles(const std::vector<std::int64_t> &ids) {
                 }
                 break;
             }
-            const auto &policy = m_retry.policy;
+            const auto& policy = m_retry.policy;
             if (attempt >= policy.max_attempts) {
                 throw Error(ErrorKind::connection,
                             fmt::format("Bitrix24 batch crm.deal.list failed after {} attempts; "

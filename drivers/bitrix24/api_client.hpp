@@ -70,12 +70,12 @@ public:
     ApiClient(ApiConfig config, http::RetryContext retry);
 
     // One method call; the envelope's result, total and next.
-    Envelope call(const std::string &method, const nlohmann::json &params);
+    Envelope call(const std::string& method, const nlohmann::json& params);
 
     // One page of crm.stagehistory.list for deals, ordered by ID ascending (§1.3's bulk
     // pattern: filter >ID, start=-1 unless counting). Items lacking a readable ID are kept;
     // the caller rejects them.
-    HistoryPage stage_history(const HistoryQuery &query);
+    HistoryPage stage_history(const HistoryQuery& query);
 
     // Every deal stage of crm.status.list (ENTITY_ID DEAL_STAGE and DEAL_STAGE_<n>), or only
     // those of one pipeline; all pages.
@@ -84,12 +84,12 @@ public:
     // Titles of the given deals via `batch` (crm.deal.list sub-calls, 50 IDs each). Deals the
     // portal does not return (deleted) map to nullopt.
     std::unordered_map<std::int64_t, std::optional<std::string>>
-    deal_titles(const std::vector<std::int64_t> &ids);
+    deal_titles(const std::vector<std::int64_t>& ids);
 
     long requests() const noexcept { return m_requests; }
 
 private:
-    nlohmann::json post(const std::string &method, const nlohmann::json &body);
+    nlohmann::json post(const std::string& method, const nlohmann::json& body);
     void wait_for_rate_limit();
 
     ApiConfig m_config;
@@ -101,7 +101,7 @@ private:
 
 // An integer from a JSON integer or a string of digits (§1.4: real portals may send numbers as
 // strings); nullopt otherwise.
-std::optional<std::int64_t> integer_field(const nlohmann::json &record, const char *name);
+std::optional<std::int64_t> integer_field(const nlohmann::json& record, const char* name);
 
 // Error codes that Bitrix24 lifts by itself after a while (§1.7): a batch sub-call failing
 // with one of them is retried with backoff.

@@ -69,12 +69,12 @@ struct FetchedPage {
 // the ApiClient while it runs. stop() (also in the destructor) closes the queue and joins.
 class HistoryFetcher {
 public:
-    HistoryFetcher(ApiClient &api, const SyncOptions &options, HistoryQuery query)
+    HistoryFetcher(ApiClient& api, const SyncOptions& options, HistoryQuery query)
         : m_api(api), m_options(options), m_query(std::move(query)), m_queue(k_pages_ahead) {
         m_thread = std::thread([this] { run(); });
     }
-    HistoryFetcher(const HistoryFetcher &) = delete;
-    HistoryFetcher &operator=(const HistoryFetcher &) = delete;
+    HistoryFetcher(const HistoryFetcher&) = delete;
+    HistoryFetcher& operator=(const HistoryFetcher&) = delete;
     ~HistoryFetcher() { stop(); }
 
     std::optional<FetchedPage> next() { return m_queue.pop(); }
@@ -118,7 +118,7 @@ private:
             page.total = history.total;
             page.items = std::move(history.items);
             page.last_id = m_query.after_id;
-            for (const auto &item : page.items) {
+            for (const auto& item : page.items) {
                 if (const auto id = integer_field(item, "ID")) {
                     page.last_id = std::max(page.last_id, *id);
                 }
@@ -137,7 +137,7 @@ private:
                 continue;
             }
             add_titles(group);
-            for (auto &ready : group) {
+            for (auto& ready : group) {
                 if (!m_queue.push(std::move(ready))) {
                     return;
                 }
@@ -150,11 +150,11 @@ private:
     }
 
     // Deal titles of a group of pages through one `batch` (the titles not remembered yet).
-    void add_titles(std::vector<FetchedPage> &group) {
+    void add_titles(std::vector<FetchedPage>& group) {
         std::vector<std::int64_t> missing;
         std::unordered_set<std::int64_t> seen;
-        for (const auto &page : group) {
-            for (const auto &item : page.items) {
+        for (const auto& page : group) {
+            for (const auto& item : page.items) {
                 const auto owner = integer_field(item, "OWNER_ID");
                 if (owner && !m_titles.contains(*owner) && seen.insert(*owner).second) {
                     missing.push_back(*owner);
@@ -165,12 +165,12 @@ private:
             if (m_titles.size() + missing.size() > k_title_cache_limit) {
                 m_titles.clear();
             }
-            for (auto &[id, title] : m_api.deal_titles(missing)) {
+            for (auto& [id, title] : m_api.deal_titles(missing)) {
                 m_titles[id] = std::move(title);
             }
         }
-        for (auto &page : group) {
-            for (const auto &item : page.items) {
+        for (auto& page : group) {
+            for (const auto& item : page.items) {
                 if (const auto owner = integer_field(item, "OWNER_ID")) {
                     const auto it = m_titles.find(*owner);
                     page.titles[*owner] = it == m_titles.end() ? std::nullopt : it->second;
@@ -179,8 +179,8 @@ private:
         }
     }
 
-    ApiClient &m_api;
-    const SyncOptions &m_options;
+    ApiClient& m_api;
+    const SyncOptions& m_options;
     HistoryQuery m_query;
     pipeline::BoundedQueue<FetchedPage> m_queue;
     std::unordered_map<std::int64_t, std::optional<std::string>> m_titles;
@@ -191,7 +191,7 @@ private:
 
 class SyncRun {
 public:
-    SyncRun(const SyncOptions &options, sql::Database &db, pipeline::RunSummary &summary)
+    SyncRun(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary)
         : m_options(options), m_db(db), m_summary(summary), m_job(job_key(options)),
           m_schema(Bitrix24Schema::load(options.table_prefix, options.env)),
           m_own(sql::load_schema("crmsync.json", "")), m_writer(db, m_job, summary),
@@ -215,7 +215,7 @@ public:
         std::optional<std::int64_t> stored;
         if (state.checkpoint) {
             std::int64_t id = 0;
-            const auto &text = *state.checkpoint;
+            const auto& text = *state.checkpoint;
             const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
             if (ec == std::errc{} && end == text.data() + text.size() && id >= 0) {
                 stored = id;
@@ -265,7 +265,7 @@ private:
         std::string raw;
     };
 
-    std::string progress_json(const char *phase) const {
+    std::string progress_json(const char* phase) const {
         return nlohmann::json{{"phase", phase},
                               {"mode", m_mode},
                               {"last_id", m_last_id},
@@ -276,15 +276,15 @@ private:
     std::string now_text() const { return util::format_sql_timestamp(Clock::real().wall_now()); }
 
     // Rows of crmsync_rejects, inside the caller's transaction.
-    void write_rejects(const std::vector<Reject> &rejects, const std::string &now) {
+    void write_rejects(const std::vector<Reject>& rejects, const std::string& now) {
         if (rejects.empty()) {
             return;
         }
-        const auto &table = sql::find_spec(m_own, "crmsync_rejects", "").table;
+        const auto& table = sql::find_spec(m_own, "crmsync_rejects", "").table;
         sql::TableRows rows{&table, {}};
-        for (const auto &r : rejects) {
+        for (const auto& r : rejects) {
             sql::Row row(table.columns.size());
-            const auto set = [&](const char *column, sql::Value value) {
+            const auto set = [&](const char* column, sql::Value value) {
                 if (const auto pos = table.position(column); pos != std::string::npos) {
                     row[pos] = std::move(value);
                 }
@@ -303,13 +303,13 @@ private:
         m_summary.rejected += static_cast<long>(rejects.size());
     }
 
-    void sync_stage_list(const std::vector<nlohmann::json> &stages) {
-        const auto &spec = m_schema.list();
-        const auto &table = spec.table;
-        const auto &dialect = m_db.dialect();
+    void sync_stage_list(const std::vector<nlohmann::json>& stages) {
+        const auto& spec = m_schema.list();
+        const auto& table = spec.table;
+        const auto& dialect = m_db.dialect();
         std::vector<Reject> rejects;
         std::vector<sql::Row> portal;
-        for (const auto &stage : stages) {
+        for (const auto& stage : stages) {
             sql::Row row;
             std::string problem;
             if (stage_row(spec, stage, row, problem)) {
@@ -332,7 +332,7 @@ private:
         auto changes = diff_stages(table, portal, stored, m_options.category);
 
         const std::size_t inserted_at = table.position(k_inserted_at);
-        for (auto &row : changes.inserts) {
+        for (auto& row : changes.inserts) {
             row[inserted_at] = now;
         }
         std::vector<sql::RejectedRow> refused;
@@ -341,10 +341,10 @@ private:
 
         const auto columns = stage_update_columns(table);
         const std::string update = update_by_key_sql(dialect, table, columns);
-        for (const auto &row : changes.updates) {
+        for (const auto& row : changes.updates) {
             std::vector<sql::Value> params;
             std::optional<std::string> problem;
-            for (const auto *c : columns) {
+            for (const auto* c : columns) {
                 const auto value = c->name == table.changed_at_column
                                        ? sql::Value{now}
                                        : row[table.position(c->name)];
@@ -364,13 +364,13 @@ private:
         }
         const std::string deactivate = update_by_key_sql(
             dialect, table, {table.find("ACTIVE"), table.find(table.changed_at_column)});
-        for (const auto &id : changes.deactivate) {
+        for (const auto& id : changes.deactivate) {
             m_db.execute(deactivate, {sql::Value{"N"}, sql::Value{now}, sql::Value{id}});
             log::info("stage {} was deleted on the portal: ACTIVE = N", id);
         }
         counts.updated += static_cast<long>(changes.deactivate.size());
         counts.unchanged += changes.unchanged;
-        for (const auto &r : refused) {
+        for (const auto& r : refused) {
             rejects.push_back({r.table, r.key, r.reason, ""});
         }
         write_rejects(rejects, now);
@@ -382,9 +382,9 @@ private:
 
     // One transaction: the page's rows, their read-back, rejects and the job's state row.
     // `rows` empty writes the state row alone.
-    void commit_page(const std::vector<sql::Row> &rows, std::vector<Reject> rejects,
-                     const std::string &progress) {
-        const auto &table = m_schema.history().table;
+    void commit_page(const std::vector<sql::Row>& rows, std::vector<Reject> rejects,
+                     const std::string& progress) {
+        const auto& table = m_schema.history().table;
         const std::string now = now_text();
         std::vector<sql::RejectedRow> refused;
         sql::BatchWriter writer(m_db);
@@ -394,13 +394,13 @@ private:
             counts = writer.upsert({&table, rows}, now, refused);
             verify(rows, refused);
         }
-        for (const auto &r : refused) {
+        for (const auto& r : refused) {
             rejects.push_back({r.table, r.key, r.reason, ""});
         }
         write_rejects(rejects, now);
-        const auto &state = sql::find_spec(m_own, "crmsync_state", "").table;
+        const auto& state = sql::find_spec(m_own, "crmsync_state", "").table;
         sql::Row row(state.columns.size());
-        const auto set = [&](const char *column, sql::Value value) {
+        const auto set = [&](const char* column, sql::Value value) {
             if (const auto pos = state.position(column); pos != std::string::npos) {
                 row[pos] = std::move(value);
             }
@@ -420,14 +420,14 @@ private:
 
     // The seed's step-by-step verification: every EXTERNAL_ID written must read back in the
     // same transaction before it commits with the checkpoint.
-    void verify(const std::vector<sql::Row> &rows, const std::vector<sql::RejectedRow> &refused) {
-        const auto &table = m_schema.history().table;
+    void verify(const std::vector<sql::Row>& rows, const std::vector<sql::RejectedRow>& refused) {
+        const auto& table = m_schema.history().table;
         const std::size_t key = table.position(table.key());
         std::unordered_set<std::string> expected;
-        for (const auto &row : rows) {
+        for (const auto& row : rows) {
             expected.insert(*row[key]);
         }
-        for (const auto &r : refused) {
+        for (const auto& r : refused) {
             expected.erase(r.key);
         }
         if (expected.empty()) {
@@ -436,7 +436,7 @@ private:
         std::vector<sql::Value> keys(expected.begin(), expected.end());
         const auto found =
             m_db.query(m_db.dialect().select_by_keys(table, {table.key()}, keys.size()), keys);
-        for (const auto &row : found) {
+        for (const auto& row : found) {
             if (!row.empty() && row[0]) {
                 expected.erase(*row[0]);
             }
@@ -459,8 +459,8 @@ private:
                     "jobs that delete rows from the table");
     }
 
-    void sync_history(ApiClient &api, const HistoryQuery &query) {
-        const auto &spec = m_schema.history();
+    void sync_history(ApiClient& api, const HistoryQuery& query) {
+        const auto& spec = m_schema.history();
         const auto started = std::chrono::steady_clock::now();
         m_last_id = query.after_id;
         HistoryFetcher fetcher(api, m_options, query);
@@ -473,7 +473,7 @@ private:
             }
             std::vector<sql::Row> rows;
             std::vector<Reject> rejects;
-            for (const auto &item : page->items) {
+            for (const auto& item : page->items) {
                 ++m_summary.fetched;
                 const auto owner = integer_field(item, "OWNER_ID");
                 const auto title = owner ? page->titles[*owner] : std::nullopt;
@@ -539,9 +539,9 @@ private:
                                       loaded, all, share * 100, rate, eta));
     }
 
-    const SyncOptions &m_options;
-    sql::Database &m_db;
-    pipeline::RunSummary &m_summary;
+    const SyncOptions& m_options;
+    sql::Database& m_db;
+    pipeline::RunSummary& m_summary;
     std::string m_job;
     Bitrix24Schema m_schema;
     std::vector<sql::TableSpec> m_own;
@@ -559,7 +559,7 @@ private:
 
 } // namespace
 
-std::string job_key(const SyncOptions &options) {
+std::string job_key(const SyncOptions& options) {
     std::string key = "bulk_history:" + options.api.webhook.host + ":" + options.env;
     if (options.category) {
         key += ":C" + std::to_string(*options.category);
@@ -570,7 +570,7 @@ std::string job_key(const SyncOptions &options) {
     return key;
 }
 
-void run_sync(const SyncOptions &options, sql::Database &db, pipeline::RunSummary &summary) {
+void run_sync(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary) {
     SyncRun run(options, db, summary);
     run.run();
 }

@@ -25,7 +25,7 @@ struct SyncOptions {
 
 // "bulk_history:<portal host>:<ENV>[:C<category>][:<prefix>]": the job's key in crmsync_state
 // and for its lock. Never holds the webhook code.
-std::string job_key(const SyncOptions &options);
+std::string job_key(const SyncOptions& options);
 
 // One bulk-history run (README "bulk-history"). The caller holds the job's lock.
 //  1. The portal's deal stages are read first, so a refused webhook (401) exits before
@@ -40,6 +40,6 @@ std::string job_key(const SyncOptions &options);
 // Throws crmsync::Error; committed pages stay. Sets summary.status "partial" when the time
 // budget stopped it early; throws Error(interrupted) after committing the page in flight on
 // SIGINT/SIGTERM.
-void run_sync(const SyncOptions &options, sql::Database &db, pipeline::RunSummary &summary);
+void run_sync(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary);
 
 } // namespace crmsync::drivers::bitrix24

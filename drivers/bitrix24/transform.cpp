@@ -14,7 +14,7 @@ namespace {
 
 constexpr std::string_view k_deal_stage = "DEAL_STAGE";
 
-std::size_t require(const sql::Table &table, std::string_view column) {
+std::size_t require(const sql::Table& table, std::string_view column) {
     const auto pos = table.position(column);
     if (pos == std::string::npos) {
         throw Error(ErrorKind::internal,
@@ -23,7 +23,7 @@ std::size_t require(const sql::Table &table, std::string_view column) {
     return pos;
 }
 
-bool is_stamp(const sql::Table &table, const sql::Column &column) {
+bool is_stamp(const sql::Table& table, const sql::Column& column) {
     return column.identity || column.name == table.changed_at_column ||
            column.name == k_inserted_at;
 }
@@ -36,7 +36,7 @@ Bitrix24Schema Bitrix24Schema::load(std::string_view prefix, std::string_view en
     if (schema.specs.size() != 2) {
         throw Error(ErrorKind::internal, "schemas/bitrix24.json must define two tables");
     }
-    for (auto &spec : schema.specs) {
+    for (auto& spec : schema.specs) {
         spec.table.name += "_" + std::string(env);
     }
     return schema;
@@ -64,8 +64,8 @@ std::optional<int> category_of_entity(std::string_view entity_id) {
     return category;
 }
 
-bool stage_row(const sql::TableSpec &list, const nlohmann::json &stage, sql::Row &out,
-               std::string &problem) {
+bool stage_row(const sql::TableSpec& list, const nlohmann::json& stage, sql::Row& out,
+               std::string& problem) {
     std::map<std::string, sql::Value> computed{{"ACTIVE", "Y"}};
     const auto entity = stage.find("ENTITY_ID");
     if (entity != stage.end() && entity->is_string()) {
@@ -94,8 +94,8 @@ bool stage_row(const sql::TableSpec &list, const nlohmann::json &stage, sql::Row
     return true;
 }
 
-bool history_row(const sql::TableSpec &history, const nlohmann::json &item,
-                 const std::optional<std::string> &title, sql::Row &out, std::string &problem) {
+bool history_row(const sql::TableSpec& history, const nlohmann::json& item,
+                 const std::optional<std::string>& title, sql::Row& out, std::string& problem) {
     std::map<std::string, sql::Value> computed;
     if (title) {
         computed["NAME"] = *title;
@@ -114,8 +114,8 @@ bool history_row(const sql::TableSpec &history, const nlohmann::json &item,
     return true;
 }
 
-StageChanges diff_stages(const sql::Table &list, const std::vector<sql::Row> &portal,
-                         const std::vector<sql::Row> &stored, std::optional<int> category) {
+StageChanges diff_stages(const sql::Table& list, const std::vector<sql::Row>& portal,
+                         const std::vector<sql::Row>& stored, std::optional<int> category) {
     const std::size_t key = require(list, list.key());
     const std::size_t active = require(list, "ACTIVE");
     const std::size_t entity = require(list, "ENTITY_ID");
@@ -125,15 +125,15 @@ StageChanges diff_stages(const sql::Table &list, const std::vector<sql::Row> &po
             compared.push_back(i);
         }
     }
-    std::unordered_map<std::string, const sql::Row *> by_key;
-    for (const auto &row : stored) {
+    std::unordered_map<std::string, const sql::Row*> by_key;
+    for (const auto& row : stored) {
         if (row.size() == list.columns.size() && row[key]) {
             by_key.emplace(*row[key], &row);
         }
     }
     StageChanges changes;
     std::unordered_map<std::string, bool> listed;
-    for (const auto &row : portal) {
+    for (const auto& row : portal) {
         listed[*row[key]] = true;
         const auto it = by_key.find(*row[key]);
         if (it == by_key.end()) {
@@ -150,7 +150,7 @@ StageChanges diff_stages(const sql::Table &list, const std::vector<sql::Row> &po
             changes.updates.push_back(row);
         }
     }
-    for (const auto &row : stored) {
+    for (const auto& row : stored) {
         if (row.size() != list.columns.size() || !row[key] || listed.contains(*row[key]) ||
             row[active] == sql::Value{"N"} || !row[entity]) {
             continue;
@@ -163,21 +163,21 @@ StageChanges diff_stages(const sql::Table &list, const std::vector<sql::Row> &po
     return changes;
 }
 
-std::vector<const sql::Column *> stage_update_columns(const sql::Table &list) {
-    std::vector<const sql::Column *> columns;
-    for (const auto &c : list.columns) {
+std::vector<const sql::Column*> stage_update_columns(const sql::Table& list) {
+    std::vector<const sql::Column*> columns;
+    for (const auto& c : list.columns) {
         if (c.name != list.key() && !is_stamp(list, c)) {
             columns.push_back(&c);
         }
     }
-    if (const auto *stamp = list.find(list.changed_at_column)) {
+    if (const auto* stamp = list.find(list.changed_at_column)) {
         columns.push_back(stamp);
     }
     return columns;
 }
 
-std::string update_by_key_sql(const sql::Dialect &dialect, const sql::Table &table,
-                              const std::vector<const sql::Column *> &columns) {
+std::string update_by_key_sql(const sql::Dialect& dialect, const sql::Table& table,
+                              const std::vector<const sql::Column*>& columns) {
     std::string sql = "UPDATE " + dialect.quote(table.name) + " SET ";
     for (std::size_t i = 0; i < columns.size(); ++i) {
         sql +=

@@ -64,9 +64,9 @@ nlohmann::json ApiClient::get_json(const std::string& path_and_query, const std:
 
 std::vector<CampaignField> ApiClient::fields(std::optional<SystemTime>* server_now) {
     const std::string what = "GET fields/list";
-    const auto doc = get_json(
-        "/api/campaigns/" + util::percent_encode(m_config.campaign) + "/fields/list", what,
-        server_now);
+    const auto doc =
+        get_json("/api/campaigns/" + util::percent_encode(m_config.campaign) + "/fields/list", what,
+                 server_now);
     if (!doc.is_array()) {
         throw shape_error(what, "expected an array");
     }
@@ -81,8 +81,9 @@ std::vector<CampaignField> ApiClient::fields(std::optional<SystemTime>* server_n
             continue;
         }
         const auto type = entry.find("fieldType");
-        fields.push_back({name->get<std::string>(),
-                          type != entry.end() && type->is_string() ? type->get<std::string>() : ""});
+        fields.push_back({name->get<std::string>(), type != entry.end() && type->is_string()
+                                                        ? type->get<std::string>()
+                                                        : ""});
     }
     return fields;
 }

@@ -26,10 +26,9 @@ constexpr std::size_t k_md5_lookup_chunk = 500;
 class SyncRun {
 public:
     SyncRun(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary)
-        : m_options(options), m_db(db), m_summary(summary),
-          m_writer(db, job_key(options), summary),
-          m_api(options.api, http::RetryContext{options.retry, m_stats, Clock::real(),
-                                                options.deadline, ""}),
+        : m_options(options), m_db(db), m_summary(summary), m_writer(db, job_key(options), summary),
+          m_api(options.api,
+                http::RetryContext{options.retry, m_stats, Clock::real(), options.deadline, ""}),
           m_progress(options.show_progress) {}
 
     void run() {
@@ -39,9 +38,9 @@ public:
             server_now = Clock::real().wall_now();
             log::warn("the API sent no Date header; using the local clock for the checkpoint");
         }
-        m_schema = DialfireSchema::build(m_options.table_prefix, fields,
-                                         m_options.max_custom_fields,
-                                         m_db.dialect().max_identifier_bytes());
+        m_schema =
+            DialfireSchema::build(m_options.table_prefix, fields, m_options.max_custom_fields,
+                                  m_db.dialect().max_identifier_bytes());
         if (fields.size() > m_schema.custom_fields.size()) {
             log::info("{} custom fields, {} as columns (--max-custom-fields); all are in _raw",
                       fields.size(), m_schema.custom_fields.size());
@@ -49,10 +48,10 @@ public:
         m_writer.prepare(m_schema.tables());
         const auto state = m_writer.load_state();
         const auto from = start_time(state, *server_now);
-        const auto stored = state.checkpoint ? util::parse_iso8601(*state.checkpoint) : std::nullopt;
+        const auto stored =
+            state.checkpoint ? util::parse_iso8601(*state.checkpoint) : std::nullopt;
         // The checkpoint may only move if this run covered everything since the stored one.
-        const bool may_checkpoint =
-            !m_options.until && (!stored || !from || *from <= *stored);
+        const bool may_checkpoint = !m_options.until && (!stored || !from || *from <= *stored);
         log::info("db_sync {} from {} (checkpoint {}), server time {}", m_options.api.campaign,
                   from ? util::format_iso8601(*from) : "the beginning",
                   state.checkpoint.value_or("none"), util::format_iso8601(*server_now));
@@ -110,8 +109,8 @@ private:
     }
 
     std::string progress_json(const char* phase) const {
-        return fmt::format(R"({{"phase":"{}","contacts_listed":{},"contacts_fetched":{}}})",
-                           phase, m_listed, m_summary.fetched);
+        return fmt::format(R"({{"phase":"{}","contacts_listed":{},"contacts_fetched":{}}})", phase,
+                           m_listed, m_summary.fetched);
     }
 
     void maybe_commit() {
@@ -169,7 +168,9 @@ private:
 
     void sync_contacts(const std::optional<SystemTime>& from) {
         const std::string changed_since = from ? util::format_date(*from) : "";
-        ContactFetchers fetchers(m_options.api, m_options.workers, http::RetryContext{m_options.retry, m_stats, Clock::real(), m_options.deadline, ""});
+        ContactFetchers fetchers(
+            m_options.api, m_options.workers,
+            http::RetryContext{m_options.retry, m_stats, Clock::real(), m_options.deadline, ""});
         std::string cursor;
         bool source_failed = false;
         do {
@@ -186,8 +187,8 @@ private:
                 while (auto ready = fetchers.try_result()) {
                     consume(*ready);
                 }
-                source_failed = !fetchers.submit({ids.begin() + static_cast<long>(start),
-                                                  ids.begin() + static_cast<long>(end)});
+                source_failed = !fetchers.submit(
+                    {ids.begin() + static_cast<long>(start), ids.begin() + static_cast<long>(end)});
             }
             cursor = page.cursor;
         } while (!cursor.empty() && !source_failed);
@@ -204,8 +205,7 @@ private:
     }
 
     void sync_inbound_calls(const std::optional<SystemTime>& from, SystemTime to) {
-        const std::string from_text =
-            util::format_dialfire_time(from.value_or(SystemTime{}));
+        const std::string from_text = util::format_dialfire_time(from.value_or(SystemTime{}));
         const std::string to_text = util::format_dialfire_time(to);
         std::string cursor;
         do {

@@ -28,8 +28,8 @@ struct SyncOptions {
     std::optional<SystemTime> until;
     bool full_refresh = false; // ignore the checkpoint and the md5 skip
     TransactionFilter filter;
-    std::size_t workers = 4;        // contact requests in flight
-    std::size_t batch_rows = 5000;  // rows per database transaction
+    std::size_t workers = 4;       // contact requests in flight
+    std::size_t batch_rows = 5000; // rows per database transaction
     std::optional<std::chrono::steady_clock::time_point> deadline;
     http::RetryPolicy retry;
     bool show_progress = true;

@@ -123,7 +123,8 @@ struct Emitter {
         std::optional<std::string> previous;
         for (const auto& conn : list) {
             std::optional<std::string> parent = owner;
-            if (!owner && string_field(conn, "technology") == std::optional<std::string>("transfer")) {
+            if (!owner &&
+                string_field(conn, "technology") == std::optional<std::string>("transfer")) {
                 parent = previous;
             }
             connection(conn, transaction_id, parent);
@@ -146,8 +147,8 @@ struct Emitter {
         // dbsync2's id; a second transaction fired in the same millisecond would overwrite
         // the first (defect §5.12), so later ones get a counter.
         const int seen = fired_seen[*fired]++;
-        const std::string id = util::md5_hex(contact_id + *fired +
-                                             (seen == 0 ? "" : "#" + std::to_string(seen)));
+        const std::string id =
+            util::md5_hex(contact_id + *fired + (seen == 0 ? "" : "#" + std::to_string(seen)));
         if (!emit(schema.transactions, tx, {{"id", id}, {"contact_id", contact_id}}, id, raw)) {
             return;
         }
@@ -171,8 +172,8 @@ TransactionFilter TransactionFilter::parse(const std::string& mode, const std::s
     std::size_t start = 0;
     while (start <= prefixes.size()) {
         const auto comma = prefixes.find(',', start);
-        std::string prefix = prefixes.substr(start, comma == std::string::npos ? std::string::npos
-                                                                               : comma - start);
+        std::string prefix =
+            prefixes.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         const auto first = prefix.find_first_not_of(" \t");
         const auto last = prefix.find_last_not_of(" \t");
         if (first != std::string::npos) {
@@ -235,8 +236,10 @@ DialfireSchema DialfireSchema::build(const std::string& prefix,
     schema.specs = sql::load_schema("dialfire.json", prefix);
     const auto name_of = [&](std::size_t i) { return schema.specs[i].table.name; };
     const std::vector<std::pair<std::size_t*, const char*>> slots = {
-        {&schema.contacts, "contacts"},     {&schema.transactions, "transactions"},
-        {&schema.connections, "connections"}, {&schema.recordings, "recordings"},
+        {&schema.contacts, "contacts"},
+        {&schema.transactions, "transactions"},
+        {&schema.connections, "connections"},
+        {&schema.recordings, "recordings"},
         {&schema.inbound_calls, "inbound_calls"}};
     for (const auto& [slot, name] : slots) {
         for (std::size_t i = 0; i < schema.specs.size(); ++i) {
@@ -266,7 +269,8 @@ DialfireSchema DialfireSchema::build(const std::string& prefix,
         }
         sql::Column column;
         column.name = names.allocate(field.name);
-        column.type = field.field_type == "number" ? sql::ColumnType::number : sql::ColumnType::text;
+        column.type =
+            field.field_type == "number" ? sql::ColumnType::number : sql::ColumnType::text;
         contacts.table.columns.push_back(column);
         contacts.sources.push_back(field.name);
         schema.custom_fields.push_back(field.name);

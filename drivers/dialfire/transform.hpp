@@ -30,8 +30,7 @@ struct TransactionFilter {
 // contacts column per custom field of the campaign (names sanitised, collision-free).
 struct DialfireSchema {
     std::vector<sql::TableSpec> specs;
-    std::size_t contacts = 0, transactions = 1, connections = 2, recordings = 3,
-                inbound_calls = 4;
+    std::size_t contacts = 0, transactions = 1, connections = 2, recordings = 3, inbound_calls = 4;
     std::vector<std::string> custom_fields; // in column order, original names
 
     // `max_custom_fields` 0 means all. Fields beyond the limit still live in _raw.

@@ -33,8 +33,8 @@ bool parse_event(const std::string& event, std::string& fired, std::string& cont
     if (z != std::string::npos) {
         fired.resize(z + 1);
     }
-    contact = event.substr(second + 1, third == std::string::npos ? std::string::npos
-                                                                   : third - second - 1);
+    contact = event.substr(second + 1,
+                           third == std::string::npos ? std::string::npos : third - second - 1);
     return !fired.empty() && !contact.empty();
 }
 
@@ -85,9 +85,10 @@ public:
             }
         }
         // Deliveries of one contact go out in fired order.
-        std::stable_sort(transactions.begin(), transactions.end(), [](const json* a, const json* b) {
-            return a->value("fired", std::string{}) < b->value("fired", std::string{});
-        });
+        std::stable_sort(
+            transactions.begin(), transactions.end(), [](const json* a, const json* b) {
+                return a->value("fired", std::string{}) < b->value("fired", std::string{});
+            });
         std::map<std::string, int> seen;
         for (const json* tx : transactions) {
             const auto fired = tx->find("fired");
@@ -158,7 +159,8 @@ EnqueueStats enqueue_transactions(const WebhookSourceOptions& o, state::StateSto
         }
     }
     log::info("webhook {} events from {} to {} (checkpoint {})", o.api.campaign,
-              util::format_iso8601(from), util::format_iso8601(*server_now), stored.value_or("none"));
+              util::format_iso8601(from), util::format_iso8601(*server_now),
+              stored.value_or("none"));
 
     // The index names transactions; group them by contact so each contact is fetched once.
     std::unordered_map<std::string, std::set<std::string>> fired_by_contact;
@@ -192,8 +194,8 @@ EnqueueStats enqueue_transactions(const WebhookSourceOptions& o, state::StateSto
             ++stats.contacts;
             const auto id = contact.is_object() ? contact.value("$id", std::string{}) : "";
             const auto it = fired_by_contact.find(id);
-            enqueuer.contact(contact, it == fired_by_contact.end() ? std::set<std::string>{}
-                                                                   : it->second);
+            enqueuer.contact(contact,
+                             it == fired_by_contact.end() ? std::set<std::string>{} : it->second);
         }
         transaction.commit();
     };
@@ -203,8 +205,8 @@ EnqueueStats enqueue_transactions(const WebhookSourceOptions& o, state::StateSto
             consume(*ready);
         }
         const auto end = std::min(order.size(), start + k_contacts_per_request);
-        failed = !fetchers.submit({order.begin() + static_cast<long>(start),
-                                   order.begin() + static_cast<long>(end)});
+        failed = !fetchers.submit(
+            {order.begin() + static_cast<long>(start), order.begin() + static_cast<long>(end)});
     }
     fetchers.finish_submitting();
     while (auto ready = fetchers.next_result()) {

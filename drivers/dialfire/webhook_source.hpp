@@ -13,8 +13,8 @@ namespace crmsync::drivers::dialfire {
 struct WebhookSourceOptions {
     ApiConfig api;
     TransactionFilter filter;
-    std::string filter_mode;     // passed to the event index as type=update / hi=true
-    std::string task_prefixes;   // passed to the event index as tasks=
+    std::string filter_mode;   // passed to the event index as type=update / hi=true
+    std::string task_prefixes; // passed to the event index as tasks=
     std::size_t workers = 4;
     std::chrono::milliseconds lookback{10 * 60 * 1000};
     std::optional<SystemTime> since;
@@ -23,11 +23,11 @@ struct WebhookSourceOptions {
 };
 
 struct EnqueueStats {
-    long events = 0;     // entries of the transaction index read
-    long contacts = 0;   // contacts fetched
+    long events = 0;   // entries of the transaction index read
+    long contacts = 0; // contacts fetched
     long queued_new = 0;
     long queued_updated = 0;
-    long unchanged = 0;  // transactions already delivered with the same content
+    long unchanged = 0; // transactions already delivered with the same content
     long filtered = 0;
     long retries = 0;
 };

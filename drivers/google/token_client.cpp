@@ -17,19 +17,19 @@ using Kind = state::TokenAnswer::Kind;
 // A lifetime Google leaves out is taken to be the documented hour.
 constexpr long long k_default_lifetime_s = 3600;
 
-std::string snippet(const std::string &body) {
+std::string snippet(const std::string& body) {
     std::string s = body.substr(0, 200);
     std::replace_if(
         s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
     return s;
 }
 
-std::string string_member(const nlohmann::json &j, const char *name) {
+std::string string_member(const nlohmann::json& j, const char* name) {
     const auto it = j.find(name);
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-state::TokenAnswer error_answer(long status, const nlohmann::json &body) {
+state::TokenAnswer error_answer(long status, const nlohmann::json& body) {
     const std::string error = string_member(body, "error");
     const std::string description = string_member(body, "error_description");
     state::TokenAnswer answer;
@@ -47,7 +47,7 @@ state::TokenAnswer error_answer(long status, const nlohmann::json &body) {
 
 } // namespace
 
-http::HttpRequest refresh_request(const std::string &token_url, const state::Account &account,
+http::HttpRequest refresh_request(const std::string& token_url, const state::Account& account,
                                   std::chrono::milliseconds timeout) {
     return http::form_post(token_url,
                            {{"grant_type", "refresh_token"},
@@ -57,7 +57,7 @@ http::HttpRequest refresh_request(const std::string &token_url, const state::Acc
                            timeout);
 }
 
-state::TokenAnswer read_refresh_answer(const http::HttpResponse &response, SystemTime sent_at) {
+state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at) {
     state::TokenAnswer answer;
     const auto body = nlohmann::json::parse(response.body, nullptr, false);
     const bool object = body.is_object();

@@ -30,8 +30,7 @@ void check_params(const util::DatabaseUrl& url) {
             (name == "useSSL" && value == "false")) {
             continue;
         }
-        throw Error(ErrorKind::usage,
-                    "the mysql URL parameter '" + name + "' is not supported",
+        throw Error(ErrorKind::usage, "the mysql URL parameter '" + name + "' is not supported",
                     "for TLS give ?sslca=FILE (and sslcert/sslkey for client certificates)");
     }
 }

@@ -31,14 +31,19 @@ public:
         case ColumnType::key:
             return fmt::format("varchar({}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
                                k_key_length);
-        case ColumnType::text: return "longtext";
+        case ColumnType::text:
+            return "longtext";
         case ColumnType::number:
             return fmt::format("decimal({},{})", number_integer_digits() + number_fraction_digits(),
                                number_fraction_digits());
-        case ColumnType::integer: return "bigint";
-        case ColumnType::boolean: return "boolean";
-        case ColumnType::timestamp: return "datetime(3)";
-        case ColumnType::json: return "json";
+        case ColumnType::integer:
+            return "bigint";
+        case ColumnType::boolean:
+            return "boolean";
+        case ColumnType::timestamp:
+            return "datetime(3)";
+        case ColumnType::json:
+            return "json";
         }
         return "longtext";
     }
@@ -91,7 +96,8 @@ public:
                 continue;
             }
             const std::string q = quote(c->name);
-            same += (same.empty() ? "" : " AND ") + fmt::format("BINARY {0} <=> BINARY VALUES({0})", q);
+            same +=
+                (same.empty() ? "" : " AND ") + fmt::format("BINARY {0} <=> BINARY VALUES({0})", q);
             set += ", " + q + " = VALUES(" + q + ")";
         }
         const std::string key = quote(table.key());
@@ -118,8 +124,7 @@ public:
     }
 
     std::vector<std::string> session_setup() const override {
-        return {"SET NAMES utf8mb4",
-                "SET time_zone = '+00:00'",
+        return {"SET NAMES utf8mb4", "SET time_zone = '+00:00'",
                 "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,"
                 "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"};
     }

@@ -49,11 +49,20 @@ void append_copy_row(std::string& out, const std::vector<const sql::Value*>& row
         }
         for (const char c : *value) {
             switch (c) {
-            case '\\': out += "\\\\"; break;
-            case '\t': out += "\\t"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            default: out += c;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            default:
+                out += c;
             }
         }
     }
@@ -64,7 +73,8 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
                                       const sql::Table& table,
                                       const std::vector<const sql::Column*>& columns,
                                       const std::vector<std::vector<const sql::Value*>>& rows) {
-    const std::string stage = dialect.quote("crmsync_stage_" + util::md5_hex(table.name).substr(0, 12));
+    const std::string stage =
+        dialect.quote("crmsync_stage_" + util::md5_hex(table.name).substr(0, 12));
     const std::string target = dialect.quote(table.name);
     std::string names;
     std::string source;

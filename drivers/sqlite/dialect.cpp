@@ -29,13 +29,20 @@ public:
             return "INTEGER";
         }
         switch (column.type) {
-        case ColumnType::key: return "TEXT";
-        case ColumnType::text: return "TEXT";
-        case ColumnType::number: return "NUMERIC";
-        case ColumnType::integer: return "INTEGER";
-        case ColumnType::boolean: return "INTEGER";
-        case ColumnType::timestamp: return "TEXT";
-        case ColumnType::json: return "TEXT";
+        case ColumnType::key:
+            return "TEXT";
+        case ColumnType::text:
+            return "TEXT";
+        case ColumnType::number:
+            return "NUMERIC";
+        case ColumnType::integer:
+            return "INTEGER";
+        case ColumnType::boolean:
+            return "INTEGER";
+        case ColumnType::timestamp:
+            return "TEXT";
+        case ColumnType::json:
+            return "TEXT";
         }
         return "TEXT";
     }
@@ -133,7 +140,8 @@ public:
         }
         const bool fits_integer = !fraction && digits.size() <= 18;
         if (!fits_integer && digits.size() > 15) {
-            return "number " + std::string(value.substr(0, 40)) + " has more significant digits "
+            return "number " + std::string(value.substr(0, 40)) +
+                   " has more significant digits "
                    "than SQLite stores exactly";
         }
         return std::nullopt;

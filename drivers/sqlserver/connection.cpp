@@ -64,8 +64,7 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
         session->open(soci::odbc, connect_string(url));
     } catch (const soci::soci_error& e) {
         throw Error(ErrorKind::connection,
-                    "cannot connect to SQL Server at " + url.host + ": " +
-                        util::redact(e.what()),
+                    "cannot connect to SQL Server at " + url.host + ": " + util::redact(e.what()),
                     "check host, port, instance, database, user and password "
                     "(CRMSYNC_DB_PASSWORD); FreeTDS (tdsodbc) must be installed");
     }

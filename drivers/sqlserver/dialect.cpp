@@ -36,14 +36,19 @@ public:
         switch (column.type) {
         case ColumnType::key:
             return fmt::format("nvarchar({}) COLLATE {}", k_key_length, k_binary_collation);
-        case ColumnType::text: return "nvarchar(max)";
+        case ColumnType::text:
+            return "nvarchar(max)";
         case ColumnType::number:
             return fmt::format("decimal({},{})", number_integer_digits() + number_fraction_digits(),
                                number_fraction_digits());
-        case ColumnType::integer: return "bigint";
-        case ColumnType::boolean: return "bit";
-        case ColumnType::timestamp: return "datetime2(3)";
-        case ColumnType::json: return "nvarchar(max)";
+        case ColumnType::integer:
+            return "bigint";
+        case ColumnType::boolean:
+            return "bit";
+        case ColumnType::timestamp:
+            return "datetime2(3)";
+        case ColumnType::json:
+            return "nvarchar(max)";
         }
         return "nvarchar(max)";
     }
@@ -83,7 +88,8 @@ public:
             names += (i ? ", " : "") + quote(columns[i]->name);
             source_names += (i ? ", " : "") + std::string("s.") + quote(columns[i]->name);
         }
-        std::string sql = "MERGE INTO " + quote(table.name) + " WITH (HOLDLOCK) AS t USING (VALUES ";
+        std::string sql =
+            "MERGE INTO " + quote(table.name) + " WITH (HOLDLOCK) AS t USING (VALUES ";
         std::size_t p = 0;
         for (std::size_t r = 0; r < rows; ++r) {
             sql += r ? ", (" : "(";
@@ -115,8 +121,7 @@ public:
             sql += " WHEN MATCHED" + (differs.empty() ? "" : " AND (" + differs + ")") +
                    " THEN UPDATE SET " + set;
         }
-        return sql + " WHEN NOT MATCHED THEN INSERT (" + names + ") VALUES (" + source_names +
-               ");";
+        return sql + " WHEN NOT MATCHED THEN INSERT (" + names + ") VALUES (" + source_names + ");";
     }
 
     std::vector<std::string> session_setup() const override {

@@ -115,10 +115,9 @@ private:
     }
 
     void send(state::Delivery d) {
-        const long long timestamp =
-            std::chrono::duration_cast<std::chrono::seconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
+        const long long timestamp = std::chrono::duration_cast<std::chrono::seconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
         http::HttpRequest request;
         request.method = "POST";
         request.url = m_options.url;
@@ -132,9 +131,9 @@ private:
         }
         request.body = d.body;
         ++m_stats.attempts;
-        m_client.start(std::move(request), [this, d = std::move(d)](http::TransferResult&& r) mutable {
-            finished(d, r);
-        });
+        m_client.start(
+            std::move(request),
+            [this, d = std::move(d)](http::TransferResult&& r) mutable { finished(d, r); });
     }
 
     void finished(const state::Delivery& d, const http::TransferResult& r) {
@@ -155,7 +154,8 @@ private:
             error = fmt::format("HTTP {}: {}", r.response.status, snippet(r.response.body));
             retryable = http::RetryPolicy::is_retryable_status(r.response.status);
             if (r.response.status == 429 || r.response.status == 503) {
-                wait = http::RetryPolicy::retry_after(r.response, crmsync::Clock::real().wall_now());
+                wait =
+                    http::RetryPolicy::retry_after(r.response, crmsync::Clock::real().wall_now());
             }
         } else {
             error = r.failure.message;

@@ -11,14 +11,14 @@ namespace crmsync::drivers::webhook {
 
 struct SenderOptions {
     std::string url;
-    std::string secret;            // empty: no webhook-signature header
-    std::size_t in_flight = 4;     // --w
-    double rate = 5.0;             // --wr, requests per second; 0 = unlimited
-    double burst = 10.0;           // --wb
-    int max_attempts = 10;         // --max-attempts: then the delivery is dead
+    std::string secret;        // empty: no webhook-signature header
+    std::size_t in_flight = 4; // --w
+    double rate = 5.0;         // --wr, requests per second; 0 = unlimited
+    double burst = 10.0;       // --wb
+    int max_attempts = 10;     // --max-attempts: then the delivery is dead
     std::chrono::milliseconds timeout{30'000};
     bool verify_tls = true;
-    http::RetryPolicy backoff;     // delays between attempts (base, cap, Retry-After)
+    http::RetryPolicy backoff; // delays between attempts (base, cap, Retry-After)
     std::optional<std::chrono::steady_clock::time_point> deadline; // no attempt starts after it
 };
 

@@ -36,14 +36,14 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 12> k_data_c
     {"uk", "uk"},
 }};
 
-std::string snippet(const std::string &body) {
+std::string snippet(const std::string& body) {
     std::string s = body.substr(0, 200);
     std::replace_if(
         s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
     return s;
 }
 
-std::string string_member(const nlohmann::json &j, const char *name) {
+std::string string_member(const nlohmann::json& j, const char* name) {
     const auto it = j.find(name);
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
@@ -54,7 +54,7 @@ std::string lower(std::string text) {
     return text;
 }
 
-state::TokenAnswer error_answer(long status, const nlohmann::json &body) {
+state::TokenAnswer error_answer(long status, const nlohmann::json& body) {
     const std::string error = string_member(body, "error");
     const std::string description = string_member(body, "error_description");
     state::TokenAnswer answer;
@@ -79,7 +79,7 @@ state::TokenAnswer error_answer(long status, const nlohmann::json &body) {
 
 std::optional<std::string> canonical_dc(std::string_view dc) {
     const std::string wanted = lower(std::string(dc));
-    for (const auto &[name, canonical] : k_data_centres) {
+    for (const auto& [name, canonical] : k_data_centres) {
         if (name == wanted) {
             return std::string(canonical);
         }
@@ -87,14 +87,14 @@ std::optional<std::string> canonical_dc(std::string_view dc) {
     return std::nullopt;
 }
 
-std::string accounts_url(const std::string &dc) {
+std::string accounts_url(const std::string& dc) {
     if (dc == "ca") {
         return "https://accounts.zohocloud.ca";
     }
     return "https://accounts.zoho." + dc;
 }
 
-std::string token_url(const std::string &dc, const std::string &override_url) {
+std::string token_url(const std::string& dc, const std::string& override_url) {
     std::string base = override_url.empty() ? accounts_url(dc) : override_url;
     while (!base.empty() && base.back() == '/') {
         base.pop_back();
@@ -106,7 +106,7 @@ std::string token_url(const std::string &dc, const std::string &override_url) {
     return base + std::string(k_token_path);
 }
 
-http::HttpRequest refresh_request(const std::string &url, const state::Account &account,
+http::HttpRequest refresh_request(const std::string& url, const state::Account& account,
                                   std::chrono::milliseconds timeout) {
     return http::form_post(url,
                            {{"grant_type", "refresh_token"},
@@ -116,7 +116,7 @@ http::HttpRequest refresh_request(const std::string &url, const state::Account &
                            timeout);
 }
 
-state::TokenAnswer read_refresh_answer(const http::HttpResponse &response, SystemTime sent_at) {
+state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at) {
     state::TokenAnswer answer;
     const auto body = nlohmann::json::parse(response.body, nullptr, false);
     const bool object = body.is_object();

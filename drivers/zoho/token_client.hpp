@@ -21,16 +21,16 @@ std::optional<std::string> canonical_dc(std::string_view dc);
 
 // The data centre's accounts server: https://accounts.zoho.<dc>, except Canada's
 // https://accounts.zohocloud.ca (not zoho.ca). `dc` must be canonical.
-std::string accounts_url(const std::string &dc);
+std::string accounts_url(const std::string& dc);
 
 // The token endpoint: `override_url` (--zoho-accounts-url, for proxies and tests) if given,
 // else the data centre's accounts server, plus /oauth/v2/token unless it already ends so.
-std::string token_url(const std::string &dc, const std::string &override_url);
+std::string token_url(const std::string& dc, const std::string& override_url);
 
 // The refresh grant for `account`: POST token_url with a form body (grant_type=refresh_token,
 // client_id, client_secret, refresh_token); Zoho's examples put them in the query string,
 // where proxies and server logs would keep the secrets.
-http::HttpRequest refresh_request(const std::string &token_url, const state::Account &account,
+http::HttpRequest refresh_request(const std::string& token_url, const state::Account& account,
                                   std::chrono::milliseconds timeout);
 
 // What one answer means. Zoho refuses with HTTP 200 and an "error" member: invalid_code (and
@@ -38,6 +38,6 @@ http::HttpRequest refresh_request(const std::string &token_url, const state::Acc
 // "Access Denied" / "too many requests" and HTTP 429 -> throttled; other errors -> refused.
 // 200 with access_token -> granted, with its api_domain; 408/5xx and a damaged body ->
 // transient.
-state::TokenAnswer read_refresh_answer(const http::HttpResponse &response, SystemTime sent_at);
+state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at);
 
 } // namespace crmsync::drivers::zoho

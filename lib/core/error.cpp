@@ -53,15 +53,24 @@ int exit_code_for(ErrorKind kind) noexcept {
 
 std::string_view to_string(ErrorKind kind) noexcept {
     switch (kind) {
-    case ErrorKind::usage: return "usage";
-    case ErrorKind::config: return "config";
-    case ErrorKind::connection: return "connection";
-    case ErrorKind::auth: return "auth";
-    case ErrorKind::data: return "data";
-    case ErrorKind::io: return "io";
-    case ErrorKind::locked: return "locked";
-    case ErrorKind::interrupted: return "interrupted";
-    case ErrorKind::internal: return "internal";
+    case ErrorKind::usage:
+        return "usage";
+    case ErrorKind::config:
+        return "config";
+    case ErrorKind::connection:
+        return "connection";
+    case ErrorKind::auth:
+        return "auth";
+    case ErrorKind::data:
+        return "data";
+    case ErrorKind::io:
+        return "io";
+    case ErrorKind::locked:
+        return "locked";
+    case ErrorKind::interrupted:
+        return "interrupted";
+    case ErrorKind::internal:
+        return "internal";
     }
     return "internal";
 }

@@ -23,12 +23,17 @@ Level g_level = Level::info;
 
 spdlog::level::level_enum to_spdlog(Level level) {
     switch (level) {
-    case Level::critical: return spdlog::level::critical;
-    case Level::error: return spdlog::level::err;
-    case Level::warning: return spdlog::level::warn;
+    case Level::critical:
+        return spdlog::level::critical;
+    case Level::error:
+        return spdlog::level::err;
+    case Level::warning:
+        return spdlog::level::warn;
     case Level::notice:
-    case Level::info: return spdlog::level::info;
-    case Level::debug: return spdlog::level::debug;
+    case Level::info:
+        return spdlog::level::info;
+    case Level::debug:
+        return spdlog::level::debug;
     }
     return spdlog::level::info;
 }
@@ -40,7 +45,8 @@ void init(const LogOptions& options) {
     std::vector<spdlog::sink_ptr> sinks;
     if (!options.file.empty()) {
         // Created private before spdlog opens it: logs hold customer data.
-        const int fd = ::open(options.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        const int fd =
+            ::open(options.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd < 0) {
             throw Error(ErrorKind::io,
                         "cannot create log file " + options.file + ": " + std::strerror(errno),

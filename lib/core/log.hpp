@@ -11,7 +11,7 @@ namespace crmsync::log {
 enum class Level { critical = 0, error = 1, warning = 2, notice = 3, info = 4, debug = 5 };
 
 struct LogOptions {
-    std::string file;       // empty: no log file
+    std::string file; // empty: no log file
     Level level = Level::info;
     bool to_stdout = false; // dbsync2's --v
 };
@@ -24,20 +24,16 @@ void shutdown();
 
 void write(Level level, std::string_view message);
 
-template <typename... Args>
-void info(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void info(fmt::format_string<Args...> f, Args&&... args) {
     write(Level::info, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args>
-void warn(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void warn(fmt::format_string<Args...> f, Args&&... args) {
     write(Level::warning, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args>
-void error(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void error(fmt::format_string<Args...> f, Args&&... args) {
     write(Level::error, fmt::format(f, std::forward<Args>(args)...));
 }
-template <typename... Args>
-void debug(fmt::format_string<Args...> f, Args&&... args) {
+template <typename... Args> void debug(fmt::format_string<Args...> f, Args&&... args) {
     write(Level::debug, fmt::format(f, std::forward<Args>(args)...));
 }
 

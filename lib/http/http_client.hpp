@@ -48,8 +48,8 @@ namespace detail {
 void prepare_transfer(CURL* handle, const HttpRequest& request, HttpResponse& response,
                       CurlSlist& headers, char* error_buffer, const HttpClientOptions& options);
 // Fills status and elapsed time after a transfer; returns false with `failure` on an error.
-bool finish_transfer(CURL* handle, CURLcode code, const char* error_buffer,
-                     HttpResponse& response, TransportFailure& failure);
+bool finish_transfer(CURL* handle, CURLcode code, const char* error_buffer, HttpResponse& response,
+                     TransportFailure& failure);
 } // namespace detail
 
 // One libcurl easy handle, reused across requests so connections stay alive. Not thread safe:

@@ -119,7 +119,8 @@ std::chrono::milliseconds RateLimiter::wait_time(std::chrono::steady_clock::time
     if (m_tokens >= 1.0) {
         return std::chrono::milliseconds(0);
     }
-    return std::chrono::milliseconds(static_cast<long long>((1.0 - m_tokens) / m_rate * 1000.0) + 1);
+    return std::chrono::milliseconds(static_cast<long long>((1.0 - m_tokens) / m_rate * 1000.0) +
+                                     1);
 }
 
 } // namespace crmsync::http

@@ -20,7 +20,8 @@ std::mt19937_64& rng() {
 
 std::string snippet(const std::string& body) {
     std::string s = body.substr(0, 200);
-    std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    std::replace_if(
+        s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
     return s;
 }
 
@@ -66,7 +67,7 @@ std::chrono::milliseconds RetryPolicy::backoff(int attempt) const {
 }
 
 std::optional<std::chrono::milliseconds> RetryPolicy::retry_after(const HttpResponse& response,
-                                                                   SystemTime now) {
+                                                                  SystemTime now) {
     const std::string* value = response.header("retry-after");
     if (value == nullptr || value->empty()) {
         return std::nullopt;
@@ -127,8 +128,8 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
                             "check the token: it must belong to this campaign and be current");
             } else if (!RetryPolicy::is_retryable_status(response.status)) {
                 throw Error(ErrorKind::usage,
-                            fmt::format("{} failed with HTTP {}: {}", context.what,
-                                        response.status, snippet(response.body)),
+                            fmt::format("{} failed with HTTP {}: {}", context.what, response.status,
+                                        snippet(response.body)),
                             "check the IDs and URLs on the command line");
             } else {
                 last_problem = fmt::format("HTTP {}", response.status);
@@ -152,15 +153,15 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
         }
         if (attempt >= policy.max_attempts) {
             throw Error(ErrorKind::connection,
-                        fmt::format("{} failed after {} attempts; last: {}", context.what,
-                                    attempt, last_problem),
+                        fmt::format("{} failed after {} attempts; last: {}", context.what, attempt,
+                                    last_problem),
                         "the service may be down; the next run retries from the checkpoint");
         }
         const auto delay = wait.value_or(policy.backoff(attempt));
         if (context.deadline && context.clock.steady_now() + delay > *context.deadline) {
             throw Error(ErrorKind::connection,
-                        fmt::format("{}: time budget spent while retrying; last: {}",
-                                    context.what, last_problem),
+                        fmt::format("{}: time budget spent while retrying; last: {}", context.what,
+                                    last_problem),
                         "raise --max-runtime, or let the next run continue");
         }
         context.stats.retries.fetch_add(1, std::memory_order_relaxed);

@@ -29,8 +29,8 @@ struct RetryPolicy {
 
     // The wait a Retry-After header asks for, measured against the response's Date header when
     // present (the server's clock), else against `now`. nullopt if absent, malformed or zero.
-    static std::optional<std::chrono::milliseconds>
-    retry_after(const HttpResponse& response, SystemTime now);
+    static std::optional<std::chrono::milliseconds> retry_after(const HttpResponse& response,
+                                                                SystemTime now);
 };
 
 // Counters shared by all workers of a run; they feed the summary line.

@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::size_t k_error_text = 2000;
 
-std::string join(const std::vector<Channel> &channels) {
+std::string join(const std::vector<Channel>& channels) {
     std::string out;
     for (const auto c : channels) {
         out += (out.empty() ? "" : ",") + std::string(to_string(c));
@@ -20,7 +20,7 @@ std::string join(const std::vector<Channel> &channels) {
     return out;
 }
 
-std::vector<Channel> split(const std::string &text) {
+std::vector<Channel> split(const std::string& text) {
     std::vector<Channel> out;
     std::size_t start = 0;
     while (start < text.size()) {
@@ -39,16 +39,16 @@ std::vector<Channel> split(const std::string &text) {
     return out;
 }
 
-bool contains(const std::vector<Channel> &channels, Channel c) {
+bool contains(const std::vector<Channel>& channels, Channel c) {
     return std::find(channels.begin(), channels.end(), c) != channels.end();
 }
 
-std::string text_column(SQLite::Statement &st, int index) {
+std::string text_column(SQLite::Statement& st, int index) {
     const auto column = st.getColumn(index);
     return column.isNull() ? std::string() : column.getString();
 }
 
-Episode read_episode(SQLite::Statement &st) {
+Episode read_episode(SQLite::Statement& st) {
     Episode e;
     e.job = text_column(st, 0);
     e.command = text_column(st, 1);
@@ -62,12 +62,12 @@ Episode read_episode(SQLite::Statement &st) {
     return e;
 }
 
-constexpr const char *k_columns = "job, command, is_error, error_since, last_failure, failures, "
+constexpr const char* k_columns = "job, command, is_error, error_since, last_failure, failures, "
                                   "last_error, error_sent, recovery_unsent";
 
 } // namespace
 
-std::optional<Episode> EpisodeStore::get(const std::string &job) {
+std::optional<Episode> EpisodeStore::get(const std::string& job) {
     SQLite::Statement st(m_store.db(),
                          std::string("SELECT ") + k_columns + " FROM episodes WHERE job = ?");
     st.bind(1, job);
@@ -87,7 +87,7 @@ std::vector<Episode> EpisodeStore::list() {
     return out;
 }
 
-void EpisodeStore::put(const Episode &e) {
+void EpisodeStore::put(const Episode& e) {
     SQLite::Statement st(
         m_store.db(),
         "INSERT INTO episodes (job, command, is_error, error_since, last_failure, failures, "
@@ -120,8 +120,8 @@ void EpisodeStore::put(const Episode &e) {
     st.exec();
 }
 
-OutcomeReport record_outcome(state::StateStore &store, const std::vector<Channel> &channels,
-                             const SendFunction &send, const RunOutcome &outcome) {
+OutcomeReport record_outcome(state::StateStore& store, const std::vector<Channel>& channels,
+                             const SendFunction& send, const RunOutcome& outcome) {
     EpisodeStore episodes(store);
     Episode e = episodes.get(outcome.job).value_or(Episode{});
     e.job = outcome.job;

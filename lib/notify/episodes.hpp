@@ -27,13 +27,13 @@ struct Episode {
 
 class EpisodeStore {
 public:
-    explicit EpisodeStore(state::StateStore &store) : m_store(store) {}
-    std::optional<Episode> get(const std::string &job);
-    void put(const Episode &episode);
+    explicit EpisodeStore(state::StateStore& store) : m_store(store) {}
+    std::optional<Episode> get(const std::string& job);
+    void put(const Episode& episode);
     std::vector<Episode> list();
 
 private:
-    state::StateStore &m_store;
+    state::StateStore& m_store;
 };
 
 struct RunOutcome {
@@ -45,7 +45,7 @@ struct RunOutcome {
     SystemTime at = Clock::real().wall_now();
 };
 
-using SendFunction = std::function<SendResult(const Notice &, Channel)>;
+using SendFunction = std::function<SendResult(const Notice&, Channel)>;
 
 struct OutcomeReport {
     std::vector<std::pair<Channel, Notice::Kind>> sent;
@@ -62,7 +62,7 @@ struct OutcomeReport {
 //  - a success outside an episode sends nothing.
 // The episode is written after sending: a run killed in between may send a notice twice,
 // never lose one. Throws only what the state file throws (SQLite), never for sending.
-OutcomeReport record_outcome(state::StateStore &store, const std::vector<Channel> &channels,
-                             const SendFunction &send, const RunOutcome &outcome);
+OutcomeReport record_outcome(state::StateStore& store, const std::vector<Channel>& channels,
+                             const SendFunction& send, const RunOutcome& outcome);
 
 } // namespace crmsync::notify

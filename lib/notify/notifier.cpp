@@ -33,7 +33,7 @@ std::string lower(std::string_view text) {
     return out;
 }
 
-Error url_error(std::string_view url, const std::string &what) {
+Error url_error(std::string_view url, const std::string& what) {
     return Error(ErrorKind::usage,
                  "--notify-smtp '" + util::redact(util::redact_url(url)) + "': " + what,
                  "write smtp://user@host:587 (STARTTLS) or smtps://user@host:465; the password "
@@ -130,7 +130,7 @@ std::string random_hex(std::size_t n) {
 }
 
 // "db_sync 2FZFB7ZN993KJBR9 into ...": the command, then the job without a repeated prefix.
-std::string label(const Notice &n) {
+std::string label(const Notice& n) {
     std::string_view job = n.job;
     if (job.rfind(n.command + ":", 0) == 0) {
         job.remove_prefix(n.command.size() + 1);
@@ -139,12 +139,12 @@ std::string label(const Notice &n) {
 }
 
 struct Upload {
-    const std::string *data = nullptr;
+    const std::string* data = nullptr;
     std::size_t offset = 0;
 };
 
-size_t read_upload(char *buffer, size_t size, size_t count, void *user) {
-    auto *upload = static_cast<Upload *>(user);
+size_t read_upload(char* buffer, size_t size, size_t count, void* user) {
+    auto* upload = static_cast<Upload*>(user);
     const std::size_t n = std::min(size * count, upload->data->size() - upload->offset);
     std::memcpy(buffer, upload->data->data() + upload->offset, n);
     upload->offset += n;
@@ -271,12 +271,12 @@ std::vector<Channel> Notifier::channels() const {
     return out;
 }
 
-std::string Notifier::subject(const Notice &n) {
+std::string Notifier::subject(const Notice& n) {
     return fmt::format("crmsync: {} {} on {}", label(n),
                        n.kind == Notice::Kind::error ? "failing" : "recovered", n.host);
 }
 
-std::string Notifier::body(const Notice &n) {
+std::string Notifier::body(const Notice& n) {
     if (n.kind == Notice::Kind::error) {
         return fmt::format(
             "The crmsync job {} on {} failed at {}:\n\n{}\n\n"
@@ -299,15 +299,15 @@ std::string Notifier::mail_from() const {
         if (smtp.user.find('@') != std::string::npos) {
             return smtp.user;
         }
-    } catch (const Error &) {
+    } catch (const Error&) {
         // send_mail reports the URL.
     }
     return "crmsync@" + host_name();
 }
 
-std::string Notifier::mail_message(const Notice &n) const {
+std::string Notifier::mail_message(const Notice& n) const {
     std::string to;
-    for (const auto &address : m_options.mail_to) {
+    for (const auto& address : m_options.mail_to) {
         to += (to.empty() ? "" : ", ") + header_value(address);
     }
     std::string headers;
@@ -326,7 +326,7 @@ std::string Notifier::mail_message(const Notice &n) const {
     return headers + "\r\n" + mail_lines(util::redact(body(n)));
 }
 
-std::string Notifier::json_body(const Notice &n) {
+std::string Notifier::json_body(const Notice& n) {
     const bool error = n.kind == Notice::Kind::error;
     nlohmann::ordered_json j;
     j["event"] = error ? "error" : "recovered";
@@ -343,16 +343,16 @@ std::string Notifier::json_body(const Notice &n) {
     return util::redact(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
-SendResult Notifier::send(const Notice &notice, Channel channel) noexcept {
+SendResult Notifier::send(const Notice& notice, Channel channel) noexcept {
     SendResult result;
     try {
         result = channel == Channel::smtp ? send_mail(notice) : post(notice);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         result.ok = false;
         result.error = e.what();
     }
     result.error = util::redact(result.error);
-    const char *kind = notice.kind == Notice::Kind::error ? "error" : "recovered";
+    const char* kind = notice.kind == Notice::Kind::error ? "error" : "recovered";
     if (result.ok) {
         log::info("sent the {} notice of {} by {}", kind, label(notice), to_string(channel));
     } else {
@@ -362,7 +362,7 @@ SendResult Notifier::send(const Notice &notice, Channel channel) noexcept {
     return result;
 }
 
-SendResult Notifier::send_mail(const Notice &notice) {
+SendResult Notifier::send_mail(const Notice& notice) {
     const auto smtp = parse_smtp_url(m_options.smtp_url);
     const std::string message = mail_message(notice);
     const std::string from = mail_from();
@@ -374,11 +374,11 @@ SendResult Notifier::send_mail(const Notice &notice) {
         if (!handle) {
             return {false, "libcurl could not create a handle"};
         }
-        CURL *h = handle.get();
+        CURL* h = handle.get();
         char error_buffer[CURL_ERROR_SIZE] = {};
         http::CurlSlist recipients;
-        for (const auto &to : m_options.mail_to) {
-            curl_slist *appended = curl_slist_append(recipients.get(), ("<" + to + ">").c_str());
+        for (const auto& to : m_options.mail_to) {
+            curl_slist* appended = curl_slist_append(recipients.get(), ("<" + to + ">").c_str());
             if (appended == nullptr) {
                 return {false, "out of memory"};
             }
@@ -428,7 +428,7 @@ SendResult Notifier::send_mail(const Notice &notice) {
     }
 }
 
-SendResult Notifier::post(const Notice &notice) {
+SendResult Notifier::post(const Notice& notice) {
     http::HttpClientOptions client_options;
     client_options.verify_tls = m_options.verify_tls;
     http::HttpClient client(client_options);

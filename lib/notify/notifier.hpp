@@ -66,17 +66,17 @@ public:
     // Sends `notice` through `channel`, with a few attempts on transient failures (connection
     // errors, SMTP 4xx, HTTP 408/429/5xx). ok once the SMTP server accepted the data or the URL
     // answered 2xx. Never throws.
-    SendResult send(const Notice &notice, Channel channel) noexcept;
+    SendResult send(const Notice& notice, Channel channel) noexcept;
 
     // The texts sent, exposed for tests.
-    static std::string subject(const Notice &notice);
-    static std::string body(const Notice &notice);
-    std::string mail_message(const Notice &notice) const; // RFC 5322, CRLF line ends
-    static std::string json_body(const Notice &notice);
+    static std::string subject(const Notice& notice);
+    static std::string body(const Notice& notice);
+    std::string mail_message(const Notice& notice) const; // RFC 5322, CRLF line ends
+    static std::string json_body(const Notice& notice);
 
 private:
-    SendResult send_mail(const Notice &notice);
-    SendResult post(const Notice &notice);
+    SendResult send_mail(const Notice& notice);
+    SendResult post(const Notice& notice);
     std::string mail_from() const;
 
     NotifierOptions m_options;

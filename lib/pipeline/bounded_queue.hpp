@@ -10,8 +10,7 @@ namespace crmsync::pipeline {
 
 // A blocking FIFO of bounded size between fetchers and the writer, so memory stays flat
 // however large the source is. close() wakes everyone: pushes fail, pops drain then end.
-template <typename T>
-class BoundedQueue {
+template <typename T> class BoundedQueue {
 public:
     explicit BoundedQueue(std::size_t capacity) : m_capacity(capacity) {}
 

@@ -41,8 +41,8 @@ std::string RunSummary::to_json() const {
     j["status"] = status;
     j["tables"] = nlohmann::json::object();
     for (const auto& [table, c] : tables) {
-        j["tables"][table] = {{"inserted", c.inserted}, {"updated", c.updated},
-                              {"unchanged", c.unchanged}};
+        j["tables"][table] = {
+            {"inserted", c.inserted}, {"updated", c.updated}, {"unchanged", c.unchanged}};
     }
     for (const auto& [name, value] : counters) {
         j[name] = value;

@@ -42,8 +42,8 @@ void TargetWriter::prepare(const std::vector<const sql::Table*>& tables) {
 
 JobState TargetWriter::load_state() {
     const auto& state = own_table(m_own_tables, "crmsync_state");
-    const auto rows = m_db.query(
-        m_db.dialect().select_by_keys(state, {"checkpoint", "progress"}, 1), {m_job});
+    const auto rows =
+        m_db.query(m_db.dialect().select_by_keys(state, {"checkpoint", "progress"}, 1), {m_job});
     JobState result;
     if (!rows.empty()) {
         result.checkpoint = rows[0][0];

@@ -21,8 +21,9 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
     const Table& table = *batch.table;
     const Dialect& dialect = m_db.dialect();
     const std::size_t key_pos = table.position(table.key());
-    const std::size_t changed_pos =
-        table.changed_at_column.empty() ? std::string::npos : table.position(table.changed_at_column);
+    const std::size_t changed_pos = table.changed_at_column.empty()
+                                        ? std::string::npos
+                                        : table.position(table.changed_at_column);
     if (key_pos == std::string::npos) {
         throw Error(ErrorKind::internal, "table " + table.name + " has no primary key column");
     }
@@ -95,8 +96,8 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
     }
     // Statements stay under the dialect's parameter limit and a few MB of values, so MySQL's
     // max_allowed_packet and SQL Server's 2100 parameters are never hit.
-    const std::size_t max_rows =
-        std::max<std::size_t>(1, std::min<std::size_t>(1000, dialect.max_parameters() / columns.size()));
+    const std::size_t max_rows = std::max<std::size_t>(
+        1, std::min<std::size_t>(1000, dialect.max_parameters() / columns.size()));
     const std::vector<std::string> key_column{table.key()};
     std::size_t start = 0;
     while (start < rows.size()) {

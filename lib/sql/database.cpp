@@ -52,8 +52,8 @@ Value row_value(const soci::row& row, std::size_t i) {
         return std::to_string(row.get<unsigned long long>(i));
     case soci::dt_date: {
         const std::tm tm = row.get<std::tm>(i);
-        return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900,
-                           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     }
     }
     return std::nullopt;
@@ -158,9 +158,8 @@ bool Database::try_lock(const std::string& job_key) {
         return true;
     }
     const auto rows = query(*sql, {m_dialect->lock_parameter(job_key)});
-    return !rows.empty() && !rows[0].empty() && rows[0][0] && (*rows[0][0] == "1" ||
-                                                               *rows[0][0] == "t" ||
-                                                               *rows[0][0] == "true");
+    return !rows.empty() && !rows[0].empty() && rows[0][0] &&
+           (*rows[0][0] == "1" || *rows[0][0] == "t" || *rows[0][0] == "true");
 }
 
 } // namespace crmsync::sql

@@ -51,8 +51,8 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
     case ColumnType::key: {
         const std::size_t length = key_length(value);
         if (length > k_key_length) {
-            return fmt::format("{} is {} characters long; the column holds {}", column.name,
-                               length, k_key_length);
+            return fmt::format("{} is {} characters long; the column holds {}", column.name, length,
+                               k_key_length);
         }
         return std::nullopt;
     }
@@ -67,8 +67,7 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
         while (int_part.size() > 1 && int_part.front() == '0') {
             int_part.remove_prefix(1);
         }
-        const std::size_t frac =
-            dot == std::string_view::npos ? 0 : mantissa.size() - dot - 1;
+        const std::size_t frac = dot == std::string_view::npos ? 0 : mantissa.size() - dot - 1;
         if (digits_end != std::string_view::npos || int_part.size() > number_integer_digits() ||
             frac > number_fraction_digits()) {
             return fmt::format("{} = {} does not fit {} (at most {} integer and {} fraction "
@@ -84,8 +83,8 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
             year = year * 10 + (value[i] - '0');
         }
         if (year < min_timestamp_year()) {
-            return fmt::format("{} = {} is before the year {} that {} can hold", column.name,
-                               value, min_timestamp_year(), column_type(column));
+            return fmt::format("{} = {} is before the year {} that {} can hold", column.name, value,
+                               min_timestamp_year(), column_type(column));
         }
         return std::nullopt;
     }

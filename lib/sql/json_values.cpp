@@ -184,7 +184,8 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
             out = value.get<bool>() ? "1" : "0";
             return true;
         }
-        if (value.is_number_integer() && (value.get<long long>() == 0 || value.get<long long>() == 1)) {
+        if (value.is_number_integer() &&
+            (value.get<long long>() == 0 || value.get<long long>() == 1)) {
             out = value.dump();
             return true;
         }

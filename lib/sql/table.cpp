@@ -3,25 +3,39 @@
 namespace crmsync::sql {
 
 std::optional<ColumnType> column_type_from_string(std::string_view name) {
-    if (name == "key") return ColumnType::key;
-    if (name == "text") return ColumnType::text;
-    if (name == "number") return ColumnType::number;
-    if (name == "integer") return ColumnType::integer;
-    if (name == "boolean") return ColumnType::boolean;
-    if (name == "timestamp") return ColumnType::timestamp;
-    if (name == "json") return ColumnType::json;
+    if (name == "key")
+        return ColumnType::key;
+    if (name == "text")
+        return ColumnType::text;
+    if (name == "number")
+        return ColumnType::number;
+    if (name == "integer")
+        return ColumnType::integer;
+    if (name == "boolean")
+        return ColumnType::boolean;
+    if (name == "timestamp")
+        return ColumnType::timestamp;
+    if (name == "json")
+        return ColumnType::json;
     return std::nullopt;
 }
 
 std::string_view to_string(ColumnType type) {
     switch (type) {
-    case ColumnType::key: return "key";
-    case ColumnType::text: return "text";
-    case ColumnType::number: return "number";
-    case ColumnType::integer: return "integer";
-    case ColumnType::boolean: return "boolean";
-    case ColumnType::timestamp: return "timestamp";
-    case ColumnType::json: return "json";
+    case ColumnType::key:
+        return "key";
+    case ColumnType::text:
+        return "text";
+    case ColumnType::number:
+        return "number";
+    case ColumnType::integer:
+        return "integer";
+    case ColumnType::boolean:
+        return "boolean";
+    case ColumnType::timestamp:
+        return "timestamp";
+    case ColumnType::json:
+        return "json";
     }
     return "text";
 }

@@ -9,10 +9,10 @@ namespace crmsync::sql {
 
 // Logical column types; each Dialect maps them to its own DDL (see README "Column types").
 enum class ColumnType {
-    key,       // bounded identifier text, indexable, compared byte-exactly
-    text,      // unbounded text
-    number,    // decimal with its fraction
-    integer,   // 64-bit integer
+    key,     // bounded identifier text, indexable, compared byte-exactly
+    text,    // unbounded text
+    number,  // decimal with its fraction
+    integer, // 64-bit integer
     boolean,
     timestamp, // UTC with milliseconds
     json,      // a JSON document (the record as received)
@@ -39,7 +39,7 @@ struct Index {
 struct Table {
     std::string name;
     std::vector<Column> columns;
-    std::string primary_key;        // one column
+    std::string primary_key; // one column
     // The column upserts match on when it is not the primary key (an identity ID with a
     // unique EXTERNAL_ID); created with a UNIQUE constraint.
     std::string upsert_key;

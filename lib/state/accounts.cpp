@@ -11,7 +11,7 @@
 namespace crmsync::state {
 namespace {
 
-constexpr const char *k_columns =
+constexpr const char* k_columns =
     "id, provider, email, owner, client_id, client_secret, refresh_token, access_token, "
     "expires_at_ms, zoho_dc, api_domain, active, status, last_error, refreshed_at, created_at, "
     "updated_at";
@@ -20,12 +20,12 @@ constexpr std::size_t k_error_text = 2000;
 
 std::string now_text() { return util::format_iso8601(Clock::real().wall_now()); }
 
-std::string text_column(SQLite::Statement &st, int index) {
+std::string text_column(SQLite::Statement& st, int index) {
     const auto column = st.getColumn(index);
     return column.isNull() ? std::string() : column.getString();
 }
 
-Account read_account(SQLite::Statement &st) {
+Account read_account(SQLite::Statement& st) {
     Account a;
     a.id = st.getColumn(0).getInt64();
     a.provider = text_column(st, 1);
@@ -49,7 +49,7 @@ Account read_account(SQLite::Statement &st) {
     return a;
 }
 
-std::vector<Account> read_all(SQLite::Statement &st) {
+std::vector<Account> read_all(SQLite::Statement& st) {
     std::vector<Account> out;
     while (st.executeStep()) {
         out.push_back(read_account(st));
@@ -57,7 +57,7 @@ std::vector<Account> read_all(SQLite::Statement &st) {
     return out;
 }
 
-bool all_digits(const std::string &text) {
+bool all_digits(const std::string& text) {
     return !text.empty() && text.size() < 19 &&
            std::all_of(text.begin(), text.end(),
                        [](unsigned char c) { return std::isdigit(c) != 0; });
@@ -67,7 +67,7 @@ std::int64_t ms_since_epoch(SystemTime t) { return t.time_since_epoch().count();
 
 } // namespace
 
-std::pair<std::int64_t, bool> AccountStore::upsert(const Account &a) {
+std::pair<std::int64_t, bool> AccountStore::upsert(const Account& a) {
     SQLite::Statement find(m_store.db(),
                            "SELECT id FROM accounts WHERE provider = ? AND email = ?");
     find.bind(1, a.provider);
@@ -115,7 +115,7 @@ std::pair<std::int64_t, bool> AccountStore::upsert(const Account &a) {
     return {m_store.db().getLastInsertRowid(), true};
 }
 
-std::vector<Account> AccountStore::list(const std::string &provider) {
+std::vector<Account> AccountStore::list(const std::string& provider) {
     SQLite::Statement st(m_store.db(), std::string("SELECT ") + k_columns +
                                            " FROM accounts WHERE ? = '' OR provider = ? "
                                            "ORDER BY id");
@@ -134,8 +134,8 @@ std::optional<Account> AccountStore::get(std::int64_t id) {
     return std::nullopt;
 }
 
-std::optional<Account> AccountStore::find(const std::string &id_or_email,
-                                          const std::string &provider) {
+std::optional<Account> AccountStore::find(const std::string& id_or_email,
+                                          const std::string& provider) {
     if (all_digits(id_or_email)) {
         auto account = get(std::stoll(id_or_email));
         if (account && (provider.empty() || account->provider == provider)) {
@@ -178,8 +178,8 @@ bool AccountStore::remove(std::int64_t id) {
     return st.exec() == 1;
 }
 
-bool AccountStore::record_grant(std::int64_t id, const std::string &refresh_token,
-                                const TokenGrant &grant) {
+bool AccountStore::record_grant(std::int64_t id, const std::string& refresh_token,
+                                const TokenGrant& grant) {
     const std::string now = now_text();
     SQLite::Statement st(m_store.db(),
                          "UPDATE accounts SET access_token = ?, expires_at_ms = ?, "
@@ -197,8 +197,8 @@ bool AccountStore::record_grant(std::int64_t id, const std::string &refresh_toke
     return st.exec() == 1;
 }
 
-bool AccountStore::record_failure(std::int64_t id, const std::string &refresh_token,
-                                  const std::string &status, const std::string &error) {
+bool AccountStore::record_failure(std::int64_t id, const std::string& refresh_token,
+                                  const std::string& status, const std::string& error) {
     SQLite::Statement st(m_store.db(),
                          "UPDATE accounts SET status = ?, last_error = ?, updated_at = ? "
                          "WHERE id = ? AND refresh_token = ?");

@@ -60,19 +60,19 @@ struct TokenAnswer {
 // The accounts table of the state file. Writes join the caller's transaction if one is open.
 class AccountStore {
 public:
-    explicit AccountStore(StateStore &store) : m_store(store) {}
+    explicit AccountStore(StateStore& store) : m_store(store) {}
 
     // Adds the account, or, when one with the same provider and email exists, replaces its
     // owner, client, secrets and data centre (a new authorisation): status ok, access token,
     // last error and token request history cleared, active flag kept. Returns the id and
     // whether the account is new.
-    std::pair<std::int64_t, bool> upsert(const Account &account);
+    std::pair<std::int64_t, bool> upsert(const Account& account);
 
-    std::vector<Account> list(const std::string &provider = {});
+    std::vector<Account> list(const std::string& provider = {});
     std::optional<Account> get(std::int64_t id);
     // By numeric id, or by email (any case) within `provider` ("" = either). Throws
     // Error(usage) when an email names a Google and a Zoho account and no provider is given.
-    std::optional<Account> find(const std::string &id_or_email, const std::string &provider = {});
+    std::optional<Account> find(const std::string& id_or_email, const std::string& provider = {});
 
     bool set_active(std::int64_t id, bool active);
     bool remove(std::int64_t id);
@@ -80,9 +80,9 @@ public:
     // Store the outcome of a refresh made with `refresh_token`. Nothing changes when the
     // account has been re-authorised (another refresh token) in the meantime; returns whether
     // the row was updated.
-    bool record_grant(std::int64_t id, const std::string &refresh_token, const TokenGrant &grant);
-    bool record_failure(std::int64_t id, const std::string &refresh_token,
-                        const std::string &status, const std::string &error);
+    bool record_grant(std::int64_t id, const std::string& refresh_token, const TokenGrant& grant);
+    bool record_failure(std::int64_t id, const std::string& refresh_token,
+                        const std::string& status, const std::string& error);
 
     // Requests sent to the token endpoint for the account's refresh token: Zoho grants at most
     // 10 access tokens per refresh token per 10 minutes, and a request that timed out may have
@@ -93,7 +93,7 @@ public:
     std::vector<SystemTime> token_requests_since(std::int64_t id, SystemTime since);
 
 private:
-    StateStore &m_store;
+    StateStore& m_store;
 };
 
 } // namespace crmsync::state

@@ -23,10 +23,10 @@ constexpr std::size_t k_error_text = 2000;
 } // namespace
 
 bool Outbox::enqueue(const Delivery& d) {
-    SQLite::Statement st(m_store.db(),
-                         "INSERT OR IGNORE INTO outbox (id, job, group_key, order_key, event, body, "
-                         "status, attempts, next_attempt_ms, created_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?)");
+    SQLite::Statement st(
+        m_store.db(), "INSERT OR IGNORE INTO outbox (id, job, group_key, order_key, event, body, "
+                      "status, attempts, next_attempt_ms, created_at) "
+                      "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?)");
     st.bind(1, d.id);
     st.bind(2, d.job);
     st.bind(3, d.group_key);
@@ -86,8 +86,9 @@ void Outbox::mark_delivered(const Delivery& d, int status) {
 
 void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std::string& error,
                         std::int64_t next_attempt_ms) {
-    SQLite::Statement st(m_store.db(), "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
-                                       "last_error = ?, next_attempt_ms = ? WHERE id = ?");
+    SQLite::Statement st(m_store.db(),
+                         "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
+                         "last_error = ?, next_attempt_ms = ? WHERE id = ?");
     bind_optional(st, 1, status);
     st.bind(2, error.substr(0, k_error_text));
     st.bind(3, static_cast<std::int64_t>(next_attempt_ms));
@@ -96,8 +97,9 @@ void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std:
 }
 
 void Outbox::mark_dead(const Delivery& d, std::optional<int> status, const std::string& error) {
-    SQLite::Statement st(m_store.db(), "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
-                                       "last_status = ?, last_error = ? WHERE id = ?");
+    SQLite::Statement st(m_store.db(),
+                         "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
+                         "last_status = ?, last_error = ? WHERE id = ?");
     bind_optional(st, 1, status);
     st.bind(2, error.substr(0, k_error_text));
     st.bind(3, d.id);
@@ -144,10 +146,10 @@ std::optional<std::string> Ledger::content_md5(const std::string& job, const std
 
 void Ledger::record(const std::string& job, const std::string& key, const std::string& md5,
                     const std::string& delivery_id) {
-    SQLite::Statement st(m_store.db(),
-                         "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen) "
-                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
-                         "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id");
+    SQLite::Statement st(
+        m_store.db(), "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
+                      "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id");
     st.bind(1, job);
     st.bind(2, key);
     st.bind(3, md5);

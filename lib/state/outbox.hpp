@@ -46,7 +46,8 @@ public:
 
     // Pending deliveries of `job` with seq > after_seq, in seq order, at most `limit`
     // (due or not: the caller keeps per-group order and skips what is not due).
-    std::vector<Delivery> pending(const std::string& job, std::int64_t after_seq, std::size_t limit);
+    std::vector<Delivery> pending(const std::string& job, std::int64_t after_seq,
+                                  std::size_t limit);
     // The earliest next_attempt_ms of pending deliveries, if any.
     std::optional<std::int64_t> next_due(const std::string& job);
 

@@ -121,7 +121,8 @@ StateStore::StateStore(const std::string& path) : m_path(path) {
     }
     ::close(fd);
     try {
-        m_db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        m_db =
+            std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         m_db->setBusyTimeout(30000);
         m_db->exec("PRAGMA journal_mode = WAL");
         m_db->exec("PRAGMA synchronous = NORMAL");
@@ -169,10 +170,10 @@ std::optional<std::string> StateStore::checkpoint(const std::string& job) {
 }
 
 void StateStore::set_checkpoint(const std::string& job, const std::string& checkpoint) {
-    SQLite::Statement upsert(*m_db,
-                             "INSERT INTO checkpoints (job, checkpoint, updated_at) VALUES (?, ?, ?) "
-                             "ON CONFLICT (job) DO UPDATE SET checkpoint = excluded.checkpoint, "
-                             "updated_at = excluded.updated_at");
+    SQLite::Statement upsert(
+        *m_db, "INSERT INTO checkpoints (job, checkpoint, updated_at) VALUES (?, ?, ?) "
+               "ON CONFLICT (job) DO UPDATE SET checkpoint = excluded.checkpoint, "
+               "updated_at = excluded.updated_at");
     upsert.bind(1, job);
     upsert.bind(2, checkpoint);
     upsert.bind(3, util::format_iso8601(Clock::real().wall_now()));

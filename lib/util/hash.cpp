@@ -45,10 +45,9 @@ std::int64_t md5_int64(std::string_view data) {
 
 std::string base64_encode(std::string_view data) {
     std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-    const int written =
-        EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                        reinterpret_cast<const unsigned char*>(data.data()),
-                        static_cast<int>(data.size()));
+    const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                        reinterpret_cast<const unsigned char*>(data.data()),
+                                        static_cast<int>(data.size()));
     out.resize(static_cast<std::size_t>(written));
     return out;
 }

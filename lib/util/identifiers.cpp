@@ -65,8 +65,8 @@ std::string IdentifierAllocator::allocate(std::string_view original) {
     candidate = with_suffix(candidate, original, m_max_bytes);
     // A second collision would need two fields whose names hash alike; extend the hash then.
     for (int salt = 1; !m_taken.insert(collision_key(candidate)).second; ++salt) {
-        candidate = with_suffix(candidate, std::string(original) + std::to_string(salt),
-                                m_max_bytes);
+        candidate =
+            with_suffix(candidate, std::string(original) + std::to_string(salt), m_max_bytes);
     }
     return candidate;
 }

@@ -15,8 +15,7 @@ void replace_all(std::string& text, const std::string& needle) {
     if (needle.empty()) {
         return;
     }
-    for (auto pos = text.find(needle); pos != std::string::npos;
-         pos = text.find(needle, pos + 3)) {
+    for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 3)) {
         text.replace(pos, needle.size(), "***");
     }
 }

@@ -21,14 +21,14 @@ bool read_int(std::string_view text, std::size_t pos, std::size_t len, int& out)
     return ec == std::errc{} && ptr == text.data() + pos + len;
 }
 
-std::optional<SystemTime> make_time(int year, int month, int day, int hour, int minute,
-                                    int second, int millis) {
+std::optional<SystemTime> make_time(int year, int month, int day, int hour, int minute, int second,
+                                    int millis) {
     using namespace std::chrono;
-    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 ||
-        second > 60) {
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
         return std::nullopt;
     }
-    const year_month_day ymd{std::chrono::year{year}, std::chrono::month{static_cast<unsigned>(month)},
+    const year_month_day ymd{std::chrono::year{year},
+                             std::chrono::month{static_cast<unsigned>(month)},
                              std::chrono::day{static_cast<unsigned>(day)}};
     if (!ymd.ok()) {
         return std::nullopt;
@@ -53,9 +53,12 @@ Parts split(SystemTime t) {
     rest -= m;
     const auto s = duration_cast<seconds>(rest);
     rest -= s;
-    return {static_cast<int>(ymd.year()), static_cast<int>(static_cast<unsigned>(ymd.month())),
-            static_cast<int>(static_cast<unsigned>(ymd.day())), static_cast<int>(h.count()),
-            static_cast<int>(m.count()), static_cast<int>(s.count()),
+    return {static_cast<int>(ymd.year()),
+            static_cast<int>(static_cast<unsigned>(ymd.month())),
+            static_cast<int>(static_cast<unsigned>(ymd.day())),
+            static_cast<int>(h.count()),
+            static_cast<int>(m.count()),
+            static_cast<int>(s.count()),
             static_cast<int>(rest.count())};
 }
 
@@ -68,7 +71,7 @@ std::string format(SystemTime t, const char* pattern) {
 }
 
 constexpr std::array<std::string_view, 12> k_months = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 constexpr std::array<std::string_view, 7> k_weekdays = {"Sun", "Mon", "Tue", "Wed",
                                                         "Thu", "Fri", "Sat"};
 
@@ -176,8 +179,8 @@ std::optional<SystemTime> parse_http_date(std::string_view text) {
     char month_name[4] = {};
     int day = 0, year = 0, hour = 0, minute = 0, second = 0;
     char weekday[16] = {};
-    if (std::sscanf(s.c_str(), "%3s, %2d %3s %4d %2d:%2d:%2d GMT", weekday, &day, month_name,
-                    &year, &hour, &minute, &second) == 7) {
+    if (std::sscanf(s.c_str(), "%3s, %2d %3s %4d %2d:%2d:%2d GMT", weekday, &day, month_name, &year,
+                    &hour, &minute, &second) == 7) {
     } else if (std::sscanf(s.c_str(), "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT", weekday, &day,
                            month_name, &year, &hour, &minute, &second) == 7) {
         year += year < 70 ? 2000 : 1900;

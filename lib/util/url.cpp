@@ -13,14 +13,15 @@ constexpr const char* k_url_forms =
     "mysql://USER:PASSWORD@HOST:3306/DB or sqlserver://USER:PASSWORD@HOST:1433/[INSTANCE/]DB; "
     "percent-encode '@', ':' and '/' in the password, or put it in CRMSYNC_DB_PASSWORD";
 
-Error url_error(const std::string& what) {
-    return Error(ErrorKind::usage, what, k_url_forms);
-}
+Error url_error(const std::string& what) { return Error(ErrorKind::usage, what, k_url_forms); }
 
 int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;
 }
 
@@ -56,10 +57,14 @@ std::string canonical_scheme(std::string_view scheme) {
     for (char& c : s) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
-    if (s == "postgresql" || s == "pg") return "postgres";
-    if (s == "mariadb") return "mysql";
-    if (s == "mssql") return "sqlserver";
-    if (s == "sqlite3") return "sqlite";
+    if (s == "postgresql" || s == "pg")
+        return "postgres";
+    if (s == "mariadb")
+        return "mysql";
+    if (s == "mssql")
+        return "sqlserver";
+    if (s == "sqlite3")
+        return "sqlite";
     return s;
 }
 
@@ -69,7 +74,8 @@ std::string percent_decode(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+            hex_value(text[i + 2]) >= 0) {
             out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
             i += 2;
         } else {
@@ -140,7 +146,8 @@ DatabaseUrl parse_database_url(std::string_view url) {
     }
     const auto slash = hostpart.find('/');
     const auto authority = hostpart.substr(0, slash);
-    const auto path = slash == std::string_view::npos ? std::string_view{} : hostpart.substr(slash + 1);
+    const auto path =
+        slash == std::string_view::npos ? std::string_view{} : hostpart.substr(slash + 1);
     if (!authority.empty() && authority.front() == '[') {
         const auto close = authority.find(']');
         if (close == std::string_view::npos) {
@@ -148,7 +155,8 @@ DatabaseUrl parse_database_url(std::string_view url) {
         }
         result.host = std::string(authority.substr(1, close - 1));
         if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':' || !(result.port = parse_port(authority.substr(close + 2)))) {
+            if (authority[close + 1] != ':' ||
+                !(result.port = parse_port(authority.substr(close + 2)))) {
                 throw url_error("the target URL has an invalid port");
             }
         }
@@ -243,7 +251,7 @@ HttpUrl parse_http_url(std::string_view url) {
         result.host = std::string(authority.substr(1, bracket - 1));
         if (bracket + 1 < authority.size()) {
             result.port = authority[bracket + 1] == ':' ? parse_port(authority.substr(bracket + 2))
-                                                         : std::nullopt;
+                                                        : std::nullopt;
             if (!result.port) {
                 throw Error(ErrorKind::usage, "'" + std::string(url) + "' has an invalid port",
                             "write it as https://host[:port]/path");

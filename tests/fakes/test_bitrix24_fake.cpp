@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-extern char **environ;
+extern char** environ;
 
 namespace {
 
@@ -53,7 +53,7 @@ Bitrix24Options small_portal(std::size_t deals = 30, std::size_t per_deal = 5) {
     return options;
 }
 
-std::string encode(const std::string &text) {
+std::string encode(const std::string& text) {
     static constexpr std::string_view k_hex = "0123456789ABCDEF";
     std::string out;
     for (const char c : text) {
@@ -70,9 +70,9 @@ std::string encode(const std::string &text) {
 }
 
 // key=value pairs, PHP bracket syntax in the keys, everything URL-encoded.
-std::string query(const std::vector<std::pair<std::string, std::string>> &pairs) {
+std::string query(const std::vector<std::pair<std::string, std::string>>& pairs) {
     std::string out;
-    for (const auto &[key, value] : pairs) {
+    for (const auto& [key, value] : pairs) {
         if (!out.empty()) {
             out += '&';
         }
@@ -83,8 +83,8 @@ std::string query(const std::vector<std::pair<std::string, std::string>> &pairs)
 
 // A client that speaks like crmsync: webhook URL, keep-alive, JSON POST bodies.
 struct Api {
-    explicit Api(const Bitrix24Fake &fake) : Api(fake, fake.base_url()) {}
-    Api(const Bitrix24Fake &fake, const std::string &base) : client(fake.host_url()) {
+    explicit Api(const Bitrix24Fake& fake) : Api(fake, fake.base_url()) {}
+    Api(const Bitrix24Fake& fake, const std::string& base) : client(fake.host_url()) {
         prefix = base.substr(fake.host_url().size());
         client.set_keep_alive(true);
         client.set_tcp_nodelay(true);
@@ -92,17 +92,17 @@ struct Api {
         client.set_read_timeout(std::chrono::seconds(10));
     }
 
-    httplib::Result post(const std::string &method, const json &params) {
+    httplib::Result post(const std::string& method, const json& params) {
         return client.Post((prefix + method).c_str(), params.dump(), "application/json");
     }
-    httplib::Result post_form(const std::string &method, const std::string &body) {
+    httplib::Result post_form(const std::string& method, const std::string& body) {
         return client.Post((prefix + method).c_str(), body, "application/x-www-form-urlencoded");
     }
-    httplib::Result get(const std::string &method, const std::string &query_text = "") {
+    httplib::Result get(const std::string& method, const std::string& query_text = "") {
         return client.Get((prefix + method + (query_text.empty() ? "" : "?" + query_text)).c_str());
     }
 
-    json call(const std::string &method, const json &params = json::object()) {
+    json call(const std::string& method, const json& params = json::object()) {
         auto res = post(method, params);
         REQUIRE(res);
         INFO(method << " " << params.dump() << " -> " << res->status << " "
@@ -115,29 +115,29 @@ struct Api {
     std::string prefix;
 };
 
-json error_of(const httplib::Result &res) {
+json error_of(const httplib::Result& res) {
     REQUIRE(res);
     return json::parse(res->body);
 }
 
-std::vector<std::int64_t> ids_of(const json &items) {
+std::vector<std::int64_t> ids_of(const json& items) {
     std::vector<std::int64_t> ids;
-    for (const auto &item : items) {
+    for (const auto& item : items) {
         ids.push_back(item["ID"].get<std::int64_t>());
     }
     return ids;
 }
 
-std::vector<std::int64_t> all_history_ids(const Bitrix24Fake &fake) {
+std::vector<std::int64_t> all_history_ids(const Bitrix24Fake& fake) {
     std::vector<std::int64_t> ids;
-    for (const auto &e : fake.history()) {
+    for (const auto& e : fake.history()) {
         ids.push_back(e.id);
     }
     return ids;
 }
 
 // The §1.3 export loop: order ID ASC, filter >ID, start=-1, until a page has < 50 rows.
-std::vector<std::int64_t> export_by_id(Api &api, std::int64_t after, std::size_t *pages = nullptr) {
+std::vector<std::int64_t> export_by_id(Api& api, std::int64_t after, std::size_t* pages = nullptr) {
     std::vector<std::int64_t> ids;
     std::size_t count = 0;
     for (;;) {
@@ -148,8 +148,8 @@ std::vector<std::int64_t> export_by_id(Api &api, std::int64_t after, std::size_t
         ++count;
         CHECK(page["total"] == 0);
         CHECK_FALSE(page.contains("next"));
-        const auto &items = page["result"]["items"];
-        for (const auto &item : items) {
+        const auto& items = page["result"]["items"];
+        for (const auto& item : items) {
             ids.push_back(item["ID"].get<std::int64_t>());
         }
         if (items.size() < k_page) {
@@ -254,8 +254,8 @@ TEST_CASE("Bitrix24Fake wraps answers in the §1.2 envelope", "[http]") {
     CHECK(body["result"].is_array());
     CHECK(body["total"] == 8);
     CHECK_FALSE(body.contains("next"));
-    const auto &time = body["time"];
-    for (const char *key : {"start", "finish", "duration", "processing", "date_start",
+    const auto& time = body["time"];
+    for (const char* key : {"start", "finish", "duration", "processing", "date_start",
                             "date_finish", "operating_reset_at", "operating"}) {
         INFO(key);
         CHECK(time.contains(key));
@@ -289,11 +289,11 @@ TEST_CASE("Bitrix24Fake crm.stagehistory.list pages with start, next and total",
     SECTION("wraps 50 items in result.items with total and next") {
         const auto page = api.call("crm.stagehistory.list", {{"entityTypeId", 2}});
         REQUIRE(page["result"].is_object());
-        const auto &items = page["result"]["items"];
+        const auto& items = page["result"]["items"];
         CHECK(items.size() == 50);
         CHECK(page["total"] == 150);
         CHECK(page["next"] == 50);
-        const auto &first = items[0];
+        const auto& first = items[0];
         CHECK(first["ID"].is_number_integer());
         CHECK(first["TYPE_ID"] == 1);
         CHECK(first["OWNER_ID"].is_number_integer());
@@ -352,19 +352,19 @@ TEST_CASE("Bitrix24Fake crm.stagehistory.list pages with start, next and total",
         const auto owner =
             api.call("crm.stagehistory.list", {{"entityTypeId", 2}, {"filter", {{"OWNER_ID", 3}}}});
         CHECK(owner["total"] == 5);
-        for (const auto &item : owner["result"]["items"]) {
+        for (const auto& item : owner["result"]["items"]) {
             CHECK(item["OWNER_ID"] == 3);
         }
         const auto stages =
             api.call("crm.stagehistory.list",
                      {{"entityTypeId", 2}, {"filter", {{"@STAGE_ID", {"WON", "C3:WON"}}}}});
-        const auto won = std::count_if(history.begin(), history.end(), [](const auto &e) {
+        const auto won = std::count_if(history.begin(), history.end(), [](const auto& e) {
             return e.stage_id == "WON" || e.stage_id == "C3:WON";
         });
         CHECK(stages["total"] == won);
         const auto cut = history[100].created;
         const auto expected = std::count_if(history.begin(), history.end(),
-                                            [&](const auto &e) { return e.created >= cut; });
+                                            [&](const auto& e) { return e.created >= cut; });
         const auto utc =
             api.call("crm.stagehistory.list",
                      {{"entityTypeId", 2}, {"filter", {{">=CREATED_TIME", format_utc(cut)}}}});
@@ -379,7 +379,7 @@ TEST_CASE("Bitrix24Fake crm.stagehistory.list pages with start, next and total",
     SECTION("select limits the fields") {
         const auto page = api.call("crm.stagehistory.list",
                                    {{"entityTypeId", 2}, {"select", {"ID", "STAGE_ID"}}});
-        const auto &item = page["result"]["items"][0];
+        const auto& item = page["result"]["items"][0];
         CHECK(item.size() == 2);
         CHECK(item.contains("ID"));
         CHECK(item.contains("STAGE_ID"));
@@ -456,7 +456,7 @@ TEST_CASE("Bitrix24Fake lists stages like crm.status.list", "[http]") {
     Bitrix24Fake fake(small_portal());
     fake.start();
     Api api(fake);
-    const auto list = [&](const std::string &entity) {
+    const auto list = [&](const std::string& entity) {
         return api.call("crm.status.list", {{"order", {{"SORT", "ASC"}}},
                                             {"filter", {{"ENTITY_ID", entity}}}})["result"];
     };
@@ -481,7 +481,7 @@ TEST_CASE("Bitrix24Fake lists stages like crm.status.list", "[http]") {
     SECTION("DEAL_STAGE_3: prefixed STATUS_IDs and CATEGORY_ID \"3\"") {
         const auto rows = list("DEAL_STAGE_3");
         REQUIRE(rows.size() == 7);
-        for (const auto &row : rows) {
+        for (const auto& row : rows) {
             CHECK(row["STATUS_ID"].get<std::string>().starts_with("C3:"));
             CHECK(row["CATEGORY_ID"] == "3");
             CHECK(row["ENTITY_ID"] == "DEAL_STAGE_3");
@@ -490,7 +490,7 @@ TEST_CASE("Bitrix24Fake lists stages like crm.status.list", "[http]") {
     SECTION("an unfiltered list also has lead statuses") {
         const auto all = api.call("crm.status.list");
         std::set<std::string> entities;
-        for (const auto &row : all["result"]) {
+        for (const auto& row : all["result"]) {
             entities.insert(row["ENTITY_ID"].get<std::string>());
         }
         CHECK(entities == std::set<std::string>{"STATUS", "DEAL_STAGE", "DEAL_STAGE_3"});
@@ -510,7 +510,7 @@ TEST_CASE("Bitrix24Fake lists stages like crm.status.list", "[http]") {
         const auto rows = list("DEAL_STAGE_3");
         REQUIRE(rows.size() == 7);
         std::vector<std::string> order;
-        for (const auto &row : rows) {
+        for (const auto& row : rows) {
             order.push_back(row["STATUS_ID"]);
         }
         CHECK(order == std::vector<std::string>{"C3:PREPARATION", "C3:UC_DATE2X", added.status_id,
@@ -523,7 +523,7 @@ TEST_CASE("Bitrix24Fake lists stages like crm.status.list", "[http]") {
         CHECK(fake.stage("C3:UC_GHOST1") == std::nullopt);
         // History keeps the deleted stage's STATUS_ID.
         const auto history = fake.history();
-        const auto ghosted = std::count_if(history.begin(), history.end(), [](const auto &e) {
+        const auto ghosted = std::count_if(history.begin(), history.end(), [](const auto& e) {
             return e.stage_id == "C3:UC_GHOST1";
         });
         CHECK(ghosted > 0);
@@ -540,7 +540,7 @@ TEST_CASE("Bitrix24Fake lists stages like crm.status.list", "[http]") {
     }
     SECTION("crm.category.list lists the pipelines") {
         const auto page = api.call("crm.category.list", {{"entityTypeId", 2}});
-        const auto &categories = page["result"]["categories"];
+        const auto& categories = page["result"]["categories"];
         REQUIRE(categories.size() == 2);
         CHECK(categories[0] == json{{"id", 0},
                                     {"name", "General"},
@@ -607,7 +607,7 @@ TEST_CASE("Bitrix24Fake runs batch like §1.6", "[http]") {
                                 {{"history", "crm.stagehistory.list?entityTypeId=2&order[ID]=ASC"},
                                  {"stages", "crm.status.list?filter[ENTITY_ID]=DEAL_STAGE_3"},
                                  {"deal", "crm.deal.get?id=4"}}}});
-        const auto &r = body["result"];
+        const auto& r = body["result"];
         CHECK(r["result"]["history"]["items"].size() == 50);
         CHECK(r["result"]["stages"].size() == 7);
         CHECK(r["result"]["deal"]["ID"] == "4");
@@ -736,7 +736,7 @@ TEST_CASE("Bitrix24Fake injects faults", "[http]") {
     fake.start();
     Api api(fake);
     const auto normal = api.get("crm.status.list")->body;
-    const auto body_without_time = [](const std::string &text) {
+    const auto body_without_time = [](const std::string& text) {
         auto j = json::parse(text);
         j.erase("time");
         return j;
@@ -852,7 +852,7 @@ TEST_CASE("Bitrix24Fake adds history and moves deals", "[http]") {
         }
         std::vector<std::int64_t> expected;
         expected.reserve(added.size());
-        for (const auto &e : added) {
+        for (const auto& e : added) {
             expected.push_back(e.id);
         }
         CHECK(export_by_id(api, last) == expected);
@@ -948,7 +948,7 @@ TEST_CASE("Bitrix24Fake stays consistent under concurrent clients and mutators",
         fake.rename_stage("C3:WON", "Engaged " + std::to_string(i));
         fake.inject({"crm.none", Bitrix24FaultKind::status, 500, "", "", std::nullopt, 0, 1});
     }
-    for (auto &t : clients) {
+    for (auto& t : clients) {
         t.join();
     }
     CHECK_FALSE(failed);
@@ -975,9 +975,9 @@ TEST_CASE("bitrix24_fake runs as a process with control endpoints", "[http]") {
                                   "off",
                                   "--seed",
                                   "9"};
-    std::vector<char *> argv;
+    std::vector<char*> argv;
     argv.reserve(args.size() + 1);
-    for (auto &a : args) {
+    for (auto& a : args) {
         argv.push_back(a.data());
     }
     argv.push_back(nullptr);

@@ -27,7 +27,7 @@ using crmsync::fakes::FaultKind;
 using crmsync::fakes::HostileCase;
 using nlohmann::json;
 
-constexpr const char *k_campaign_path = "/api/campaigns/DEMO0000CAMPAIGN";
+constexpr const char* k_campaign_path = "/api/campaigns/DEMO0000CAMPAIGN";
 // 2024-06-01T00:00:00Z: a fixed history makes md5s and times reproducible.
 constexpr std::int64_t k_history_end_ms = 1'717'200'000'000;
 
@@ -43,7 +43,7 @@ FakeCampaignOptions small_campaign(std::size_t contacts = 20) {
 
 // A client that speaks like crmsync: Bearer token, keep-alive, no compression, short timeouts.
 struct Api {
-    explicit Api(const DialfireFake &fake, const std::string &token = "demo-token")
+    explicit Api(const DialfireFake& fake, const std::string& token = "demo-token")
         : client(fake.base_url()) {
         client.set_default_headers(
             {{"Authorization", "Bearer " + token}, {"Accept-Encoding", "identity"}});
@@ -53,17 +53,17 @@ struct Api {
         client.set_read_timeout(std::chrono::seconds(10));
     }
 
-    httplib::Result get(const std::string &path_and_query) {
+    httplib::Result get(const std::string& path_and_query) {
         return client.Get((k_campaign_path + path_and_query).c_str());
     }
 
-    httplib::Result post_ids(const json &ids, bool include_md5 = true) {
+    httplib::Result post_ids(const json& ids, bool include_md5 = true) {
         const std::string path =
             std::string(k_campaign_path) + "/contacts/" + (include_md5 ? "?include_md5=true" : "");
         return client.Post(path.c_str(), ids.dump(), "application/json");
     }
 
-    json get_json(const std::string &path_and_query) {
+    json get_json(const std::string& path_and_query) {
         auto res = get(path_and_query);
         REQUIRE(res);
         INFO(path_and_query << " -> " << res->status << " " << res->body.substr(0, 200));
@@ -75,8 +75,8 @@ struct Api {
 };
 
 // Follows E2/E4/E5 cursors until the last page; returns all results in order.
-std::vector<json> all_pages(Api &api, const std::string &path, const std::string &query,
-                            std::size_t *pages = nullptr) {
+std::vector<json> all_pages(Api& api, const std::string& path, const std::string& query,
+                            std::size_t* pages = nullptr) {
     std::vector<json> results;
     std::string cursor;
     std::size_t count = 0;
@@ -91,7 +91,7 @@ std::vector<json> all_pages(Api &api, const std::string &path, const std::string
         const auto page = api.get_json(url);
         ++count;
         REQUIRE(page["count"].get<std::size_t>() == page["results"].size());
-        for (const auto &r : page["results"]) {
+        for (const auto& r : page["results"]) {
             results.push_back(r);
         }
         cursor = page.value("cursor", std::string());
@@ -106,9 +106,9 @@ std::vector<json> all_pages(Api &api, const std::string &path, const std::string
     return results;
 }
 
-std::int64_t parse_http_date(const std::string &text) {
+std::int64_t parse_http_date(const std::string& text) {
     std::tm tm{};
-    const char *end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     REQUIRE(end != nullptr);
     REQUIRE(*end == '\0');
     return static_cast<std::int64_t>(timegm(&tm)) * 1000;
@@ -128,7 +128,7 @@ struct EventRef {
     std::size_t tx = 0;
 };
 
-EventRef parse_event(const std::string &result) {
+EventRef parse_event(const std::string& result) {
     std::vector<std::string> parts;
     std::size_t start = 0;
     for (std::size_t i = 0; i <= result.size(); ++i) {
@@ -147,7 +147,7 @@ EventRef parse_event(const std::string &result) {
             std::stoul(parts[3].substr(comma + 1))};
 }
 
-json fetch_contact(Api &api, const std::string &id) {
+json fetch_contact(Api& api, const std::string& id) {
     auto res = api.post_ids(json::array({id}));
     REQUIRE(res);
     REQUIRE(res->status == 200);
@@ -196,7 +196,7 @@ TEST_CASE("DialfireFake authenticates and routes like Dialfire", "[http]") {
             REQUIRE(api.get("/fields/list")->status == 200);
         }
         std::set<int> ports;
-        for (const auto &r : fake.requests()) {
+        for (const auto& r : fake.requests()) {
             ports.insert(r.remote_port);
         }
         CHECK(ports.size() == 1);
@@ -224,8 +224,8 @@ TEST_CASE("DialfireFake E1 lists fields", "[http]") {
     bool has_deleted = false;
     bool has_non_field = false;
     std::set<std::string> types;
-    for (const auto &f : fields) {
-        for (const char *key : {"type", "fieldType", "name", "state", "deleted"}) {
+    for (const auto& f : fields) {
+        for (const char* key : {"type", "fieldType", "name", "state", "deleted"}) {
             CHECK(f.contains(key));
         }
         if (f["type"] == "field" && !f["deleted"].get<bool>()) {
@@ -258,7 +258,7 @@ TEST_CASE("DialfireFake E2 pages contact ids and md5s", "[http]") {
         const auto all = all_pages(api, "/contacts/list", "limit=7", &pages);
         CHECK(pages == 3);
         std::vector<std::string> ids;
-        for (const auto &r : all) {
+        for (const auto& r : all) {
             ids.push_back(r["id"]);
             CHECK(r["md5"].get<std::string>().size() == 32);
             CHECK(r["md5"] == *fake.contact_md5(r["id"]));
@@ -283,7 +283,7 @@ TEST_CASE("DialfireFake E2 pages contact ids and md5s", "[http]") {
         const auto today = crmsync::fakes::format_iso_ms(system_now_ms()).substr(0, 10);
         const auto page = api.get_json("/contacts/list?changedSince=" + today);
         std::set<std::string> ids;
-        for (const auto &r : page["results"]) {
+        for (const auto& r : page["results"]) {
             ids.insert(r["id"]);
         }
         CHECK(ids == std::set<std::string>(touched.begin(), touched.end()));
@@ -338,8 +338,8 @@ TEST_CASE("DialfireFake E3 returns full contacts", "[http]") {
         std::set<std::string> connection_ids;
         std::set<std::string> types;
         std::set<std::string> tasks;
-        const auto check_connection = [&](const json &c, auto &self) -> void {
-            for (const char *key : {"id",
+        const auto check_connection = [&](const json& c, auto& self) -> void {
+            for (const char* key : {"id",
                                     "call_uuid",
                                     "global_call_uuid",
                                     "task_id",
@@ -367,13 +367,13 @@ TEST_CASE("DialfireFake E3 returns full contacts", "[http]") {
             running += c.contains("disconnected") ? 0 : 1;
             transfers += c["technology"] == "transfer" ? 1 : 0;
             recordings += c["recordings"].size();
-            for (const auto &r : c["recordings"]) {
-                for (const char *key : {"started", "stopped", "filename", "location"}) {
+            for (const auto& r : c["recordings"]) {
+                for (const char* key : {"started", "stopped", "filename", "location"}) {
                     CHECK(r.contains(key));
                 }
             }
             if (c.contains("third_party_connections")) {
-                for (const auto &child : c["third_party_connections"]) {
+                for (const auto& child : c["third_party_connections"]) {
                     ++third_party;
                     CHECK(child["isThirdPartyConnection"] == true);
                     self(child, self);
@@ -386,8 +386,8 @@ TEST_CASE("DialfireFake E3 returns full contacts", "[http]") {
                 request.push_back(ids[i]);
             }
             const auto contacts = json::parse(api.post_ids(request)->body);
-            for (const auto &c : contacts) {
-                for (const char *key : {"$id",
+            for (const auto& c : contacts) {
+                for (const char* key : {"$id",
                                         "$md5",
                                         "$ref",
                                         "$version",
@@ -413,10 +413,10 @@ TEST_CASE("DialfireFake E3 returns full contacts", "[http]") {
                     CHECK(c.contains(key));
                 }
                 CHECK(c["$campaign_id"] == "DEMO0000CAMPAIGN");
-                for (const auto &entry : c["$task_log"]) {
-                    for (const auto &t : entry["transactions"]) {
+                for (const auto& entry : c["$task_log"]) {
+                    for (const auto& t : entry["transactions"]) {
                         ++transactions;
-                        for (const char *key :
+                        for (const char* key :
                              {"fired", "type", "task_id", "task", "status", "status_detail",
                               "pause_time_sec", "edit_time_sec", "wrapup_time_sec", "user",
                               "user_loginName", "user_branch", "user_tenantAlias", "actor",
@@ -432,7 +432,7 @@ TEST_CASE("DialfireFake E3 returns full contacts", "[http]") {
                         assigned += t["status_detail"] == "$assigned" ? 1 : 0;
                         types.insert(t["type"].get<std::string>());
                         tasks.insert(t["task"].get<std::string>());
-                        for (const auto &conn : t["connections"]) {
+                        for (const auto& conn : t["connections"]) {
                             check_connection(conn, check_connection);
                         }
                     }
@@ -451,7 +451,7 @@ TEST_CASE("DialfireFake E3 returns full contacts", "[http]") {
     }
     SECTION("is deterministic for a fixed seed and history") {
         DialfireFake twin(small_campaign(30));
-        for (const auto &id : ids) {
+        for (const auto& id : ids) {
             CHECK(*twin.contact_text(id) == *fake.contact_text(id));
         }
     }
@@ -469,14 +469,14 @@ TEST_CASE("DialfireFake touch changes contacts", "[http]") {
     CHECK(fake.event_count() == events_before + 2);
     const auto after = api.get_json("/contacts/list");
     for (std::size_t i = 0; i < before["results"].size(); ++i) {
-        const auto &id = before["results"][i]["id"];
+        const auto& id = before["results"][i]["id"];
         const bool was_touched = std::find(touched.begin(), touched.end(), id) != touched.end();
         INFO(id);
         CHECK((before["results"][i]["md5"] != after["results"][i]["md5"]) == was_touched);
     }
     const auto contact = fetch_contact(api, touched[0]);
     CHECK(contact["$md5"] == *fake.contact_md5(touched[0]));
-    const auto &last_entry = contact["$task_log"].back();
+    const auto& last_entry = contact["$task_log"].back();
     const auto fired = crmsync::fakes::parse_api_time(
         last_entry["transactions"].back()["fired"].get<std::string>());
     REQUIRE(fired);
@@ -494,25 +494,25 @@ TEST_CASE("DialfireFake E4 indexes transactions", "[http]") {
     REQUIRE(all.size() == 120);
     std::vector<EventRef> events;
     events.reserve(all.size());
-    for (const auto &r : all) {
+    for (const auto& r : all) {
         events.push_back(parse_event(r.get<std::string>()));
     }
     CHECK(std::is_sorted(events.begin(), events.end(),
-                         [](const auto &a, const auto &b) { return a.fired < b.fired; }));
+                         [](const auto& a, const auto& b) { return a.fired < b.fired; }));
 
     // Resolve each event's pointer in its contact's $task_log.
     std::map<std::string, json> contacts;
-    for (const auto &e : events) {
+    for (const auto& e : events) {
         if (!contacts.contains(e.contact_id)) {
             contacts[e.contact_id] = fetch_contact(api, e.contact_id);
         }
     }
-    const auto tx_of = [&](const EventRef &e) -> const json & {
+    const auto tx_of = [&](const EventRef& e) -> const json& {
         return contacts[e.contact_id]["$task_log"][e.task_log]["transactions"][e.tx];
     };
 
     SECTION("points at the transaction with that fired and the contact's md5") {
-        for (const auto &e : events) {
+        for (const auto& e : events) {
             CHECK(tx_of(e)["fired"] == e.fired);
             CHECK(contacts[e.contact_id]["$md5"] == e.md5);
         }
@@ -522,8 +522,8 @@ TEST_CASE("DialfireFake E4 indexes transactions", "[http]") {
             all_pages(api, path, "type=update&hi=true&tasks=fc_,qc_&from=2024-01-01");
         REQUIRE_FALSE(filtered.empty());
         std::size_t expected = 0;
-        for (const auto &e : events) {
-            const auto &t = tx_of(e);
+        for (const auto& e : events) {
+            const auto& t = tx_of(e);
             const auto task = t["task"].get<std::string>();
             if (t["type"] == "update" && !t["user"].is_null() &&
                 t["status_detail"] != "$assigned" &&
@@ -533,8 +533,8 @@ TEST_CASE("DialfireFake E4 indexes transactions", "[http]") {
         }
         CHECK(filtered.size() == expected);
         CHECK(filtered.size() < all.size());
-        for (const auto &r : filtered) {
-            const auto &t = tx_of(parse_event(r.get<std::string>()));
+        for (const auto& r : filtered) {
+            const auto& t = tx_of(parse_event(r.get<std::string>()));
             CHECK(t["type"] == "update");
             CHECK_FALSE(t["user"].is_null());
             CHECK(t["status_detail"] != "$assigned");
@@ -542,7 +542,7 @@ TEST_CASE("DialfireFake E4 indexes transactions", "[http]") {
         }
     }
     SECTION("treats from as inclusive and to as exclusive, without Z") {
-        const auto &pivot = events[events.size() / 2].fired; // "...:46.468Z"
+        const auto& pivot = events[events.size() / 2].fired; // "...:46.468Z"
         const auto go_time = pivot.substr(0, 23);            // Go layout, no Z
         const auto from_pivot = all_pages(api, path, "from=" + go_time);
         const auto to_pivot = all_pages(api, path, "from=2024-01-01&to=" + go_time);
@@ -565,8 +565,8 @@ TEST_CASE("DialfireFake E5 pages inbound calls", "[http]") {
     const auto calls = all_pages(api, "/inbound/calls/", "from=2024-01-01&limit=10", &pages);
     CHECK(pages == 3);
     REQUIRE(calls.size() == 25);
-    for (const auto &c : calls) {
-        for (const char *key :
+    for (const auto& c : calls) {
+        for (const char* key :
              {"id", "line_id", "campaign_id", "task_id", "task_name", "contact_id",
               "calling_number", "called_number", "call_time", "connect_time", "hangup_time", "user",
               "state", "connectable_time", "disposition", "dispatch_error"}) {
@@ -721,17 +721,17 @@ TEST_CASE("DialfireFake hostile campaign", "[http]") {
     REQUIRE(items.size() >= 18);
     const auto find = [&](HostileCase what) {
         const auto it = std::find_if(items.begin(), items.end(),
-                                     [&](const auto &item) { return item.what == what; });
+                                     [&](const auto& item) { return item.what == what; });
         REQUIRE(it != items.end());
         return *it;
     };
 
     SECTION("E1 carries the nasty field names") {
         std::set<std::string> names;
-        for (const auto &f : api.get_json("/fields/list")) {
+        for (const auto& f : api.get_json("/fields/list")) {
             names.insert(f["name"].get<std::string>());
         }
-        for (const auto &f : crmsync::fakes::hostile_fields()) {
+        for (const auto& f : crmsync::fakes::hostile_fields()) {
             CHECK(names.count(f.name) == 1);
         }
         CHECK(names.count("Zähler_Nr") == 1);
@@ -827,7 +827,7 @@ TEST_CASE("DialfireFake stays consistent under concurrent clients and mutators",
         fake.add_custom_field("concurrent_" + std::to_string(i));
         fake.inject({"GET", "/api/none", FaultKind::status, 500, std::nullopt, 0, 1});
     }
-    for (auto &t : clients) {
+    for (auto& t : clients) {
         t.join();
     }
     CHECK_FALSE(failed);

@@ -30,32 +30,32 @@ const OAuthAccount k_google_account{"client-1.apps.googleusercontent.com", "secr
 const OAuthAccount k_zoho_account{"1000.CLIENT1", "zoho-secret", "1000.refresh.one",
                                   "ZohoCRM.modules.ALL ZohoCreator.form.CREATE", false};
 
-httplib::Client client_for(const std::string &base_url) {
+httplib::Client client_for(const std::string& base_url) {
     httplib::Client client(base_url);
     client.set_connection_timeout(2s);
     client.set_read_timeout(5s);
     return client;
 }
 
-std::string form(const std::string &grant_type, const OAuthAccount &account) {
+std::string form(const std::string& grant_type, const OAuthAccount& account) {
     return "grant_type=" + grant_type + "&client_id=" + account.client_id +
            "&client_secret=" + account.client_secret + "&refresh_token=" + account.refresh_token;
 }
 
 // POST as Google clients do: every parameter in a form body.
-httplib::Result google_refresh(httplib::Client &client, const OAuthAccount &account,
-                               const std::string &path = "/token") {
+httplib::Result google_refresh(httplib::Client& client, const OAuthAccount& account,
+                               const std::string& path = "/token") {
     return client.Post(path.c_str(), form("refresh_token", account),
                        "application/x-www-form-urlencoded");
 }
 
 // POST as Zoho's own examples do: every parameter in the query string, no body.
-httplib::Result zoho_refresh(httplib::Client &client, const OAuthAccount &account) {
+httplib::Result zoho_refresh(httplib::Client& client, const OAuthAccount& account) {
     return client.Post(("/oauth/v2/token?" + form("refresh_token", account)).c_str(), "",
                        "application/x-www-form-urlencoded");
 }
 
-json body_of(const httplib::Result &res) {
+json body_of(const httplib::Result& res) {
     REQUIRE(res);
     return json::parse(res->body);
 }
@@ -204,7 +204,7 @@ TEST_CASE("ZohoAccountsFake refreshes access tokens", "[http]") {
         CHECK(body_of(res).contains("access_token"));
     }
     SECTION("refusals are HTTP 200 with an error member") {
-        const auto error_of = [&](const OAuthAccount &account) {
+        const auto error_of = [&](const OAuthAccount& account) {
             auto res = zoho_refresh(client, account);
             REQUIRE(res);
             CHECK(res->status == 200);

@@ -43,17 +43,17 @@ const std::string k_mail = "From: crmsync <sync@example.test>\r\n"
                            "..two dots too\r\n";
 
 struct CurlDeleter {
-    void operator()(CURL *curl) const { curl_easy_cleanup(curl); }
-    void operator()(curl_slist *list) const { curl_slist_free_all(list); }
+    void operator()(CURL* curl) const { curl_easy_cleanup(curl); }
+    void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
 
 struct Payload {
-    const std::string &text;
+    const std::string& text;
     std::size_t offset = 0;
 };
 
-std::size_t read_payload(char *buffer, std::size_t size, std::size_t count, void *user) {
-    auto &payload = *static_cast<Payload *>(user);
+std::size_t read_payload(char* buffer, std::size_t size, std::size_t count, void* user) {
+    auto& payload = *static_cast<Payload*>(user);
     const auto n = std::min(size * count, payload.text.size() - payload.offset);
     std::memcpy(buffer, payload.text.data() + payload.offset, n);
     payload.offset += n;
@@ -72,14 +72,14 @@ struct SendResult {
     std::string error;
 };
 
-SendResult send_mail(const SmtpFake &fake, const std::vector<std::string> &recipients,
-                     const std::string &text = k_mail, const MailOptions &options = {}) {
+SendResult send_mail(const SmtpFake& fake, const std::vector<std::string>& recipients,
+                     const std::string& text = k_mail, const MailOptions& options = {}) {
     static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
     REQUIRE(initialised);
     std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
     REQUIRE(curl);
     std::unique_ptr<curl_slist, CurlDeleter> rcpt;
-    for (const auto &r : recipients) {
+    for (const auto& r : recipients) {
         rcpt.reset(curl_slist_append(rcpt.release(), r.c_str()));
     }
     std::array<char, CURL_ERROR_SIZE> error{};
@@ -114,13 +114,13 @@ public:
         addr.sin_family = AF_INET;
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         addr.sin_port = htons(static_cast<std::uint16_t>(port));
-        REQUIRE(::connect(m_fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0);
+        REQUIRE(::connect(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
         timeval timeout{5, 0};
         ::setsockopt(m_fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     }
     ~RawSession() { ::close(m_fd); }
-    RawSession(const RawSession &) = delete;
-    RawSession &operator=(const RawSession &) = delete;
+    RawSession(const RawSession&) = delete;
+    RawSession& operator=(const RawSession&) = delete;
 
     /// The next reply, all lines of a multi-line reply included; "" when the server closed.
     std::string reply() {
@@ -136,11 +136,11 @@ public:
             }
         }
     }
-    std::string command(const std::string &line) {
+    std::string command(const std::string& line) {
         send(line + "\r\n");
         return reply();
     }
-    void send(const std::string &text) {
+    void send(const std::string& text) {
         REQUIRE(::send(m_fd, text.data(), text.size(), MSG_NOSIGNAL) ==
                 static_cast<ssize_t>(text.size()));
     }
@@ -160,7 +160,7 @@ private:
     int m_fd;
 };
 
-std::string code_of(const std::string &reply) { return reply.substr(0, 3); }
+std::string code_of(const std::string& reply) { return reply.substr(0, 3); }
 
 } // namespace
 
@@ -175,7 +175,7 @@ TEST_CASE("SmtpFake receives mail from libcurl", "[http]") {
         REQUIRE(fake.wait_for_messages(1, 2s));
         const auto messages = fake.messages();
         REQUIRE(messages.size() == 1);
-        const auto &m = messages[0];
+        const auto& m = messages[0];
         CHECK(m.mail_from == "sync@example.test");
         CHECK(m.recipients == std::vector<std::string>{"ops@example.test", "oncall@example.test"});
         CHECK(m.data == k_mail); // libcurl dot-stuffs the two last lines; the fake unstuffs.

@@ -33,11 +33,11 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 // The reference vector of the Standard Webhooks test suites.
-constexpr const char *k_vector_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-constexpr const char *k_vector_id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+constexpr const char* k_vector_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+constexpr const char* k_vector_id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
 constexpr std::int64_t k_vector_timestamp = 1614265330;
-constexpr const char *k_vector_body = R"({"test": 2432232314})";
-constexpr const char *k_vector_signature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+constexpr const char* k_vector_body = R"({"test": 2432232314})";
+constexpr const char* k_vector_signature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
 // The dbsync2 payload (reference dbsync2.md §4.5).
 const json k_payload = {
@@ -51,7 +51,7 @@ std::int64_t unix_now() {
         .count();
 }
 
-httplib::Client client_for(const std::string &base_url,
+httplib::Client client_for(const std::string& base_url,
                            std::chrono::milliseconds read_timeout = 5s) {
     httplib::Client client(base_url);
     client.set_connection_timeout(2s);
@@ -59,8 +59,8 @@ httplib::Client client_for(const std::string &base_url,
     return client;
 }
 
-httplib::Result post(httplib::Client &client, const std::string &path, const std::string &body,
-                     const std::string &id = "", std::optional<std::string> signature = {},
+httplib::Result post(httplib::Client& client, const std::string& path, const std::string& body,
+                     const std::string& id = "", std::optional<std::string> signature = {},
                      std::int64_t timestamp = unix_now()) {
     httplib::Headers headers;
     if (!id.empty()) {
@@ -74,22 +74,22 @@ httplib::Result post(httplib::Client &client, const std::string &path, const std
 }
 
 // A signed delivery of `body` as a Standard Webhooks sender would post it.
-httplib::Result post_signed(httplib::Client &client, const std::string &secret,
-                            const std::string &id, const std::string &body) {
+httplib::Result post_signed(httplib::Client& client, const std::string& secret,
+                            const std::string& id, const std::string& body) {
     const auto now = unix_now();
     return post(client, "/hook", body, id, crmsync::fakes::sign_webhook(secret, id, now, body),
                 now);
 }
 
 // Sends `request` as is and returns everything the server answers until it closes.
-std::string raw_http(int port, const std::string &request) {
+std::string raw_http(int port, const std::string& request) {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     std::string reply;
-    if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) == 0 &&
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
         ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(request.size())) {
         timeval timeout{5, 0};
@@ -182,7 +182,7 @@ TEST_CASE("WebhookReceiver records every request", "[http]") {
         CHECK(res->body == "{}");
         const auto records = receiver.requests();
         REQUIRE(records.size() == 1);
-        const auto &r = records[0];
+        const auto& r = records[0];
         CHECK(r.seq == 1);
         CHECK(r.method == "POST");
         CHECK(r.path == "/any/path/here");
@@ -195,7 +195,7 @@ TEST_CASE("WebhookReceiver records every request", "[http]") {
         CHECK(r.signature == SignatureCheck::not_checked);
         CHECK(r.header("X-CUSTOM") == "Value");
         CHECK(r.header("content-type") == "application/json");
-        for (const auto &[name, value] : r.headers) {
+        for (const auto& [name, value] : r.headers) {
             CHECK(std::none_of(name.begin(), name.end(),
                                [](char c) { return c >= 'A' && c <= 'Z'; }));
             CHECK(name != "remote_addr"); // httplib's pseudo headers are not passed on.
@@ -231,7 +231,7 @@ TEST_CASE("WebhookReceiver records every request", "[http]") {
                 }
             });
         }
-        for (auto &t : threads) {
+        for (auto& t : threads) {
             t.join();
         }
         CHECK(receiver.request_count() == 100);

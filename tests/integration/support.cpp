@@ -168,8 +168,8 @@ long count_rows(sql::Database& db, const std::string& table, const std::string& 
 
 void drop_prefixed(sql::Database& db, const std::string& prefix) {
     sql::SchemaManager schema(db);
-    for (const char* name : {"contacts", "transactions", "connections", "recordings",
-                             "inbound_calls"}) {
+    for (const char* name :
+         {"contacts", "transactions", "connections", "recordings", "inbound_calls"}) {
         const std::string table = prefix + name;
         if (!schema.existing_columns(table).empty()) {
             db.execute("DROP TABLE " + db.dialect().quote(table));

@@ -34,8 +34,8 @@ struct ProcessResult {
 // A crmsync child process; stdout and stderr go to files in `dir`.
 class CrmsyncProcess {
 public:
-    CrmsyncProcess(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                   const TempDir& dir);
+    CrmsyncProcess(const std::vector<std::string>& args,
+                   const std::map<std::string, std::string>& env, const TempDir& dir);
     ~CrmsyncProcess();
     void kill(int signal);
     ProcessResult wait();

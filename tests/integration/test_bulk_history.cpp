@@ -50,8 +50,8 @@ std::string utc(std::int64_t epoch_seconds) {
 }
 
 // `args` with `flag` set to `value`, replacing the value it had.
-std::vector<std::string> with(std::vector<std::string> args, const std::string &flag,
-                              const std::string &value) {
+std::vector<std::string> with(std::vector<std::string> args, const std::string& flag,
+                              const std::string& value) {
     const auto it = std::find(args.begin(), args.end(), flag);
     if (it == args.end()) {
         args.insert(args.end(), {flag, value});
@@ -64,7 +64,7 @@ std::vector<std::string> with(std::vector<std::string> args, const std::string &
 // Waits until the emulator has answered `calls` more crm.stagehistory.list requests than
 // `before`: progress measured on the API side, so a kill lands mid-upload however loaded the
 // machine is, and the target database is not touched while crmsync opens it.
-void wait_for_history_calls(const fakes::Bitrix24Fake &fake, std::size_t before,
+void wait_for_history_calls(const fakes::Bitrix24Fake& fake, std::size_t before,
                             std::size_t calls) {
     for (int i = 0; fake.call_count("crm.stagehistory.list") < before + calls; ++i) {
         if (i > 60'000) {
@@ -74,7 +74,7 @@ void wait_for_history_calls(const fakes::Bitrix24Fake &fake, std::size_t before,
     }
 }
 
-std::string explain(const ProcessResult &r) {
+std::string explain(const ProcessResult& r) {
     return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
 }
 
@@ -91,13 +91,13 @@ struct HistoryFixture {
 
     std::string list() const { return prefix + "CRM_STAGE_LIST_PROD"; }
     std::string history() const { return prefix + "CRM_STAGE_HISTORY_PROD"; }
-    std::string job(const std::string &with_prefix) const {
+    std::string job(const std::string& with_prefix) const {
         return "bulk_history:127.0.0.1:" + std::to_string(fake.port()) + ":PROD:" + with_prefix;
     }
     std::string job() const { return job(prefix); }
 
     std::vector<std::string> args(std::vector<std::string> extra = {},
-                                  const std::string &table_prefix = "") const {
+                                  const std::string& table_prefix = "") const {
         std::vector<std::string> a{"bulk-history",
                                    "--portal-url-env",
                                    "B24_WEBHOOK",
@@ -129,18 +129,18 @@ struct HistoryFixture {
         return nlohmann::json::parse(crmsync::testing::read_file(dir.file("summary.json")));
     }
 
-    long summary_count(const std::string &table, const char *what) const {
+    long summary_count(const std::string& table, const char* what) const {
         const auto s = summary();
         const auto it = s["tables"].find(table);
         return it == s["tables"].end() ? 0 : it->at(what).get<long>();
     }
 
-    std::optional<std::string> checkpoint(const std::string &with_prefix = "") const {
+    std::optional<std::string> checkpoint(const std::string& with_prefix = "") const {
         auto db = crmsync::testing::open(url);
         if (!crmsync::testing::table_exists(*db, "crmsync_state")) {
             return std::nullopt;
         }
-        const auto &d = db->dialect();
+        const auto& d = db->dialect();
         const auto rows =
             db->query("SELECT " + d.quote("checkpoint") + " FROM " + d.quote("crmsync_state") +
                           " WHERE " + d.quote("job") + " = " + d.placeholder("p", 0),
@@ -148,20 +148,20 @@ struct HistoryFixture {
         return rows.empty() ? std::nullopt : rows[0][0];
     }
 
-    std::vector<std::string> dump(const std::string &table) const {
+    std::vector<std::string> dump(const std::string& table) const {
         auto db = crmsync::testing::open(url);
         return crmsync::testing::dump_table(*db, table, k_stamps);
     }
 
-    void drop(const std::string &with_prefix) const {
+    void drop(const std::string& with_prefix) const {
         auto db = crmsync::testing::open(url);
-        const auto &d = db->dialect();
-        for (const char *t : {"CRM_STAGE_LIST_PROD", "CRM_STAGE_HISTORY_PROD"}) {
+        const auto& d = db->dialect();
+        for (const char* t : {"CRM_STAGE_LIST_PROD", "CRM_STAGE_HISTORY_PROD"}) {
             if (crmsync::testing::table_exists(*db, with_prefix + t)) {
                 db->execute("DROP TABLE " + d.quote(with_prefix + t));
             }
         }
-        for (const char *t : {"crmsync_state", "crmsync_rejects"}) {
+        for (const char* t : {"crmsync_state", "crmsync_rejects"}) {
             if (crmsync::testing::table_exists(*db, t)) {
                 db->execute("DELETE FROM " + d.quote(t) + " WHERE " + d.quote("job") + " = " +
                                 d.placeholder("p", 0),
@@ -179,8 +179,8 @@ struct HistoryFixture {
 };
 
 // EXTERNAL_ID -> the row's columns, as text.
-std::map<std::string, std::map<std::string, std::string>> history_rows(sql::Database &db,
-                                                                       const std::string &table) {
+std::map<std::string, std::map<std::string, std::string>> history_rows(sql::Database& db,
+                                                                       const std::string& table) {
     const std::vector<std::string> columns{
         "EXTERNAL_ID", "TYPE_ID",           "OWNER_ID",   "CREATED_TIME", "NAME",
         "CATEGORY_ID", "STAGE_SEMANTIC_ID", "STAGE_ID",   "IS_LOST",      "START_DATE",
@@ -190,8 +190,8 @@ std::map<std::string, std::map<std::string, std::string>> history_rows(sql::Data
         select += (i ? ", " : "") + db.dialect().quote(columns[i]);
     }
     std::map<std::string, std::map<std::string, std::string>> out;
-    for (const auto &row : db.query(select + " FROM " + db.dialect().quote(table))) {
-        auto &fields = out[row[0].value_or("NULL")];
+    for (const auto& row : db.query(select + " FROM " + db.dialect().quote(table))) {
+        auto& fields = out[row[0].value_or("NULL")];
         for (std::size_t i = 1; i < columns.size(); ++i) {
             fields[columns[i]] = row[i].value_or("NULL");
         }
@@ -200,8 +200,8 @@ std::map<std::string, std::map<std::string, std::string>> history_rows(sql::Data
 }
 
 // STATUS_ID -> the stage row's columns, as text.
-std::map<std::string, std::map<std::string, std::string>> list_rows(sql::Database &db,
-                                                                    const std::string &table) {
+std::map<std::string, std::map<std::string, std::string>> list_rows(sql::Database& db,
+                                                                    const std::string& table) {
     const std::vector<std::string> columns{
         "STATUS_ID", "EXTERNAL_ID", "ACTIVE",    "ENTITY_ID",   "NAME",        "NAME_INIT",
         "SORT",      "SYSTEM",      "SEMANTICS", "CATEGORY_ID", "DATE_INSERT", "DATE_UPDATE"};
@@ -210,8 +210,8 @@ std::map<std::string, std::map<std::string, std::string>> list_rows(sql::Databas
         select += (i ? ", " : "") + db.dialect().quote(columns[i]);
     }
     std::map<std::string, std::map<std::string, std::string>> out;
-    for (const auto &row : db.query(select + " FROM " + db.dialect().quote(table))) {
-        auto &fields = out[row[0].value_or("NULL")];
+    for (const auto& row : db.query(select + " FROM " + db.dialect().quote(table))) {
+        auto& fields = out[row[0].value_or("NULL")];
         for (std::size_t i = 1; i < columns.size(); ++i) {
             fields[columns[i]] = row[i].value_or("NULL");
         }
@@ -224,7 +224,7 @@ std::map<std::string, std::map<std::string, std::string>> list_rows(sql::Databas
 TEST_CASE("bulk-history uploads the stage list and the whole history, then only what is new",
           "[sqlite][postgres][mysql]") {
     TempDir dir;
-    for (const auto &target : crmsync::testing::targets(dir)) {
+    for (const auto& target : crmsync::testing::targets(dir)) {
         DYNAMIC_SECTION("into " << target.name) {
             HistoryFixture f(portal(60, 5), target.url);
             const auto first = f.run();
@@ -243,11 +243,11 @@ TEST_CASE("bulk-history uploads the stage list and the whole history, then only 
             auto db = crmsync::testing::open(target.url);
             const auto rows = history_rows(*db, f.history());
             REQUIRE(rows.size() == history.size());
-            for (const auto &entry : history) {
+            for (const auto& entry : history) {
                 INFO("history ID " << entry.id);
                 const auto it = rows.find(std::to_string(entry.id));
                 REQUIRE(it != rows.end());
-                const auto &r = it->second;
+                const auto& r = it->second;
                 CHECK(r.at("TYPE_ID") == std::to_string(entry.type_id));
                 CHECK(r.at("OWNER_ID") == std::to_string(entry.owner_id));
                 CHECK(r.at("CREATED_TIME").substr(0, 19) == utc(entry.created));
@@ -263,9 +263,9 @@ TEST_CASE("bulk-history uploads the stage list and the whole history, then only 
             }
             const auto stages = list_rows(*db, f.list());
             REQUIRE(stages.size() == f.fake.stages().size());
-            for (const auto &stage : f.fake.stages()) {
+            for (const auto& stage : f.fake.stages()) {
                 INFO("stage " << stage.status_id);
-                const auto &s = stages.at(stage.status_id);
+                const auto& s = stages.at(stage.status_id);
                 CHECK(s.at("EXTERNAL_ID") == std::to_string(stage.id));
                 CHECK(s.at("ACTIVE") == "Y");
                 CHECK(s.at("ENTITY_ID") == stage.entity_id);
@@ -294,7 +294,7 @@ TEST_CASE("bulk-history uploads the stage list and the whole history, then only 
                 // One page after the checkpoint, one batch for its deals, the stage list.
                 CHECK(f.fake.request_count("crm.stagehistory.list") == 1);
                 CHECK(f.fake.request_count("batch") == 1);
-                for (const auto &r : f.fake.requests()) {
+                for (const auto& r : f.fake.requests()) {
                     if (r.rest_method == "crm.stagehistory.list") {
                         CHECK(r.body.find("\">ID\":" + std::to_string(history.back().id)) !=
                               std::string::npos);
@@ -317,7 +317,7 @@ TEST_CASE("bulk-history uploads the stage list and the whole history, then only 
                 REQUIRE(again.exit_code == 0);
                 const long newer = static_cast<long>(
                     std::count_if(history.begin(), history.end(),
-                                  [&](const auto &e) { return e.created >= since; }));
+                                  [&](const auto& e) { return e.created >= since; }));
                 CHECK(f.summary()["fetched"] == newer);
                 CHECK(f.summary_count(f.history(), "unchanged") == newer);
                 CHECK(f.checkpoint() == before);
@@ -330,7 +330,7 @@ TEST_CASE("bulk-history brings the stage list in step with renamed, re-sorted, a
           "deleted stages",
           "[sqlite][postgres][mysql]") {
     TempDir dir;
-    for (const auto &target : crmsync::testing::targets(dir)) {
+    for (const auto& target : crmsync::testing::targets(dir)) {
         DYNAMIC_SECTION("into " << target.name) {
             HistoryFixture f(portal(10, 3), target.url);
             REQUIRE(f.run().exit_code == 0);
@@ -368,7 +368,7 @@ TEST_CASE("bulk-history brings the stage list in step with renamed, re-sorted, a
             CHECK(after.at("C3:UC_PICNIC").at("EXTERNAL_ID") == std::to_string(added.id));
             CHECK(after.at("C3:UC_PICNIC").at("CATEGORY_ID") == "3");
             CHECK(after.at("C3:UC_PICNIC").at("ACTIVE") == "Y");
-            for (const auto &[status, row] : after) {
+            for (const auto& [status, row] : after) {
                 INFO(status);
                 if (status == "C3:UC_PICNIC") {
                     continue;
@@ -410,7 +410,7 @@ TEST_CASE("bulk-history with --category loads one pipeline under its own checkpo
     REQUIRE(r.exit_code == 0);
     const auto history = f.fake.history();
     const long in_pipeline = static_cast<long>(std::count_if(
-        history.begin(), history.end(), [](const auto &e) { return e.category_id == 3; }));
+        history.begin(), history.end(), [](const auto& e) { return e.category_id == 3; }));
     REQUIRE(in_pipeline > 0);
     REQUIRE(in_pipeline < static_cast<long>(history.size()));
     auto db = crmsync::testing::open(f.url);
@@ -507,7 +507,7 @@ TEST_CASE("bulk-history retries 503 and 429, and exits 1 without writing on 401"
         // The webhook code is a secret: in no output, log or summary.
         std::string everything =
             r.out + r.err + crmsync::testing::read_file(f.dir.file("summary.json"));
-        for (const auto &file : crmsync::testing::list_files(f.dir.file("logs"))) {
+        for (const auto& file : crmsync::testing::list_files(f.dir.file("logs"))) {
             everything += crmsync::testing::read_file(file);
         }
         CHECK(everything.find("wrongwebhook0000") == std::string::npos);
@@ -522,7 +522,7 @@ TEST_CASE("bulk-history retries 503 and 429, and exits 1 without writing on 401"
             r.out + r.err + crmsync::testing::read_file(f.dir.file("summary.json"));
         const auto logs = crmsync::testing::list_files(f.dir.file("logs"));
         CHECK_FALSE(logs.empty());
-        for (const auto &file : logs) {
+        for (const auto& file : logs) {
             everything += crmsync::testing::read_file(file);
             struct stat st {};
             ::stat(file.c_str(), &st);
@@ -542,7 +542,7 @@ TEST_CASE("bulk-history keeps to --rate so the portal's leaky bucket never overf
     HistoryFixture f(options, "sqlite://" + dir.file("rate.db"));
     const auto limit_answers = [&] {
         long n = 0;
-        for (const auto &r : f.fake.requests()) {
+        for (const auto& r : f.fake.requests()) {
             n += r.error == "QUERY_LIMIT_EXCEEDED" ? 1 : 0;
         }
         return n;
@@ -577,7 +577,7 @@ TEST_CASE("bulk-history verifies every page and keeps the checkpoint when one fa
     const auto added = f.fake.add_history(80); // two pages: 50 + 30
     REQUIRE(added.size() == 80);
     auto db = crmsync::testing::open(f.url);
-    const auto &d = db->dialect();
+    const auto& d = db->dialect();
     // A trigger that silently removes one row of the second page, as a rogue job might.
     const std::string victim = std::to_string(added[60].id);
     db->execute("CREATE TRIGGER drop_one AFTER INSERT ON " + d.quote(f.history()) + " WHEN NEW." +
@@ -632,7 +632,7 @@ TEST_CASE("bulk-history killed with SIGKILL mid-upload resumes to the same table
           "uninterrupted upload",
           "[sqlite][postgres][mysql][slow]") {
     TempDir dir;
-    for (const auto &target : crmsync::testing::targets(dir)) {
+    for (const auto& target : crmsync::testing::targets(dir)) {
         DYNAMIC_SECTION("into " << target.name) {
             HistoryFixture f(portal(1500, 5), target.url); // 7500 rows, 150 pages
             const std::string reference = crmsync::testing::unique_prefix();
@@ -672,7 +672,7 @@ TEST_CASE("bulk-history killed with SIGKILL mid-upload resumes to the same table
             CHECK(f.checkpoint() == std::to_string(f.fake.last_history_id()));
 
             auto db = crmsync::testing::open(target.url);
-            const auto &d = db->dialect();
+            const auto& d = db->dialect();
             CHECK(crmsync::testing::count_rows(*db, f.history()) == 7500);
             const auto distinct = db->query("SELECT COUNT(DISTINCT " + d.quote("EXTERNAL_ID") +
                                             ") FROM " + d.quote(f.history()));
@@ -736,7 +736,7 @@ TEST_CASE("bulk-history stops early on SIGTERM (130) and on --max-runtime (3), r
 
 TEST_CASE("bulk-history lets only one run of a job write at a time", "[sqlite][postgres][mysql]") {
     TempDir dir;
-    for (const auto &target : crmsync::testing::targets(dir)) {
+    for (const auto& target : crmsync::testing::targets(dir)) {
         DYNAMIC_SECTION("into " << target.name) {
             HistoryFixture f(portal(5, 2), target.url);
             auto holder = crmsync::testing::open(target.url);
@@ -757,7 +757,7 @@ TEST_CASE("bulk-history checks its command line before any I/O", "[sqlite][cli]"
     TempDir dir;
     HistoryFixture f(portal(3, 1), "sqlite://" + dir.file("cli.db"));
     const auto expect = [&](std::vector<std::string> extra, std::map<std::string, std::string> env,
-                            const std::string &error) {
+                            const std::string& error) {
         auto args = f.args();
         const auto flag = std::find(args.begin(), args.end(), "--env");
         args.erase(flag, flag + 2);
@@ -784,7 +784,7 @@ TEST_CASE("bulk-history checks its command line before any I/O", "[sqlite][cli]"
     SECTION("--portal-url-file and lower-case --env work") {
         const std::string file = dir.file("webhook.url");
         {
-            std::FILE *out = std::fopen(file.c_str(), "w");
+            std::FILE* out = std::fopen(file.c_str(), "w");
             std::fputs((f.fake.base_url() + "\n").c_str(), out);
             std::fclose(out);
         }

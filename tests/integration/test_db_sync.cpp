@@ -45,11 +45,21 @@ struct SyncFixture {
     }
 
     std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-        std::vector<std::string> a{"db_sync",  "--campaign",    fake.options().campaign_id,
-                                   "--api-url", fake.base_url(), "--url", url,
-                                   "--table-prefix", prefix, "--log-dir", dir.file("logs"),
-                                   "--summary-json", dir.file("summary.json"),
-                                   "--retry-base", "20ms"};
+        std::vector<std::string> a{"db_sync",
+                                   "--campaign",
+                                   fake.options().campaign_id,
+                                   "--api-url",
+                                   fake.base_url(),
+                                   "--url",
+                                   url,
+                                   "--table-prefix",
+                                   prefix,
+                                   "--log-dir",
+                                   dir.file("logs"),
+                                   "--summary-json",
+                                   dir.file("summary.json"),
+                                   "--retry-base",
+                                   "20ms"};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -86,11 +96,11 @@ struct SyncFixture {
         if (!crmsync::testing::table_exists(*db, "crmsync_state")) {
             return std::nullopt;
         }
-        const auto rows = db->query("SELECT " + db->dialect().quote("checkpoint") + " FROM " +
-                                        db->dialect().quote("crmsync_state") + " WHERE " +
-                                        db->dialect().quote("job") + " = " +
-                                        db->dialect().placeholder("p", 0),
-                                    {"db_sync:" + fake.options().campaign_id + ":" + prefix});
+        const auto rows =
+            db->query("SELECT " + db->dialect().quote("checkpoint") + " FROM " +
+                          db->dialect().quote("crmsync_state") + " WHERE " +
+                          db->dialect().quote("job") + " = " + db->dialect().placeholder("p", 0),
+                      {"db_sync:" + fake.options().campaign_id + ":" + prefix});
         return rows.empty() ? std::nullopt : rows[0][0];
     }
 
@@ -120,7 +130,8 @@ TEST_CASE("db_sync loads a campaign and then only what changed", "[sqlite][postg
             CHECK(f.inserted("contacts") == 120);
             CHECK(f.inserted("transactions") == 360);
             CHECK(f.inserted("inbound_calls") == 30);
-            CHECK(first.out.rfind("crmsync: db_sync " + f.fake.options().campaign_id + " ok", 0) == 0);
+            CHECK(first.out.rfind("crmsync: db_sync " + f.fake.options().campaign_id + " ok", 0) ==
+                  0);
             const auto stored = f.checkpoint();
             REQUIRE(stored);
             auto db = crmsync::testing::open(target.url);
@@ -135,8 +146,8 @@ TEST_CASE("db_sync loads a campaign and then only what changed", "[sqlite][postg
                 REQUIRE(second.exit_code == 0);
                 CHECK(f.fake.request_count("/api/campaigns/" + f.fake.options().campaign_id +
                                            "/contacts/") -
-                          f.fake.request_count("/api/campaigns/" +
-                                               f.fake.options().campaign_id + "/contacts/list") ==
+                          f.fake.request_count("/api/campaigns/" + f.fake.options().campaign_id +
+                                               "/contacts/list") ==
                       0);
                 CHECK(f.summary()["fetched"].get<long>() == 0);
             }
@@ -167,8 +178,9 @@ TEST_CASE("db_sync loads a campaign and then only what changed", "[sqlite][postg
                 const auto second = f.sync();
                 INFO(explain(second));
                 REQUIRE(second.exit_code == 0);
-                CHECK(crmsync::testing::dump_table(*db, f.prefix + "contacts", {}).front().find(
-                          "Kundennummer neu=") != std::string::npos);
+                CHECK(crmsync::testing::dump_table(*db, f.prefix + "contacts", {})
+                          .front()
+                          .find("Kundennummer neu=") != std::string::npos);
             }
         }
     }
@@ -235,8 +247,8 @@ TEST_CASE("db_sync retries what the API fails and keeps the checkpoint on failur
 
     SECTION("a refused token fails at once with exit 1 and writes nothing") {
         SyncFixture f(campaign(10), url);
-        const auto r = crmsync::testing::run_crmsync(f.args(), {{"CRMSYNC_TOKEN", "wrong-token"}},
-                                                     f.dir);
+        const auto r =
+            crmsync::testing::run_crmsync(f.args(), {{"CRMSYNC_TOKEN", "wrong-token"}}, f.dir);
         INFO(explain(r));
         CHECK(r.exit_code == 1);
         CHECK(r.err.find("refused with HTTP 403") != std::string::npos);
@@ -256,11 +268,11 @@ TEST_CASE("db_sync stores hostile data safely and rejects what it cannot store",
             INFO(explain(r));
             REQUIRE(r.exit_code == 3);
             auto db = crmsync::testing::open(target.url);
-            const auto rejects = db->query(
-                "SELECT " + db->dialect().quote("reason") + " FROM " +
-                    db->dialect().quote("crmsync_rejects") + " WHERE " + db->dialect().quote("job") +
-                    " = " + db->dialect().placeholder("p", 0),
-                {"db_sync:DEMO0000CAMPAIGN:" + f.prefix});
+            const auto rejects = db->query("SELECT " + db->dialect().quote("reason") + " FROM " +
+                                               db->dialect().quote("crmsync_rejects") + " WHERE " +
+                                               db->dialect().quote("job") + " = " +
+                                               db->dialect().placeholder("p", 0),
+                                           {"db_sync:DEMO0000CAMPAIGN:" + f.prefix});
             std::string reasons;
             for (const auto& row : rejects) {
                 reasons += row[0].value_or("") + "\n";
@@ -272,11 +284,11 @@ TEST_CASE("db_sync stores hostile data safely and rejects what it cannot store",
             CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 29);
             for (const auto& item : f.fake.hostile_items()) {
                 if (item.what == fakes::HostileCase::value_1mb) {
-                    const auto rows = db->query(
-                        "SELECT " + db->dialect().quote("_raw") + " FROM " +
-                            db->dialect().quote(f.prefix + "contacts") + " WHERE " +
-                            db->dialect().quote("$id") + " = " + db->dialect().placeholder("p", 0),
-                        {item.contact_id});
+                    const auto rows = db->query("SELECT " + db->dialect().quote("_raw") + " FROM " +
+                                                    db->dialect().quote(f.prefix + "contacts") +
+                                                    " WHERE " + db->dialect().quote("$id") + " = " +
+                                                    db->dialect().placeholder("p", 0),
+                                                {item.contact_id});
                     REQUIRE(rows.size() == 1);
                     CHECK(rows[0][0]->size() > fakes::k_hostile_huge_value_size);
                 }
@@ -313,8 +325,13 @@ TEST_CASE("db_sync killed with SIGKILL at any moment ends identical to an uninte
             int killed = 0;
             for (int attempt = 0; attempt < 6; ++attempt) {
                 // Slow answers stretch the run so the kill lands inside it.
-                f.fake.inject({"POST", "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
-                               fakes::FaultKind::slow, 0, {}, 60, 1000});
+                f.fake.inject({"POST",
+                               "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
+                               fakes::FaultKind::slow,
+                               0,
+                               {},
+                               60,
+                               1000});
                 crmsync::testing::CrmsyncProcess run(f.args({"--batch-rows", "150", "--w", "1"}),
                                                      f.env(), f.dir);
                 std::this_thread::sleep_for(std::chrono::milliseconds(when(rng)));
@@ -351,12 +368,18 @@ TEST_CASE("db_sync lets only one run of a job write at a time", "[sqlite][postgr
                 const auto r = f.sync();
                 INFO(explain(r));
                 CHECK(r.exit_code == 4);
-                CHECK(r.err.rfind("crmsync: error: another run of campaign DEMO0000CAMPAIGN", 0) == 0);
+                CHECK(r.err.rfind("crmsync: error: another run of campaign DEMO0000CAMPAIGN", 0) ==
+                      0);
                 CHECK_FALSE(f.checkpoint());
             }
             SECTION("of two overlapping runs one writes and one exits 4") {
-                f.fake.inject({"POST", "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
-                               fakes::FaultKind::slow, 0, {}, 300, 2});
+                f.fake.inject({"POST",
+                               "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
+                               fakes::FaultKind::slow,
+                               0,
+                               {},
+                               300,
+                               2});
                 crmsync::testing::CrmsyncProcess first(f.args(), f.env(), f.dir);
                 std::this_thread::sleep_for(std::chrono::milliseconds(150));
                 const auto second = f.sync();
@@ -384,11 +407,13 @@ TEST_CASE("db_sync never writes a secret to its output or its files", "[sqlite][
                        "'crmsync_secret_user') THEN EXECUTE 'DROP OWNED BY crmsync_secret_user'; "
                        "END IF; END $$");
         admin->execute("DROP ROLE IF EXISTS crmsync_secret_user");
-        admin->execute("CREATE ROLE crmsync_secret_user LOGIN SUPERUSER PASSWORD '" + password + "'");
+        admin->execute("CREATE ROLE crmsync_secret_user LOGIN SUPERUSER PASSWORD '" + password +
+                       "'");
         std::string url = pg;
         const auto at = url.find('@');
         const auto scheme = url.find("://") + 3;
-        urls.push_back({url.substr(0, scheme) + "crmsync_secret_user@" + url.substr(at + 1), password});
+        urls.push_back(
+            {url.substr(0, scheme) + "crmsync_secret_user@" + url.substr(at + 1), password});
     }
     for (const auto& [url, db_password] : urls) {
         DYNAMIC_SECTION(url.substr(0, 8)) {
@@ -404,8 +429,8 @@ TEST_CASE("db_sync never writes a secret to its output or its files", "[sqlite][
             auto failing_env = env;
             failing_env["CRMSYNC_DB_PASSWORD"] = db_password.empty() ? "unused" : db_password + "x";
             const auto failed = crmsync::testing::run_crmsync(
-                f.args({"--l", "5", "--ct", token, "--api-url", "http://127.0.0.1:1"}),
-                failing_env, f.dir);
+                f.args({"--l", "5", "--ct", token, "--api-url", "http://127.0.0.1:1"}), failing_env,
+                f.dir);
             CHECK(failed.exit_code != 0);
             std::string everything = ok.out + ok.err + failed.out + failed.err;
             const auto files = crmsync::testing::list_files(f.dir.file("logs"));

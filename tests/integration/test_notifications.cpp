@@ -34,9 +34,9 @@ int closed_port() {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
     ::close(fd);
     return ntohs(addr.sin_port);
 }
@@ -45,7 +45,7 @@ int closed_port() {
 class NoticeReceiver {
 public:
     NoticeReceiver() {
-        m_server.Post("/notify", [this](const httplib::Request &req, httplib::Response &res) {
+        m_server.Post("/notify", [this](const httplib::Request& req, httplib::Response& res) {
             std::lock_guard lock(m_mutex);
             m_bodies.push_back(req.body);
             res.status = 200;
@@ -65,7 +65,7 @@ public:
     std::vector<nlohmann::json> notices() const {
         std::lock_guard lock(m_mutex);
         std::vector<nlohmann::json> out;
-        for (const auto &b : m_bodies) {
+        for (const auto& b : m_bodies) {
             out.push_back(nlohmann::json::parse(b));
         }
         return out;
@@ -79,8 +79,8 @@ private:
     std::vector<std::string> m_bodies;
 };
 
-const char *const k_smtp_user = "alerts@example.com";
-const char *const k_smtp_password = "smtp-password-for-tests-42";
+const char* const k_smtp_user = "alerts@example.com";
+const char* const k_smtp_password = "smtp-password-for-tests-42";
 
 struct Fixture {
     TempDir dir;
@@ -110,7 +110,7 @@ struct Fixture {
 
     std::vector<std::string> subjects() const {
         std::vector<std::string> out;
-        for (const auto &m : smtp.messages()) {
+        for (const auto& m : smtp.messages()) {
             out.push_back(m.subject);
         }
         return out;
@@ -132,7 +132,7 @@ TEST_CASE("notifications: db_sync failing three times, then working", "[cli][sql
     fakes::DialfireFake dialfire(small_campaign());
     dialfire.start();
     const std::string campaign = dialfire.options().campaign_id;
-    const auto db_sync = [&](const std::string &api_url) {
+    const auto db_sync = [&](const std::string& api_url) {
         std::vector<std::string> args{"db_sync",
                                       "--campaign",
                                       campaign,
@@ -309,7 +309,7 @@ TEST_CASE("notifications: refresh-tokens with a failing token endpoint", "[cli][
     struct stat st {};
     CHECK(::stat(f.notify_state.c_str(), &st) != 0);
 
-    for (const auto &file : crmsync::testing::list_files(f.dir.path())) {
+    for (const auto& file : crmsync::testing::list_files(f.dir.path())) {
         if (file.find("/state/") != std::string::npos ||
             file.find("secrets.json") != std::string::npos) {
             continue;
@@ -320,7 +320,7 @@ TEST_CASE("notifications: refresh-tokens with a failing token endpoint", "[cli][
         CHECK(text.find(account.client_secret) == std::string::npos);
         CHECK(text.find(account.refresh_token) == std::string::npos);
     }
-    for (const auto &m : f.smtp.messages()) {
+    for (const auto& m : f.smtp.messages()) {
         CHECK(m.data.find(account.refresh_token) == std::string::npos);
         CHECK(m.data.find(account.client_secret) == std::string::npos);
     }

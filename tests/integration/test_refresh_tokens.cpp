@@ -30,7 +30,7 @@ using fakes::Fault;
 using fakes::FaultKind;
 using fakes::OAuthAccount;
 
-extern char **environ;
+extern char** environ;
 
 namespace {
 
@@ -40,16 +40,16 @@ int closed_port() {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
     ::close(fd);
     return ntohs(addr.sin_port);
 }
 
 // Runs crmsync with `input` on stdin (support.hpp's runner gives it /dev/null).
-ProcessResult run_with_stdin(const std::vector<std::string> &args, const std::string &input,
-                             const TempDir &dir) {
+ProcessResult run_with_stdin(const std::vector<std::string>& args, const std::string& input,
+                             const TempDir& dir) {
     static std::atomic<int> counter{0};
     const std::string n = std::to_string(counter++);
     const std::string in = dir.file("stdin." + n);
@@ -61,8 +61,8 @@ ProcessResult run_with_stdin(const std::vector<std::string> &args, const std::st
     std::fflush(nullptr);
     const pid_t pid = ::fork();
     if (pid == 0) {
-        std::vector<char *> argv;
-        for (auto &a : storage) {
+        std::vector<char*> argv;
+        for (auto& a : storage) {
             argv.push_back(a.data());
         }
         argv.push_back(nullptr);
@@ -82,7 +82,7 @@ ProcessResult run_with_stdin(const std::vector<std::string> &args, const std::st
     return r;
 }
 
-std::string secrets_json(const OAuthAccount &a) {
+std::string secrets_json(const OAuthAccount& a) {
     return nlohmann::json{{"client_secret", a.client_secret}, {"refresh_token", a.refresh_token}}
         .dump();
 }
@@ -145,7 +145,7 @@ struct Fixture {
         return run(args);
     }
 
-    ProcessResult token(const std::string &account, std::vector<std::string> extra = {}) {
+    ProcessResult token(const std::string& account, std::vector<std::string> extra = {}) {
         std::vector<std::string> args{"token",
                                       account,
                                       "--state",
@@ -163,7 +163,7 @@ struct Fixture {
     }
 
     // `accounts add` with the secrets in a 0600 file.
-    ProcessResult add(const std::string &provider, const std::string &email, const OAuthAccount &a,
+    ProcessResult add(const std::string& provider, const std::string& email, const OAuthAccount& a,
                       std::vector<std::string> extra = {}) {
         const std::string file = dir.file("secrets-" + email + ".json");
         {
@@ -180,14 +180,14 @@ struct Fixture {
         return r;
     }
 
-    void add_google(int n, const std::string &email) {
+    void add_google(int n, const std::string& email) {
         google.add_account(google_account(n));
         const auto r = add("google", email, google_account(n));
         INFO(r.err);
         REQUIRE(r.exit_code == 0);
     }
 
-    void add_zoho(int n, const std::string &email) {
+    void add_zoho(int n, const std::string& email) {
         zoho.add_account(zoho_account(n));
         const auto r = add("zoho", email, zoho_account(n), {"--zoho-dc", "eu"});
         INFO(r.err);
@@ -204,8 +204,8 @@ struct Fixture {
         return nlohmann::json::parse(r.out);
     }
 
-    nlohmann::json account(const std::string &email) {
-        for (const auto &a : list()) {
+    nlohmann::json account(const std::string& email) {
+        for (const auto& a : list()) {
             if (a["email"] == email) {
                 return a;
             }
@@ -646,15 +646,15 @@ TEST_CASE("no secret reaches a log, a summary, an error or accounts list", "[cli
     const auto issued_zoho = f.zoho.issued_tokens();
     REQUIRE(issued_google.size() >= 2);
     REQUIRE(issued_zoho.size() >= 2);
-    for (const auto &t : issued_google) {
+    for (const auto& t : issued_google) {
         secrets.push_back(t.access_token);
     }
-    for (const auto &t : issued_zoho) {
+    for (const auto& t : issued_zoho) {
         secrets.push_back(t.access_token);
     }
 
     std::vector<std::pair<std::string, std::string>> texts;
-    for (const auto &file : crmsync::testing::list_files(f.dir.path())) {
+    for (const auto& file : crmsync::testing::list_files(f.dir.path())) {
         // The state file keeps the secrets by design (0600); token's stdout is the token.
         if (file.find("/state/") != std::string::npos) {
             continue;
@@ -663,22 +663,22 @@ TEST_CASE("no secret reaches a log, a summary, an error or accounts list", "[cli
     }
     REQUIRE_FALSE(crmsync::testing::list_files(f.dir.file("logs")).empty());
     std::set<std::string> access_tokens;
-    for (const auto &t : issued_google) {
+    for (const auto& t : issued_google) {
         access_tokens.insert(t.access_token);
     }
-    for (const auto &t : issued_zoho) {
+    for (const auto& t : issued_zoho) {
         access_tokens.insert(t.access_token);
     }
     std::size_t token_outputs = 0;
-    for (const auto &[name, text] : texts) {
-        for (const auto &secret : secrets) {
+    for (const auto& [name, text] : texts) {
+        for (const auto& secret : secrets) {
             if (text.find(secret) == std::string::npos) {
                 continue;
             }
             // The one place an access token belongs: what `crmsync token` printed on stdout.
             const bool printed_token =
                 access_tokens.count(secret) > 0 && name.find("/stdout.") != std::string::npos &&
-                std::any_of(f.results.begin(), f.results.end(), [&](const ProcessResult &r) {
+                std::any_of(f.results.begin(), f.results.end(), [&](const ProcessResult& r) {
                     return r.exit_code == 0 && r.out == text;
                 });
             if (printed_token) {

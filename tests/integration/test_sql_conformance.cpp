@@ -23,17 +23,23 @@ sql::Table sample_table(const std::string& name) {
     t.name = name;
     t.primary_key = "id";
     t.changed_at_column = "$changed";
-    t.columns = {{"id", sql::ColumnType::key},         {"label", sql::ColumnType::text},
-                 {"amount", sql::ColumnType::number},  {"count", sql::ColumnType::integer},
-                 {"flag", sql::ColumnType::boolean},   {"at", sql::ColumnType::timestamp},
-                 {"doc", sql::ColumnType::json},       {"$changed", sql::ColumnType::timestamp}};
+    t.columns = {{"id", sql::ColumnType::key},        {"label", sql::ColumnType::text},
+                 {"amount", sql::ColumnType::number}, {"count", sql::ColumnType::integer},
+                 {"flag", sql::ColumnType::boolean},  {"at", sql::ColumnType::timestamp},
+                 {"doc", sql::ColumnType::json},      {"$changed", sql::ColumnType::timestamp}};
     t.indexes = {{{"at"}, false}};
     return t;
 }
 
 sql::Row row(const std::string& id, const std::string& label, const char* amount = "12.5") {
-    return {id,           label, std::string(amount), std::string("7"), std::string("1"),
-            std::string("2024-01-02 03:04:05.678"), std::string(R"({"a":1})"), std::nullopt};
+    return {id,
+            label,
+            std::string(amount),
+            std::string("7"),
+            std::string("1"),
+            std::string("2024-01-02 03:04:05.678"),
+            std::string(R"({"a":1})"),
+            std::nullopt};
 }
 
 sql::WriteCounts write(sql::Database& db, const sql::Table& table, std::vector<sql::Row> rows,
@@ -123,7 +129,8 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
             SECTION("stores a 1 MB value, emoji and hostile text byte for byte") {
                 schema.ensure(table);
                 const std::string huge(1024 * 1024, 'x');
-                const std::string hostile = "it's \"quoted\" `tick` ]; DROP TABLE x;-- \xF0\x9F\x98\x80 Zähler";
+                const std::string hostile =
+                    "it's \"quoted\" `tick` ]; DROP TABLE x;-- \xF0\x9F\x98\x80 Zähler";
                 write(*db, table, {row("huge", huge), row("hostile", hostile)});
                 CHECK(value_of(*db, table, "label", "huge") == huge);
                 CHECK(value_of(*db, table, "label", "hostile") == hostile);
@@ -141,10 +148,10 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                 schema.ensure(table);
                 write(*db, table, {row("t", "x")});
                 CHECK(value_of(*db, table, "at", "t").rfind("2024-01-02 03:04:05", 0) == 0);
-                const auto rows = db->query("SELECT COUNT(*) FROM " + db->dialect().quote(table.name) +
-                                            " WHERE " + db->dialect().quote("at") + " > " +
-                                            db->dialect().placeholder("p", 0),
-                                            {std::string("2024-01-02 03:04:05.600")});
+                const auto rows = db->query(
+                    "SELECT COUNT(*) FROM " + db->dialect().quote(table.name) + " WHERE " +
+                        db->dialect().quote("at") + " > " + db->dialect().placeholder("p", 0),
+                    {std::string("2024-01-02 03:04:05.600")});
                 CHECK(rows.at(0).at(0) == std::optional<std::string>("1"));
             }
 

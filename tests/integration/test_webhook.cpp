@@ -52,23 +52,40 @@ struct WebhookFixture {
     }
 
     std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-        const auto since = util::format_iso8601(
-            std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now() -
-                                                                    std::chrono::hours(48)));
-        std::vector<std::string> a{"webhook", "--campaign", fake.options().campaign_id,
-                                   "--api-url", fake.base_url(), "--url", receiver.base_url() + "/hook",
-                                   "--state", dir.file("state.db"), "--log-dir", dir.file("logs"),
-                                   "--summary-json", dir.file("summary.json"), "--since",
-                                   since.substr(0, 19), "--wr", "0", "--w", "8",
-                                   "--retry-base", "50ms", "--secret-env", "HOOK_SECRET"};
+        const auto since =
+            util::format_iso8601(std::chrono::time_point_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now() - std::chrono::hours(48)));
+        std::vector<std::string> a{"webhook",
+                                   "--campaign",
+                                   fake.options().campaign_id,
+                                   "--api-url",
+                                   fake.base_url(),
+                                   "--url",
+                                   receiver.base_url() + "/hook",
+                                   "--state",
+                                   dir.file("state.db"),
+                                   "--log-dir",
+                                   dir.file("logs"),
+                                   "--summary-json",
+                                   dir.file("summary.json"),
+                                   "--since",
+                                   since.substr(0, 19),
+                                   "--wr",
+                                   "0",
+                                   "--w",
+                                   "8",
+                                   "--retry-base",
+                                   "50ms",
+                                   "--secret-env",
+                                   "HOOK_SECRET"};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
 
     ProcessResult run(std::vector<std::string> extra = {}) const {
         return crmsync::testing::run_crmsync(
-            args(std::move(extra)), {{"CRMSYNC_TOKEN", fake.options().token}, {"HOOK_SECRET", k_secret}},
-            dir);
+            args(std::move(extra)),
+            {{"CRMSYNC_TOKEN", fake.options().token}, {"HOOK_SECRET", k_secret}}, dir);
     }
 
     nlohmann::json summary() const {
@@ -97,8 +114,7 @@ std::string explain(const ProcessResult& r) {
 
 } // namespace
 
-TEST_CASE("webhook delivers every transaction once, signed, and then only what changed",
-          "[http]") {
+TEST_CASE("webhook delivers every transaction once, signed, and then only what changed", "[http]") {
     WebhookFixture f(40);
     const auto first = f.run();
     INFO(explain(first));
@@ -207,8 +223,8 @@ TEST_CASE("webhook keeps undelivered transactions in its outbox and retries them
         INFO(explain(r));
         CHECK(r.exit_code == 3);
         CHECK(f.summary()["dead"].get<long>() == 1);
-        const auto status = crmsync::testing::run_crmsync(
-            {"status", "--state", f.dir.file("state.db")}, {}, f.dir);
+        const auto status =
+            crmsync::testing::run_crmsync({"status", "--state", f.dir.file("state.db")}, {}, f.dir);
         CHECK(status.out.find("dead 1") != std::string::npos);
         REQUIRE_FALSE(f.receiver.requests().empty());
         const auto dead_id = f.receiver.requests().front().id;
@@ -235,10 +251,9 @@ TEST_CASE("webhook killed with SIGKILL mid-delivery loses nothing and never chan
     f.receiver.set_response_delay(std::chrono::milliseconds(30));
     std::vector<int> delays{250, 500, 800};
     for (int delay : delays) {
-        crmsync::testing::CrmsyncProcess run(f.args({"--w", "2"}),
-                                             {{"CRMSYNC_TOKEN", f.fake.options().token},
-                                              {"HOOK_SECRET", k_secret}},
-                                             f.dir);
+        crmsync::testing::CrmsyncProcess run(
+            f.args({"--w", "2"}),
+            {{"CRMSYNC_TOKEN", f.fake.options().token}, {"HOOK_SECRET", k_secret}}, f.dir);
         std::this_thread::sleep_for(std::chrono::milliseconds(delay));
         run.kill(SIGKILL);
         run.wait();
@@ -258,10 +273,9 @@ TEST_CASE("webhook killed with SIGKILL mid-delivery loses nothing and never chan
 TEST_CASE("webhook lets one run of a job work at a time", "[http]") {
     WebhookFixture f(10);
     f.receiver.set_response_delay(std::chrono::milliseconds(100));
-    crmsync::testing::CrmsyncProcess first(f.args({"--w", "1"}),
-                                           {{"CRMSYNC_TOKEN", f.fake.options().token},
-                                            {"HOOK_SECRET", k_secret}},
-                                           f.dir);
+    crmsync::testing::CrmsyncProcess first(
+        f.args({"--w", "1"}),
+        {{"CRMSYNC_TOKEN", f.fake.options().token}, {"HOOK_SECRET", k_secret}}, f.dir);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     const auto second = f.run();
     const auto r1 = first.wait();

@@ -181,7 +181,8 @@ TEST_CASE("cli::translate_dbsync2", "[cli]") {
               Args{"crmsync", "db_sync", "--mode", "init"});
     }
     SECTION("an unknown mode is a usage error") {
-        CHECK(translate_error({"crmsync", "--a", "bogus", "--c", "X"}, nullptr) == ErrorKind::usage);
+        CHECK(translate_error({"crmsync", "--a", "bogus", "--c", "X"}, nullptr) ==
+              ErrorKind::usage);
         CHECK(translate_error({"crmsync", "--a=", "--c", "X"}, nullptr) == ErrorKind::usage);
         CHECK(translate_error({"crmsync", "--c", "X"}, "bogus") == ErrorKind::usage);
     }
@@ -204,8 +205,9 @@ TEST_CASE("crmsync binary: help and usage errors", "[cli]") {
     const fs::path db_file = home.path / "target.db";
     const std::string api_url = "http://127.0.0.1:" + std::to_string(closed_port());
     // Flags that would lead to I/O if the usage check came too late.
-    const Args io{"--api-url", api_url, "--url", "sqlite://" + db_file.string(), "--log-dir",
-                  (home.path / "logs").string()};
+    const Args io{"--api-url", api_url,
+                  "--url",     "sqlite://" + db_file.string(),
+                  "--log-dir", (home.path / "logs").string()};
     const auto with_io = [&](Args args) {
         args.insert(args.end(), io.begin(), io.end());
         return args;
@@ -264,7 +266,8 @@ TEST_CASE("crmsync binary: help and usage errors", "[cli]") {
         CHECK(starts_with(r.err_lines()[0], "crmsync: error: "));
     }
     SECTION("db_sync without campaign exits 2 with the error line, then a hint") {
-        const auto r = run_crmsync(with_io({"db_sync"}), home.path, {{"CRMSYNC_TOKEN", "tok3n-value"}});
+        const auto r =
+            run_crmsync(with_io({"db_sync"}), home.path, {{"CRMSYNC_TOKEN", "tok3n-value"}});
         CHECK(r.exit_code == 2);
         const auto lines = r.err_lines();
         REQUIRE(lines.size() >= 2);
@@ -292,8 +295,8 @@ TEST_CASE("crmsync binary: help and usage errors", "[cli]") {
         no_io_happened();
     }
     SECTION("--fm bogus exits 2 before any I/O") {
-        const auto r = run_crmsync(with_io({"db_sync", "--c", "CAMP1", "--fm", "bogus"}),
-                                   home.path, {{"CRMSYNC_TOKEN", "tok3n-value"}});
+        const auto r = run_crmsync(with_io({"db_sync", "--c", "CAMP1", "--fm", "bogus"}), home.path,
+                                   {{"CRMSYNC_TOKEN", "tok3n-value"}});
         CHECK(r.exit_code == 2);
         REQUIRE_FALSE(r.err_lines().empty());
         CHECK(starts_with(r.err_lines()[0], "crmsync: error:"));
@@ -322,12 +325,27 @@ TEST_CASE("crmsync binary: dbsync2's own command line", "[cli]") {
     const std::string api_url = "http://127.0.0.1:" + std::to_string(closed_port());
 
     SECTION("parses, fails at the network with exit 1 and never shows the password") {
-        const auto r = run_crmsync(
-            {"--a", "db_sync", "--fm", "hi_updates_only", "--fp", "fc_,qc_", "--c",
-             "MY_CAMPAIGN_ID", "--ct", "TOKEN", "--s", "2018-02-01", "--url",
-             "sqlserver://my_user:my_password@localhost:1433/my_database", "--api-url", api_url,
-             "--retry-attempts", "1", "--log-dir", (home.path / "logs").string()},
-            home.path);
+        const auto r = run_crmsync({"--a",
+                                    "db_sync",
+                                    "--fm",
+                                    "hi_updates_only",
+                                    "--fp",
+                                    "fc_,qc_",
+                                    "--c",
+                                    "MY_CAMPAIGN_ID",
+                                    "--ct",
+                                    "TOKEN",
+                                    "--s",
+                                    "2018-02-01",
+                                    "--url",
+                                    "sqlserver://my_user:my_password@localhost:1433/my_database",
+                                    "--api-url",
+                                    api_url,
+                                    "--retry-attempts",
+                                    "1",
+                                    "--log-dir",
+                                    (home.path / "logs").string()},
+                                   home.path);
         INFO("stdout: " << r.out);
         INFO("stderr: " << r.err);
         CHECK(r.exit_code == 1);

@@ -58,7 +58,7 @@ TEST_CASE("bitrix24 ApiClient pages through the stage history with the bulk patt
     std::set<std::int64_t> ids;
     std::int64_t pages = 1;
     for (;;) {
-        for (const auto &item : page.items) {
+        for (const auto& item : page.items) {
             const auto id = integer_field(item, "ID");
             REQUIRE(id);
             CHECK(*id > query.after_id);
@@ -92,7 +92,7 @@ TEST_CASE("bitrix24 ApiClient reads deal stages and deal titles", "[unit][http]"
         CHECK(all.size() == f.fake.stages().size());
         const auto c3 = f.api->deal_stages(3);
         CHECK(c3.size() == 7);
-        for (const auto &s : c3) {
+        for (const auto& s : c3) {
             CHECK(s["ENTITY_ID"] == "DEAL_STAGE_3");
         }
         CHECK(f.api->deal_stages(42).empty());
@@ -126,7 +126,7 @@ TEST_CASE("bitrix24 ApiClient reads deal stages and deal titles", "[unit][http]"
         try {
             f.api->deal_titles({1});
             FAIL("no error");
-        } catch (const Error &e) {
+        } catch (const Error& e) {
             CHECK(e.kind() == ErrorKind::connection);
             CHECK(std::string(e.what()) ==
                   "Bitrix24 batch crm.deal.list failed after 4 attempts; last: "
@@ -139,7 +139,7 @@ TEST_CASE("bitrix24 ApiClient reads deal stages and deal titles", "[unit][http]"
         try {
             f.api->deal_titles({1});
             FAIL("no error");
-        } catch (const Error &e) {
+        } catch (const Error& e) {
             CHECK(e.kind() == ErrorKind::auth);
         }
     }
@@ -168,7 +168,7 @@ TEST_CASE("bitrix24 ApiClient retries the portal's limits and refuses a bad webh
         try {
             api.deal_stages(std::nullopt);
             FAIL("no error");
-        } catch (const Error &e) {
+        } catch (const Error& e) {
             CHECK(e.kind() == ErrorKind::auth);
             CHECK(std::string(e.what()).find("HTTP 401") != std::string::npos);
             CHECK(e.hint().rfind("the webhook in $TEST is wrong, expired or deleted", 0) == 0);
@@ -180,7 +180,7 @@ TEST_CASE("bitrix24 ApiClient retries the portal's limits and refuses a bad webh
         try {
             f.api->call("crm.nothing.here", nlohmann::json::object());
             FAIL("no error");
-        } catch (const Error &e) {
+        } catch (const Error& e) {
             CHECK(e.kind() == ErrorKind::config);
         }
     }

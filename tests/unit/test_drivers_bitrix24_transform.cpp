@@ -15,29 +15,29 @@ using nlohmann::json;
 
 namespace {
 
-sql::Value at(const sql::Table &table, const sql::Row &row, const std::string &column) {
+sql::Value at(const sql::Table& table, const sql::Row& row, const std::string& column) {
     const auto pos = table.position(column);
     REQUIRE(pos != std::string::npos);
     return row.at(pos);
 }
 
-sql::Row stage(const Bitrix24Schema &schema, const json &record) {
+sql::Row stage(const Bitrix24Schema& schema, const json& record) {
     sql::Row row;
     std::string problem;
     REQUIRE(stage_row(schema.list(), record, row, problem));
     return row;
 }
 
-json stage_json(const std::string &id, const std::string &entity, const std::string &status,
-                const std::string &name, const std::string &sort) {
+json stage_json(const std::string& id, const std::string& entity, const std::string& status,
+                const std::string& name, const std::string& sort) {
     return {{"ID", id},      {"ENTITY_ID", entity},    {"STATUS_ID", status},
             {"NAME", name},  {"NAME_INIT", name},      {"SORT", sort},
             {"SYSTEM", "Y"}, {"CATEGORY_ID", nullptr}, {"SEMANTICS", nullptr}};
 }
 
-std::vector<const sql::Column *> bound(const sql::Table &table) {
-    std::vector<const sql::Column *> out;
-    for (const auto &c : table.columns) {
+std::vector<const sql::Column*> bound(const sql::Table& table) {
+    std::vector<const sql::Column*> out;
+    for (const auto& c : table.columns) {
         if (!c.identity) {
             out.push_back(&c);
         }
@@ -49,11 +49,11 @@ std::vector<const sql::Column *> bound(const sql::Table &table) {
 
 TEST_CASE("bitrix24 schema: two tables per environment with identity IDs", "[unit]") {
     const auto schema = Bitrix24Schema::load("b24_", "TEST");
-    const auto &list = schema.list().table;
-    const auto &history = schema.history().table;
+    const auto& list = schema.list().table;
+    const auto& history = schema.history().table;
     CHECK(list.name == "b24_CRM_STAGE_LIST_TEST");
     CHECK(history.name == "b24_CRM_STAGE_HISTORY_TEST");
-    for (const auto *t : {&list, &history}) {
+    for (const auto* t : {&list, &history}) {
         CHECK(t->primary_key == "ID");
         CHECK(t->find("ID")->identity);
         CHECK(t->key() == "EXTERNAL_ID");
@@ -61,12 +61,12 @@ TEST_CASE("bitrix24 schema: two tables per environment with identity IDs", "[uni
     CHECK(list.changed_at_column == "DATE_UPDATE");
     CHECK(history.changed_at_column == "DATE_INSERT");
     std::vector<std::string> indexed;
-    for (const auto &index : history.indexes) {
+    for (const auto& index : history.indexes) {
         indexed.insert(indexed.end(), index.columns.begin(), index.columns.end());
     }
     CHECK(indexed == std::vector<std::string>{"OWNER_ID", "STAGE_ID", "CREATED_TIME"});
     std::vector<std::string> names;
-    for (const auto &c : history.columns) {
+    for (const auto& c : history.columns) {
         names.push_back(c.name);
     }
     CHECK(names == std::vector<std::string>{"ID", "EXTERNAL_ID", "TYPE_ID", "OWNER_ID",
@@ -77,8 +77,8 @@ TEST_CASE("bitrix24 schema: two tables per environment with identity IDs", "[uni
 
 TEST_CASE("bitrix24 transform: API records become rows", "[unit]") {
     const auto schema = Bitrix24Schema::load("", "PROD");
-    const auto &list = schema.list().table;
-    const auto &history = schema.history().table;
+    const auto& list = schema.list().table;
+    const auto& history = schema.history().table;
 
     SECTION("pipelines are read from ENTITY_ID") {
         CHECK(stage_entity_id(0) == "DEAL_STAGE");
@@ -146,7 +146,7 @@ TEST_CASE("bitrix24 transform: API records become rows", "[unit]") {
         CHECK(at(history, row, "STAGE_ID") == "C3:LOSE");
         CHECK(at(history, row, "NAME") == "Match #21");
         CHECK(at(history, row, "IS_LOST") == "Y");
-        for (const char *empty :
+        for (const char* empty :
              {"ID", "DATE_INSERT", "START_DATE", "END_DATE", "RESPONSIBLE_ID"}) {
             INFO(empty);
             CHECK_FALSE(at(history, row, empty));
@@ -172,8 +172,8 @@ TEST_CASE("bitrix24 transform: API records become rows", "[unit]") {
 
 TEST_CASE("bitrix24 diff_stages: what the stage list must do to match the portal", "[unit]") {
     const auto schema = Bitrix24Schema::load("", "PROD");
-    const auto &list = schema.list().table;
-    const auto stored_row = [&](const json &record, const char *active = "Y") {
+    const auto& list = schema.list().table;
+    const auto stored_row = [&](const json& record, const char* active = "Y") {
         auto row = stage(schema, record);
         row[list.position("ID")] = "1";
         row[list.position("DATE_INSERT")] = "2024-01-01 00:00:00";
@@ -230,7 +230,7 @@ TEST_CASE("bitrix24 diff_stages: what the stage list must do to match the portal
 
     SECTION("updates write every content column and DATE_UPDATE, never DATE_INSERT") {
         std::vector<std::string> names;
-        for (const auto *c : stage_update_columns(list)) {
+        for (const auto* c : stage_update_columns(list)) {
             names.push_back(c->name);
         }
         CHECK(names == std::vector<std::string>{"ACTIVE", "ENTITY_ID", "STATUS_ID", "NAME",
@@ -251,10 +251,10 @@ TEST_CASE("bitrix24 parse_webhook_url: the inbound webhook forms Bitrix24 shows"
     CHECK(parse_webhook_url(" https://p.example/rest/7/code/profile.json\n", "$X").base ==
           "https://p.example/rest/7/code/");
 
-    const auto refused = [](const std::string &text) -> std::string {
+    const auto refused = [](const std::string& text) -> std::string {
         try {
             parse_webhook_url(text, "$B24");
-        } catch (const Error &e) {
+        } catch (const Error& e) {
             CHECK(e.kind() == ErrorKind::usage);
             // The URL is a secret: never part of the message.
             CHECK(std::string(e.what()).find("secretcode") == std::string::npos);
@@ -281,11 +281,11 @@ TEST_CASE("bitrix24 parse_webhook_url: the inbound webhook forms Bitrix24 shows"
 TEST_CASE("bitrix24 tables in SQL Server: golden DDL, upserts and updates", "[unit][sqlserver]") {
     const auto dialect = drivers::sqlserver::make_dialect();
     const auto schema = Bitrix24Schema::load("", "PROD");
-    const auto &list = schema.list().table;
-    const auto &history = schema.history().table;
-    const auto indexes = [&](const sql::Table &table) {
+    const auto& list = schema.list().table;
+    const auto& history = schema.history().table;
+    const auto indexes = [&](const sql::Table& table) {
         std::vector<std::string> out;
-        for (const auto &index : table.indexes) {
+        for (const auto& index : table.indexes) {
             out.push_back(dialect->create_index(table, index));
         }
         return out;

@@ -19,13 +19,13 @@
 #include <string>
 #include <vector>
 
-using nlohmann::json;
 using crmsync::Error;
 using crmsync::ErrorKind;
 using crmsync::drivers::dialfire::CampaignField;
 using crmsync::drivers::dialfire::DialfireSchema;
 using crmsync::drivers::dialfire::TransactionFilter;
 using crmsync::drivers::dialfire::TransformCounters;
+using nlohmann::json;
 namespace dialfire = crmsync::drivers::dialfire;
 namespace sql = crmsync::sql;
 namespace util = crmsync::util;
@@ -223,7 +223,8 @@ TEST_CASE("dialfire::DialfireSchema::build", "[unit]") {
     SECTION("custom fields become contacts columns after the fixed ones, typed by field type") {
         const auto base = DialfireSchema::build("dfire_", {}, 100, 63);
         const auto s = DialfireSchema::build(
-            "dfire_", {{"firstname", "text"}, {"revenue", "number"}, {"agree", "checkbox"}}, 100, 63);
+            "dfire_", {{"firstname", "text"}, {"revenue", "number"}, {"agree", "checkbox"}}, 100,
+            63);
         const auto& contacts = s.specs[s.contacts];
         const std::size_t fixed = base.specs[base.contacts].table.columns.size();
         REQUIRE(contacts.table.columns.size() == fixed + 3);
@@ -248,8 +249,8 @@ TEST_CASE("dialfire::DialfireSchema::build", "[unit]") {
     SECTION("$-fields that have fixed columns are not duplicated and do not count") {
         const auto base = DialfireSchema::build("dfire_", {}, 100, 63);
         const auto s = DialfireSchema::build(
-            "dfire_", {{"$id", "text"}, {"$status", "text"}, {"$phone", "text"}, {"x", "text"}},
-            2, 63);
+            "dfire_", {{"$id", "text"}, {"$status", "text"}, {"$phone", "text"}, {"x", "text"}}, 2,
+            63);
         CHECK(s.custom_fields == std::vector<std::string>{"x"});
         CHECK(s.specs[s.contacts].table.columns.size() ==
               base.specs[base.contacts].table.columns.size() + 1);
@@ -260,12 +261,19 @@ TEST_CASE("dialfire::DialfireSchema::build", "[unit]") {
     }
     SECTION("hostile names are sanitised, length-limited and collision-free") {
         const std::string long_name(100, 'L');
-        const auto s = DialfireSchema::build(
-            "dfire_",
-            {{"a\"b", "text"}, {"a`b", "text"}, {"x]y", "text"}, {"_raw", "text"},
-             {"$changed", "text"}, {"FirstName", "text"}, {"firstname", "text"},
-             {"$ID", "text"}, {"q?:", "text"}, {long_name, "text"}, {" ", "text"}},
-            0, 63);
+        const auto s = DialfireSchema::build("dfire_",
+                                             {{"a\"b", "text"},
+                                              {"a`b", "text"},
+                                              {"x]y", "text"},
+                                              {"_raw", "text"},
+                                              {"$changed", "text"},
+                                              {"FirstName", "text"},
+                                              {"firstname", "text"},
+                                              {"$ID", "text"},
+                                              {"q?:", "text"},
+                                              {long_name, "text"},
+                                              {" ", "text"}},
+                                             0, 63);
         const auto& table = s.specs[s.contacts].table;
         std::set<std::string> keys;
         for (const auto& name : column_names(table)) {
@@ -340,7 +348,8 @@ TEST_CASE("dialfire::transform_contact into SQLite", "[sqlite]") {
         CHECK(raw["fired"] == k_fired);
         CHECK_FALSE(raw.contains("connections"));
     }
-    SECTION("connections are flattened with parent_connection_id for transfers and third-party legs") {
+    SECTION(
+        "connections are flattened with parent_connection_id for transfers and third-party legs") {
         target.write(sample_contact());
         const auto rows = target.rows(
             R"(SELECT "id", "parent_connection_id", "transaction_id", "contact_id", "_raw" FROM "dfire_connections" ORDER BY "id")");
@@ -354,8 +363,9 @@ TEST_CASE("dialfire::transform_contact into SQLite", "[sqlite]") {
             CHECK_FALSE(raw.contains("recordings"));
             CHECK_FALSE(raw.contains("third_party_connections"));
         }
-        CHECK(parent == std::map<std::string, std::string>{
-                            {"conn1", "<NULL>"}, {"conn2", "conn1"}, {"tp1", "conn1"}, {"tp2", "tp1"}});
+        CHECK(parent ==
+              std::map<std::string, std::string>{
+                  {"conn1", "<NULL>"}, {"conn2", "conn1"}, {"tp1", "conn1"}, {"tp2", "tp1"}});
     }
     SECTION("a connection without disconnected is skipped and counted as in progress") {
         target.write(sample_contact());
@@ -403,8 +413,8 @@ TEST_CASE("dialfire::transform_contact into SQLite", "[sqlite]") {
         target.write(contact);
         CHECK(target.rows(R"(SELECT "$id" FROM "dfire_contacts")").size() == 1);
         CHECK(target.rows(R"(SELECT "id" FROM "dfire_transactions")").size() == 2);
-        const auto rejects = target.rows(
-            R"(SELECT "table_name", "record_key", "reason" FROM "crmsync_rejects")");
+        const auto rejects =
+            target.rows(R"(SELECT "table_name", "record_key", "reason" FROM "crmsync_rejects")");
         REQUIRE(rejects.size() == 1);
         CHECK(rejects[0][0] == "dfire_transactions");
         CHECK(rejects[0][2].find("pause_time_sec") != std::string::npos);

@@ -40,7 +40,7 @@ TEST_CASE("sqlite::connect", "[sqlite]") {
         // The data lands in the file the URL names, which was created private.
         REQUIRE(fs::exists(file));
         CHECK(fs::file_size(file) > 0);
-        struct stat st{};
+        struct stat st {};
         REQUIRE(::stat(file.c_str(), &st) == 0);
         CHECK((st.st_mode & 0777) == 0600);
         for (const auto& n : names) {
@@ -48,18 +48,10 @@ TEST_CASE("sqlite::connect", "[sqlite]") {
         }
     };
 
-    SECTION("opens a plain path and creates it 0600") {
-        check_file("target.db");
-    }
-    SECTION("opens a path with spaces") {
-        check_file("my target.db");
-    }
-    SECTION("opens a path with a backslash") {
-        check_file("a\\b.db");
-    }
-    SECTION("opens a path with a double quote") {
-        check_file("q\"t.db");
-    }
+    SECTION("opens a plain path and creates it 0600") { check_file("target.db"); }
+    SECTION("opens a path with spaces") { check_file("my target.db"); }
+    SECTION("opens a path with a backslash") { check_file("a\\b.db"); }
+    SECTION("opens a path with a double quote") { check_file("q\"t.db"); }
 
     std::error_code ec;
     fs::remove_all(dir, ec);

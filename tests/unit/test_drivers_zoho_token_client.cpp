@@ -18,7 +18,7 @@ http::HttpResponse answer(long status, std::string body) {
 
 const SystemTime k_sent{std::chrono::milliseconds(1'700'000'000'000)};
 
-state::TokenAnswer refresh(const std::string &url, const state::Account &a) {
+state::TokenAnswer refresh(const std::string& url, const state::Account& a) {
     http::HttpClient client;
     http::HttpResponse response;
     http::TransportFailure failure;

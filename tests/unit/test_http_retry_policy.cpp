@@ -256,9 +256,8 @@ TEST_CASE("http::send_with_retry", "[http]") {
         CHECK(stats.retries == 0);
     }
     SECTION("gives up with a connection error when max_attempts are used up") {
-        ScriptedServer server([](int, const httplib::Request&, httplib::Response& res) {
-            res.status = 500;
-        });
+        ScriptedServer server(
+            [](int, const httplib::Request&, httplib::Response& res) { res.status = 500; });
         http::HttpClient client;
         const auto policy = fast_policy(3);
         const http::RetryContext ctx{policy, stats, Clock::real(), std::nullopt, "GET /x"};
@@ -284,9 +283,9 @@ TEST_CASE("http::send_with_retry", "[http]") {
         http::HttpClient client;
         const auto policy = fast_policy();
         const http::RetryContext ctx{policy, stats, Clock::real(), std::nullopt, "GET /x"};
-        const auto response = http::send_with_retry(
-            client, get(server.url()), ctx,
-            [](const http::HttpResponse& r) { return r.body == "{}"; });
+        const auto response =
+            http::send_with_retry(client, get(server.url()), ctx,
+                                  [](const http::HttpResponse& r) { return r.body == "{}"; });
         CHECK(response.body == "{}");
         CHECK(server.requests() == 2);
         CHECK(stats.retries == 1);
@@ -315,9 +314,8 @@ TEST_CASE("http::send_with_retry", "[http]") {
         }
     }
     SECTION("the deadline stops the retries with a connection error") {
-        ScriptedServer server([](int, const httplib::Request&, httplib::Response& res) {
-            res.status = 503;
-        });
+        ScriptedServer server(
+            [](int, const httplib::Request&, httplib::Response& res) { res.status = 503; });
         http::HttpClient client;
         auto policy = fast_policy(1000);
         policy.max_delay = 200ms;
@@ -328,9 +326,8 @@ TEST_CASE("http::send_with_retry", "[http]") {
         CHECK(server.requests() < 1000);
     }
     SECTION("no attempt starts after the deadline") {
-        ScriptedServer server([](int, const httplib::Request&, httplib::Response& res) {
-            res.status = 200;
-        });
+        ScriptedServer server(
+            [](int, const httplib::Request&, httplib::Response& res) { res.status = 200; });
         http::HttpClient client;
         const auto policy = fast_policy();
         const auto deadline = std::chrono::steady_clock::now() - 1s;
@@ -348,8 +345,7 @@ TEST_CASE("http::RetryPolicy::backoff", "[unit][http]") {
 
     SECTION("stays within [0, min(cap, base * 2^(attempt-1))]") {
         for (int attempt = 1; attempt <= 12; ++attempt) {
-            const long long ceiling =
-                std::min<long long>(1000, 10LL << (attempt - 1));
+            const long long ceiling = std::min<long long>(1000, 10LL << (attempt - 1));
             for (int i = 0; i < 200; ++i) {
                 const auto d = policy.backoff(attempt).count();
                 INFO("attempt " << attempt << " delay " << d);
@@ -391,7 +387,8 @@ TEST_CASE("http::RetryPolicy::retry_after", "[unit][http]") {
         CHECK_FALSE(http::RetryPolicy::retry_after(with({}), now).has_value());
         for (const char* v : {"", "0", "-1", "abc", "1.5", "5s"}) {
             INFO(v);
-            CHECK_FALSE(http::RetryPolicy::retry_after(with({{"retry-after", v}}), now).has_value());
+            CHECK_FALSE(
+                http::RetryPolicy::retry_after(with({{"retry-after", v}}), now).has_value());
         }
     }
     SECTION("an HTTP date is measured against now when there is no Date header") {
@@ -399,10 +396,9 @@ TEST_CASE("http::RetryPolicy::retry_after", "[unit][http]") {
                   with({{"retry-after", "Sun, 06 Nov 1994 08:49:37 GMT"}}), now) == 7000ms);
     }
     SECTION("an HTTP date is measured against the Date header when present") {
-        CHECK(http::RetryPolicy::retry_after(
-                  with({{"retry-after", "Sun, 06 Nov 1994 08:49:37 GMT"},
-                        {"date", "Sun, 06 Nov 1994 08:49:36 GMT"}}),
-                  now) == 1000ms);
+        CHECK(http::RetryPolicy::retry_after(with({{"retry-after", "Sun, 06 Nov 1994 08:49:37 GMT"},
+                                                   {"date", "Sun, 06 Nov 1994 08:49:36 GMT"}}),
+                                             now) == 1000ms);
     }
     SECTION("an HTTP date in the past gives nullopt") {
         CHECK_FALSE(http::RetryPolicy::retry_after(

@@ -33,7 +33,7 @@ struct Recorder {
     std::map<Channel, bool> down;
 
     notify::SendFunction function() {
-        return [this](const Notice &notice, Channel channel) {
+        return [this](const Notice& notice, Channel channel) {
             if (down[channel]) {
                 return notify::SendResult{false, "connection refused"};
             }
@@ -42,13 +42,13 @@ struct Recorder {
         };
     }
     long count(Notice::Kind kind, Channel channel = Channel::smtp) const {
-        return std::count_if(sent.begin(), sent.end(), [&](const auto &s) {
+        return std::count_if(sent.begin(), sent.end(), [&](const auto& s) {
             return s.first == channel && s.second.kind == kind;
         });
     }
 };
 
-notify::RunOutcome run(bool ok, const std::string &error = {}, const std::string &job = "job-1") {
+notify::RunOutcome run(bool ok, const std::string& error = {}, const std::string& job = "job-1") {
     notify::RunOutcome o;
     o.command = "db_sync";
     o.job = job;
@@ -81,7 +81,7 @@ TEST_CASE("notify::record_outcome", "[unit]") {
 
         notify::record_outcome(store, smtp, send, run(true));
         CHECK(recorder.count(Notice::Kind::recovered) == 1);
-        const auto &recovered = recorder.sent.back().second;
+        const auto& recovered = recorder.sent.back().second;
         CHECK(recovered.failures == 3);
         CHECK(recovered.error == "still refused");
         CHECK(recovered.since == recorder.sent[0].second.at);

@@ -28,9 +28,9 @@ int unused_port() {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
     ::close(fd);
     return ntohs(addr.sin_port);
 }
@@ -39,7 +39,7 @@ int unused_port() {
 class HookServer {
 public:
     explicit HookServer(std::vector<int> statuses) : m_statuses(std::move(statuses)) {
-        m_server.Post("/hook", [this](const httplib::Request &req, httplib::Response &res) {
+        m_server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
             std::lock_guard lock(m_mutex);
             const std::size_t n = m_bodies.size();
             m_bodies.push_back(req.body);
@@ -128,7 +128,7 @@ TEST_CASE("notify::parse_smtp_url", "[unit]") {
         try {
             notify::parse_smtp_url("smtp://bot:hunter2secret@mail.example.com");
             FAIL("a password in the URL was accepted");
-        } catch (const Error &e) {
+        } catch (const Error& e) {
             CHECK(std::string(e.what()).find("hunter2secret") == std::string::npos);
             CHECK(e.kind() == ErrorKind::usage);
         }
@@ -215,7 +215,7 @@ TEST_CASE("notify::Notifier sends mail through SMTP", "[unit][http]") {
         REQUIRE(result.ok);
         const auto messages = smtp.messages();
         REQUIRE(messages.size() == 1);
-        const auto &m = messages[0];
+        const auto& m = messages[0];
         CHECK(m.auth_user == "alerts@example.com");
         CHECK(m.mail_from == "alerts@example.com");
         CHECK(m.recipients == std::vector<std::string>{"ops@example.com", "oncall@example.com"});

@@ -42,7 +42,7 @@ Table small_table() {
     t.name = "small";
     t.primary_key = "id";
     t.changed_at_column = "changed_at";
-    t.columns = {{"id", ColumnType::key, false},      {"name", ColumnType::text},
+    t.columns = {{"id", ColumnType::key, false},       {"name", ColumnType::text},
                  {"amount", ColumnType::number},       {"active", ColumnType::boolean},
                  {"seen_at", ColumnType::timestamp},   {"doc", ColumnType::json},
                  {"changed_at", ColumnType::timestamp}};
@@ -100,20 +100,23 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
     const Table t = small_table();
 
     SECTION("create_table is idempotent and maps every type") {
-        CHECK(d->create_table(t) ==
-              R"(CREATE TABLE IF NOT EXISTS "small" ("id" varchar(255) NOT NULL, "name" text, "amount" numeric, "active" boolean, "seen_at" timestamptz(3), "doc" jsonb, "changed_at" timestamptz(3), PRIMARY KEY ("id")))");
+        CHECK(
+            d->create_table(t) ==
+            R"(CREATE TABLE IF NOT EXISTS "small" ("id" varchar(255) NOT NULL, "name" text, "amount" numeric, "active" boolean, "seen_at" timestamptz(3), "doc" jsonb, "changed_at" timestamptz(3), PRIMARY KEY ("id")))");
     }
     SECTION("add_column and create_index are idempotent") {
         CHECK(d->add_column(t, t.columns[1]) ==
               R"(ALTER TABLE "small" ADD COLUMN IF NOT EXISTS "name" text)");
         CHECK(d->create_index(t, t.indexes[0]) ==
               R"(CREATE INDEX IF NOT EXISTS "ix_small_seen_at" ON "small" ("seen_at"))");
-        CHECK(d->create_index(t, t.indexes[1]) ==
-              R"(CREATE UNIQUE INDEX IF NOT EXISTS "ix_small_seen_at_id" ON "small" ("seen_at", "id"))");
+        CHECK(
+            d->create_index(t, t.indexes[1]) ==
+            R"(CREATE UNIQUE INDEX IF NOT EXISTS "ix_small_seen_at_id" ON "small" ("seen_at", "id"))");
     }
     SECTION("upsert of 2 rows leaves identical rows and their change stamp alone") {
-        CHECK(d->upsert(t, bound_columns(t), 2) ==
-              R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") VALUES (:p0, :p1, :p2, :p3, :p4, :p5, :p6), (:p7, :p8, :p9, :p10, :p11, :p12, :p13) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))");
+        CHECK(
+            d->upsert(t, bound_columns(t), 2) ==
+            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") VALUES (:p0, :p1, :p2, :p3, :p4, :p5, :p6), (:p7, :p8, :p9, :p10, :p11, :p12, :p13) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))");
     }
     SECTION("select_by_keys binds one placeholder per key") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
@@ -195,24 +198,26 @@ TEST_CASE("sqlite dialect golden SQL", "[unit]") {
     const Table t = small_table();
 
     SECTION("create_table uses affinities and an inline primary key") {
-        CHECK(d->create_table(t) ==
-              R"(CREATE TABLE IF NOT EXISTS "small" ("id" TEXT NOT NULL PRIMARY KEY, "name" TEXT, "amount" NUMERIC, "active" INTEGER, "seen_at" TEXT, "doc" TEXT, "changed_at" TEXT))");
+        CHECK(
+            d->create_table(t) ==
+            R"(CREATE TABLE IF NOT EXISTS "small" ("id" TEXT NOT NULL PRIMARY KEY, "name" TEXT, "amount" NUMERIC, "active" INTEGER, "seen_at" TEXT, "doc" TEXT, "changed_at" TEXT))");
     }
     SECTION("add_column and create_index") {
         CHECK(d->add_column(t, t.columns[1]) == R"(ALTER TABLE "small" ADD COLUMN "name" TEXT)");
-        CHECK(d->create_index(t, t.indexes[1]) ==
-              R"(CREATE UNIQUE INDEX IF NOT EXISTS "ix_small_seen_at_id" ON "small" ("seen_at", "id"))");
+        CHECK(
+            d->create_index(t, t.indexes[1]) ==
+            R"(CREATE UNIQUE INDEX IF NOT EXISTS "ix_small_seen_at_id" ON "small" ("seen_at", "id"))");
     }
     SECTION("upsert of 2 rows uses positional placeholders") {
-        CHECK(d->upsert(t, bound_columns(t), 2) ==
-              R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "amount" = excluded."amount", "active" = excluded."active", "seen_at" = excluded."seen_at", "doc" = excluded."doc", "changed_at" = excluded."changed_at" WHERE t."name" IS NOT excluded."name" OR t."amount" IS NOT excluded."amount" OR t."active" IS NOT excluded."active" OR t."seen_at" IS NOT excluded."seen_at" OR t."doc" IS NOT excluded."doc")");
+        CHECK(
+            d->upsert(t, bound_columns(t), 2) ==
+            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "name" = excluded."name", "amount" = excluded."amount", "active" = excluded."active", "seen_at" = excluded."seen_at", "doc" = excluded."doc", "changed_at" = excluded."changed_at" WHERE t."name" IS NOT excluded."name" OR t."amount" IS NOT excluded."amount" OR t."active" IS NOT excluded."active" OR t."seen_at" IS NOT excluded."seen_at" OR t."doc" IS NOT excluded."doc")");
     }
     SECTION("select_by_keys") {
-        CHECK(d->select_by_keys(t, {"id"}, 2) == R"(SELECT "id" FROM "small" WHERE "id" IN (?, ?))");
+        CHECK(d->select_by_keys(t, {"id"}, 2) ==
+              R"(SELECT "id" FROM "small" WHERE "id" IN (?, ?))");
     }
-    SECTION("locks by a file, not by a query") {
-        CHECK_FALSE(d->try_lock_query().has_value());
-    }
+    SECTION("locks by a file, not by a query") { CHECK_FALSE(d->try_lock_query().has_value()); }
     SECTION("quote doubles the double quote") {
         CHECK(d->quote("a\"b") == "\"a\"\"b\"");
         CHECK(d->quote("a`b") == "\"a`b\"");
@@ -248,7 +253,8 @@ TEST_CASE("sqlserver dialect golden SQL", "[unit][sqlserver]") {
         CHECK(sql.rfind("IF OBJECT_ID(N'[it''s]', N'U') IS NULL CREATE TABLE [it's] (", 0) == 0);
     }
     SECTION("add_column and create_index") {
-        CHECK(d->add_column(t, t.columns[1]) == "ALTER TABLE [small] ADD [name] nvarchar(max) NULL");
+        CHECK(d->add_column(t, t.columns[1]) ==
+              "ALTER TABLE [small] ADD [name] nvarchar(max) NULL");
         CHECK(d->create_index(t, t.indexes[0]) ==
               "CREATE INDEX [ix_small_seen_at] ON [small] ([seen_at])");
         CHECK(d->create_index(t, t.indexes[1]) ==
@@ -332,8 +338,8 @@ TEST_CASE("sqlserver dialect golden SQL", "[unit][sqlserver]") {
             for (std::size_t i = 0; i < fields; ++i) {
                 custom.push_back({"field_" + std::to_string(i), i % 2 ? "number" : "text"});
             }
-            const auto schema = drivers::dialfire::DialfireSchema::build(
-                "dfire_", custom, 0, d->max_identifier_bytes());
+            const auto schema = drivers::dialfire::DialfireSchema::build("dfire_", custom, 0,
+                                                                         d->max_identifier_bytes());
             const Table& contacts = schema.specs[schema.contacts].table;
             const auto columns = bound_columns(contacts);
             // BatchWriter's chunk: as many rows as the parameter limit allows, at most 1000.
@@ -381,10 +387,12 @@ TEST_CASE("Dialect::value_problem", "[unit][sqlserver]") {
         CHECK(my->value_problem(number, "-" + big).has_value());
     }
     SECTION("digits at the limits of decimal(65,20) and decimal(38,10)") {
-        CHECK_FALSE(my->value_problem(number, std::string(45, '9') + "." + std::string(20, '9')).has_value());
+        CHECK_FALSE(my->value_problem(number, std::string(45, '9') + "." + std::string(20, '9'))
+                        .has_value());
         CHECK(my->value_problem(number, std::string(46, '9')).has_value());
         CHECK(my->value_problem(number, "0." + std::string(21, '1')).has_value());
-        CHECK_FALSE(ss->value_problem(number, std::string(28, '9') + "." + std::string(10, '9')).has_value());
+        CHECK_FALSE(ss->value_problem(number, std::string(28, '9') + "." + std::string(10, '9'))
+                        .has_value());
         CHECK(ss->value_problem(number, std::string(29, '9')).has_value());
         CHECK(ss->value_problem(number, "0.12345678901").has_value());
         CHECK_FALSE(pg->value_problem(number, "0.12345678901").has_value());
@@ -412,7 +420,8 @@ TEST_CASE("Dialect::value_problem", "[unit][sqlserver]") {
     }
     SECTION("text, booleans and json are never a problem") {
         for (const auto* d : all) {
-            CHECK_FALSE(d->value_problem(column("t", ColumnType::text), std::string(100000, 'x')).has_value());
+            CHECK_FALSE(d->value_problem(column("t", ColumnType::text), std::string(100000, 'x'))
+                            .has_value());
             CHECK_FALSE(d->value_problem(column("b", ColumnType::boolean), "1").has_value());
             CHECK_FALSE(d->value_problem(column("j", ColumnType::json), "{}").has_value());
         }
@@ -421,8 +430,8 @@ TEST_CASE("Dialect::value_problem", "[unit][sqlserver]") {
 
 TEST_CASE("sqlserver connect_string", "[unit][sqlserver]") {
     SECTION("is a DSN-less FreeTDS string") {
-        const auto s = drivers::sqlserver::connect_string(
-            util::parse_database_url("sqlserver://my_user:my_password@db.example:1433/my_database"));
+        const auto s = drivers::sqlserver::connect_string(util::parse_database_url(
+            "sqlserver://my_user:my_password@db.example:1433/my_database"));
         CHECK((s.rfind("DRIVER=/", 0) == 0 || s.rfind("DRIVER={FreeTDS};", 0) == 0));
         CHECK(after_driver(s) ==
               "SERVER=db.example;PORT=1433;DATABASE=my_database;UID=my_user;PWD=my_password;"
@@ -460,8 +469,9 @@ TEST_CASE("postgres and mysql connect_string", "[unit]") {
     REQUIRE(url.password == "pa'ss\\word");
 
     SECTION("postgres quotes values and escapes ' and \\ with a backslash") {
-        CHECK(drivers::postgres::connect_string(url) ==
-              R"(host='h' port=5432 dbname='db' user='u' password='pa\'ss\\word' application_name='crmsync' connect_timeout=10 sslmode='require')");
+        CHECK(
+            drivers::postgres::connect_string(url) ==
+            R"(host='h' port=5432 dbname='db' user='u' password='pa\'ss\\word' application_name='crmsync' connect_timeout=10 sslmode='require')");
     }
     SECTION("postgres passes only parameters with plain names") {
         auto hostile = url;
@@ -474,8 +484,9 @@ TEST_CASE("postgres and mysql connect_string", "[unit]") {
         auto my = url;
         my.scheme = "mysql";
         my.params.clear();
-        CHECK(drivers::mysql::connect_string(my) ==
-              R"(host='h' port=3306 db='db' user='u' password='pa\'ss\\word' charset=utf8mb4 connect_timeout=10)");
+        CHECK(
+            drivers::mysql::connect_string(my) ==
+            R"(host='h' port=3306 db='db' user='u' password='pa\'ss\\word' charset=utf8mb4 connect_timeout=10)");
     }
     SECTION("mysql refuses a TLS parameter it cannot honour instead of dropping it") {
         const auto tls = util::parse_database_url("mysql://u:pw@h:3306/db?ssl-mode=REQUIRED");

@@ -6,9 +6,9 @@
 
 #include <string>
 
-using nlohmann::json;
 using crmsync::sql::ColumnType;
 using crmsync::sql::Value;
+using nlohmann::json;
 namespace sql = crmsync::sql;
 namespace util = crmsync::util;
 
@@ -163,9 +163,9 @@ TEST_CASE("sql::to_column_value for keys, text and json", "[unit]") {
         CHECK(convert(nullptr, ColumnType::json) == "<NULL>");
     }
     SECTION("null is NULL for every type") {
-        for (auto type : {ColumnType::key, ColumnType::text, ColumnType::number,
-                          ColumnType::integer, ColumnType::boolean, ColumnType::timestamp,
-                          ColumnType::json}) {
+        for (auto type :
+             {ColumnType::key, ColumnType::text, ColumnType::number, ColumnType::integer,
+              ColumnType::boolean, ColumnType::timestamp, ColumnType::json}) {
             CHECK(convert(nullptr, type) == "<NULL>");
         }
     }
@@ -200,8 +200,8 @@ TEST_CASE("sql::normalize_decimal", "[unit]") {
         CHECK(sql::normalize_decimal("-0e5") == "0");
     }
     SECTION("anything that is not a number gives nullopt") {
-        for (const char* bad : {"", "abc", ".", "-", "e5", "1e", "1e+", "1.2.3", "1,5", " 1",
-                                "1 ", "0x10", "NaN", "Infinity", "1e5x", "--1"}) {
+        for (const char* bad : {"", "abc", ".", "-", "e5", "1e", "1e+", "1.2.3", "1,5", " 1", "1 ",
+                                "0x10", "NaN", "Infinity", "1e5x", "--1"}) {
             INFO(bad);
             CHECK_FALSE(sql::normalize_decimal(bad).has_value());
         }
@@ -230,7 +230,8 @@ TEST_CASE("sql::to_json_text", "[unit]") {
         CHECK(back.contains("k" + k_fffd + "ey"));
     }
     SECTION("replaces invalid UTF-8 so the text is valid JSON") {
-        json record = json::object({{"bad", std::string("a\xFF" "b")}});
+        json record = json::object({{"bad", std::string("a\xFF"
+                                                        "b")}});
         const auto text = sql::to_json_text(record);
         CHECK(util::is_valid_utf8(text));
         CHECK_NOTHROW(json::parse(text));
@@ -245,14 +246,17 @@ TEST_CASE("sql::row_from_json", "[unit]") {
     sql::TableSpec spec;
     spec.table.name = "things";
     spec.table.primary_key = "id";
-    spec.table.columns = {{"id", ColumnType::key},          {"name", ColumnType::text},
-                          {"amount", ColumnType::number},   {"active", ColumnType::boolean},
-                          {"seen", ColumnType::timestamp},  {"_raw", ColumnType::json}};
+    spec.table.columns = {{"id", ColumnType::key},         {"name", ColumnType::text},
+                          {"amount", ColumnType::number},  {"active", ColumnType::boolean},
+                          {"seen", ColumnType::timestamp}, {"_raw", ColumnType::json}};
     spec.sources = {"", "name", "amount", "active", "seen", ""};
 
     SECTION("reads sourced columns from the record and computed ones from the map") {
-        const json record = {{"name", "n"}, {"amount", "12.50"}, {"active", true},
-                             {"seen", "2024-01-01T10:00:00.000Z"}, {"ignored", 1}};
+        const json record = {{"name", "n"},
+                             {"amount", "12.50"},
+                             {"active", true},
+                             {"seen", "2024-01-01T10:00:00.000Z"},
+                             {"ignored", 1}};
         sql::Row row;
         std::string problem;
         REQUIRE(sql::row_from_json(spec, record, {{"id", "X1"}, {"_raw", "{}"}}, row, problem));

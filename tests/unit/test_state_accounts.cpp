@@ -27,7 +27,7 @@ struct TempState {
     std::string path() const { return (dir / "state" / "state.db").string(); }
 };
 
-state::Account google(const std::string &email, const std::string &refresh_token) {
+state::Account google(const std::string& email, const std::string& refresh_token) {
     state::Account a;
     a.provider = "google";
     a.email = email;

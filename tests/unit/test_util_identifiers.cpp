@@ -17,7 +17,8 @@ std::string suffix_of(const std::string& original) {
 }
 
 bool ends_with(const std::string& text, const std::string& tail) {
-    return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+    return text.size() >= tail.size() &&
+           text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 std::string repeat(const std::string& unit, std::size_t times) {
@@ -53,7 +54,9 @@ TEST_CASE("util::sanitize_identifier", "[unit]") {
         CHECK(util::sanitize_identifier(std::string("a\0b", 3), 64) == "a_b");
         CHECK(util::sanitize_identifier("a\nb", 64) == "a_b");
         CHECK(util::sanitize_identifier("a\tb", 64) == "a_b");
-        CHECK(util::sanitize_identifier("a\x7F" "b", 64) == "a_b");
+        CHECK(util::sanitize_identifier("a\x7F"
+                                        "b",
+                                        64) == "a_b");
     }
     SECTION("surrounding spaces are trimmed") {
         CHECK(util::sanitize_identifier("  name  ", 64) == "name");
@@ -63,9 +66,12 @@ TEST_CASE("util::sanitize_identifier", "[unit]") {
         CHECK(util::sanitize_identifier("   ", 64) == "field");
     }
     SECTION("invalid UTF-8 is replaced so the name is valid UTF-8") {
-        const auto s = util::sanitize_identifier("a\xFF" "b", 64);
+        const auto s = util::sanitize_identifier("a\xFF"
+                                                 "b",
+                                                 64);
         CHECK(util::is_valid_utf8(s));
-        CHECK(s == "a\xEF\xBF\xBD" "b");
+        CHECK(s == "a\xEF\xBF\xBD"
+                   "b");
     }
     SECTION("a name of exactly max bytes is kept") {
         const std::string name(64, 'a');
@@ -161,7 +167,12 @@ TEST_CASE("util::IdentifierAllocator", "[unit]") {
         CHECK(a != b);
     }
     SECTION("a field maps to the same name whatever was allocated before it") {
-        const std::vector<std::string> fields{"zeta", "$id", "alpha", "_raw", "Stra\xC3\x9F" "e",
+        const std::vector<std::string> fields{"zeta",
+                                              "$id",
+                                              "alpha",
+                                              "_raw",
+                                              "Stra\xC3\x9F"
+                                              "e",
                                               "x:y"};
         util::IdentifierAllocator forward(64);
         util::IdentifierAllocator backward(64);

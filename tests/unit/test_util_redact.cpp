@@ -14,8 +14,7 @@ TEST_CASE("util::redact", "[unit]") {
     }
     SECTION("a registered secret is replaced wherever it occurs") {
         util::register_secret("s3cr3t-token");
-        CHECK(util::redact("Bearer s3cr3t-token, again s3cr3t-token.") ==
-              "Bearer ***, again ***.");
+        CHECK(util::redact("Bearer s3cr3t-token, again s3cr3t-token.") == "Bearer ***, again ***.");
     }
     SECTION("the percent-encoded form of a secret is replaced too") {
         util::register_secret("p@ss:w/rd");

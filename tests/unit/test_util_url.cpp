@@ -86,8 +86,8 @@ TEST_CASE("util::parse_database_url", "[unit]") {
         CHECK(u.database == "db");
     }
     SECTION("dbsync2's documented example parses") {
-        const auto u = util::parse_database_url(
-            "sqlserver://my_user:my_password@localhost:1433/my_database");
+        const auto u =
+            util::parse_database_url("sqlserver://my_user:my_password@localhost:1433/my_database");
         CHECK(u.user == "my_user");
         CHECK(u.password == "my_password");
         CHECK(u.host == "localhost");
@@ -138,9 +138,7 @@ TEST_CASE("util::parse_database_url", "[unit]") {
         CHECK(u.params.at("flag").empty());
         CHECK(u.database == "db");
     }
-    SECTION("an empty URL is a usage error") {
-        CHECK(database_url_error("") == ErrorKind::usage);
-    }
+    SECTION("an empty URL is a usage error") { CHECK(database_url_error("") == ErrorKind::usage); }
     SECTION("a URL without scheme is a usage error") {
         CHECK(database_url_error("localhost/db") == ErrorKind::usage);
         CHECK(database_url_error("://h/db") == ErrorKind::usage);

@@ -58,7 +58,7 @@ TEST_CASE("util::repair_utf8", "[unit]") {
         CHECK(text.back() == 'z');
     }
     SECTION("overlong encodings are replaced") {
-        std::string two = "\xC0\xAF";   // '/' in two bytes
+        std::string two = "\xC0\xAF";       // '/' in two bytes
         std::string three = "\xE0\x80\xAF"; // '/' in three bytes
         CHECK(util::repair_utf8(two) == 2);
         CHECK(two == k_fffd + k_fffd);

@@ -171,7 +171,7 @@ std::string_view fault_kind_name(Bitrix24FaultKind kind) {
     return "status";
 }
 
-std::int64_t history_end_of(const Bitrix24Options &options) {
+std::int64_t history_end_of(const Bitrix24Options& options) {
     using std::chrono::duration_cast;
     const auto end = options.history_end.value_or(std::chrono::system_clock::now());
     return duration_cast<std::chrono::seconds>(end.time_since_epoch()).count();
@@ -186,7 +186,7 @@ struct Timing {
     std::int64_t operating_reset_at = 0;
 };
 
-void write_time(JsonWriter &w, const Timing &t, int offset_minutes) {
+void write_time(JsonWriter& w, const Timing& t, int offset_minutes) {
     const auto seconds = [](std::int64_t us) {
         return static_cast<double>(us) / static_cast<double>(k_us_per_second);
     };
@@ -203,9 +203,9 @@ void write_time(JsonWriter &w, const Timing &t, int offset_minutes) {
 }
 
 // Navigates a batch reference's path ([FIELD][0]...) inside an earlier sub-call's result.
-std::string reference_value(const nlohmann::json &result, const std::vector<std::string> &path) {
-    const nlohmann::json *node = &result;
-    for (const auto &segment : path) {
+std::string reference_value(const nlohmann::json& result, const std::vector<std::string>& path) {
+    const nlohmann::json* node = &result;
+    for (const auto& segment : path) {
         if (node->is_object() && node->contains(segment)) {
             node = &(*node)[segment];
         } else if (node->is_array() && !segment.empty() &&
@@ -231,7 +231,7 @@ std::string reference_value(const nlohmann::json &result, const std::vector<std:
 
 } // namespace
 
-Bitrix24Fault bitrix24_fault_from_json(const nlohmann::json &json) {
+Bitrix24Fault bitrix24_fault_from_json(const nlohmann::json& json) {
     if (!json.is_object()) {
         throw std::invalid_argument("a fault must be a JSON object");
     }
@@ -256,12 +256,12 @@ Bitrix24Fault bitrix24_fault_from_json(const nlohmann::json &json) {
         fault.error = json.value("error", std::string());
         fault.error_description = json.value("error_description", std::string());
         if (json.contains("retry_after") && !json["retry_after"].is_null()) {
-            const auto &value = json["retry_after"];
+            const auto& value = json["retry_after"];
             fault.retry_after = value.is_string() ? value.get<std::string>() : value.dump();
         }
         fault.delay_ms = json.value("delay_ms", 0);
         fault.count = json.value("count", 1);
-    } catch (const nlohmann::json::exception &e) {
+    } catch (const nlohmann::json::exception& e) {
         throw std::invalid_argument(std::string("bad fault: ") + e.what());
     }
     return fault;
@@ -281,23 +281,23 @@ struct Bitrix24Fake::Impl {
 
     void setup_routes();
     void setup_control_routes();
-    void serve(const httplib::Request &req, httplib::Response &res);
-    [[nodiscard]] Params request_params(const httplib::Request &req) const;
-    [[nodiscard]] bool authorized(const Route &route, const Params &params) const;
+    void serve(const httplib::Request& req, httplib::Response& res);
+    [[nodiscard]] Params request_params(const httplib::Request& req) const;
+    [[nodiscard]] bool authorized(const Route& route, const Params& params) const;
     bool admit();
-    Reply run_method(const std::string &method, const Params &params, std::int64_t start_us);
-    Reply run_batch(const Params &params, std::int64_t start_us);
-    CallResult call(const std::string &method, const Params &params, Timing &timing);
-    Timing account(const std::string &method, std::int64_t start_us, std::int64_t processing_us);
+    Reply run_method(const std::string& method, const Params& params, std::int64_t start_us);
+    Reply run_batch(const Params& params, std::int64_t start_us);
+    CallResult call(const std::string& method, const Params& params, Timing& timing);
+    Timing account(const std::string& method, std::int64_t start_us, std::int64_t processing_us);
     [[nodiscard]] Bitrix24Fault resolve(Bitrix24Fault fault) const;
 
-    std::optional<Bitrix24Fault> take_fault(const std::string &method, bool sub_call);
-    void record(const httplib::Request &req, const std::string &rest_method, const Reply &reply,
+    std::optional<Bitrix24Fault> take_fault(const std::string& method, bool sub_call);
+    void record(const httplib::Request& req, const std::string& rest_method, const Reply& reply,
                 std::optional<Bitrix24FaultKind> fault);
-    void count_call(const std::string &method);
-    void finish(httplib::Response &res, const Reply &reply) const;
+    void count_call(const std::string& method);
+    void finish(httplib::Response& res, const Reply& reply) const;
     void sleep_unless_stopping(std::chrono::milliseconds delay);
-    void serve_control(httplib::Response &res, const std::function<Reply()> &body);
+    void serve_control(httplib::Response& res, const std::function<Reply()>& body);
 
     Bitrix24Options options;
 
@@ -347,7 +347,7 @@ std::int64_t Bitrix24Fake::Impl::now_us() const {
            clock_offset_ms.load() * 1000;
 }
 
-Params Bitrix24Fake::Impl::request_params(const httplib::Request &req) const {
+Params Bitrix24Fake::Impl::request_params(const httplib::Request& req) const {
     Params params = Params::object();
     if (const auto q = req.target.find('?'); q != std::string::npos) {
         bitrix24::merge_params(params, bitrix24::parse_php_query(req.target.substr(q + 1)));
@@ -367,12 +367,12 @@ Params Bitrix24Fake::Impl::request_params(const httplib::Request &req) const {
     return params;
 }
 
-bool Bitrix24Fake::Impl::authorized(const Route &route, const Params &params) const {
+bool Bitrix24Fake::Impl::authorized(const Route& route, const Params& params) const {
     if (route.user_id && route.code) {
         return *route.user_id == std::to_string(options.user_id) &&
                *route.code == options.webhook_code;
     }
-    const auto *token = bitrix24::find_param(params, "auth");
+    const auto* token = bitrix24::find_param(params, "auth");
     return !options.oauth_token.empty() && token != nullptr && token->is_string() &&
            token->get<std::string>() == options.oauth_token;
 }
@@ -398,7 +398,7 @@ bool Bitrix24Fake::Impl::admit() {
     return true;
 }
 
-Timing Bitrix24Fake::Impl::account(const std::string &method, std::int64_t start_us,
+Timing Bitrix24Fake::Impl::account(const std::string& method, std::int64_t start_us,
                                    std::int64_t processing_us) {
     Timing t;
     t.start_us = start_us;
@@ -406,7 +406,7 @@ Timing Bitrix24Fake::Impl::account(const std::string &method, std::int64_t start
     t.finish_us = std::max(now_us(), start_us + processing_us);
     const auto now_s = t.finish_us / k_us_per_second;
     std::lock_guard lock(operating_mutex);
-    auto &op = operating[method];
+    auto& op = operating[method];
     if (now_s >= op.reset_at) {
         op.seconds = 0;
         op.reset_at = now_s + k_operating_window_seconds;
@@ -420,8 +420,8 @@ Timing Bitrix24Fake::Impl::account(const std::string &method, std::int64_t start
     return t;
 }
 
-CallResult Bitrix24Fake::Impl::call(const std::string &method, const Params &params,
-                                    Timing &timing) {
+CallResult Bitrix24Fake::Impl::call(const std::string& method, const Params& params,
+                                    Timing& timing) {
     count_call(method);
     const auto start = now_us();
     const auto steady = std::chrono::steady_clock::now();
@@ -437,7 +437,7 @@ CallResult Bitrix24Fake::Impl::call(const std::string &method, const Params &par
     return result;
 }
 
-Reply Bitrix24Fake::Impl::run_method(const std::string &method, const Params &params,
+Reply Bitrix24Fake::Impl::run_method(const std::string& method, const Params& params,
                                      std::int64_t start_us) {
     Timing timing;
     const auto result = call(method, params, timing);
@@ -463,13 +463,13 @@ Reply Bitrix24Fake::Impl::run_method(const std::string &method, const Params &pa
 
 // §1.6. Sub-call parameters use query syntax; `$result[key][FIELD]...` inside a value is
 // replaced by that field of an earlier sub-call's result, after parsing, as Bitrix24 does.
-Reply Bitrix24Fake::Impl::run_batch(const Params &params, std::int64_t start_us) {
+Reply Bitrix24Fake::Impl::run_batch(const Params& params, std::int64_t start_us) {
     count_call(std::string(k_batch));
     std::vector<std::pair<std::string, std::string>> commands;
-    if (const auto *cmd = bitrix24::find_param(params, "cmd");
+    if (const auto* cmd = bitrix24::find_param(params, "cmd");
         cmd != nullptr && (cmd->is_object() || cmd->is_array())) {
         std::size_t index = 0;
-        for (const auto &item : cmd->items()) {
+        for (const auto& item : cmd->items()) {
             const auto key = cmd->is_array() ? std::to_string(index) : item.key();
             ++index;
             commands.emplace_back(key, item.value().is_string() ? item.value().get<std::string>()
@@ -479,7 +479,7 @@ Reply Bitrix24Fake::Impl::run_batch(const Params &params, std::int64_t start_us)
     if (commands.size() > k_max_batch_commands) {
         return error_reply(400, "ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded");
     }
-    const auto *halt_param = bitrix24::find_param(params, "halt");
+    const auto* halt_param = bitrix24::find_param(params, "halt");
     const bool halt = halt_param != nullptr && bitrix24::php_intval(*halt_param) != 0;
 
     std::vector<std::pair<std::string, std::string>> results;
@@ -489,9 +489,9 @@ Reply Bitrix24Fake::Impl::run_batch(const Params &params, std::int64_t start_us)
     std::vector<std::pair<std::string, std::string>> times;
     std::map<std::string, nlohmann::json> parsed_results;
 
-    const auto substitute = [&](Params &node, auto &self) -> void {
+    const auto substitute = [&](Params& node, auto& self) -> void {
         if (node.is_object() || node.is_array()) {
-            for (auto &child : node) {
+            for (auto& child : node) {
                 self(child, self);
             }
             return;
@@ -528,7 +528,7 @@ Reply Bitrix24Fake::Impl::run_batch(const Params &params, std::int64_t start_us)
             path.erase(path.begin());
             auto it = parsed_results.find(key);
             if (it == parsed_results.end()) {
-                for (const auto &[k, json] : results) {
+                for (const auto& [k, json] : results) {
                     if (k == key) {
                         it =
                             parsed_results.emplace(key, nlohmann::json::parse(json, nullptr, false))
@@ -546,7 +546,7 @@ Reply Bitrix24Fake::Impl::run_batch(const Params &params, std::int64_t start_us)
         node = out;
     };
 
-    for (const auto &[key, command] : commands) {
+    for (const auto& [key, command] : commands) {
         const auto question = command.find('?');
         const auto method = normalize_method(command.substr(0, question));
         auto sub_params = question == std::string::npos
@@ -617,7 +617,7 @@ Bitrix24Fault Bitrix24Fake::Impl::resolve(Bitrix24Fault fault) const {
     return fault;
 }
 
-std::optional<Bitrix24Fault> Bitrix24Fake::Impl::take_fault(const std::string &method,
+std::optional<Bitrix24Fault> Bitrix24Fake::Impl::take_fault(const std::string& method,
                                                             bool sub_call) {
     std::lock_guard lock(fault_mutex);
     for (auto it = faults.begin(); it != faults.end(); ++it) {
@@ -637,13 +637,13 @@ std::optional<Bitrix24Fault> Bitrix24Fake::Impl::take_fault(const std::string &m
     return std::nullopt;
 }
 
-void Bitrix24Fake::Impl::count_call(const std::string &method) {
+void Bitrix24Fake::Impl::count_call(const std::string& method) {
     std::lock_guard lock(stats_mutex);
     ++call_counts[method];
 }
 
-void Bitrix24Fake::Impl::record(const httplib::Request &req, const std::string &rest_method,
-                                const Reply &reply, std::optional<Bitrix24FaultKind> fault) {
+void Bitrix24Fake::Impl::record(const httplib::Request& req, const std::string& rest_method,
+                                const Reply& reply, std::optional<Bitrix24FaultKind> fault) {
     Bitrix24Request r;
     r.http_method = req.method;
     r.path = req.path;
@@ -665,7 +665,7 @@ void Bitrix24Fake::Impl::record(const httplib::Request &req, const std::string &
     }
 }
 
-void Bitrix24Fake::Impl::finish(httplib::Response &res, const Reply &reply) const {
+void Bitrix24Fake::Impl::finish(httplib::Response& res, const Reply& reply) const {
     res.status = reply.status;
     res.set_header("Date", format_http_date(now_ms()));
     res.set_content(reply.body, std::string(k_content_type));
@@ -676,7 +676,7 @@ void Bitrix24Fake::Impl::sleep_unless_stopping(std::chrono::milliseconds delay) 
     stop_cv.wait_for(lock, delay, [this] { return stopping; });
 }
 
-void Bitrix24Fake::Impl::serve(const httplib::Request &req, httplib::Response &res) {
+void Bitrix24Fake::Impl::serve(const httplib::Request& req, httplib::Response& res) {
     const auto start_us = now_us();
     const auto route = parse_route(req.path);
     const auto rest_method = route ? route->rest_method : std::string();
@@ -723,22 +723,22 @@ void Bitrix24Fake::Impl::serve(const httplib::Request &req, httplib::Response &r
     record(req, rest_method, reply, kind);
 }
 
-void Bitrix24Fake::Impl::serve_control(httplib::Response &res, const std::function<Reply()> &body) {
+void Bitrix24Fake::Impl::serve_control(httplib::Response& res, const std::function<Reply()>& body) {
     try {
         finish(res, body());
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         finish(res, error_reply(400, "bad_request", e.what()));
     }
 }
 
 void Bitrix24Fake::Impl::setup_routes() {
     const std::string rest = "/rest/.*";
-    server.Get(rest, [this](const auto &req, auto &res) { serve(req, res); });
-    server.Post(rest, [this](const auto &req, auto &res) { serve(req, res); });
+    server.Get(rest, [this](const auto& req, auto& res) { serve(req, res); });
+    server.Post(rest, [this](const auto& req, auto& res) { serve(req, res); });
 
     // Unmatched routes and httplib's own 4xx answers get a JSON body and a Date header too.
     server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request &req, httplib::Response &res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
             if (!res.has_header("Date")) {
                 res.set_header("Date", format_http_date(now_ms()));
             }
@@ -760,7 +760,7 @@ void Bitrix24Fake::Impl::setup_routes() {
 
 namespace {
 
-nlohmann::json entry_json(const Bitrix24HistoryEntry &e) {
+nlohmann::json entry_json(const Bitrix24HistoryEntry& e) {
     return {{"ID", e.id},
             {"TYPE_ID", e.type_id},
             {"OWNER_ID", e.owner_id},
@@ -770,12 +770,12 @@ nlohmann::json entry_json(const Bitrix24HistoryEntry &e) {
             {"STAGE_ID", e.stage_id}};
 }
 
-nlohmann::json stage_json(const Bitrix24Stage &s) {
+nlohmann::json stage_json(const Bitrix24Stage& s) {
     return {{"ID", s.id},     {"ENTITY_ID", s.entity_id}, {"STATUS_ID", s.status_id},
             {"NAME", s.name}, {"SORT", s.sort},           {"CATEGORY_ID", s.category_id}};
 }
 
-Bitrix24Semantics semantics_from(const std::string &name) {
+Bitrix24Semantics semantics_from(const std::string& name) {
     if (name == "process") {
         return Bitrix24Semantics::process;
     }
@@ -791,23 +791,23 @@ Bitrix24Semantics semantics_from(const std::string &name) {
     throw std::invalid_argument("unknown semantics '" + name + "'");
 }
 
-Reply json_reply(const nlohmann::json &json) { return {200, json.dump(), ""}; }
+Reply json_reply(const nlohmann::json& json) { return {200, json.dump(), ""}; }
 
 } // namespace
 
 void Bitrix24Fake::Impl::setup_control_routes() {
-    const auto body_json = [](const httplib::Request &req) {
+    const auto body_json = [](const httplib::Request& req) {
         return req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body);
     };
     const auto now_s = [this] { return now_ms() / 1000; };
-    server.Post("/_fake/faults", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/faults", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             auto json = nlohmann::json::parse(req.body);
             if (!json.is_array()) {
                 json = nlohmann::json::array({json});
             }
             std::vector<Bitrix24Fault> parsed;
-            for (const auto &item : json) {
+            for (const auto& item : json) {
                 parsed.push_back(bitrix24_fault_from_json(item));
             }
             std::lock_guard lock(fault_mutex);
@@ -815,7 +815,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
             return json_reply({{"injected", parsed.size()}});
         });
     });
-    server.Delete("/_fake/faults", [this](const httplib::Request &, httplib::Response &res) {
+    server.Delete("/_fake/faults", [this](const httplib::Request&, httplib::Response& res) {
         serve_control(res, [&] {
             std::lock_guard lock(fault_mutex);
             faults.clear();
@@ -823,7 +823,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
         });
     });
     server.Post(
-        "/_fake/add_history", [this, now_s](const httplib::Request &req, httplib::Response &res) {
+        "/_fake/add_history", [this, now_s](const httplib::Request& req, httplib::Response& res) {
             serve_control(res, [&] {
                 const auto n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : 1UL;
                 std::vector<Bitrix24HistoryEntry> added;
@@ -832,14 +832,14 @@ void Bitrix24Fake::Impl::setup_control_routes() {
                     added = portal.add_history(n, now_s());
                 }
                 auto rows = nlohmann::json::array();
-                for (const auto &e : added) {
+                for (const auto& e : added) {
                     rows.push_back(entry_json(e));
                 }
                 return json_reply({{"added", rows}});
             });
         });
     server.Post("/_fake/move_deal",
-                [this, body_json, now_s](const httplib::Request &req, httplib::Response &res) {
+                [this, body_json, now_s](const httplib::Request& req, httplib::Response& res) {
                     serve_control(res, [&] {
                         const auto json = body_json(req);
                         std::unique_lock lock(data_mutex);
@@ -848,8 +848,8 @@ void Bitrix24Fake::Impl::setup_control_routes() {
                                              json.at("status_id").get<std::string>(), now_s())));
                     });
                 });
-    server.Post("/_fake/stages/add", [this, body_json](const httplib::Request &req,
-                                                       httplib::Response &res) {
+    server.Post("/_fake/stages/add", [this, body_json](const httplib::Request& req,
+                                                       httplib::Response& res) {
         serve_control(res, [&] {
             const auto json = body_json(req);
             Bitrix24StageSpec spec;
@@ -865,7 +865,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
         });
     });
     server.Post("/_fake/stages/rename",
-                [this, body_json](const httplib::Request &req, httplib::Response &res) {
+                [this, body_json](const httplib::Request& req, httplib::Response& res) {
                     serve_control(res, [&] {
                         const auto json = body_json(req);
                         std::unique_lock lock(data_mutex);
@@ -875,7 +875,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
                     });
                 });
     server.Post("/_fake/stages/resort",
-                [this, body_json](const httplib::Request &req, httplib::Response &res) {
+                [this, body_json](const httplib::Request& req, httplib::Response& res) {
                     serve_control(res, [&] {
                         const auto json = body_json(req);
                         std::unique_lock lock(data_mutex);
@@ -884,8 +884,8 @@ void Bitrix24Fake::Impl::setup_control_routes() {
                                                            json.at("sort").get<int>())}});
                     });
                 });
-    server.Post("/_fake/stages/delete", [this, body_json](const httplib::Request &req,
-                                                          httplib::Response &res) {
+    server.Post("/_fake/stages/delete", [this, body_json](const httplib::Request& req,
+                                                          httplib::Response& res) {
         serve_control(res, [&] {
             const auto json = body_json(req);
             std::unique_lock lock(data_mutex);
@@ -893,7 +893,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
                 {{"found", portal.delete_stage(json.at("status_id").get<std::string>())}});
         });
     });
-    server.Post("/_fake/rate_limit", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/rate_limit", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             const auto on = req.get_param_value("on");
             if (on != "true" && on != "false" && on != "on" && on != "off") {
@@ -909,27 +909,27 @@ void Bitrix24Fake::Impl::setup_control_routes() {
             return json_reply({{"rate_limit", enable}});
         });
     });
-    server.Post("/_fake/clock", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/clock", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
             return json_reply(
                 {{"now", bitrix24::format_time(now_ms() / 1000, options.utc_offset_minutes)}});
         });
     });
-    server.Get("/_fake/stats", [this](const httplib::Request &, httplib::Response &res) {
+    server.Get("/_fake/stats", [this](const httplib::Request&, httplib::Response& res) {
         serve_control(res, [&] {
             nlohmann::json out;
             {
                 std::lock_guard lock(stats_mutex);
                 std::size_t total = 0;
                 out["requests"] = nlohmann::json::object();
-                for (const auto &[method, count] : request_counts) {
+                for (const auto& [method, count] : request_counts) {
                     out["requests"][method.empty() ? "(none)" : method] = count;
                     total += count;
                 }
                 out["total"] = total;
                 out["calls"] = nlohmann::json::object();
-                for (const auto &[method, count] : call_counts) {
+                for (const auto& [method, count] : call_counts) {
                     out["calls"][method.empty() ? "(none)" : method] = count;
                 }
                 auto recent = nlohmann::json::array();
@@ -949,7 +949,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
             {
                 std::lock_guard lock(fault_mutex);
                 std::size_t pending = 0;
-                for (const auto &f : faults) {
+                for (const auto& f : faults) {
                     pending += static_cast<std::size_t>(std::max(f.count, 0));
                 }
                 out["pending_faults"] = pending;
@@ -967,7 +967,7 @@ void Bitrix24Fake::Impl::setup_control_routes() {
             return json_reply(out);
         });
     });
-    server.Post("/_fake/shutdown", [this](const httplib::Request &, httplib::Response &res) {
+    server.Post("/_fake/shutdown", [this](const httplib::Request&, httplib::Response& res) {
         serve_control(res, [&] {
             std::function<void()> handler;
             {
@@ -990,7 +990,7 @@ Bitrix24Fake::Bitrix24Fake(Bitrix24Options options)
 Bitrix24Fake::~Bitrix24Fake() { stop(); }
 
 int Bitrix24Fake::start(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     if (impl.started) {
         throw std::logic_error("Bitrix24Fake::start called twice");
     }
@@ -1032,7 +1032,7 @@ int Bitrix24Fake::start(int port) {
 }
 
 void Bitrix24Fake::stop() {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     {
         std::lock_guard lock(impl.stop_mutex);
         impl.stopping = true;
@@ -1058,7 +1058,7 @@ std::string Bitrix24Fake::host_url() const {
     return "http://127.0.0.1:" + std::to_string(m_impl->port);
 }
 
-const Bitrix24Options &Bitrix24Fake::options() const { return m_impl->options; }
+const Bitrix24Options& Bitrix24Fake::options() const { return m_impl->options; }
 
 std::vector<Bitrix24Category> Bitrix24Fake::categories() const {
     std::shared_lock lock(m_impl->data_mutex);
@@ -1070,7 +1070,7 @@ std::vector<Bitrix24Stage> Bitrix24Fake::stages() const {
     return m_impl->portal.deal_stages();
 }
 
-std::optional<Bitrix24Stage> Bitrix24Fake::stage(const std::string &status_id) const {
+std::optional<Bitrix24Stage> Bitrix24Fake::stage(const std::string& status_id) const {
     std::shared_lock lock(m_impl->data_mutex);
     return m_impl->portal.deal_stage(status_id);
 }
@@ -1079,7 +1079,7 @@ std::vector<Bitrix24HistoryEntry> Bitrix24Fake::history() const {
     std::shared_lock lock(m_impl->data_mutex);
     std::vector<Bitrix24HistoryEntry> out;
     out.reserve(m_impl->portal.history().size());
-    for (const auto &row : m_impl->portal.history()) {
+    for (const auto& row : m_impl->portal.history()) {
         out.push_back(m_impl->portal.entry(row));
     }
     return out;
@@ -1092,7 +1092,7 @@ std::size_t Bitrix24Fake::history_size() const {
 
 std::int64_t Bitrix24Fake::last_history_id() const {
     std::shared_lock lock(m_impl->data_mutex);
-    const auto &rows = m_impl->portal.history();
+    const auto& rows = m_impl->portal.history();
     return rows.empty() ? 0 : rows.back().id;
 }
 
@@ -1115,23 +1115,23 @@ std::vector<Bitrix24HistoryEntry> Bitrix24Fake::add_history(std::size_t n) {
     return m_impl->portal.add_history(n, now);
 }
 
-Bitrix24HistoryEntry Bitrix24Fake::move_deal(std::int64_t deal_id, const std::string &status_id) {
+Bitrix24HistoryEntry Bitrix24Fake::move_deal(std::int64_t deal_id, const std::string& status_id) {
     const auto now = m_impl->now_ms() / 1000;
     std::unique_lock lock(m_impl->data_mutex);
     return m_impl->portal.move_deal(deal_id, status_id, now);
 }
 
-bool Bitrix24Fake::rename_stage(const std::string &status_id, std::string name) {
+bool Bitrix24Fake::rename_stage(const std::string& status_id, std::string name) {
     std::unique_lock lock(m_impl->data_mutex);
     return m_impl->portal.rename_stage(status_id, std::move(name));
 }
 
-bool Bitrix24Fake::resort_stage(const std::string &status_id, int sort) {
+bool Bitrix24Fake::resort_stage(const std::string& status_id, int sort) {
     std::unique_lock lock(m_impl->data_mutex);
     return m_impl->portal.resort_stage(status_id, sort);
 }
 
-bool Bitrix24Fake::delete_stage(const std::string &status_id) {
+bool Bitrix24Fake::delete_stage(const std::string& status_id) {
     std::unique_lock lock(m_impl->data_mutex);
     return m_impl->portal.delete_stage(status_id);
 }
@@ -1162,7 +1162,7 @@ void Bitrix24Fake::clear_faults() {
 std::size_t Bitrix24Fake::pending_faults() const {
     std::lock_guard lock(m_impl->fault_mutex);
     std::size_t pending = 0;
-    for (const auto &f : m_impl->faults) {
+    for (const auto& f : m_impl->faults) {
         pending += static_cast<std::size_t>(std::max(f.count, 0));
     }
     return pending;
@@ -1171,7 +1171,7 @@ std::size_t Bitrix24Fake::pending_faults() const {
 std::size_t Bitrix24Fake::request_count(std::string_view rest_method) const {
     std::lock_guard lock(m_impl->stats_mutex);
     std::size_t total = 0;
-    for (const auto &[method, count] : m_impl->request_counts) {
+    for (const auto& [method, count] : m_impl->request_counts) {
         if (rest_method.empty() || method == rest_method) {
             total += count;
         }
@@ -1182,7 +1182,7 @@ std::size_t Bitrix24Fake::request_count(std::string_view rest_method) const {
 std::size_t Bitrix24Fake::call_count(std::string_view rest_method) const {
     std::lock_guard lock(m_impl->stats_mutex);
     std::size_t total = 0;
-    for (const auto &[method, count] : m_impl->call_counts) {
+    for (const auto& [method, count] : m_impl->call_counts) {
         if (rest_method.empty() || method == rest_method) {
             total += count;
         }

@@ -70,7 +70,7 @@ struct Bitrix24Fault {
 /// Reads {"rest_method","kind","status","error","error_description","retry_after",
 /// "delay_ms","count"}; every key is optional. Throws std::invalid_argument on an unknown kind
 /// or wrong types.
-Bitrix24Fault bitrix24_fault_from_json(const nlohmann::json &json);
+Bitrix24Fault bitrix24_fault_from_json(const nlohmann::json& json);
 
 struct Bitrix24Request {
     std::string http_method;
@@ -90,8 +90,8 @@ public:
     /// Generates the portal. Throws std::invalid_argument for inconsistent options.
     explicit Bitrix24Fake(Bitrix24Options options = {});
     ~Bitrix24Fake();
-    Bitrix24Fake(const Bitrix24Fake &) = delete;
-    Bitrix24Fake &operator=(const Bitrix24Fake &) = delete;
+    Bitrix24Fake(const Bitrix24Fake&) = delete;
+    Bitrix24Fake& operator=(const Bitrix24Fake&) = delete;
 
     /// Binds 127.0.0.1:`port` (0 = any free port), serves on background threads and returns
     /// the bound port. Call once; throws std::runtime_error if binding fails.
@@ -104,13 +104,13 @@ public:
     [[nodiscard]] std::string base_url() const;
     /// "http://127.0.0.1:PORT"
     [[nodiscard]] std::string host_url() const;
-    [[nodiscard]] const Bitrix24Options &options() const;
+    [[nodiscard]] const Bitrix24Options& options() const;
 
     // ---- Data -------------------------------------------------------------------------------
     [[nodiscard]] std::vector<Bitrix24Category> categories() const;
     /// Current deal stages (crm.status.list rows of every DEAL_STAGE* entity), by ID.
     [[nodiscard]] std::vector<Bitrix24Stage> stages() const;
-    [[nodiscard]] std::optional<Bitrix24Stage> stage(const std::string &status_id) const;
+    [[nodiscard]] std::optional<Bitrix24Stage> stage(const std::string& status_id) const;
     /// Every history row in ID order (a copy: about 80 bytes a row).
     [[nodiscard]] std::vector<Bitrix24HistoryEntry> history() const;
     [[nodiscard]] std::size_t history_size() const;
@@ -126,12 +126,12 @@ public:
     std::vector<Bitrix24HistoryEntry> add_history(std::size_t n);
     /// Moves a deal to a current stage (TYPE_ID 5 if its pipeline changes, 3 for a final
     /// stage, else 2). Throws std::invalid_argument for an unknown deal or stage.
-    Bitrix24HistoryEntry move_deal(std::int64_t deal_id, const std::string &status_id);
+    Bitrix24HistoryEntry move_deal(std::int64_t deal_id, const std::string& status_id);
     /// Changes NAME (NAME_INIT stays). False if there is no such deal stage.
-    bool rename_stage(const std::string &status_id, std::string name);
-    bool resort_stage(const std::string &status_id, int sort);
+    bool rename_stage(const std::string& status_id, std::string name);
+    bool resort_stage(const std::string& status_id, int sort);
     /// Removes the stage from the lists; history rows and deals keep its STATUS_ID.
-    bool delete_stage(const std::string &status_id);
+    bool delete_stage(const std::string& status_id);
     /// Adds a stage to a pipeline (an empty code gets a generated "UC_XXXXXX"). Throws
     /// std::invalid_argument for an unknown category or an existing STATUS_ID.
     Bitrix24Stage add_stage(int category_id, Bitrix24StageSpec spec);

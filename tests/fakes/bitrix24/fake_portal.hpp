@@ -40,7 +40,7 @@ struct Bitrix24CategorySpec {
 /// Pipeline 0 "General" with Bitrix24's eight stock deal stages (NEW ... WON, LOSE, APOLOGY as
 /// in the §1.5 example) and pipeline 3 "Enamour Pipeline" (the seed's category #3) with six
 /// stages, two of them custom.
-const std::vector<Bitrix24CategorySpec> &default_bitrix24_categories();
+const std::vector<Bitrix24CategorySpec>& default_bitrix24_categories();
 
 /// Everything that shapes the portal. Equal options (including `history_end`) give
 /// byte-identical answers, apart from the `time` block of the envelope.

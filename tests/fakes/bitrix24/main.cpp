@@ -25,7 +25,7 @@
 namespace {
 
 // Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string &path, int port) {
+void write_port_file(const std::string& path, int port) {
     const auto temp = path + ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(temp, std::ios::trunc);
@@ -39,7 +39,7 @@ void write_port_file(const std::string &path, int port) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     using crmsync::fakes::Bitrix24Fake;
     crmsync::fakes::Bitrix24Options options;
     options.control_endpoints = true;
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
         }
         fake.stop();
         std::cout << "bitrix24_fake: stopped" << std::endl;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "bitrix24_fake: error: " << e.what() << '\n';
         return 1;
     }

@@ -50,7 +50,7 @@ std::uint64_t seed_of(std::uint64_t seed, std::uint64_t salt, std::uint64_t inde
     return mix(seed ^ mix(salt ^ mix(index)));
 }
 
-std::string status_id_of(int category, const std::string &code) {
+std::string status_id_of(int category, const std::string& code) {
     return category == 0 ? code : "C" + std::to_string(category) + ":" + code;
 }
 
@@ -65,7 +65,7 @@ Bitrix24StageSpec stage(std::string code, std::string name, int sort, Bitrix24Se
 
 // Lead statuses (ENTITY_ID "STATUS"): listed by an unfiltered crm.status.list, as on a real
 // portal, so that a client must filter by ENTITY_ID. Their STATUS_IDs collide with deal stages.
-const std::vector<Bitrix24StageSpec> &lead_statuses() {
+const std::vector<Bitrix24StageSpec>& lead_statuses() {
     using S = Bitrix24Semantics;
     static const std::vector<Bitrix24StageSpec> k_statuses{
         stage("NEW", "Unassigned", 10, S::process, "#2FC6F6"),
@@ -96,7 +96,7 @@ char semantic_char(Bitrix24Semantics semantics) {
 
 namespace crmsync::fakes {
 
-const std::vector<Bitrix24CategorySpec> &default_bitrix24_categories() {
+const std::vector<Bitrix24CategorySpec>& default_bitrix24_categories() {
     using bitrix24::stage;
     using S = Bitrix24Semantics;
     static const std::vector<Bitrix24CategorySpec> k_categories{
@@ -130,7 +130,7 @@ const std::vector<Bitrix24CategorySpec> &default_bitrix24_categories() {
 
 namespace crmsync::fakes::bitrix24 {
 
-Portal::Portal(const Bitrix24Options &options, std::int64_t history_end) : m_options(options) {
+Portal::Portal(const Bitrix24Options& options, std::int64_t history_end) : m_options(options) {
     if (m_options.categories.empty()) {
         m_options.categories = default_bitrix24_categories();
     }
@@ -144,7 +144,7 @@ Portal::Portal(const Bitrix24Options &options, std::int64_t history_end) : m_opt
         throw std::invalid_argument("too many deals or history rows");
     }
     std::int64_t lead_id = 1;
-    for (const auto &spec : lead_statuses()) {
+    for (const auto& spec : lead_statuses()) {
         StatusRow row;
         row.id = lead_id;
         lead_id += k_status_id_step;
@@ -159,7 +159,7 @@ Portal::Portal(const Bitrix24Options &options, std::int64_t history_end) : m_opt
         m_statuses.push_back(std::move(row));
     }
     std::set<int> ids;
-    for (const auto &category : m_options.categories) {
+    for (const auto& category : m_options.categories) {
         if (category.id < 0 || !ids.insert(category.id).second) {
             throw std::invalid_argument("duplicate or negative category id " +
                                         std::to_string(category.id));
@@ -167,7 +167,7 @@ Portal::Portal(const Bitrix24Options &options, std::int64_t history_end) : m_opt
         bool has_process = false;
         bool has_final = false;
         std::set<std::string> codes;
-        for (const auto &spec : category.stages) {
+        for (const auto& spec : category.stages) {
             if (spec.code.empty() || !codes.insert(spec.code).second) {
                 throw std::invalid_argument("empty or duplicate stage code in category " +
                                             std::to_string(category.id));
@@ -180,7 +180,7 @@ Portal::Portal(const Bitrix24Options &options, std::int64_t history_end) : m_opt
                                         " needs a process stage and a final stage");
         }
         m_categories.push_back({category.id, category.name, category.sort});
-        for (const auto &spec : category.stages) {
+        for (const auto& spec : category.stages) {
             add_status(category.id, spec);
         }
     }
@@ -188,7 +188,7 @@ Portal::Portal(const Bitrix24Options &options, std::int64_t history_end) : m_opt
     generate(history_end);
 }
 
-void Portal::add_status(int category, const Bitrix24StageSpec &spec) {
+void Portal::add_status(int category, const Bitrix24StageSpec& spec) {
     StatusRow row;
     row.id = m_next_status_id;
     m_next_status_id += k_status_id_step;
@@ -205,7 +205,7 @@ void Portal::add_status(int category, const Bitrix24StageSpec &spec) {
     m_statuses.push_back(std::move(row));
 }
 
-std::uint16_t Portal::intern(const std::string &status_id, int category) {
+std::uint16_t Portal::intern(const std::string& status_id, int category) {
     if (const auto it = m_ref_by_status.find(status_id); it != m_ref_by_status.end()) {
         return it->second;
     }
@@ -220,19 +220,19 @@ std::uint16_t Portal::intern(const std::string &status_id, int category) {
 
 void Portal::rebuild_pipelines() {
     m_pipelines.clear();
-    for (const auto &category : m_categories) {
+    for (const auto& category : m_categories) {
         Pipeline p;
         p.category = category.id;
-        std::vector<const StatusRow *> rows;
-        for (const auto &row : m_statuses) {
+        std::vector<const StatusRow*> rows;
+        for (const auto& row : m_statuses) {
             if (row.category == category.id) {
                 rows.push_back(&row);
             }
         }
-        std::sort(rows.begin(), rows.end(), [](const StatusRow *a, const StatusRow *b) {
+        std::sort(rows.begin(), rows.end(), [](const StatusRow* a, const StatusRow* b) {
             return std::tie(a->sort, a->id) < std::tie(b->sort, b->id);
         });
-        for (const auto *row : rows) {
+        for (const auto* row : rows) {
             const auto ref = m_ref_by_status.at(row->status_id);
             switch (row->semantics) {
             case Bitrix24Semantics::process:
@@ -249,8 +249,8 @@ void Portal::rebuild_pipelines() {
     }
 }
 
-const Portal::Pipeline *Portal::pipeline(int category) const {
-    for (const auto &p : m_pipelines) {
+const Portal::Pipeline* Portal::pipeline(int category) const {
+    for (const auto& p : m_pipelines) {
         if (p.category == category) {
             return &p;
         }
@@ -258,8 +258,8 @@ const Portal::Pipeline *Portal::pipeline(int category) const {
     return nullptr;
 }
 
-StatusRow *Portal::find_deal_status(std::string_view status_id) {
-    for (auto &row : m_statuses) {
+StatusRow* Portal::find_deal_status(std::string_view status_id) {
+    for (auto& row : m_statuses) {
         if (row.category && row.status_id == status_id) {
             return &row;
         }
@@ -267,8 +267,8 @@ StatusRow *Portal::find_deal_status(std::string_view status_id) {
     return nullptr;
 }
 
-const StatusRow *Portal::find_deal_status(std::string_view status_id) const {
-    return const_cast<Portal *>(this)->find_deal_status(status_id);
+const StatusRow* Portal::find_deal_status(std::string_view status_id) const {
+    return const_cast<Portal*>(this)->find_deal_status(status_id);
 }
 
 // One step along a pipeline: mostly to the next process stage, sometimes straight to a final
@@ -286,7 +286,7 @@ std::optional<Portal::Move> Portal::next_move(std::uint16_t stage, std::uint64_t
             return Move{m_pipelines[other].process.front(), 5};
         }
     }
-    const auto *p = pipeline(category);
+    const auto* p = pipeline(category);
     if (p == nullptr || p->process.empty()) {
         return std::nullopt;
     }
@@ -315,7 +315,7 @@ void Portal::generate(std::int64_t history_end) {
         static_cast<std::int64_t>(m_options.history_span.count()) * k_seconds_per_hour,
         k_seconds_per_hour);
     std::vector<char> ref_semantic(m_refs.size(), 'P');
-    for (const auto &row : m_statuses) {
+    for (const auto& row : m_statuses) {
         if (row.category) {
             ref_semantic[m_ref_by_status.at(row.status_id)] = semantic_char(row.semantics);
         }
@@ -325,7 +325,7 @@ void Portal::generate(std::int64_t history_end) {
     for (std::size_t i = 0; i < m_deals.size(); ++i) {
         const auto deal_seed = seed_of(m_options.seed, k_salt_deal, i);
         Rng rng(deal_seed);
-        const auto &p = m_pipelines[rng.below(m_pipelines.size())];
+        const auto& p = m_pipelines[rng.below(m_pipelines.size())];
         const auto created =
             history_end - span +
             static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(span) * 3 / 4));
@@ -346,7 +346,7 @@ void Portal::generate(std::int64_t history_end) {
             stage = move->stage;
             m_history.push_back({at, 0, owner, stage, move->type, semantic(stage)});
         }
-        auto &deal = m_deals[i];
+        auto& deal = m_deals[i];
         deal.created = created;
         deal.modified = at;
         deal.stage = stage;
@@ -356,19 +356,19 @@ void Portal::generate(std::int64_t history_end) {
     }
     // Bitrix24 numbers rows as they are written, so ids follow CREATED_TIME; a few gaps stand
     // for rows of deleted deals.
-    std::sort(m_history.begin(), m_history.end(), [](const HistoryRow &a, const HistoryRow &b) {
+    std::sort(m_history.begin(), m_history.end(), [](const HistoryRow& a, const HistoryRow& b) {
         return std::tie(a.created, a.owner) < std::tie(b.created, b.owner);
     });
     Rng ids(seed_of(m_options.seed, k_salt_ids, 0));
     std::uint32_t next = 1;
-    for (auto &row : m_history) {
+    for (auto& row : m_history) {
         row.id = next;
         next += 1 + (ids.below(20) == 0 ? static_cast<std::uint32_t>(1 + ids.below(3)) : 0U);
     }
     m_next_history_id = next;
 }
 
-const DealRow *Portal::deal(std::int64_t id) const {
+const DealRow* Portal::deal(std::int64_t id) const {
     if (id < 1 || static_cast<std::uint64_t>(id) > m_deals.size()) {
         return nullptr;
     }
@@ -386,20 +386,20 @@ std::string Portal::deal_title(std::int64_t id) const {
     return "Match #" + std::to_string(id) + ": " + std::string(a) + " & " + std::string(b);
 }
 
-int Portal::deal_category(const DealRow &deal) const { return m_refs[deal.stage].category; }
+int Portal::deal_category(const DealRow& deal) const { return m_refs[deal.stage].category; }
 
-bool Portal::deal_is_new(const DealRow &deal) const {
-    const auto *p = pipeline(deal_category(deal));
+bool Portal::deal_is_new(const DealRow& deal) const {
+    const auto* p = pipeline(deal_category(deal));
     return p != nullptr && !p->process.empty() && p->process.front() == deal.stage;
 }
 
-Bitrix24HistoryEntry Portal::entry(const HistoryRow &row) const {
-    const auto &ref = m_refs[row.stage];
+Bitrix24HistoryEntry Portal::entry(const HistoryRow& row) const {
+    const auto& ref = m_refs[row.stage];
     return {row.id, row.type, row.owner, row.created, ref.category, row.semantic, ref.status_id};
 }
 
 Bitrix24Deal Portal::deal_info(std::int64_t id) const {
-    const auto *d = deal(id);
+    const auto* d = deal(id);
     if (d == nullptr) {
         throw std::invalid_argument("no deal " + std::to_string(id));
     }
@@ -407,7 +407,7 @@ Bitrix24Deal Portal::deal_info(std::int64_t id) const {
             d->semantic, d->created,     d->modified,       d->assigned_by};
 }
 
-Bitrix24Stage Portal::stage_of(const StatusRow &row) const {
+Bitrix24Stage Portal::stage_of(const StatusRow& row) const {
     return {row.id,        row.entity_id, row.status_id, row.name,
             row.name_init, row.sort,      row.system,    row.category.value_or(0),
             row.color,     row.semantics};
@@ -415,7 +415,7 @@ Bitrix24Stage Portal::stage_of(const StatusRow &row) const {
 
 std::vector<Bitrix24Stage> Portal::deal_stages() const {
     std::vector<Bitrix24Stage> out;
-    for (const auto &row : m_statuses) {
+    for (const auto& row : m_statuses) {
         if (row.category) {
             out.push_back(stage_of(row));
         }
@@ -424,7 +424,7 @@ std::vector<Bitrix24Stage> Portal::deal_stages() const {
 }
 
 std::optional<Bitrix24Stage> Portal::deal_stage(std::string_view status_id) const {
-    const auto *row = find_deal_status(status_id);
+    const auto* row = find_deal_status(status_id);
     if (row == nullptr) {
         return std::nullopt;
     }
@@ -432,8 +432,8 @@ std::optional<Bitrix24Stage> Portal::deal_stage(std::string_view status_id) cons
 }
 
 Bitrix24HistoryEntry Portal::append(std::size_t deal_index, Move move, std::int64_t now) {
-    auto &deal = m_deals[deal_index];
-    const auto *status = find_deal_status(m_refs[move.stage].status_id);
+    auto& deal = m_deals[deal_index];
+    const auto* status = find_deal_status(m_refs[move.stage].status_id);
     HistoryRow row;
     row.created = std::max(now, deal.modified);
     row.id = m_next_history_id++;
@@ -465,11 +465,11 @@ std::vector<Bitrix24HistoryEntry> Portal::add_history(std::size_t n, std::int64_
 
 Bitrix24HistoryEntry Portal::move_deal(std::int64_t deal_id, std::string_view status_id,
                                        std::int64_t now) {
-    const auto *d = deal(deal_id);
+    const auto* d = deal(deal_id);
     if (d == nullptr) {
         throw std::invalid_argument("no deal " + std::to_string(deal_id));
     }
-    const auto *status = find_deal_status(status_id);
+    const auto* status = find_deal_status(status_id);
     if (status == nullptr) {
         throw std::invalid_argument("no deal stage " + std::string(status_id));
     }
@@ -484,7 +484,7 @@ Bitrix24HistoryEntry Portal::move_deal(std::int64_t deal_id, std::string_view st
 }
 
 bool Portal::rename_stage(std::string_view status_id, std::string name) {
-    auto *row = find_deal_status(status_id);
+    auto* row = find_deal_status(status_id);
     if (row == nullptr) {
         return false;
     }
@@ -493,7 +493,7 @@ bool Portal::rename_stage(std::string_view status_id, std::string name) {
 }
 
 bool Portal::resort_stage(std::string_view status_id, int sort) {
-    auto *row = find_deal_status(status_id);
+    auto* row = find_deal_status(status_id);
     if (row == nullptr) {
         return false;
     }
@@ -503,7 +503,7 @@ bool Portal::resort_stage(std::string_view status_id, int sort) {
 }
 
 bool Portal::delete_stage(std::string_view status_id) {
-    const auto it = std::find_if(m_statuses.begin(), m_statuses.end(), [&](const StatusRow &row) {
+    const auto it = std::find_if(m_statuses.begin(), m_statuses.end(), [&](const StatusRow& row) {
         return row.category && row.status_id == status_id;
     });
     if (it == m_statuses.end()) {

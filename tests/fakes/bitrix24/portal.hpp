@@ -64,23 +64,23 @@ class Portal {
 public:
     /// Throws std::invalid_argument for options that cannot make a portal (a pipeline without
     /// a process or a final stage, duplicate category ids or stage codes, zero rows per deal).
-    Portal(const Bitrix24Options &options, std::int64_t history_end);
+    Portal(const Bitrix24Options& options, std::int64_t history_end);
 
     /// Ascending by id.
-    [[nodiscard]] const std::vector<HistoryRow> &history() const { return m_history; }
-    [[nodiscard]] const StageRef &stage_ref(std::uint16_t index) const { return m_refs[index]; }
+    [[nodiscard]] const std::vector<HistoryRow>& history() const { return m_history; }
+    [[nodiscard]] const StageRef& stage_ref(std::uint16_t index) const { return m_refs[index]; }
     /// Ascending by id.
-    [[nodiscard]] const std::vector<StatusRow> &statuses() const { return m_statuses; }
-    [[nodiscard]] const std::vector<Bitrix24Category> &categories() const { return m_categories; }
+    [[nodiscard]] const std::vector<StatusRow>& statuses() const { return m_statuses; }
+    [[nodiscard]] const std::vector<Bitrix24Category>& categories() const { return m_categories; }
     [[nodiscard]] std::size_t deal_count() const { return m_deals.size(); }
     /// Deal IDs are 1..deal_count(); nullptr for others.
-    [[nodiscard]] const DealRow *deal(std::int64_t id) const;
+    [[nodiscard]] const DealRow* deal(std::int64_t id) const;
     [[nodiscard]] std::string deal_title(std::int64_t id) const;
-    [[nodiscard]] int deal_category(const DealRow &deal) const;
+    [[nodiscard]] int deal_category(const DealRow& deal) const;
     /// True while the deal sits in the first process stage of its pipeline (IS_NEW).
-    [[nodiscard]] bool deal_is_new(const DealRow &deal) const;
+    [[nodiscard]] bool deal_is_new(const DealRow& deal) const;
 
-    [[nodiscard]] Bitrix24HistoryEntry entry(const HistoryRow &row) const;
+    [[nodiscard]] Bitrix24HistoryEntry entry(const HistoryRow& row) const;
     [[nodiscard]] Bitrix24Deal deal_info(std::int64_t id) const;
     /// The current deal stages, ascending by id.
     [[nodiscard]] std::vector<Bitrix24Stage> deal_stages() const;
@@ -114,13 +114,13 @@ private:
         std::uint8_t type = 2;
     };
 
-    void add_status(int category, const Bitrix24StageSpec &spec);
-    std::uint16_t intern(const std::string &status_id, int category);
+    void add_status(int category, const Bitrix24StageSpec& spec);
+    std::uint16_t intern(const std::string& status_id, int category);
     void rebuild_pipelines();
-    [[nodiscard]] const Pipeline *pipeline(int category) const;
-    [[nodiscard]] StatusRow *find_deal_status(std::string_view status_id);
-    [[nodiscard]] const StatusRow *find_deal_status(std::string_view status_id) const;
-    [[nodiscard]] Bitrix24Stage stage_of(const StatusRow &row) const;
+    [[nodiscard]] const Pipeline* pipeline(int category) const;
+    [[nodiscard]] StatusRow* find_deal_status(std::string_view status_id);
+    [[nodiscard]] const StatusRow* find_deal_status(std::string_view status_id) const;
+    [[nodiscard]] Bitrix24Stage stage_of(const StatusRow& row) const;
     std::optional<Move> next_move(std::uint16_t stage, std::uint64_t seed) const;
     Bitrix24HistoryEntry append(std::size_t deal_index, Move move, std::int64_t now);
     void generate(std::int64_t history_end);

@@ -55,7 +55,7 @@ std::optional<std::size_t> field_index(std::span<const FieldSpec> fields, std::s
     return std::nullopt;
 }
 
-std::string raw_text(const Params &value) {
+std::string raw_text(const Params& value) {
     if (value.is_string()) {
         return value.get<std::string>();
     }
@@ -69,8 +69,8 @@ std::string raw_text(const Params &value) {
 }
 
 // False when the value cannot be read as the field's kind.
-bool convert(const Params &value, FieldKind kind, FilterOp op, const FilterContext &context,
-             FilterValue &out) {
+bool convert(const Params& value, FieldKind kind, FilterOp op, const FilterContext& context,
+             FilterValue& out) {
     out.text = raw_text(value);
     if (is_pattern_op(op)) {
         return true;
@@ -104,18 +104,18 @@ bool convert(const Params &value, FieldKind kind, FilterOp op, const FilterConte
     return false;
 }
 
-std::string text_of(const FieldValue &value, FieldKind kind) {
+std::string text_of(const FieldValue& value, FieldKind kind) {
     if (value.null) {
         return "";
     }
     return kind == FieldKind::text ? std::string(value.text) : std::to_string(value.number);
 }
 
-bool is_empty(const FieldValue &value, FieldKind kind) {
+bool is_empty(const FieldValue& value, FieldKind kind) {
     return value.null || (kind == FieldKind::text && value.text.empty());
 }
 
-bool equal(const FieldValue &field, const FilterValue &value, FieldKind kind) {
+bool equal(const FieldValue& field, const FilterValue& value, FieldKind kind) {
     if (value.null) {
         return is_empty(field, kind);
     }
@@ -126,7 +126,7 @@ bool equal(const FieldValue &field, const FilterValue &value, FieldKind kind) {
 }
 
 // <0, 0, >0 like strcmp; callers have checked that neither side is null.
-int compare(const FieldValue &field, const FilterValue &value, FieldKind kind) {
+int compare(const FieldValue& field, const FilterValue& value, FieldKind kind) {
     if (kind == FieldKind::text) {
         const auto c = field.text.compare(value.text);
         return c < 0 ? -1 : (c > 0 ? 1 : 0);
@@ -167,9 +167,9 @@ bool like_match(std::string_view text, std::string_view pattern) {
     return p == pattern.size();
 }
 
-std::optional<std::string> compile_filter(const Params *filter, std::span<const FieldSpec> fields,
-                                          const FilterContext &context,
-                                          std::vector<Condition> &out) {
+std::optional<std::string> compile_filter(const Params* filter, std::span<const FieldSpec> fields,
+                                          const FilterContext& context,
+                                          std::vector<Condition>& out) {
     out.clear();
     if (filter == nullptr || filter->is_null() || (filter->is_array() && filter->empty())) {
         return std::nullopt;
@@ -181,10 +181,10 @@ std::optional<std::string> compile_filter(const Params *filter, std::span<const 
         }
         return std::nullopt;
     }
-    for (const auto &item : filter->items()) {
+    for (const auto& item : filter->items()) {
         std::string_view key = item.key();
         FilterOp op = FilterOp::equal;
-        for (const auto &prefix : k_prefixes) {
+        for (const auto& prefix : k_prefixes) {
             if (key.starts_with(prefix.text)) {
                 op = prefix.op;
                 key.remove_prefix(prefix.text.size());
@@ -201,7 +201,7 @@ std::optional<std::string> compile_filter(const Params *filter, std::span<const 
         Condition condition;
         condition.field = *index;
         condition.kind = fields[*index].kind;
-        const auto &value = item.value();
+        const auto& value = item.value();
         if (value.is_array() || value.is_object()) {
             if (op == FilterOp::equal) {
                 op = FilterOp::in;
@@ -217,7 +217,7 @@ std::optional<std::string> compile_filter(const Params *filter, std::span<const 
             op = op == FilterOp::in ? FilterOp::equal : FilterOp::not_equal;
         }
         condition.op = op;
-        const auto add = [&](const Params &v) {
+        const auto add = [&](const Params& v) {
             FilterValue converted;
             if (!v.is_primitive() ||
                 !convert(v, condition.kind, condition.op, context, converted)) {
@@ -228,7 +228,7 @@ std::optional<std::string> compile_filter(const Params *filter, std::span<const 
         };
         bool ok = true;
         if (value.is_array() || value.is_object()) {
-            for (const auto &v : value) {
+            for (const auto& v : value) {
                 ok = add(v) && ok;
             }
         } else {
@@ -248,14 +248,14 @@ std::optional<std::string> compile_filter(const Params *filter, std::span<const 
     return std::nullopt;
 }
 
-bool matches(const Condition &condition, const FieldValue &value) {
+bool matches(const Condition& condition, const FieldValue& value) {
     if (condition.never) {
         return false;
     }
     const auto kind = condition.kind;
     const auto any_equal = [&] {
         return std::any_of(condition.values.begin(), condition.values.end(),
-                           [&](const FilterValue &v) { return equal(value, v, kind); });
+                           [&](const FilterValue& v) { return equal(value, v, kind); });
     };
     switch (condition.op) {
     case FilterOp::equal:
@@ -268,7 +268,7 @@ bool matches(const Condition &condition, const FieldValue &value) {
     case FilterOp::greater_equal:
     case FilterOp::less:
     case FilterOp::less_equal: {
-        const auto &v = condition.values.front();
+        const auto& v = condition.values.front();
         if (value.null || v.null) {
             return false;
         }
@@ -289,7 +289,7 @@ bool matches(const Condition &condition, const FieldValue &value) {
         const auto text = text_of(value, kind);
         const bool hit =
             std::any_of(condition.values.begin(), condition.values.end(),
-                        [&](const FilterValue &v) { return contains_ci(text, v.text); });
+                        [&](const FilterValue& v) { return contains_ci(text, v.text); });
         return condition.op == FilterOp::contains ? hit : !hit;
     }
     case FilterOp::like:
@@ -297,15 +297,15 @@ bool matches(const Condition &condition, const FieldValue &value) {
         const auto text = text_of(value, kind);
         const bool hit =
             std::any_of(condition.values.begin(), condition.values.end(),
-                        [&](const FilterValue &v) { return like_match(text, v.text); });
+                        [&](const FilterValue& v) { return like_match(text, v.text); });
         return condition.op == FilterOp::like ? hit : !hit;
     }
     }
     return false;
 }
 
-std::optional<std::string> compile_order(const Params *order, std::span<const FieldSpec> fields,
-                                         Strictness strictness, std::vector<OrderKey> &out) {
+std::optional<std::string> compile_order(const Params* order, std::span<const FieldSpec> fields,
+                                         Strictness strictness, std::vector<OrderKey>& out) {
     out.clear();
     if (order == nullptr || order->is_null() || (order->is_array() && order->empty())) {
         return std::nullopt;
@@ -317,7 +317,7 @@ std::optional<std::string> compile_order(const Params *order, std::span<const Fi
         }
         return std::nullopt;
     }
-    for (const auto &item : order->items()) {
+    for (const auto& item : order->items()) {
         const auto index = field_index(fields, item.key());
         if (!index) {
             if (strict) {
@@ -340,7 +340,7 @@ std::optional<std::string> compile_order(const Params *order, std::span<const Fi
     return std::nullopt;
 }
 
-int compare_values(const FieldValue &a, const FieldValue &b) {
+int compare_values(const FieldValue& a, const FieldValue& b) {
     if (a.null || b.null) {
         return a.null == b.null ? 0 : (a.null ? -1 : 1);
     }
@@ -351,14 +351,14 @@ int compare_values(const FieldValue &a, const FieldValue &b) {
     return c < 0 ? -1 : (c > 0 ? 1 : 0);
 }
 
-std::vector<bool> compile_select(const Params *select, std::span<const FieldSpec> fields) {
+std::vector<bool> compile_select(const Params* select, std::span<const FieldSpec> fields) {
     std::vector<bool> wanted(fields.size(), false);
     bool any = false;
-    const auto take = [&](const Params &name) {
+    const auto take = [&](const Params& name) {
         if (!name.is_string()) {
             return;
         }
-        const auto &text = name.get_ref<const std::string &>();
+        const auto& text = name.get_ref<const std::string&>();
         if (text == "*") {
             std::fill(wanted.begin(), wanted.end(), true);
             any = true;
@@ -369,7 +369,7 @@ std::vector<bool> compile_select(const Params *select, std::span<const FieldSpec
     };
     if (select != nullptr) {
         if (select->is_array() || select->is_object()) {
-            for (const auto &name : *select) {
+            for (const auto& name : *select) {
                 take(name);
             }
         } else {

@@ -80,11 +80,11 @@ struct FilterContext {
 
 /// Compiles `filter` (an object; absent, null or an empty array mean "no filter") into `out`.
 /// Returns the error_description for 400 INVALID_ARG_VALUE, or nullopt on success.
-std::optional<std::string> compile_filter(const Params *filter, std::span<const FieldSpec> fields,
-                                          const FilterContext &context,
-                                          std::vector<Condition> &out);
+std::optional<std::string> compile_filter(const Params* filter, std::span<const FieldSpec> fields,
+                                          const FilterContext& context,
+                                          std::vector<Condition>& out);
 
-[[nodiscard]] bool matches(const Condition &condition, const FieldValue &value);
+[[nodiscard]] bool matches(const Condition& condition, const FieldValue& value);
 
 struct OrderKey {
     std::size_t field = 0;
@@ -93,15 +93,15 @@ struct OrderKey {
 
 /// Compiles `order` ({"FIELD":"ASC"|"DESC"}, in the client's key order) into `out`.
 /// Returns the error_description for 400 INVALID_ARG_VALUE, or nullopt on success.
-std::optional<std::string> compile_order(const Params *order, std::span<const FieldSpec> fields,
-                                         Strictness strictness, std::vector<OrderKey> &out);
+std::optional<std::string> compile_order(const Params* order, std::span<const FieldSpec> fields,
+                                         Strictness strictness, std::vector<OrderKey>& out);
 
 /// Ordering of two values of one field: null first, as MySQL sorts ascending.
-[[nodiscard]] int compare_values(const FieldValue &a, const FieldValue &b);
+[[nodiscard]] int compare_values(const FieldValue& a, const FieldValue& b);
 
 /// Fields to send, per index: all for an absent or empty select or one holding "*". Unknown
 /// names are ignored (reference §1.4 documents no error for them).
-std::vector<bool> compile_select(const Params *select, std::span<const FieldSpec> fields);
+std::vector<bool> compile_select(const Params* select, std::span<const FieldSpec> fields);
 
 /// SQL LIKE with % and _, ASCII case-insensitive (MySQL's default collations are).
 [[nodiscard]] bool like_match(std::string_view text, std::string_view pattern);

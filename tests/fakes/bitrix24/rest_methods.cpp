@@ -19,7 +19,7 @@ constexpr int k_entity_deal = 2;
 constexpr int k_entity_old_invoice = 5;
 constexpr int k_entity_smart_invoice = 31;
 
-using Method = CallResult (*)(const Portal &, const Params &, const MethodContext &);
+using Method = CallResult (*)(const Portal&, const Params&, const MethodContext&);
 
 std::string_view semantic_text(char semantic) {
     switch (semantic) {
@@ -48,8 +48,8 @@ std::string_view extra_semantics(Bitrix24Semantics semantics) {
 
 // `start` as PHP reads it: absent or junk is 0; -1 switches the count off; other negative
 // values are treated as 0 [U: reference §1.3 documents only -1].
-std::int64_t start_of(const Params &params) {
-    const auto *start = find_param(params, "start");
+std::int64_t start_of(const Params& params) {
+    const auto* start = find_param(params, "start");
     if (start == nullptr) {
         return 0;
     }
@@ -97,14 +97,14 @@ CallResult invalid_arg(std::string description) {
 }
 
 template <class Get>
-void sort_items(std::vector<std::size_t> &items, const std::vector<OrderKey> &order, Get get) {
+void sort_items(std::vector<std::size_t>& items, const std::vector<OrderKey>& order, Get get) {
     if (order.empty()) {
         return;
     }
     std::stable_sort(items.begin(), items.end(), [&](std::size_t a, std::size_t b) {
         std::string scratch_a;
         std::string scratch_b;
-        for (const auto &key : order) {
+        for (const auto& key : order) {
             const int c =
                 compare_values(get(a, key.field, scratch_a), get(b, key.field, scratch_b));
             if (c != 0) {
@@ -116,8 +116,8 @@ void sort_items(std::vector<std::size_t> &items, const std::vector<OrderKey> &or
 }
 
 // Reads entityTypeId; nullopt and `error` set when it is missing or not a number.
-std::optional<std::int64_t> entity_type_of(const Params &params, CallResult &error) {
-    const auto *value = find_param(params, "entityTypeId");
+std::optional<std::int64_t> entity_type_of(const Params& params, CallResult& error) {
+    const auto* value = find_param(params, "entityTypeId");
     if (value == nullptr) {
         // [U] The wording of the controller's missing-argument error is not documented.
         error = invalid_arg("Could not find value for parameter {entityTypeId}");
@@ -175,7 +175,7 @@ constexpr std::array<FieldSpec, 6> k_lead_history_fields{{
     {"STATUS_ID", FieldKind::text},
 }};
 
-FieldValue history_value(const Portal &portal, const HistoryRow &row, std::size_t field) {
+FieldValue history_value(const Portal& portal, const HistoryRow& row, std::size_t field) {
     switch (field) {
     case h_id:
         return FieldValue::of(row.id);
@@ -206,9 +206,9 @@ struct IdRange {
     bool other_conditions = false;
 };
 
-IdRange id_range(const std::vector<Condition> &conditions) {
+IdRange id_range(const std::vector<Condition>& conditions) {
     IdRange range;
-    for (const auto &c : conditions) {
+    for (const auto& c : conditions) {
         const bool single =
             c.field == h_id && !c.never && c.values.size() == 1 && !c.values.front().null;
         if (!single) {
@@ -241,8 +241,8 @@ IdRange id_range(const std::vector<Condition> &conditions) {
     return range;
 }
 
-CallResult stage_history_list(const Portal &portal, const Params &params,
-                              const MethodContext &context) {
+CallResult stage_history_list(const Portal& portal, const Params& params,
+                              const MethodContext& context) {
     CallResult error;
     const auto type = entity_type_of(params, error);
     if (!type) {
@@ -273,27 +273,27 @@ CallResult stage_history_list(const Portal &portal, const Params &params,
     const auto offset = static_cast<std::size_t>(std::max<std::int64_t>(start, 0));
 
     // The fake portal has no leads or invoices: their history is empty.
-    const auto &rows = deals ? portal.history() : std::vector<HistoryRow>{};
+    const auto& rows = deals ? portal.history() : std::vector<HistoryRow>{};
     const auto range = id_range(conditions);
     auto begin = std::lower_bound(rows.begin(), rows.end(), range.first,
-                                  [](const HistoryRow &row, std::int64_t id) {
+                                  [](const HistoryRow& row, std::int64_t id) {
                                       return static_cast<std::int64_t>(row.id) < id;
                                   });
     auto end = std::upper_bound(rows.begin(), rows.end(), range.last,
-                                [](std::int64_t id, const HistoryRow &row) {
+                                [](std::int64_t id, const HistoryRow& row) {
                                     return id < static_cast<std::int64_t>(row.id);
                                 });
     if (range.first > range.last || end < begin) {
         end = begin;
     }
-    const auto matches_all = [&](const HistoryRow &row) {
-        return std::all_of(conditions.begin(), conditions.end(), [&](const Condition &c) {
+    const auto matches_all = [&](const HistoryRow& row) {
+        return std::all_of(conditions.begin(), conditions.end(), [&](const Condition& c) {
             return matches(c, history_value(portal, row, c.field));
         });
     };
 
     // [U] Without `order` rows come by ID ascending, the table's natural order.
-    std::vector<const HistoryRow *> page;
+    std::vector<const HistoryRow*> page;
     std::size_t total = 0;
     const bool by_id = order.empty() || order.front().field == h_id; // IDs are unique.
     const bool descending = !order.empty() && order.front().descending;
@@ -304,7 +304,7 @@ CallResult stage_history_list(const Portal &portal, const Params &params,
                                       : &*(begin + static_cast<std::ptrdiff_t>(i)));
         }
     } else if (by_id) {
-        const auto visit = [&](const HistoryRow &row) {
+        const auto visit = [&](const HistoryRow& row) {
             if (!matches_all(row)) {
                 return true;
             }
@@ -328,7 +328,7 @@ CallResult stage_history_list(const Portal &portal, const Params &params,
                 matched.push_back(static_cast<std::size_t>(it - rows.begin()));
             }
         }
-        sort_items(matched, order, [&](std::size_t i, std::size_t field, std::string &) {
+        sort_items(matched, order, [&](std::size_t i, std::size_t field, std::string&) {
             return history_value(portal, rows[i], field);
         });
         total = matched.size();
@@ -348,8 +348,8 @@ CallResult stage_history_list(const Portal &portal, const Params &params,
     };
     w.begin_object();
     w.key("items").begin_array();
-    for (const auto *row : page) {
-        const auto &ref = portal.stage_ref(row->stage);
+    for (const auto* row : page) {
+        const auto& ref = portal.stage_ref(row->stage);
         w.begin_object();
         for (std::size_t f = 0; f < k_history_fields.size(); ++f) {
             if (!select[f]) {
@@ -422,9 +422,9 @@ constexpr std::array<FieldSpec, 10> k_status_fields{{
     {"SEMANTICS", FieldKind::text},
 }};
 
-bool is_default_or_none(const std::optional<int> &category) { return !category || *category == 0; }
+bool is_default_or_none(const std::optional<int>& category) { return !category || *category == 0; }
 
-FieldValue status_value(const StatusRow &row, std::size_t field) {
+FieldValue status_value(const StatusRow& row, std::size_t field) {
     switch (field) {
     case s_id:
         return FieldValue::of(row.id);
@@ -456,7 +456,7 @@ FieldValue status_value(const StatusRow &row, std::size_t field) {
 
 // The §1.5 example row: every number a string, CATEGORY_ID null for the default pipeline,
 // SEMANTICS null for process stages.
-void write_status(JsonWriter &w, const StatusRow &row) {
+void write_status(JsonWriter& w, const StatusRow& row) {
     w.begin_object();
     w.key("ID").str(std::to_string(row.id));
     w.key("ENTITY_ID").str(row.entity_id);
@@ -485,23 +485,23 @@ void write_status(JsonWriter &w, const StatusRow &row) {
     w.end_object();
 }
 
-CallResult status_list(const Portal &portal, const Params &params, const MethodContext &context) {
+CallResult status_list(const Portal& portal, const Params& params, const MethodContext& context) {
     std::vector<Condition> conditions;
     compile_filter(find_param(params, "filter"), k_status_fields,
                    {Strictness::lenient, context.offset_minutes}, conditions);
     std::vector<OrderKey> order;
     compile_order(find_param(params, "order"), k_status_fields, Strictness::lenient, order);
-    const auto &rows = portal.statuses();
+    const auto& rows = portal.statuses();
     std::vector<std::size_t> matched;
     for (std::size_t i = 0; i < rows.size(); ++i) {
-        if (std::all_of(conditions.begin(), conditions.end(), [&](const Condition &c) {
+        if (std::all_of(conditions.begin(), conditions.end(), [&](const Condition& c) {
                 return matches(c, status_value(rows[i], c.field));
             })) {
             matched.push_back(i);
         }
     }
     // [U] Without `order`: by ID, which is also the order of the §1.5 example.
-    sort_items(matched, order, [&](std::size_t i, std::size_t field, std::string &) {
+    sort_items(matched, order, [&](std::size_t i, std::size_t field, std::string&) {
         return status_value(rows[i], field);
     });
     // [U] Whether crm.status.list pages at all is undocumented; it is a list method, so it
@@ -519,22 +519,22 @@ CallResult status_list(const Portal &portal, const Params &params, const MethodC
 
 // Deprecated, param `id` (absent = 0); an unknown id gives an empty list (§1.5). [U] The
 // answer is undocumented; the reference presumes crm.status.list rows, in SORT order.
-CallResult deal_category_stage_list(const Portal &portal, const Params &params,
-                                    const MethodContext &) {
-    const auto *id_param = find_param(params, "id");
+CallResult deal_category_stage_list(const Portal& portal, const Params& params,
+                                    const MethodContext&) {
+    const auto* id_param = find_param(params, "id");
     const auto id = id_param == nullptr ? 0 : php_intval(*id_param);
-    std::vector<const StatusRow *> rows;
-    for (const auto &row : portal.statuses()) {
+    std::vector<const StatusRow*> rows;
+    for (const auto& row : portal.statuses()) {
         if (row.category && *row.category == id) {
             rows.push_back(&row);
         }
     }
     std::stable_sort(rows.begin(), rows.end(),
-                     [](const StatusRow *a, const StatusRow *b) { return a->sort < b->sort; });
+                     [](const StatusRow* a, const StatusRow* b) { return a->sort < b->sort; });
     std::string body;
     JsonWriter w(body);
     w.begin_array();
-    for (const auto *row : rows) {
+    for (const auto* row : rows) {
         write_status(w, *row);
     }
     w.end_array();
@@ -546,7 +546,7 @@ CallResult deal_category_stage_list(const Portal &portal, const Params &params,
 // [U] The reference names crm.category.* only as the successor of crm.dealcategory.*; the
 // shape here is the one the current Bitrix24 docs show: result.categories with camelCase keys
 // and integer numbers, isDefault "Y"/"N".
-CallResult category_list(const Portal &portal, const Params &params, const MethodContext &) {
+CallResult category_list(const Portal& portal, const Params& params, const MethodContext&) {
     CallResult error;
     const auto type = entity_type_of(params, error);
     if (!type) {
@@ -557,14 +557,14 @@ CallResult category_list(const Portal &portal, const Params &params, const Metho
     }
     std::vector<Bitrix24Category> categories = portal.categories();
     std::stable_sort(categories.begin(), categories.end(),
-                     [](const auto &a, const auto &b) { return a.sort < b.sort; });
+                     [](const auto& a, const auto& b) { return a.sort < b.sort; });
     const auto win = window(categories.size(), start_of(params));
     std::string body;
     JsonWriter w(body);
     w.begin_object();
     w.key("categories").begin_array();
     for (auto i = win.begin; i < win.end; ++i) {
-        const auto &c = categories[i];
+        const auto& c = categories[i];
         w.begin_object();
         w.key("id").integer(c.id);
         w.key("name").str(c.name);
@@ -624,8 +624,8 @@ constexpr std::array<FieldSpec, 18> k_deal_fields{{
 
 constexpr std::int64_t k_close_after_days = 14;
 
-FieldValue deal_value(const Portal &portal, std::int64_t id, const DealRow &deal, std::size_t field,
-                      std::string &scratch) {
+FieldValue deal_value(const Portal& portal, std::int64_t id, const DealRow& deal, std::size_t field,
+                      std::string& scratch) {
     switch (field) {
     case d_id:
         return FieldValue::of(id);
@@ -667,8 +667,8 @@ FieldValue deal_value(const Portal &portal, std::int64_t id, const DealRow &deal
 }
 
 // The old CRM proxies send every scalar as a string ("ID": "17", "OPPORTUNITY": "1500.00").
-void write_deal(JsonWriter &w, const Portal &portal, std::int64_t id, const DealRow &deal,
-                const std::vector<bool> &select, int offset_minutes) {
+void write_deal(JsonWriter& w, const Portal& portal, std::int64_t id, const DealRow& deal,
+                const std::vector<bool>& select, int offset_minutes) {
     std::string scratch;
     w.begin_object();
     for (std::size_t f = 0; f < k_deal_fields.size(); ++f) {
@@ -692,7 +692,7 @@ void write_deal(JsonWriter &w, const Portal &portal, std::int64_t id, const Deal
     w.end_object();
 }
 
-CallResult deal_list(const Portal &portal, const Params &params, const MethodContext &context) {
+CallResult deal_list(const Portal& portal, const Params& params, const MethodContext& context) {
     std::vector<Condition> conditions;
     compile_filter(find_param(params, "filter"), k_deal_fields,
                    {Strictness::lenient, context.offset_minutes}, conditions);
@@ -703,15 +703,15 @@ CallResult deal_list(const Portal &portal, const Params &params, const MethodCon
     std::string scratch;
     for (std::size_t i = 0; i < portal.deal_count(); ++i) {
         const auto id = static_cast<std::int64_t>(i + 1);
-        const auto &deal = *portal.deal(id);
-        if (std::all_of(conditions.begin(), conditions.end(), [&](const Condition &c) {
+        const auto& deal = *portal.deal(id);
+        if (std::all_of(conditions.begin(), conditions.end(), [&](const Condition& c) {
                 return matches(c, deal_value(portal, id, deal, c.field, scratch));
             })) {
             matched.push_back(i);
         }
     }
     // [U] Without `order`: by ID.
-    sort_items(matched, order, [&](std::size_t i, std::size_t field, std::string &s) {
+    sort_items(matched, order, [&](std::size_t i, std::size_t field, std::string& s) {
         const auto id = static_cast<std::int64_t>(i + 1);
         return deal_value(portal, id, *portal.deal(id), field, s);
     });
@@ -728,13 +728,13 @@ CallResult deal_list(const Portal &portal, const Params &params, const MethodCon
 }
 
 // [U] Not in the reference; the error texts are those of the CRM REST proxy.
-CallResult deal_get(const Portal &portal, const Params &params, const MethodContext &context) {
-    const auto *id_param = find_param(params, "id");
+CallResult deal_get(const Portal& portal, const Params& params, const MethodContext& context) {
+    const auto* id_param = find_param(params, "id");
     const auto id = id_param == nullptr ? 0 : php_intval(*id_param);
     if (id <= 0) {
         return failure(400, "", "ID is not defined or invalid.");
     }
-    const auto *deal = portal.deal(id);
+    const auto* deal = portal.deal(id);
     if (deal == nullptr) {
         return failure(400, "", "Not found");
     }
@@ -745,7 +745,7 @@ CallResult deal_get(const Portal &portal, const Params &params, const MethodCont
     return success(std::move(body));
 }
 
-const std::map<std::string_view, Method> &methods() {
+const std::map<std::string_view, Method>& methods() {
     static const std::map<std::string_view, Method> k_methods{
         {"crm.stagehistory.list", &stage_history_list},
         {"crm.status.list", &status_list},
@@ -770,8 +770,8 @@ CallResult failure(int status, std::string error, std::string description) {
 
 bool is_known_method(std::string_view method) { return methods().contains(method); }
 
-CallResult call_method(const Portal &portal, std::string_view method, const Params &params,
-                       const MethodContext &context) {
+CallResult call_method(const Portal& portal, std::string_view method, const Params& params,
+                       const MethodContext& context) {
     const auto it = methods().find(method);
     if (it == methods().end()) {
         // [U] Not in the reference: what Bitrix24 answers for a method it does not know.

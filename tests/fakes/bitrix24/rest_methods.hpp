@@ -44,7 +44,7 @@ struct MethodContext {
 [[nodiscard]] bool is_known_method(std::string_view method);
 
 /// Runs one method; an unknown one answers 404 ERROR_METHOD_NOT_FOUND.
-CallResult call_method(const Portal &portal, std::string_view method, const Params &params,
-                       const MethodContext &context);
+CallResult call_method(const Portal& portal, std::string_view method, const Params& params,
+                       const MethodContext& context);
 
 } // namespace crmsync::fakes::bitrix24

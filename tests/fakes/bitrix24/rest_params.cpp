@@ -37,9 +37,9 @@ bool is_index(std::string_view key) {
 }
 
 // PHP's next free index of an array: one more than the largest integer key, or 0.
-std::string next_index(const Params &node) {
+std::string next_index(const Params& node) {
     std::int64_t next = 0;
-    for (const auto &item : node.items()) {
+    for (const auto& item : node.items()) {
         if (is_index(item.key())) {
             next = std::max<std::int64_t>(next, std::stoll(item.key()) + 1);
         }
@@ -48,15 +48,15 @@ std::string next_index(const Params &node) {
 }
 
 // Objects whose keys are exactly "0".."n-1" in insertion order become arrays, recursively.
-void to_lists(Params &node) {
+void to_lists(Params& node) {
     if (!node.is_object()) {
         return;
     }
-    for (auto &item : node.items()) {
+    for (auto& item : node.items()) {
         to_lists(item.value());
     }
     std::size_t expected = 0;
-    for (const auto &item : node.items()) {
+    for (const auto& item : node.items()) {
         if (item.key() != std::to_string(expected)) {
             return;
         }
@@ -66,13 +66,13 @@ void to_lists(Params &node) {
         return; // An empty object stays an object; nothing in a query produces one anyway.
     }
     Params list = Params::array();
-    for (auto &item : node.items()) {
+    for (auto& item : node.items()) {
         list.push_back(std::move(item.value()));
     }
     node = std::move(list);
 }
 
-void insert_pair(Params &root, const std::string &key, std::string value) {
+void insert_pair(Params& root, const std::string& key, std::string value) {
     const auto open = key.find('[');
     if (open == std::string::npos || open == 0 || key.find(']', open) == std::string::npos) {
         if (!key.empty()) {
@@ -80,7 +80,7 @@ void insert_pair(Params &root, const std::string &key, std::string value) {
         }
         return;
     }
-    Params *node = &root[key.substr(0, open)];
+    Params* node = &root[key.substr(0, open)];
     std::size_t pos = open;
     while (pos < key.size() && key[pos] == '[') {
         const auto close = key.find(']', pos);
@@ -154,32 +154,32 @@ Params parse_php_query(std::string_view text) {
         }
         start = end + 1;
     }
-    for (auto &item : root.items()) {
+    for (auto& item : root.items()) {
         to_lists(item.value());
     }
     return root;
 }
 
-void merge_params(Params &into, const Params &from) {
+void merge_params(Params& into, const Params& from) {
     if (!from.is_object()) {
         return;
     }
     if (!into.is_object()) {
         into = Params::object();
     }
-    for (const auto &item : from.items()) {
+    for (const auto& item : from.items()) {
         into[item.key()] = item.value();
     }
 }
 
-const Params *find_param(const Params &params, std::string_view name) {
+const Params* find_param(const Params& params, std::string_view name) {
     if (!params.is_object()) {
         return nullptr;
     }
     if (const auto it = params.find(std::string(name)); it != params.end()) {
         return &*it;
     }
-    for (const auto &item : params.items()) {
+    for (const auto& item : params.items()) {
         if (iequals(item.key(), name)) {
             return &item.value();
         }
@@ -187,7 +187,7 @@ const Params *find_param(const Params &params, std::string_view name) {
     return nullptr;
 }
 
-std::optional<std::int64_t> integer_of(const Params &value) {
+std::optional<std::int64_t> integer_of(const Params& value) {
     if (value.is_number_integer()) {
         return value.get<std::int64_t>();
     }
@@ -201,7 +201,7 @@ std::optional<std::int64_t> integer_of(const Params &value) {
     if (!value.is_string()) {
         return std::nullopt;
     }
-    std::string_view text = value.get_ref<const std::string &>();
+    std::string_view text = value.get_ref<const std::string&>();
     while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
         text.remove_prefix(1);
     }
@@ -221,7 +221,7 @@ std::optional<std::int64_t> integer_of(const Params &value) {
     return negative ? -number : number;
 }
 
-std::int64_t php_intval(const Params &value) {
+std::int64_t php_intval(const Params& value) {
     if (const auto exact = integer_of(value)) {
         return *exact;
     }
@@ -237,7 +237,7 @@ std::int64_t php_intval(const Params &value) {
     if (!value.is_string()) {
         return 0;
     }
-    const auto &text = value.get_ref<const std::string &>();
+    const auto& text = value.get_ref<const std::string&>();
     std::size_t pos = 0;
     while (pos < text.size() && std::isspace(static_cast<unsigned char>(text[pos])) != 0) {
         ++pos;
@@ -256,7 +256,7 @@ std::int64_t php_intval(const Params &value) {
     return negative ? -number : number;
 }
 
-std::string php_array_json(const std::vector<std::pair<std::string, std::string>> &values) {
+std::string php_array_json(const std::vector<std::pair<std::string, std::string>>& values) {
     if (values.empty()) {
         return "[]";
     }
@@ -268,13 +268,13 @@ std::string php_array_json(const std::vector<std::pair<std::string, std::string>
     JsonWriter w(out);
     if (is_list) {
         w.begin_array();
-        for (const auto &[key, json] : values) {
+        for (const auto& [key, json] : values) {
             w.raw(json);
         }
         w.end_array();
     } else {
         w.begin_object();
-        for (const auto &[key, json] : values) {
+        for (const auto& [key, json] : values) {
             w.key(key).raw(json);
         }
         w.end_object();

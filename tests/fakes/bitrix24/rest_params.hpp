@@ -30,22 +30,22 @@ std::string url_encode(std::string_view text);
 Params parse_php_query(std::string_view text);
 
 /// Copies every top-level key of `from` into `into`, replacing equal keys.
-void merge_params(Params &into, const Params &from);
+void merge_params(Params& into, const Params& from);
 
 /// Top-level parameter by case-insensitive name (Bitrix accepts `FILTER` and `filter`, §1.1);
 /// nullptr if absent.
-const Params *find_param(const Params &params, std::string_view name);
+const Params* find_param(const Params& params, std::string_view name);
 
 /// An integer from a JSON integer, a whole float or a string of digits with optional sign and
 /// surrounding blanks; nullopt for anything else.
-std::optional<std::int64_t> integer_of(const Params &value);
+std::optional<std::int64_t> integer_of(const Params& value);
 
 /// PHP's intval(): leading digits of a string, 0 when there are none; bools as 0/1.
-std::int64_t php_intval(const Params &value);
+std::int64_t php_intval(const Params& value);
 
 /// Serializes a PHP associative array the way json_encode does: a list when the keys are
 /// exactly "0".."n-1" in order, `[]` when empty (reference §1.6), an object otherwise.
 /// `values` are already serialized JSON texts.
-std::string php_array_json(const std::vector<std::pair<std::string, std::string>> &values);
+std::string php_array_json(const std::vector<std::pair<std::string, std::string>>& values);
 
 } // namespace crmsync::fakes::bitrix24

@@ -33,14 +33,14 @@ bool wait_for(socket_t sock, short events, int timeout_ms) {
     }
 }
 
-void address_of(const sockaddr_storage &addr, std::string &ip, int &port) {
+void address_of(const sockaddr_storage& addr, std::string& ip, int& port) {
     std::array<char, INET6_ADDRSTRLEN> buf{};
     if (addr.ss_family == AF_INET) {
-        const auto *in = reinterpret_cast<const sockaddr_in *>(&addr);
+        const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
         ::inet_ntop(AF_INET, &in->sin_addr, buf.data(), buf.size());
         port = ntohs(in->sin_port);
     } else if (addr.ss_family == AF_INET6) {
-        const auto *in6 = reinterpret_cast<const sockaddr_in6 *>(&addr);
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
         ::inet_ntop(AF_INET6, &in6->sin6_addr, buf.data(), buf.size());
         port = ntohs(in6->sin6_port);
     }
@@ -61,7 +61,7 @@ public:
         return !m_aborted && wait_for(m_sock, POLLOUT, m_write_timeout_ms);
     }
 
-    ssize_t read(char *ptr, size_t size) override {
+    ssize_t read(char* ptr, size_t size) override {
         if (!has_buffered_input()) {
             if (!wait_for(m_sock, POLLIN, m_read_timeout_ms)) {
                 return -1;
@@ -82,7 +82,7 @@ public:
         return static_cast<ssize_t>(n);
     }
 
-    ssize_t write(const char *ptr, size_t size) override {
+    ssize_t write(const char* ptr, size_t size) override {
         if (m_aborted || !wait_for(m_sock, POLLOUT, m_write_timeout_ms)) {
             return -1;
         }
@@ -96,18 +96,18 @@ public:
         }
     }
 
-    void get_remote_ip_and_port(std::string &ip, int &port) const override {
+    void get_remote_ip_and_port(std::string& ip, int& port) const override {
         sockaddr_storage addr{};
         socklen_t len = sizeof(addr);
-        if (::getpeername(m_sock, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
+        if (::getpeername(m_sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
             address_of(addr, ip, port);
         }
     }
 
-    void get_local_ip_and_port(std::string &ip, int &port) const override {
+    void get_local_ip_and_port(std::string& ip, int& port) const override {
         sockaddr_storage addr{};
         socklen_t len = sizeof(addr);
-        if (::getsockname(m_sock, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
+        if (::getsockname(m_sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
             address_of(addr, ip, port);
         }
     }
@@ -119,7 +119,7 @@ public:
     bool has_buffered_input() const { return m_begin < m_end; }
 
 private:
-    ssize_t receive(char *ptr, std::size_t size) const {
+    ssize_t receive(char* ptr, std::size_t size) const {
         for (;;) {
             const auto n = ::recv(m_sock, ptr, size, 0);
             if (n < 0 && errno == EINTR) {
@@ -139,7 +139,7 @@ private:
 };
 
 // A worker thread serves one connection at a time, so the handler's connection is this one.
-thread_local ConnectionStream *t_current_stream = nullptr;
+thread_local ConnectionStream* t_current_stream = nullptr;
 
 } // namespace
 

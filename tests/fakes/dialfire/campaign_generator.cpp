@@ -90,7 +90,7 @@ public:
     double decimal(double lo, double hi) {
         return lo + (hi - lo) * static_cast<double>(next() >> 11) / static_cast<double>(1ULL << 53);
     }
-    template <typename T, std::size_t N> const T &pick(const std::array<T, N> &items) {
+    template <typename T, std::size_t N> const T& pick(const std::array<T, N>& items) {
         return items[static_cast<std::size_t>(below(N))];
     }
 
@@ -122,7 +122,7 @@ std::string uuid_from(std::uint64_t a, std::uint64_t b) {
     return buf.data();
 }
 
-std::string digits(Rng &rng, std::size_t count) {
+std::string digits(Rng& rng, std::size_t count) {
     std::string out;
     for (std::size_t i = 0; i < count; ++i) {
         out += static_cast<char>('0' + rng.below(10));
@@ -131,8 +131,8 @@ std::string digits(Rng &rng, std::size_t count) {
 }
 
 struct Agent {
-    const char *login;
-    const char *branch;
+    const char* login;
+    const char* branch;
 };
 
 constexpr std::array<Agent, 12> k_agents{{
@@ -150,31 +150,30 @@ constexpr std::array<Agent, 12> k_agents{{
     {"noah.klein", "remote"},
 }};
 
-constexpr std::array<const char *, 4> k_success_details{"sale", "appointment", "info_sent",
-                                                        "interested"};
-constexpr std::array<const char *, 3> k_failed_details{"not_interested", "wrong_number",
-                                                       "do_not_call"};
-constexpr std::array<const char *, 3> k_open_details{"callback", "not_reached", "busy"};
-constexpr std::array<const char *, 10> k_first_names{
-    "Anna", "Jürgen", "Zoë", "Mehmet", "Łukasz", "Sophie", "Paul", "Chloé", "Björn", "Li"};
-constexpr std::array<const char *, 10> k_last_names{"Müller", "Schmidt",     "O'Neill", "Nguyễn",
-                                                    "Weber",  "Öztürk",      "Fischer", "Dąbrowski",
-                                                    "Becker", "van der Berg"};
-constexpr std::array<const char *, 6> k_companies{
+constexpr std::array<const char*, 4> k_success_details{"sale", "appointment", "info_sent",
+                                                       "interested"};
+constexpr std::array<const char*, 3> k_failed_details{"not_interested", "wrong_number",
+                                                      "do_not_call"};
+constexpr std::array<const char*, 3> k_open_details{"callback", "not_reached", "busy"};
+constexpr std::array<const char*, 10> k_first_names{"Anna",   "Jürgen", "Zoë",   "Mehmet", "Łukasz",
+                                                    "Sophie", "Paul",   "Chloé", "Björn",  "Li"};
+constexpr std::array<const char*, 10> k_last_names{"Müller", "Schmidt",     "O'Neill", "Nguyễn",
+                                                   "Weber",  "Öztürk",      "Fischer", "Dąbrowski",
+                                                   "Becker", "van der Berg"};
+constexpr std::array<const char*, 6> k_companies{
     "Acme GmbH",         "Müller & Söhne KG",    "Beispiel AG",
     "Nordwind Logistik", "\"Quote\" Consulting", "Café Zentral"};
-constexpr std::array<const char *, 6> k_cities{"Berlin", "Hamburg", "München",
-                                               "Köln",   "Wien",    "Zürich"};
-constexpr std::array<const char *, 5> k_comments{
+constexpr std::array<const char*, 6> k_cities{"Berlin", "Hamburg", "München",
+                                              "Köln",   "Wien",    "Zürich"};
+constexpr std::array<const char*, 5> k_comments{
     "Rückruf erwünscht", "Kunde sagt: \"bitte nur vormittags\"", "Line 1\nLine 2",
     "Path C:\\temp\\notes.txt", "Tab\tseparated"};
-constexpr std::array<const char *, 3> k_timezones{"Europe/Berlin", "Europe/Vienna",
-                                                  "Europe/Zurich"};
-constexpr std::array<const char *, 3> k_sources{"import", "api", "manual"};
+constexpr std::array<const char*, 3> k_timezones{"Europe/Berlin", "Europe/Vienna", "Europe/Zurich"};
+constexpr std::array<const char*, 3> k_sources{"import", "api", "manual"};
 
 struct NormalField {
-    const char *name;
-    const char *field_type;
+    const char* name;
+    const char* field_type;
 };
 
 // The first eight fields look like a real campaign form; more are numbered.
@@ -210,13 +209,13 @@ std::string huge_value() {
     return value;
 }
 
-void write_time_or_skip(JsonWriter &w, std::string_view key, const std::optional<std::int64_t> &t) {
+void write_time_or_skip(JsonWriter& w, std::string_view key, const std::optional<std::int64_t>& t) {
     if (t) {
         w.key(key).str(format_iso_ms(*t));
     }
 }
 
-void write_connection(JsonWriter &w, const ConnectionModel &c) {
+void write_connection(JsonWriter& w, const ConnectionModel& c) {
     w.begin_object();
     w.key("id").str(c.id);
     w.key("call_uuid").str(c.call_uuid);
@@ -249,7 +248,7 @@ void write_connection(JsonWriter &w, const ConnectionModel &c) {
         w.key("transfer_target_address").str(*c.transfer_target_address);
     }
     w.key("recordings").begin_array();
-    for (const auto &r : c.recordings) {
+    for (const auto& r : c.recordings) {
         w.begin_object();
         w.key("started").str(format_iso_ms(r.started));
         w.key("stopped").str(format_iso_ms(r.stopped));
@@ -260,7 +259,7 @@ void write_connection(JsonWriter &w, const ConnectionModel &c) {
     w.end_array();
     if (!c.third_party_connections.empty()) {
         w.key("third_party_connections").begin_array();
-        for (const auto &child : c.third_party_connections) {
+        for (const auto& child : c.third_party_connections) {
             write_connection(w, child);
         }
         w.end_array();
@@ -268,7 +267,7 @@ void write_connection(JsonWriter &w, const ConnectionModel &c) {
     w.end_object();
 }
 
-void write_transaction(JsonWriter &w, const TransactionModel &t) {
+void write_transaction(JsonWriter& w, const TransactionModel& t) {
     w.begin_object();
     if (t.fired) {
         w.key("fired").str(format_iso_ms(*t.fired));
@@ -295,7 +294,7 @@ void write_transaction(JsonWriter &w, const TransactionModel &t) {
     w.key("isHI").boolean(t.is_hi());
     w.key("revoked").boolean(t.revoked);
     w.key("connections").begin_array();
-    for (const auto &c : t.connections) {
+    for (const auto& c : t.connections) {
         write_connection(w, c);
     }
     w.end_array();
@@ -304,7 +303,7 @@ void write_transaction(JsonWriter &w, const TransactionModel &t) {
 
 } // namespace
 
-const std::vector<FieldDef> &hostile_fields() {
+const std::vector<FieldDef>& hostile_fields() {
     static const std::vector<FieldDef> k_fields{
         {"say \"hi\"", "text"},
         {"O'Brien", "text"},
@@ -324,8 +323,8 @@ const std::vector<FieldDef> &hostile_fields() {
 
 std::int64_t ContactModel::changed() const {
     std::int64_t latest = created;
-    for (const auto &log_entry : task_log) {
-        for (const auto &tx : log_entry.transactions) {
+    for (const auto& log_entry : task_log) {
+        for (const auto& tx : log_entry.transactions) {
             if (tx.fired) {
                 latest = std::max(latest, *tx.fired);
             }
@@ -371,7 +370,7 @@ std::vector<FieldDef> CampaignGenerator::initial_fields() const {
         fields.push_back({"section_contact", "section", "section", "active", false});
     }
     if (m_options.hostile) {
-        const auto &extra = hostile_fields();
+        const auto& extra = hostile_fields();
         fields.insert(fields.end(), extra.begin(), extra.end());
     }
     return fields;
@@ -406,10 +405,10 @@ std::string CampaignGenerator::hostile_value_field() const {
 
 ConnectionModel CampaignGenerator::make_connection(std::uint64_t rng_seed,
                                                    std::size_t contact_index,
-                                                   std::uint32_t &connection_serial,
-                                                   std::int64_t fired, const std::string &task_id,
-                                                   const std::string &phone,
-                                                   const std::optional<std::string> &user) const {
+                                                   std::uint32_t& connection_serial,
+                                                   std::int64_t fired, const std::string& task_id,
+                                                   const std::string& phone,
+                                                   const std::optional<std::string>& user) const {
     Rng rng(rng_seed);
     ConnectionModel c;
     const auto unique = (static_cast<std::uint64_t>(contact_index) << 24) | connection_serial++;
@@ -450,9 +449,9 @@ ConnectionModel CampaignGenerator::make_connection(std::uint64_t rng_seed,
         c.disconnected = c.initiated + rng.between(15'000, 40'000);
         c.ended = *c.disconnected + rng.between(0, 500);
         c.duration_sec = 0;
-        static constexpr std::array<std::pair<const char *, int>, 3> k_failures{
+        static constexpr std::array<std::pair<const char*, int>, 3> k_failures{
             {{"no_answer", 480}, {"busy", 486}, {"failed", 503}}};
-        const auto &failure = rng.pick(k_failures);
+        const auto& failure = rng.pick(k_failures);
         c.result = failure.first;
         c.code = failure.second;
         c.hangup_party = "customer";
@@ -462,9 +461,9 @@ ConnectionModel CampaignGenerator::make_connection(std::uint64_t rng_seed,
 
 TransactionModel CampaignGenerator::make_transaction(std::uint64_t rng_seed,
                                                      std::size_t contact_index,
-                                                     std::uint32_t &connection_serial,
-                                                     std::int64_t fired, const std::string &task,
-                                                     const std::string &phone) const {
+                                                     std::uint32_t& connection_serial,
+                                                     std::int64_t fired, const std::string& task,
+                                                     const std::string& phone) const {
     Rng rng(rng_seed);
     TransactionModel t;
     t.fired = fired;
@@ -472,7 +471,7 @@ TransactionModel CampaignGenerator::make_transaction(std::uint64_t rng_seed,
     t.task = task;
     t.task_id = task_id_for(task);
     const auto roll = rng.below(100);
-    const auto &agent = rng.pick(k_agents);
+    const auto& agent = rng.pick(k_agents);
     const auto set_agent = [&] {
         const auto user_hash = hash_of({m_options.seed, k_salt_user, hash_text(agent.login)});
         t.user = encode_id(user_hash, user_hash >> 40);
@@ -558,7 +557,7 @@ TransactionModel CampaignGenerator::make_transaction(std::uint64_t rng_seed,
 }
 
 CustomValue CampaignGenerator::custom_value(std::size_t contact_index, std::size_t field_index,
-                                            std::uint64_t revision, const FieldDef &field) const {
+                                            std::uint64_t revision, const FieldDef& field) const {
     Rng rng(hash_of({m_options.seed, k_salt_field, contact_index, field_index, revision}));
     const std::string_view name = field.name;
     if (name == "firstname") {
@@ -595,7 +594,7 @@ CustomValue CampaignGenerator::custom_value(std::size_t contact_index, std::size
 ContactModel CampaignGenerator::contact(std::size_t index,
                                         std::span<const std::int64_t> touch_times,
                                         std::size_t field_count,
-                                        const std::vector<FieldDef> &fields) const {
+                                        const std::vector<FieldDef>& fields) const {
     Rng rng(hash_of({m_options.seed, k_salt_contact, index}));
     const bool hostile = m_options.hostile;
     ContactModel c;
@@ -613,7 +612,7 @@ ContactModel CampaignGenerator::contact(std::size_t index,
     // Base transactions: sorted random instants after creation, strictly increasing.
     const auto tx_count = m_options.transactions_per_contact;
     std::vector<std::int64_t> fired(tx_count);
-    for (auto &f : fired) {
+    for (auto& f : fired) {
         f = rng.between(c.created + 1, m_history_end);
     }
     std::sort(fired.begin(), fired.end());
@@ -631,12 +630,12 @@ ContactModel CampaignGenerator::contact(std::size_t index,
     if (tx_count >= 3 && rng.percent(30)) {
         tasks.emplace_back("other_task");
     }
-    for (const auto &task : tasks) {
+    for (const auto& task : tasks) {
         c.task_log.push_back({task_id_for(task), task, 0, {}});
     }
     std::uint32_t serial = 0;
     for (std::size_t j = 0; j < tx_count; ++j) {
-        auto &log_entry = c.task_log[j * tasks.size() / tx_count];
+        auto& log_entry = c.task_log[j * tasks.size() / tx_count];
         auto tx = make_transaction(hash_of({m_options.seed, k_salt_transaction, index, j}), index,
                                    serial, fired[j], log_entry.task, c.phone);
         if (j == 0 && rng.percent(30)) {
@@ -650,7 +649,7 @@ ContactModel CampaignGenerator::contact(std::size_t index,
         log_entry.transactions.push_back(std::move(tx));
     }
     // A task_log entry without transactions is legal; keep one only if nothing was generated.
-    std::erase_if(c.task_log, [](const TaskLogModel &e) { return e.transactions.empty(); });
+    std::erase_if(c.task_log, [](const TaskLogModel& e) { return e.transactions.empty(); });
     if (c.task_log.empty()) {
         c.task_log.push_back({task_id_for("fc_call"), "fc_call", c.created, {}});
     }
@@ -664,7 +663,7 @@ ContactModel CampaignGenerator::contact(std::size_t index,
 
     // Touches append transactions to the last task_log entry, so existing E4 pointers
     // (taskLogIdx,txIdx) stay valid.
-    auto &last_entry = c.task_log.back();
+    auto& last_entry = c.task_log.back();
     for (std::size_t k = 0; k < touch_times.size(); ++k) {
         std::uint32_t touch_serial =
             k_touch_serial_base + static_cast<std::uint32_t>(k) * k_serials_per_touch;
@@ -674,9 +673,9 @@ ContactModel CampaignGenerator::contact(std::size_t index,
     }
 
     if (index % k_running_call_period == k_running_call_offset) {
-        auto &last_tx = c.task_log.back().transactions;
+        auto& last_tx = c.task_log.back().transactions;
         if (!last_tx.empty() && !last_tx.back().connections.empty()) {
-            auto &call = last_tx.back().connections.back();
+            auto& call = last_tx.back().connections.back();
             call.disconnected.reset();
             call.ended.reset();
             call.duration_sec.reset();
@@ -684,9 +683,9 @@ ContactModel CampaignGenerator::contact(std::size_t index,
         }
     }
 
-    const TransactionModel *latest = nullptr;
-    for (const auto &entry : c.task_log) {
-        for (const auto &tx : entry.transactions) {
+    const TransactionModel* latest = nullptr;
+    for (const auto& entry : c.task_log) {
+        for (const auto& tx : entry.transactions) {
             if (tx.fired && (latest == nullptr || *tx.fired >= *latest->fired)) {
                 latest = &tx;
             }
@@ -719,7 +718,7 @@ ContactModel CampaignGenerator::contact(std::size_t index,
     const auto known = std::min(field_count, fields.size());
     const auto value_field = hostile ? hostile_value_field() : std::string();
     for (std::size_t f = 0; f < known; ++f) {
-        const auto &field = fields[f];
+        const auto& field = fields[f];
         if (field.type != "field" || field.name == "$id") {
             continue;
         }
@@ -787,7 +786,7 @@ InboundCallModel CampaignGenerator::inbound_call(std::size_t index) const {
         call.connectable_time = call.call_time + rng.between(500, 3'000);
         call.connect_time = *call.connectable_time + rng.between(1'000, 30'000);
         call.hangup_time = *call.connect_time + rng.between(10'000, 900'000);
-        const auto &agent = rng.pick(k_agents);
+        const auto& agent = rng.pick(k_agents);
         const auto user_hash = hash_of({m_options.seed, k_salt_user, hash_text(agent.login)});
         call.user = encode_id(user_hash, user_hash >> 40);
         call.state = "connected";
@@ -810,7 +809,7 @@ std::vector<HostileItem> CampaignGenerator::hostile_items() const {
     if (!m_options.hostile) {
         return {};
     }
-    const auto &f = hostile_fields();
+    const auto& f = hostile_fields();
     const auto value_field = hostile_value_field();
     std::vector<HostileItem> items{
         {HostileCase::field_name_double_quote, "", f[0].name, "field name with double quotes"},
@@ -844,8 +843,8 @@ std::vector<HostileItem> CampaignGenerator::hostile_items() const {
     return items;
 }
 
-std::string serialize_contact(const ContactModel &c, const std::vector<FieldDef> &fields,
-                              bool include_md5, std::string *md5) {
+std::string serialize_contact(const ContactModel& c, const std::vector<FieldDef>& fields,
+                              bool include_md5, std::string* md5) {
     // Everything after $id/$md5 goes into `rest`; the md5 covers "$id" plus `rest`, so it is a
     // function of the whole visible contact.
     std::string rest;
@@ -875,26 +874,26 @@ std::string serialize_contact(const ContactModel &c, const std::vector<FieldDef>
     w.key("$error").str_or_null(c.error);
     w.key("$recording").str_or_null(c.recording);
     w.key("$recording_url").str_or_null(c.recording_url);
-    for (const auto &[field_index, value] : c.custom) {
+    for (const auto& [field_index, value] : c.custom) {
         w.key(fields[field_index].name);
-        if (const auto *s = std::get_if<std::string>(&value)) {
+        if (const auto* s = std::get_if<std::string>(&value)) {
             w.str(*s);
-        } else if (const auto *i = std::get_if<std::int64_t>(&value)) {
+        } else if (const auto* i = std::get_if<std::int64_t>(&value)) {
             w.integer(*i);
-        } else if (const auto *d = std::get_if<double>(&value)) {
+        } else if (const auto* d = std::get_if<double>(&value)) {
             w.decimal(*d);
         } else {
             w.null();
         }
     }
     w.key("$task_log").begin_array();
-    for (const auto &entry : c.task_log) {
+    for (const auto& entry : c.task_log) {
         w.begin_object();
         w.key("task_id").str(entry.task_id);
         w.key("task").str(entry.task);
         w.key("entered").str(format_iso_ms(entry.entered));
         w.key("transactions").begin_array();
-        for (const auto &tx : entry.transactions) {
+        for (const auto& tx : entry.transactions) {
             write_transaction(w, tx);
         }
         w.end_array();
@@ -921,7 +920,7 @@ std::string serialize_contact(const ContactModel &c, const std::vector<FieldDef>
     return head + "\"$md5\":\"" + hash + "\"," + rest.substr(1);
 }
 
-std::string serialize_inbound_call(const InboundCallModel &call, const std::string &campaign_id) {
+std::string serialize_inbound_call(const InboundCallModel& call, const std::string& campaign_id) {
     std::string out;
     JsonWriter w(out);
     w.begin_object();

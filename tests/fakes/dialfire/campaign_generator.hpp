@@ -140,7 +140,7 @@ public:
     /// Throws std::invalid_argument for a hostile campaign with fewer than 8 contacts.
     CampaignGenerator(FakeCampaignOptions options, std::int64_t history_end_ms);
 
-    [[nodiscard]] const FakeCampaignOptions &options() const { return m_options; }
+    [[nodiscard]] const FakeCampaignOptions& options() const { return m_options; }
     [[nodiscard]] std::int64_t history_end_ms() const { return m_history_end; }
 
     /// E1 at start-up: normal fields, one deleted field, one non-field entry, hostile fields.
@@ -153,7 +153,7 @@ public:
     /// [0, field_count) of `fields` may carry values.
     [[nodiscard]] ContactModel contact(std::size_t index, std::span<const std::int64_t> touch_times,
                                        std::size_t field_count,
-                                       const std::vector<FieldDef> &fields) const;
+                                       const std::vector<FieldDef>& fields) const;
 
     /// Calls are ordered by call_time: call_time(i) <= call_time(i + 1).
     [[nodiscard]] InboundCallModel inbound_call(std::size_t index) const;
@@ -163,14 +163,14 @@ public:
 
 private:
     TransactionModel make_transaction(std::uint64_t rng_seed, std::size_t contact_index,
-                                      std::uint32_t &connection_serial, std::int64_t fired,
-                                      const std::string &task, const std::string &phone) const;
+                                      std::uint32_t& connection_serial, std::int64_t fired,
+                                      const std::string& task, const std::string& phone) const;
     ConnectionModel make_connection(std::uint64_t rng_seed, std::size_t contact_index,
-                                    std::uint32_t &connection_serial, std::int64_t fired,
-                                    const std::string &task_id, const std::string &phone,
-                                    const std::optional<std::string> &user) const;
+                                    std::uint32_t& connection_serial, std::int64_t fired,
+                                    const std::string& task_id, const std::string& phone,
+                                    const std::optional<std::string>& user) const;
     CustomValue custom_value(std::size_t contact_index, std::size_t field_index,
-                             std::uint64_t revision, const FieldDef &field) const;
+                             std::uint64_t revision, const FieldDef& field) const;
     std::string task_id_for(std::string_view task) const;
     std::string hostile_value_field() const;
 
@@ -181,10 +181,10 @@ private:
 
 /// Serializes a contact as E3 sends it. `md5` receives the contact's $md5 (lower-case hex of
 /// the object without $md5); with `include_md5` the object also carries it.
-std::string serialize_contact(const ContactModel &contact, const std::vector<FieldDef> &fields,
-                              bool include_md5, std::string *md5 = nullptr);
+std::string serialize_contact(const ContactModel& contact, const std::vector<FieldDef>& fields,
+                              bool include_md5, std::string* md5 = nullptr);
 
-std::string serialize_inbound_call(const InboundCallModel &call, const std::string &campaign_id);
+std::string serialize_inbound_call(const InboundCallModel& call, const std::string& campaign_id);
 
 /// Lower-case hex MD5.
 std::string md5_hex(std::string_view data);

@@ -52,7 +52,7 @@ struct Event {
     [[nodiscard]] auto key() const { return std::tuple(fired, contact, task_log, tx); }
 };
 
-bool event_less(const Event &a, const Event &b) { return a.key() < b.key(); }
+bool event_less(const Event& a, const Event& b) { return a.key() < b.key(); }
 
 struct ContactState {
     std::string id;
@@ -138,7 +138,7 @@ decode_cursor(std::string_view endpoint, std::string_view cursor, std::size_t ex
             if (used != parts[i].size()) {
                 return std::nullopt;
             }
-        } catch (const std::exception &) {
+        } catch (const std::exception&) {
             return std::nullopt;
         }
     }
@@ -147,7 +147,7 @@ decode_cursor(std::string_view endpoint, std::string_view cursor, std::size_t ex
 
 // A request parameter: nullopt if absent or empty (clients build URLs by concatenation, so
 // "cursor=" means "no cursor").
-std::optional<std::string> param(const httplib::Request &req, const char *name) {
+std::optional<std::string> param(const httplib::Request& req, const char* name) {
     if (!req.has_param(name)) {
         return std::nullopt;
     }
@@ -159,7 +159,7 @@ std::optional<std::string> param(const httplib::Request &req, const char *name) 
 }
 
 // Absent: the maximum. Larger than the maximum: clamped. Not a positive integer: error.
-std::optional<std::size_t> page_limit(const httplib::Request &req) {
+std::optional<std::size_t> page_limit(const httplib::Request& req) {
     const auto text = param(req, "limit");
     if (!text) {
         return k_max_page_size;
@@ -176,7 +176,7 @@ std::optional<std::size_t> page_limit(const httplib::Request &req) {
 }
 
 // Reads an optional time parameter into `out`; false if present but unparseable.
-bool time_param(const httplib::Request &req, const char *name, std::optional<std::int64_t> &out) {
+bool time_param(const httplib::Request& req, const char* name, std::optional<std::int64_t>& out) {
     const auto text = param(req, name);
     if (!text) {
         return true;
@@ -202,7 +202,7 @@ std::string_view fault_kind_name(FaultKind kind) {
 }
 
 // Not the real meaning (unknown, see reference §2.2 E4); a stable per-event 4-digit value.
-std::int64_t history_end_of(const FakeCampaignOptions &options) {
+std::int64_t history_end_of(const FakeCampaignOptions& options) {
     using std::chrono::duration_cast;
     if (options.history_end) {
         return duration_cast<std::chrono::milliseconds>(options.history_end->time_since_epoch())
@@ -212,7 +212,7 @@ std::int64_t history_end_of(const FakeCampaignOptions &options) {
     return duration_cast<std::chrono::seconds>(now).count() * k_ms_per_second;
 }
 
-int fired_suffix(const Event &e) {
+int fired_suffix(const Event& e) {
     const auto h = (static_cast<std::uint64_t>(e.contact) * 2654435761ULL) ^
                    (static_cast<std::uint64_t>(e.task_log) * 40503ULL) ^
                    (static_cast<std::uint64_t>(e.tx) * 97ULL);
@@ -221,7 +221,7 @@ int fired_suffix(const Event &e) {
 
 } // namespace
 
-Fault fault_from_json(const nlohmann::json &json) {
+Fault fault_from_json(const nlohmann::json& json) {
     if (!json.is_object()) {
         throw std::invalid_argument("a fault must be a JSON object");
     }
@@ -245,12 +245,12 @@ Fault fault_from_json(const nlohmann::json &json) {
         }
         fault.status = json.value("status", 503);
         if (json.contains("retry_after") && !json["retry_after"].is_null()) {
-            const auto &value = json["retry_after"];
+            const auto& value = json["retry_after"];
             fault.retry_after = value.is_string() ? value.get<std::string>() : value.dump();
         }
         fault.delay_ms = json.value("delay_ms", 0);
         fault.count = json.value("count", 1);
-    } catch (const nlohmann::json::exception &e) {
+    } catch (const nlohmann::json::exception& e) {
         throw std::invalid_argument(std::string("bad fault: ") + e.what());
     }
     return fault;
@@ -259,39 +259,39 @@ Fault fault_from_json(const nlohmann::json &json) {
 struct DialfireFake::Impl {
     Impl(FakeCampaignOptions options, std::int64_t history_end_ms);
 
-    [[nodiscard]] const FakeCampaignOptions &options() const { return generator.options(); }
+    [[nodiscard]] const FakeCampaignOptions& options() const { return generator.options(); }
     [[nodiscard]] std::int64_t now_ms() const;
 
     // Callers hold data_mutex (shared suffices unless stated).
     [[nodiscard]] ContactModel model_of(std::size_t index) const;
     [[nodiscard]] std::string contact_text_locked(std::size_t index, bool include_md5) const;
-    std::uint16_t intern(std::vector<std::string> &names,
-                         std::unordered_map<std::string, std::uint16_t> &ids,
-                         const std::string &name); // exclusive
+    std::uint16_t intern(std::vector<std::string>& names,
+                         std::unordered_map<std::string, std::uint16_t>& ids,
+                         const std::string& name); // exclusive
     // Exclusive, except at construction: see the constructor.
-    void refresh_generated(std::size_t index, std::vector<Event> &fresh);
-    void events_of_raw(const nlohmann::json &contact, std::uint32_t index,
-                       std::vector<Event> &fresh); // exclusive
-    void replace_events(const std::vector<std::uint32_t> &changed,
+    void refresh_generated(std::size_t index, std::vector<Event>& fresh);
+    void events_of_raw(const nlohmann::json& contact, std::uint32_t index,
+                       std::vector<Event>& fresh); // exclusive
+    void replace_events(const std::vector<std::uint32_t>& changed,
                         std::vector<Event> fresh);                         // exclusive
-    void set_contact_text_locked(const std::string &id, std::string text); // exclusive
+    void set_contact_text_locked(const std::string& id, std::string text); // exclusive
     [[nodiscard]] std::string fresh_id_locked();                           // exclusive
     std::vector<std::string> touch(std::size_t n);
 
     void setup_routes();
-    using Handler = Reply (Impl::*)(const httplib::Request &);
-    void serve(const httplib::Request &req, httplib::Response &res, Handler handler);
-    [[nodiscard]] std::optional<Reply> check_access(const httplib::Request &req) const;
-    Reply fields_list(const httplib::Request &req);
-    Reply contacts_list(const httplib::Request &req);
-    Reply contacts_fetch(const httplib::Request &req);
-    Reply transactions(const httplib::Request &req);
-    Reply inbound_calls(const httplib::Request &req);
-    void serve_control(httplib::Response &res, const std::function<Reply()> &body);
+    using Handler = Reply (Impl::*)(const httplib::Request&);
+    void serve(const httplib::Request& req, httplib::Response& res, Handler handler);
+    [[nodiscard]] std::optional<Reply> check_access(const httplib::Request& req) const;
+    Reply fields_list(const httplib::Request& req);
+    Reply contacts_list(const httplib::Request& req);
+    Reply contacts_fetch(const httplib::Request& req);
+    Reply transactions(const httplib::Request& req);
+    Reply inbound_calls(const httplib::Request& req);
+    void serve_control(httplib::Response& res, const std::function<Reply()>& body);
 
-    std::optional<Fault> take_fault(const std::string &method, const std::string &path);
-    void record(const httplib::Request &req, int status, std::optional<FaultKind> fault);
-    void finish(httplib::Response &res, const Reply &reply) const;
+    std::optional<Fault> take_fault(const std::string& method, const std::string& path);
+    void record(const httplib::Request& req, int status, std::optional<FaultKind> fault);
+    void finish(httplib::Response& res, const Reply& reply) const;
     void sleep_unless_stopping(std::chrono::milliseconds delay);
 
     CampaignGenerator generator;
@@ -336,10 +336,10 @@ DialfireFake::Impl::Impl(FakeCampaignOptions opts, std::int64_t history_end_ms)
     fields = generator.initial_fields();
     // Generated transactions use only these names; interning them up front makes
     // refresh_generated() read-only on the name tables, so the contacts can be built in parallel.
-    for (const char *task : {"fc_call", "qc_check", "other_task"}) {
+    for (const char* task : {"fc_call", "qc_check", "other_task"}) {
         intern(task_names, task_ids, task);
     }
-    for (const char *type : {"update", "create", "delete"}) {
+    for (const char* type : {"update", "create", "delete"}) {
         intern(type_names, type_ids, type);
     }
     const auto count = options().contacts;
@@ -352,21 +352,21 @@ DialfireFake::Impl::Impl(FakeCampaignOptions opts, std::int64_t history_end_ms)
     for (std::size_t w = 0; w < workers; ++w) {
         threads.emplace_back([this, w, workers, count, &fresh] {
             for (std::size_t i = count * w / workers; i < count * (w + 1) / workers; ++i) {
-                auto &state = contacts[i];
+                auto& state = contacts[i];
                 state.id = generator.contact_id(i);
                 state.field_count = fields.size();
                 refresh_generated(i, fresh[w]);
             }
         });
     }
-    for (auto &t : threads) {
+    for (auto& t : threads) {
         t.join();
     }
     index_by_id.reserve(count);
     for (std::size_t i = 0; i < count; ++i) {
         index_by_id.emplace(contacts[i].id, static_cast<std::uint32_t>(i));
     }
-    for (auto &part : fresh) {
+    for (auto& part : fresh) {
         events.insert(events.end(), part.begin(), part.end());
     }
     std::sort(events.begin(), events.end(), event_less);
@@ -380,21 +380,21 @@ std::int64_t DialfireFake::Impl::now_ms() const {
 }
 
 ContactModel DialfireFake::Impl::model_of(std::size_t index) const {
-    const auto &state = contacts[index];
+    const auto& state = contacts[index];
     return generator.contact(index, state.touch_times, state.field_count, fields);
 }
 
 std::string DialfireFake::Impl::contact_text_locked(std::size_t index, bool include_md5) const {
-    const auto &state = contacts[index];
+    const auto& state = contacts[index];
     if (state.raw) {
         return *state.raw;
     }
     return serialize_contact(model_of(index), fields, include_md5);
 }
 
-std::uint16_t DialfireFake::Impl::intern(std::vector<std::string> &names,
-                                         std::unordered_map<std::string, std::uint16_t> &ids,
-                                         const std::string &name) {
+std::uint16_t DialfireFake::Impl::intern(std::vector<std::string>& names,
+                                         std::unordered_map<std::string, std::uint16_t>& ids,
+                                         const std::string& name) {
     if (const auto it = ids.find(name); it != ids.end()) {
         return it->second;
     }
@@ -407,15 +407,15 @@ std::uint16_t DialfireFake::Impl::intern(std::vector<std::string> &names,
     return id;
 }
 
-void DialfireFake::Impl::refresh_generated(std::size_t index, std::vector<Event> &fresh) {
-    auto &state = contacts[index];
+void DialfireFake::Impl::refresh_generated(std::size_t index, std::vector<Event>& fresh) {
+    auto& state = contacts[index];
     const auto model = model_of(index);
     serialize_contact(model, fields, false, &state.md5);
     state.changed = model.changed();
     for (std::size_t t = 0; t < model.task_log.size(); ++t) {
-        const auto &txs = model.task_log[t].transactions;
+        const auto& txs = model.task_log[t].transactions;
         for (std::size_t x = 0; x < txs.size(); ++x) {
-            const auto &tx = txs[x];
+            const auto& tx = txs[x];
             if (!tx.fired) {
                 continue;
             }
@@ -432,8 +432,8 @@ void DialfireFake::Impl::refresh_generated(std::size_t index, std::vector<Event>
     }
 }
 
-void DialfireFake::Impl::events_of_raw(const nlohmann::json &contact, std::uint32_t index,
-                                       std::vector<Event> &fresh) {
+void DialfireFake::Impl::events_of_raw(const nlohmann::json& contact, std::uint32_t index,
+                                       std::vector<Event>& fresh) {
     if (!contact.is_object()) {
         return;
     }
@@ -442,14 +442,14 @@ void DialfireFake::Impl::events_of_raw(const nlohmann::json &contact, std::uint3
         return;
     }
     for (std::size_t t = 0; t < log->size() && t < k_no_name; ++t) {
-        const auto &entry = (*log)[t];
+        const auto& entry = (*log)[t];
         if (!entry.is_object() || !entry.contains("transactions") ||
             !entry["transactions"].is_array()) {
             continue;
         }
-        const auto &txs = entry["transactions"];
+        const auto& txs = entry["transactions"];
         for (std::size_t x = 0; x < txs.size() && x < k_no_name; ++x) {
-            const auto &tx = txs[x];
+            const auto& tx = txs[x];
             if (!tx.is_object() || !tx.contains("fired") || !tx["fired"].is_string()) {
                 continue;
             }
@@ -477,20 +477,20 @@ void DialfireFake::Impl::events_of_raw(const nlohmann::json &contact, std::uint3
     }
 }
 
-void DialfireFake::Impl::replace_events(const std::vector<std::uint32_t> &changed,
+void DialfireFake::Impl::replace_events(const std::vector<std::uint32_t>& changed,
                                         std::vector<Event> fresh) {
     std::vector<bool> is_changed(contacts.size(), false);
     for (const auto index : changed) {
         is_changed[index] = true;
     }
-    std::erase_if(events, [&](const Event &e) { return is_changed[e.contact]; });
+    std::erase_if(events, [&](const Event& e) { return is_changed[e.contact]; });
     std::sort(fresh.begin(), fresh.end(), event_less);
     const auto middle = static_cast<std::ptrdiff_t>(events.size());
     events.insert(events.end(), fresh.begin(), fresh.end());
     std::inplace_merge(events.begin(), events.begin() + middle, events.end(), event_less);
 }
 
-void DialfireFake::Impl::set_contact_text_locked(const std::string &id, std::string text) {
+void DialfireFake::Impl::set_contact_text_locked(const std::string& id, std::string text) {
     std::uint32_t index = 0;
     if (const auto it = index_by_id.find(id); it != index_by_id.end()) {
         index = it->second;
@@ -500,7 +500,7 @@ void DialfireFake::Impl::set_contact_text_locked(const std::string &id, std::str
         contacts.back().id = id;
         index_by_id.emplace(id, index);
     }
-    auto &state = contacts[index];
+    auto& state = contacts[index];
     const auto parsed = nlohmann::json::parse(text, nullptr, false);
     state.md5 = md5_hex(text);
     if (parsed.is_object() && parsed.contains("$md5") && parsed["$md5"].is_string()) {
@@ -532,7 +532,7 @@ std::vector<std::string> DialfireFake::Impl::touch(std::size_t n) {
     for (std::size_t attempts = 0; generated > 0 && ids.size() < n && attempts < n + generated;
          ++attempts) {
         const auto index = touch_cursor++ % generated;
-        auto &state = contacts[index];
+        auto& state = contacts[index];
         if (state.raw) {
             continue;
         }
@@ -555,8 +555,8 @@ std::vector<std::string> DialfireFake::Impl::touch(std::size_t n) {
     return ids;
 }
 
-std::optional<Fault> DialfireFake::Impl::take_fault(const std::string &method,
-                                                    const std::string &path) {
+std::optional<Fault> DialfireFake::Impl::take_fault(const std::string& method,
+                                                    const std::string& path) {
     std::lock_guard lock(fault_mutex);
     for (auto it = faults.begin(); it != faults.end(); ++it) {
         if ((!it->method.empty() && it->method != method) || !path.starts_with(it->path_prefix)) {
@@ -571,7 +571,7 @@ std::optional<Fault> DialfireFake::Impl::take_fault(const std::string &method,
     return std::nullopt;
 }
 
-void DialfireFake::Impl::record(const httplib::Request &req, int status,
+void DialfireFake::Impl::record(const httplib::Request& req, int status,
                                 std::optional<FaultKind> fault) {
     RecordedRequest r;
     r.method = req.method;
@@ -591,7 +591,7 @@ void DialfireFake::Impl::record(const httplib::Request &req, int status,
     }
 }
 
-void DialfireFake::Impl::finish(httplib::Response &res, const Reply &reply) const {
+void DialfireFake::Impl::finish(httplib::Response& res, const Reply& reply) const {
     res.status = reply.status;
     res.set_header("Date", format_http_date(now_ms()));
     res.set_content(reply.body, "application/json");
@@ -602,7 +602,7 @@ void DialfireFake::Impl::sleep_unless_stopping(std::chrono::milliseconds delay) 
     stop_cv.wait_for(lock, delay, [this] { return stopping; });
 }
 
-std::optional<Reply> DialfireFake::Impl::check_access(const httplib::Request &req) const {
+std::optional<Reply> DialfireFake::Impl::check_access(const httplib::Request& req) const {
     if (req.matches.size() < 2 || req.matches[1].str() != options().campaign_id) {
         return error_reply(404, "not_found", "unknown campaign");
     }
@@ -614,7 +614,7 @@ std::optional<Reply> DialfireFake::Impl::check_access(const httplib::Request &re
     return std::nullopt;
 }
 
-void DialfireFake::Impl::serve(const httplib::Request &req, httplib::Response &res,
+void DialfireFake::Impl::serve(const httplib::Request& req, httplib::Response& res,
                                Handler handler) {
     const auto fault = take_fault(req.method, req.path);
     const auto kind = fault ? std::optional(fault->kind) : std::nullopt;
@@ -646,12 +646,12 @@ void DialfireFake::Impl::serve(const httplib::Request &req, httplib::Response &r
     record(req, reply.status, kind);
 }
 
-Reply DialfireFake::Impl::fields_list(const httplib::Request &) {
+Reply DialfireFake::Impl::fields_list(const httplib::Request&) {
     std::string body;
     JsonWriter w(body);
     std::shared_lock lock(data_mutex);
     w.begin_array();
-    for (const auto &f : fields) {
+    for (const auto& f : fields) {
         w.begin_object();
         w.key("type").str(f.type);
         w.key("fieldType").str(f.field_type);
@@ -664,7 +664,7 @@ Reply DialfireFake::Impl::fields_list(const httplib::Request &) {
     return {200, std::move(body)};
 }
 
-Reply DialfireFake::Impl::contacts_list(const httplib::Request &req) {
+Reply DialfireFake::Impl::contacts_list(const httplib::Request& req) {
     const auto limit = page_limit(req);
     if (!limit) {
         return error_reply(400, "bad_request", "limit must be a positive integer");
@@ -716,10 +716,10 @@ Reply DialfireFake::Impl::contacts_list(const httplib::Request &req) {
     return {200, std::move(body)};
 }
 
-Reply DialfireFake::Impl::contacts_fetch(const httplib::Request &req) {
+Reply DialfireFake::Impl::contacts_fetch(const httplib::Request& req) {
     const auto ids = nlohmann::json::parse(req.body, nullptr, false);
     if (!ids.is_array() ||
-        !std::all_of(ids.begin(), ids.end(), [](const auto &v) { return v.is_string(); })) {
+        !std::all_of(ids.begin(), ids.end(), [](const auto& v) { return v.is_string(); })) {
         return error_reply(400, "bad_request", "body must be a JSON array of contact ids");
     }
     if (ids.size() > k_max_ids_per_fetch) {
@@ -729,7 +729,7 @@ Reply DialfireFake::Impl::contacts_fetch(const httplib::Request &req) {
     std::string body = "[";
     std::shared_lock lock(data_mutex);
     bool first = true;
-    for (const auto &id : ids) {
+    for (const auto& id : ids) {
         const auto it = index_by_id.find(id.get<std::string>());
         if (it == index_by_id.end()) {
             continue; // Unknown ids are left out, as Dialfire does.
@@ -744,7 +744,7 @@ Reply DialfireFake::Impl::contacts_fetch(const httplib::Request &req) {
     return {200, std::move(body)};
 }
 
-Reply DialfireFake::Impl::transactions(const httplib::Request &req) {
+Reply DialfireFake::Impl::transactions(const httplib::Request& req) {
     const auto limit = page_limit(req);
     if (!limit) {
         return error_reply(400, "bad_request", "limit must be a positive integer");
@@ -784,7 +784,7 @@ Reply DialfireFake::Impl::transactions(const httplib::Request &req) {
     // Per interned name: does it pass the filters?
     std::vector<bool> task_ok(task_names.size(), prefixes.empty());
     for (std::size_t t = 0; t < task_names.size() && !prefixes.empty(); ++t) {
-        task_ok[t] = std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string &p) {
+        task_ok[t] = std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
             return task_names[t].starts_with(p);
         });
     }
@@ -795,7 +795,7 @@ Reply DialfireFake::Impl::transactions(const httplib::Request &req) {
         const auto it = type_ids.find(*type);
         return it == type_ids.end() ? k_no_name : it->second;
     }();
-    const auto matches = [&](const Event &e) {
+    const auto matches = [&](const Event& e) {
         if (type_wanted && (e.type == k_no_name || e.type != *type_wanted)) {
             return false;
         }
@@ -817,9 +817,9 @@ Reply DialfireFake::Impl::transactions(const httplib::Request &req) {
         lower.fired = *from;
         it = std::max(
             it, std::lower_bound(events.begin(), events.end(), lower,
-                                 [](const Event &a, const Event &b) { return a.fired < b.fired; }));
+                                 [](const Event& a, const Event& b) { return a.fired < b.fired; }));
     }
-    std::vector<const Event *> page;
+    std::vector<const Event*> page;
     bool more = false;
     for (; it != events.end(); ++it) {
         if (to && it->fired >= *to) {
@@ -841,16 +841,16 @@ Reply DialfireFake::Impl::transactions(const httplib::Request &req) {
     w.key("count").integer(static_cast<std::int64_t>(page.size()));
     w.key("results").begin_array();
     std::array<char, 8> suffix{};
-    for (const auto *e : page) {
+    for (const auto* e : page) {
         auto fired = format_iso_ms(e->fired);
         std::snprintf(suffix.data(), suffix.size(), "%04d", fired_suffix(*e));
-        const auto &contact = contacts[e->contact];
+        const auto& contact = contacts[e->contact];
         w.str(fired + suffix.data() + "|" + contact.md5 + "|" + contact.id + "|" +
               std::to_string(e->task_log) + "," + std::to_string(e->tx));
     }
     w.end_array();
     if (more) {
-        const auto *last = page.back();
+        const auto* last = page.back();
         w.key("cursor").str(
             encode_cursor("e4", {last->fired, last->contact, last->task_log, last->tx}));
     }
@@ -858,7 +858,7 @@ Reply DialfireFake::Impl::transactions(const httplib::Request &req) {
     return {200, std::move(body)};
 }
 
-Reply DialfireFake::Impl::inbound_calls(const httplib::Request &req) {
+Reply DialfireFake::Impl::inbound_calls(const httplib::Request& req) {
     const auto limit = page_limit(req);
     if (!limit) {
         return error_reply(400, "bad_request", "limit must be a positive integer");
@@ -911,10 +911,10 @@ Reply DialfireFake::Impl::inbound_calls(const httplib::Request &req) {
     return {200, std::move(body)};
 }
 
-void DialfireFake::Impl::serve_control(httplib::Response &res, const std::function<Reply()> &body) {
+void DialfireFake::Impl::serve_control(httplib::Response& res, const std::function<Reply()>& body) {
     try {
         finish(res, body());
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         finish(res, error_reply(400, "bad_request", e.what()));
     }
 }
@@ -922,19 +922,19 @@ void DialfireFake::Impl::serve_control(httplib::Response &res, const std::functi
 void DialfireFake::Impl::setup_routes() {
     const std::string campaign = "/api/campaigns/([^/]+)";
     server.Get(campaign + "/fields/list/?",
-               [this](const auto &req, auto &res) { serve(req, res, &Impl::fields_list); });
+               [this](const auto& req, auto& res) { serve(req, res, &Impl::fields_list); });
     server.Get(campaign + "/contacts/list/?",
-               [this](const auto &req, auto &res) { serve(req, res, &Impl::contacts_list); });
+               [this](const auto& req, auto& res) { serve(req, res, &Impl::contacts_list); });
     server.Post(campaign + "/contacts/?",
-                [this](const auto &req, auto &res) { serve(req, res, &Impl::contacts_fetch); });
+                [this](const auto& req, auto& res) { serve(req, res, &Impl::contacts_fetch); });
     server.Get(campaign + "/contacts/transactions/?",
-               [this](const auto &req, auto &res) { serve(req, res, &Impl::transactions); });
+               [this](const auto& req, auto& res) { serve(req, res, &Impl::transactions); });
     server.Get(campaign + "/inbound/calls/?",
-               [this](const auto &req, auto &res) { serve(req, res, &Impl::inbound_calls); });
+               [this](const auto& req, auto& res) { serve(req, res, &Impl::inbound_calls); });
 
     // Unmatched routes and httplib's own 4xx answers get a JSON body and a Date header too.
     server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request &req, httplib::Response &res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
             if (!res.has_header("Date")) {
                 res.set_header("Date", format_http_date(now_ms()));
             }
@@ -954,14 +954,14 @@ void DialfireFake::Impl::setup_routes() {
     if (!options().control_endpoints) {
         return;
     }
-    server.Post("/_fake/faults", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/faults", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             auto json = nlohmann::json::parse(req.body);
             if (!json.is_array()) {
                 json = nlohmann::json::array({json});
             }
             std::vector<Fault> parsed;
-            for (const auto &item : json) {
+            for (const auto& item : json) {
                 parsed.push_back(fault_from_json(item));
             }
             std::lock_guard lock(fault_mutex);
@@ -969,20 +969,20 @@ void DialfireFake::Impl::setup_routes() {
             return Reply{200, nlohmann::json{{"injected", parsed.size()}}.dump()};
         });
     });
-    server.Delete("/_fake/faults", [this](const httplib::Request &, httplib::Response &res) {
+    server.Delete("/_fake/faults", [this](const httplib::Request&, httplib::Response& res) {
         serve_control(res, [&] {
             std::lock_guard lock(fault_mutex);
             faults.clear();
             return Reply{200, "{}"};
         });
     });
-    server.Post("/_fake/touch", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/touch", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             const auto n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : 1UL;
             return Reply{200, nlohmann::json{{"touched", touch(n)}}.dump()};
         });
     });
-    server.Post("/_fake/fields", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/fields", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             const auto json = nlohmann::json::parse(req.body);
             FieldDef field;
@@ -993,7 +993,7 @@ void DialfireFake::Impl::setup_routes() {
             return Reply{200, nlohmann::json{{"fields", fields.size()}}.dump()};
         });
     });
-    server.Post("/_fake/contacts", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/contacts", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             // ?id= keeps the body byte-exact (it need not even be JSON); otherwise "$id" or a
             // fresh id names the contact.
@@ -1011,19 +1011,19 @@ void DialfireFake::Impl::setup_routes() {
             return Reply{200, nlohmann::json{{"id", id}}.dump()};
         });
     });
-    server.Post("/_fake/clock", [this](const httplib::Request &req, httplib::Response &res) {
+    server.Post("/_fake/clock", [this](const httplib::Request& req, httplib::Response& res) {
         serve_control(res, [&] {
             clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
             return Reply{200, nlohmann::json{{"now", format_iso_ms(now_ms())}}.dump()};
         });
     });
-    server.Get("/_fake/stats", [this](const httplib::Request &, httplib::Response &res) {
+    server.Get("/_fake/stats", [this](const httplib::Request&, httplib::Response& res) {
         serve_control(res, [&] {
             nlohmann::json paths = nlohmann::json::object();
             std::size_t total = 0;
             {
                 std::lock_guard lock(stats_mutex);
-                for (const auto &[path, count] : count_by_path) {
+                for (const auto& [path, count] : count_by_path) {
                     paths[path] = count;
                     total += count;
                 }
@@ -1031,7 +1031,7 @@ void DialfireFake::Impl::setup_routes() {
             std::size_t pending = 0;
             {
                 std::lock_guard lock(fault_mutex);
-                for (const auto &f : faults) {
+                for (const auto& f : faults) {
                     pending += static_cast<std::size_t>(std::max(f.count, 0));
                 }
             }
@@ -1056,7 +1056,7 @@ void DialfireFake::Impl::setup_routes() {
             return Reply{200, out.dump()};
         });
     });
-    server.Post("/_fake/shutdown", [this](const httplib::Request &, httplib::Response &res) {
+    server.Post("/_fake/shutdown", [this](const httplib::Request&, httplib::Response& res) {
         serve_control(res, [&] {
             std::function<void()> handler;
             {
@@ -1081,7 +1081,7 @@ DialfireFake::DialfireFake(FakeCampaignOptions options) {
 DialfireFake::~DialfireFake() { stop(); }
 
 int DialfireFake::start(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     if (impl.started) {
         throw std::logic_error("DialfireFake::start called twice");
     }
@@ -1123,7 +1123,7 @@ int DialfireFake::start(int port) {
 }
 
 void DialfireFake::stop() {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     {
         std::lock_guard lock(impl.stop_mutex);
         impl.stopping = true;
@@ -1144,19 +1144,19 @@ std::string DialfireFake::base_url() const {
     return "http://127.0.0.1:" + std::to_string(m_impl->port);
 }
 
-const FakeCampaignOptions &DialfireFake::options() const { return m_impl->options(); }
+const FakeCampaignOptions& DialfireFake::options() const { return m_impl->options(); }
 
 std::vector<std::string> DialfireFake::contact_ids() const {
     std::shared_lock lock(m_impl->data_mutex);
     std::vector<std::string> ids;
     ids.reserve(m_impl->contacts.size());
-    for (const auto &c : m_impl->contacts) {
+    for (const auto& c : m_impl->contacts) {
         ids.push_back(c.id);
     }
     return ids;
 }
 
-std::optional<std::string> DialfireFake::contact_md5(const std::string &id) const {
+std::optional<std::string> DialfireFake::contact_md5(const std::string& id) const {
     std::shared_lock lock(m_impl->data_mutex);
     const auto it = m_impl->index_by_id.find(id);
     if (it == m_impl->index_by_id.end()) {
@@ -1165,7 +1165,7 @@ std::optional<std::string> DialfireFake::contact_md5(const std::string &id) cons
     return m_impl->contacts[it->second].md5;
 }
 
-std::optional<std::string> DialfireFake::contact_text(const std::string &id) const {
+std::optional<std::string> DialfireFake::contact_text(const std::string& id) const {
     std::shared_lock lock(m_impl->data_mutex);
     const auto it = m_impl->index_by_id.find(id);
     if (it == m_impl->index_by_id.end()) {
@@ -1198,16 +1198,16 @@ void DialfireFake::add_custom_field(std::string name, std::string field_type) {
     m_impl->fields.push_back(std::move(field));
 }
 
-void DialfireFake::set_contact_json(const std::string &id, const nlohmann::json &contact) {
+void DialfireFake::set_contact_json(const std::string& id, const nlohmann::json& contact) {
     set_contact_text(id, contact.dump());
 }
 
-void DialfireFake::set_contact_text(const std::string &id, std::string text) {
+void DialfireFake::set_contact_text(const std::string& id, std::string text) {
     std::unique_lock lock(m_impl->data_mutex);
     m_impl->set_contact_text_locked(id, std::move(text));
 }
 
-std::string DialfireFake::add_raw_contact(const nlohmann::json &contact) {
+std::string DialfireFake::add_raw_contact(const nlohmann::json& contact) {
     auto text = contact.dump();
     std::unique_lock lock(m_impl->data_mutex);
     std::string id;
@@ -1233,7 +1233,7 @@ void DialfireFake::clear_faults() {
 std::size_t DialfireFake::pending_faults() const {
     std::lock_guard lock(m_impl->fault_mutex);
     std::size_t pending = 0;
-    for (const auto &f : m_impl->faults) {
+    for (const auto& f : m_impl->faults) {
         pending += static_cast<std::size_t>(std::max(f.count, 0));
     }
     return pending;

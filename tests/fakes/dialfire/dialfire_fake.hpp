@@ -58,7 +58,7 @@ struct Fault {
 
 /// Reads {"method","path_prefix","kind","status","retry_after","delay_ms","count"}; every key
 /// is optional. Throws std::invalid_argument on an unknown kind or wrong types.
-Fault fault_from_json(const nlohmann::json &json);
+Fault fault_from_json(const nlohmann::json& json);
 
 struct RecordedRequest {
     std::string method;
@@ -76,8 +76,8 @@ public:
     /// Throws std::invalid_argument for inconsistent options.
     explicit DialfireFake(FakeCampaignOptions options = {});
     ~DialfireFake();
-    DialfireFake(const DialfireFake &) = delete;
-    DialfireFake &operator=(const DialfireFake &) = delete;
+    DialfireFake(const DialfireFake&) = delete;
+    DialfireFake& operator=(const DialfireFake&) = delete;
 
     /// Binds 127.0.0.1:`port` (0 = any free port), serves on background threads and returns
     /// the bound port. Call once; throws std::runtime_error if binding fails.
@@ -87,15 +87,15 @@ public:
     [[nodiscard]] int port() const;
     /// "http://127.0.0.1:PORT"
     [[nodiscard]] std::string base_url() const;
-    [[nodiscard]] const FakeCampaignOptions &options() const;
+    [[nodiscard]] const FakeCampaignOptions& options() const;
 
     // ---- Data -------------------------------------------------------------------------------
     /// Every contact id in E2 order.
     [[nodiscard]] std::vector<std::string> contact_ids() const;
     /// The md5 E2 lists for the contact, nullopt if unknown.
-    [[nodiscard]] std::optional<std::string> contact_md5(const std::string &id) const;
+    [[nodiscard]] std::optional<std::string> contact_md5(const std::string& id) const;
     /// The exact E3 object text for the contact (include_md5=true), nullopt if unknown.
-    [[nodiscard]] std::optional<std::string> contact_text(const std::string &id) const;
+    [[nodiscard]] std::optional<std::string> contact_text(const std::string& id) const;
     /// Current E1 entries.
     [[nodiscard]] std::vector<FieldDef> fields() const;
     /// Number of E4 events (transactions with a parseable `fired`).
@@ -113,12 +113,12 @@ public:
     /// Makes E3 answer `id` with this JSON (dumped; throws nlohmann's type_error on invalid
     /// UTF-8). Adds the contact to E2 if new. Its E2 md5 is its "$md5" string if present, else
     /// the md5 of the text; its change time is now; its $task_log transactions feed E4.
-    void set_contact_json(const std::string &id, const nlohmann::json &contact);
+    void set_contact_json(const std::string& id, const nlohmann::json& contact);
     /// As set_contact_json with byte-exact text (which need not even be valid JSON).
-    void set_contact_text(const std::string &id, std::string text);
+    void set_contact_text(const std::string& id, std::string text);
     /// Adds a contact under its "$id", or under a fresh generated id if it has none (E3 then
     /// sends it without $id, exactly as given). Returns the id listed by E2.
-    std::string add_raw_contact(const nlohmann::json &contact);
+    std::string add_raw_contact(const nlohmann::json& contact);
 
     // ---- Faults -----------------------------------------------------------------------------
     void inject(Fault fault);

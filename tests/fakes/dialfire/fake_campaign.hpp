@@ -88,6 +88,6 @@ constexpr std::size_t k_hostile_huge_value_size = std::size_t{1024} * 1024;
 
 /// The extra E1 fields of the hostile campaign, in E1 order (after the normal fields).
 /// Contacts carry values for all of them except "$id", which would duplicate the key.
-const std::vector<FieldDef> &hostile_fields();
+const std::vector<FieldDef>& hostile_fields();
 
 } // namespace crmsync::fakes

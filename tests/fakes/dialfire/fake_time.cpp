@@ -47,7 +47,7 @@ int days_in_month(std::int64_t year, int month) {
 }
 
 // Reads exactly `width` digits at `pos`; advances `pos`.
-std::optional<int> read_digits(std::string_view s, std::size_t &pos, std::size_t width) {
+std::optional<int> read_digits(std::string_view s, std::size_t& pos, std::size_t width) {
     if (pos + width > s.size()) {
         return std::nullopt;
     }
@@ -95,10 +95,10 @@ std::string format_iso_ms(std::int64_t epoch_ms) {
 }
 
 std::string format_http_date(std::int64_t epoch_ms) {
-    static constexpr std::array<const char *, 7> k_weekdays{"Thu", "Fri", "Sat", "Sun",
-                                                            "Mon", "Tue", "Wed"};
-    static constexpr std::array<const char *, 12> k_months{
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static constexpr std::array<const char*, 7> k_weekdays{"Thu", "Fri", "Sat", "Sun",
+                                                           "Mon", "Tue", "Wed"};
+    static constexpr std::array<const char*, 12> k_months{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     const auto days = floor_div(epoch_ms, k_ms_per_day);
     const auto in_day = epoch_ms - days * k_ms_per_day;
     const auto date = civil_from_days(days);

@@ -19,40 +19,40 @@ void JsonWriter::before_value() {
     }
 }
 
-JsonWriter &JsonWriter::begin_object() {
+JsonWriter& JsonWriter::begin_object() {
     before_value();
     m_out += '{';
     m_first_in_level.push_back(true);
     return *this;
 }
 
-JsonWriter &JsonWriter::end_object() {
+JsonWriter& JsonWriter::end_object() {
     m_out += '}';
     m_first_in_level.pop_back();
     return *this;
 }
 
-JsonWriter &JsonWriter::begin_array() {
+JsonWriter& JsonWriter::begin_array() {
     before_value();
     m_out += '[';
     m_first_in_level.push_back(true);
     return *this;
 }
 
-JsonWriter &JsonWriter::end_array() {
+JsonWriter& JsonWriter::end_array() {
     m_out += ']';
     m_first_in_level.pop_back();
     return *this;
 }
 
-JsonWriter &JsonWriter::key(std::string_view name) {
+JsonWriter& JsonWriter::key(std::string_view name) {
     str(name);
     m_out += ':';
     m_after_key = true;
     return *this;
 }
 
-JsonWriter &JsonWriter::str(std::string_view text) {
+JsonWriter& JsonWriter::str(std::string_view text) {
     before_value();
     m_out += '"';
     std::size_t run = 0; // Start of the pending run of bytes that need no escaping.
@@ -97,17 +97,17 @@ JsonWriter &JsonWriter::str(std::string_view text) {
     return *this;
 }
 
-JsonWriter &JsonWriter::str_or_null(const std::optional<std::string> &text) {
+JsonWriter& JsonWriter::str_or_null(const std::optional<std::string>& text) {
     return text ? str(*text) : null();
 }
 
-JsonWriter &JsonWriter::integer(std::int64_t number) {
+JsonWriter& JsonWriter::integer(std::int64_t number) {
     before_value();
     m_out += std::to_string(number);
     return *this;
 }
 
-JsonWriter &JsonWriter::decimal(double number, int places) {
+JsonWriter& JsonWriter::decimal(double number, int places) {
     before_value();
     // Fixed point by hand: snprintf("%.3f") dominated the E3 profile.
     std::int64_t scale = 1;
@@ -141,19 +141,19 @@ JsonWriter &JsonWriter::decimal(double number, int places) {
     return *this;
 }
 
-JsonWriter &JsonWriter::boolean(bool flag) {
+JsonWriter& JsonWriter::boolean(bool flag) {
     before_value();
     m_out += flag ? "true" : "false";
     return *this;
 }
 
-JsonWriter &JsonWriter::null() {
+JsonWriter& JsonWriter::null() {
     before_value();
     m_out += "null";
     return *this;
 }
 
-JsonWriter &JsonWriter::raw(std::string_view json) {
+JsonWriter& JsonWriter::raw(std::string_view json) {
     before_value();
     m_out += json;
     return *this;

@@ -21,7 +21,7 @@
 namespace {
 
 // Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string &path, int port) {
+void write_port_file(const std::string& path, int port) {
     const auto temp = path + ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(temp, std::ios::trunc);
@@ -33,7 +33,7 @@ void write_port_file(const std::string &path, int port) {
     std::filesystem::rename(temp, path);
 }
 
-int run(int argc, char **argv) {
+int run(int argc, char** argv) {
     using crmsync::fakes::DialfireFake;
     crmsync::fakes::FakeCampaignOptions options;
     options.control_endpoints = true;
@@ -102,10 +102,10 @@ int run(int argc, char **argv) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     try {
         return run(argc, argv);
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "dialfire_fake: error: " << e.what() << '\n';
     } catch (...) {
         std::cerr << "dialfire_fake: error: unknown exception\n";

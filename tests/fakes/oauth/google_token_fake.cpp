@@ -7,7 +7,7 @@ namespace {
 
 constexpr std::size_t k_token_random_chars = 40;
 
-std::string param_or_empty(const std::map<std::string, std::string> &params, const char *name) {
+std::string param_or_empty(const std::map<std::string, std::string>& params, const char* name) {
     const auto it = params.find(name);
     return it == params.end() ? std::string() : it->second;
 }
@@ -32,14 +32,14 @@ GoogleTokenFake::GoogleTokenFake(GoogleTokenFakeOptions options)
 
 GoogleTokenFake::~GoogleTokenFake() { stop(); }
 
-TokenAnswer GoogleTokenFake::answer(const TokenParams &params, Ledger &ledger) {
-    const auto &form = params.form;
+TokenAnswer GoogleTokenFake::answer(const TokenParams& params, Ledger& ledger) {
+    const auto& form = params.form;
     const auto grant_type = param_or_empty(form, "grant_type");
     if (grant_type != "refresh_token") {
         return google_error(400, "unsupported_grant_type", "Invalid grant_type: " + grant_type);
     }
     const auto client_id = param_or_empty(form, "client_id");
-    const auto *secret = ledger.client_secret(client_id);
+    const auto* secret = ledger.client_secret(client_id);
     if (secret == nullptr) {
         return google_error(401, "invalid_client", "The OAuth client was not found.");
     }
@@ -50,14 +50,14 @@ TokenAnswer GoogleTokenFake::answer(const TokenParams &params, Ledger &ledger) {
     if (refresh_token.empty()) {
         return google_error(400, "invalid_request", "Missing required parameter: refresh_token");
     }
-    const auto *account = ledger.account(refresh_token);
+    const auto* account = ledger.account(refresh_token);
     if (account == nullptr || account->revoked) {
         return google_error(400, "invalid_grant", "Token has been expired or revoked.");
     }
     if (account->client_id != client_id) {
         return google_error(400, "invalid_grant", "Bad Request");
     }
-    const auto &token = ledger.issue(*account, "ya29.a0" + ledger.random_hex(k_token_random_chars),
+    const auto& token = ledger.issue(*account, "ya29.a0" + ledger.random_hex(k_token_random_chars),
                                      m_options.expires_in);
     nlohmann::ordered_json body{{"access_token", token.access_token},
                                 {"expires_in", m_options.expires_in.count()}};

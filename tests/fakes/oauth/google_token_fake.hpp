@@ -37,11 +37,11 @@ class GoogleTokenFake final : public OAuthTokenFake {
 public:
     explicit GoogleTokenFake(GoogleTokenFakeOptions options = {});
     ~GoogleTokenFake() override;
-    GoogleTokenFake(const GoogleTokenFake &) = delete;
-    GoogleTokenFake &operator=(const GoogleTokenFake &) = delete;
+    GoogleTokenFake(const GoogleTokenFake&) = delete;
+    GoogleTokenFake& operator=(const GoogleTokenFake&) = delete;
 
 protected:
-    TokenAnswer answer(const TokenParams &params, Ledger &ledger) override;
+    TokenAnswer answer(const TokenParams& params, Ledger& ledger) override;
 
 private:
     GoogleTokenFakeOptions m_options;

@@ -23,7 +23,7 @@
 namespace {
 
 // Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string &path, int port) {
+void write_port_file(const std::string& path, int port) {
     const auto temp = path + ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(temp, std::ios::trunc);
@@ -36,7 +36,7 @@ void write_port_file(const std::string &path, int port) {
 }
 
 // "CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN[:SCOPE]"
-crmsync::fakes::OAuthAccount parse_account(const std::string &text) {
+crmsync::fakes::OAuthAccount parse_account(const std::string& text) {
     std::vector<std::string> parts;
     std::size_t start = 0;
     for (std::size_t i = 0; i <= text.size(); ++i) {
@@ -51,7 +51,7 @@ crmsync::fakes::OAuthAccount parse_account(const std::string &text) {
     return {parts[0], parts[1], parts[2], parts.size() > 3 ? parts[3] : "", false};
 }
 
-std::vector<crmsync::fakes::OAuthAccount> read_accounts_file(const std::string &path) {
+std::vector<crmsync::fakes::OAuthAccount> read_accounts_file(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
         throw std::runtime_error("cannot read " + path);
@@ -61,7 +61,7 @@ std::vector<crmsync::fakes::OAuthAccount> read_accounts_file(const std::string &
         json = nlohmann::json::array({json});
     }
     std::vector<crmsync::fakes::OAuthAccount> accounts;
-    for (const auto &item : json) {
+    for (const auto& item : json) {
         accounts.push_back(crmsync::fakes::oauth_account_from_json(item));
     }
     return accounts;
@@ -69,7 +69,7 @@ std::vector<crmsync::fakes::OAuthAccount> read_accounts_file(const std::string &
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     using namespace crmsync::fakes;
     std::string provider;
     int port = 0;
@@ -132,11 +132,11 @@ int main(int argc, char **argv) {
             }
             fake = std::make_unique<ZohoAccountsFake>(zoho);
         }
-        for (const auto &text : account_texts) {
+        for (const auto& text : account_texts) {
             fake->add_account(parse_account(text));
         }
         if (!accounts_file.empty()) {
-            for (auto &account : read_accounts_file(accounts_file)) {
+            for (auto& account : read_accounts_file(accounts_file)) {
                 fake->add_account(std::move(account));
             }
         }
@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
         }
         fake->stop();
         std::cout << "oauth_fake: stopped" << std::endl;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "oauth_fake: error: " << e.what() << '\n';
         return 1;
     }

@@ -27,11 +27,11 @@ std::int64_t to_ms(std::chrono::system_clock::time_point at) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
 }
 
-std::map<std::string, std::string> decode_params(const std::string &text) {
+std::map<std::string, std::string> decode_params(const std::string& text) {
     httplib::Params parsed;
     httplib::detail::parse_query_text(text, parsed);
     std::map<std::string, std::string> out;
-    for (const auto &[name, value] : parsed) {
+    for (const auto& [name, value] : parsed) {
         out.emplace(name, value); // Keeps the first of repeated names.
     }
     return out;
@@ -57,7 +57,7 @@ std::string_view fault_name(FaultKind kind) {
     return "status";
 }
 
-nlohmann::json to_json(const IssuedToken &t) {
+nlohmann::json to_json(const IssuedToken& t) {
     return {{"access_token", t.access_token},
             {"refresh_token", t.refresh_token},
             {"client_id", t.client_id},
@@ -68,7 +68,7 @@ nlohmann::json to_json(const IssuedToken &t) {
 
 } // namespace
 
-OAuthAccount oauth_account_from_json(const nlohmann::json &json) {
+OAuthAccount oauth_account_from_json(const nlohmann::json& json) {
     if (!json.is_object()) {
         throw std::invalid_argument("an account must be a JSON object");
     }
@@ -79,7 +79,7 @@ OAuthAccount oauth_account_from_json(const nlohmann::json &json) {
         account.refresh_token = json.at("refresh_token").get<std::string>();
         account.scope = json.value("scope", std::string());
         account.revoked = json.value("revoked", false);
-    } catch (const nlohmann::json::exception &e) {
+    } catch (const nlohmann::json::exception& e) {
         throw std::invalid_argument(std::string("bad account: ") + e.what());
     }
     return account;
@@ -95,18 +95,18 @@ struct OAuthTokenFake::Ledger::State {
     std::function<std::chrono::system_clock::time_point()> clock;
 };
 
-const std::string *OAuthTokenFake::Ledger::client_secret(const std::string &client_id) const {
+const std::string* OAuthTokenFake::Ledger::client_secret(const std::string& client_id) const {
     const auto it = m_state.client_secrets.find(client_id);
     return it == m_state.client_secrets.end() ? nullptr : &it->second;
 }
 
-const OAuthAccount *OAuthTokenFake::Ledger::account(const std::string &refresh_token) const {
+const OAuthAccount* OAuthTokenFake::Ledger::account(const std::string& refresh_token) const {
     const auto it = m_state.accounts.find(refresh_token);
     return it == m_state.accounts.end() ? nullptr : &it->second;
 }
 
 std::size_t
-OAuthTokenFake::Ledger::issued_after(const std::string &refresh_token,
+OAuthTokenFake::Ledger::issued_after(const std::string& refresh_token,
                                      std::chrono::system_clock::time_point after) const {
     const auto it = m_state.issued_by_refresh.find(refresh_token);
     if (it == m_state.issued_by_refresh.end()) {
@@ -117,7 +117,7 @@ OAuthTokenFake::Ledger::issued_after(const std::string &refresh_token,
                       [&](std::size_t i) { return m_state.issued[i].issued_at > after; }));
 }
 
-const IssuedToken &OAuthTokenFake::Ledger::issue(const OAuthAccount &account,
+const IssuedToken& OAuthTokenFake::Ledger::issue(const OAuthAccount& account,
                                                  std::string access_token,
                                                  std::chrono::seconds lifetime) {
     IssuedToken token;
@@ -159,17 +159,17 @@ struct OAuthTokenFake::Impl {
         return to_ms(std::chrono::system_clock::now()) + clock_offset_ms.load();
     }
 
-    void setup_routes(AbortableServer &server, OAuthTokenFake &fake);
-    void setup_control_routes(AbortableServer &server);
-    void serve(const httplib::Request &req, httplib::Response &res, OAuthTokenFake &fake);
-    std::optional<Fault> take_fault(const std::string &method, const std::string &path);
+    void setup_routes(AbortableServer& server, OAuthTokenFake& fake);
+    void setup_control_routes(AbortableServer& server);
+    void serve(const httplib::Request& req, httplib::Response& res, OAuthTokenFake& fake);
+    std::optional<Fault> take_fault(const std::string& method, const std::string& path);
     [[nodiscard]] std::size_t pending() const;
-    void record(const httplib::Request &req, TokenParams params, int status, std::string error,
+    void record(const httplib::Request& req, TokenParams params, int status, std::string error,
                 std::optional<FaultKind> fault);
-    void finish(httplib::Response &res, int status, const std::string &body) const;
+    void finish(httplib::Response& res, int status, const std::string& body) const;
     void sleep_unless_stopping(std::chrono::milliseconds delay);
     void add_account_locked(OAuthAccount account);
-    [[nodiscard]] std::optional<IssuedToken> validate_locked(const std::string &token) const;
+    [[nodiscard]] std::optional<IssuedToken> validate_locked(const std::string& token) const;
 
     Setup setup;
 
@@ -196,17 +196,17 @@ struct OAuthTokenFake::Impl {
     bool started = false;
 };
 
-void OAuthTokenFake::Impl::setup_routes(AbortableServer &server, OAuthTokenFake &fake) {
+void OAuthTokenFake::Impl::setup_routes(AbortableServer& server, OAuthTokenFake& fake) {
     std::vector<std::string> paths{setup.token_path};
     paths.insert(paths.end(), setup.extra_paths.begin(), setup.extra_paths.end());
-    for (const auto &path : paths) {
-        server.Post(path, [this, &fake](const httplib::Request &req, httplib::Response &res) {
+    for (const auto& path : paths) {
+        server.Post(path, [this, &fake](const httplib::Request& req, httplib::Response& res) {
             serve(req, res, fake);
         });
     }
     // Unmatched routes and httplib's own 4xx answers get a JSON body too, and are recorded.
     server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request &req, httplib::Response &res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
             if (!res.body.empty()) {
                 return httplib::Server::HandlerResponse::Unhandled;
             }
@@ -224,8 +224,8 @@ void OAuthTokenFake::Impl::setup_routes(AbortableServer &server, OAuthTokenFake 
     }
 }
 
-void OAuthTokenFake::Impl::serve(const httplib::Request &req, httplib::Response &res,
-                                 OAuthTokenFake &fake) {
+void OAuthTokenFake::Impl::serve(const httplib::Request& req, httplib::Response& res,
+                                 OAuthTokenFake& fake) {
     TokenParams params;
     if (const auto q = req.target.find('?'); q != std::string::npos) {
         params.query = decode_params(req.target.substr(q + 1));
@@ -275,8 +275,8 @@ void OAuthTokenFake::Impl::serve(const httplib::Request &req, httplib::Response 
     record(req, std::move(params), answer.status, std::move(error), kind);
 }
 
-std::optional<Fault> OAuthTokenFake::Impl::take_fault(const std::string &method,
-                                                      const std::string &path) {
+std::optional<Fault> OAuthTokenFake::Impl::take_fault(const std::string& method,
+                                                      const std::string& path) {
     std::lock_guard lock(fault_mutex);
     for (auto it = faults.begin(); it != faults.end(); ++it) {
         if ((!it->method.empty() && it->method != method) || !path.starts_with(it->path_prefix)) {
@@ -294,13 +294,13 @@ std::optional<Fault> OAuthTokenFake::Impl::take_fault(const std::string &method,
 std::size_t OAuthTokenFake::Impl::pending() const {
     std::lock_guard lock(fault_mutex);
     std::size_t total = 0;
-    for (const auto &f : faults) {
+    for (const auto& f : faults) {
         total += static_cast<std::size_t>(std::max(f.count, 0));
     }
     return total;
 }
 
-void OAuthTokenFake::Impl::record(const httplib::Request &req, TokenParams params, int status,
+void OAuthTokenFake::Impl::record(const httplib::Request& req, TokenParams params, int status,
                                   std::string error, std::optional<FaultKind> fault) {
     TokenRequest r;
     r.method = req.method;
@@ -322,11 +322,11 @@ void OAuthTokenFake::Impl::record(const httplib::Request &req, TokenParams param
     }
 }
 
-void OAuthTokenFake::Impl::finish(httplib::Response &res, int status,
-                                  const std::string &body) const {
+void OAuthTokenFake::Impl::finish(httplib::Response& res, int status,
+                                  const std::string& body) const {
     res.status = status;
     res.set_header("Date", format_http_date(now_ms()));
-    for (const auto &[name, value] : setup.headers) {
+    for (const auto& [name, value] : setup.headers) {
         res.set_header(name, value);
     }
     res.set_content(body, setup.content_type);
@@ -355,12 +355,12 @@ void OAuthTokenFake::Impl::add_account_locked(OAuthAccount account) {
     state.accounts[account.refresh_token] = std::move(account);
 }
 
-std::optional<IssuedToken> OAuthTokenFake::Impl::validate_locked(const std::string &token) const {
+std::optional<IssuedToken> OAuthTokenFake::Impl::validate_locked(const std::string& token) const {
     const auto it = state.issued_index.find(token);
     if (it == state.issued_index.end()) {
         return std::nullopt;
     }
-    const auto &issued = state.issued[it->second];
+    const auto& issued = state.issued[it->second];
     const auto account = state.accounts.find(issued.refresh_token);
     if (state.clock() >= issued.expires_at ||
         (account != state.accounts.end() && account->second.revoked)) {
@@ -369,69 +369,69 @@ std::optional<IssuedToken> OAuthTokenFake::Impl::validate_locked(const std::stri
     return issued;
 }
 
-void OAuthTokenFake::Impl::setup_control_routes(AbortableServer &server) {
+void OAuthTokenFake::Impl::setup_control_routes(AbortableServer& server) {
     // Every control answer is JSON; a thrown exception (bad input) becomes a 400.
     const auto json_route = [](auto body) {
-        return [body](const httplib::Request &req, httplib::Response &res) {
+        return [body](const httplib::Request& req, httplib::Response& res) {
             try {
                 res.set_content(body(req).dump(), "application/json");
-            } catch (const std::exception &e) {
+            } catch (const std::exception& e) {
                 res.status = 400;
                 res.set_content(error_json("bad_request", e.what()), "application/json");
             }
         };
     };
-    server.Post("/_fake/accounts", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/accounts", json_route([this](const httplib::Request& req) {
                     auto json = nlohmann::json::parse(req.body);
                     if (!json.is_array()) {
                         json = nlohmann::json::array({json});
                     }
                     std::vector<OAuthAccount> accounts;
-                    for (const auto &item : json) {
+                    for (const auto& item : json) {
                         accounts.push_back(oauth_account_from_json(item));
                     }
                     std::lock_guard lock(data_mutex);
-                    for (auto &account : accounts) {
+                    for (auto& account : accounts) {
                         add_account_locked(std::move(account));
                     }
                     return nlohmann::json{{"accounts", state.accounts.size()}};
                 }));
-    server.Post("/_fake/revoke", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/revoke", json_route([this](const httplib::Request& req) {
                     const auto token = req.get_param_value("refresh_token");
                     const bool revoked = req.get_param_value("revoked") != "false";
                     std::lock_guard lock(data_mutex);
                     state.accounts.at(token).revoked = revoked;
                     return nlohmann::json{{"revoked", revoked}};
                 }));
-    server.Post("/_fake/faults", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/faults", json_route([this](const httplib::Request& req) {
                     auto json = nlohmann::json::parse(req.body);
                     if (!json.is_array()) {
                         json = nlohmann::json::array({json});
                     }
                     std::vector<Fault> parsed;
-                    for (const auto &item : json) {
+                    for (const auto& item : json) {
                         parsed.push_back(fault_from_json(item));
                     }
                     std::lock_guard lock(fault_mutex);
                     faults.insert(faults.end(), parsed.begin(), parsed.end());
                     return nlohmann::json{{"injected", parsed.size()}};
                 }));
-    server.Delete("/_fake/faults", json_route([this](const httplib::Request &) {
+    server.Delete("/_fake/faults", json_route([this](const httplib::Request&) {
                       std::lock_guard lock(fault_mutex);
                       faults.clear();
                       return nlohmann::json::object();
                   }));
-    server.Post("/_fake/clock", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/clock", json_route([this](const httplib::Request& req) {
                     clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
                     return nlohmann::json{{"now", format_iso_ms(now_ms())}};
                 }));
-    server.Get("/_fake/stats", json_route([this](const httplib::Request &) {
+    server.Get("/_fake/stats", json_route([this](const httplib::Request&) {
                    nlohmann::json paths = nlohmann::json::object();
                    nlohmann::json recent = nlohmann::json::array();
                    std::size_t total = 0;
                    {
                        std::lock_guard lock(stats_mutex);
-                       for (const auto &[path, count] : count_by_path) {
+                       for (const auto& [path, count] : count_by_path) {
                            paths[path] = count;
                            total += count;
                        }
@@ -449,7 +449,7 @@ void OAuthTokenFake::Impl::setup_control_routes(AbortableServer &server) {
                    nlohmann::json issued = nlohmann::json::object();
                    {
                        std::lock_guard lock(data_mutex);
-                       for (const auto &[refresh, indexes] : state.issued_by_refresh) {
+                       for (const auto& [refresh, indexes] : state.issued_by_refresh) {
                            issued[refresh] = indexes.size();
                        }
                    }
@@ -459,7 +459,7 @@ void OAuthTokenFake::Impl::setup_control_routes(AbortableServer &server) {
                                          {"pending_faults", pending()},
                                          {"recent", recent}};
                }));
-    server.Get("/_fake/token", json_route([this](const httplib::Request &req) {
+    server.Get("/_fake/token", json_route([this](const httplib::Request& req) {
                    std::lock_guard lock(data_mutex);
                    const auto token = validate_locked(req.get_param_value("access_token"));
                    if (!token) {
@@ -469,7 +469,7 @@ void OAuthTokenFake::Impl::setup_control_routes(AbortableServer &server) {
                    out["valid"] = true;
                    return out;
                }));
-    server.Post("/_fake/shutdown", json_route([this](const httplib::Request &) {
+    server.Post("/_fake/shutdown", json_route([this](const httplib::Request&) {
                     std::function<void()> handler;
                     {
                         std::lock_guard lock(shutdown_mutex);
@@ -489,13 +489,13 @@ OAuthTokenFake::OAuthTokenFake(Setup setup) : m_impl(std::make_unique<Impl>(std:
 OAuthTokenFake::~OAuthTokenFake() { stop(); }
 
 int OAuthTokenFake::start(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     if (impl.started) {
         throw std::logic_error("OAuthTokenFake::start called twice");
     }
     impl.started = true;
     return impl.listener.start(
-        port, [this, &impl](AbortableServer &server) { impl.setup_routes(server, *this); },
+        port, [this, &impl](AbortableServer& server) { impl.setup_routes(server, *this); },
         impl.setup.worker_threads);
 }
 
@@ -521,7 +521,7 @@ void OAuthTokenFake::add_account(OAuthAccount account) {
     m_impl->add_account_locked(std::move(account));
 }
 
-void OAuthTokenFake::set_revoked(const std::string &refresh_token, bool revoked) {
+void OAuthTokenFake::set_revoked(const std::string& refresh_token, bool revoked) {
     std::lock_guard lock(m_impl->data_mutex);
     m_impl->state.accounts.at(refresh_token).revoked = revoked;
 }
@@ -559,7 +559,7 @@ void OAuthTokenFake::reset_stats() {
     m_impl->count_by_path.clear();
 }
 
-std::size_t OAuthTokenFake::tokens_issued(const std::string &refresh_token) const {
+std::size_t OAuthTokenFake::tokens_issued(const std::string& refresh_token) const {
     std::lock_guard lock(m_impl->data_mutex);
     const auto it = m_impl->state.issued_by_refresh.find(refresh_token);
     return it == m_impl->state.issued_by_refresh.end() ? 0 : it->second.size();
@@ -570,7 +570,7 @@ std::vector<IssuedToken> OAuthTokenFake::issued_tokens() const {
     return m_impl->state.issued;
 }
 
-std::optional<IssuedToken> OAuthTokenFake::validate(const std::string &access_token) const {
+std::optional<IssuedToken> OAuthTokenFake::validate(const std::string& access_token) const {
     std::lock_guard lock(m_impl->data_mutex);
     return m_impl->validate_locked(access_token);
 }

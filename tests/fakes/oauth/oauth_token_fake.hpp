@@ -42,7 +42,7 @@ struct OAuthAccount {
 
 /// Reads {"client_id","client_secret","refresh_token","scope","revoked"}; the first three are
 /// required. Throws std::invalid_argument on missing keys or wrong types.
-OAuthAccount oauth_account_from_json(const nlohmann::json &json);
+OAuthAccount oauth_account_from_json(const nlohmann::json& json);
 
 struct IssuedToken {
     std::string access_token;
@@ -81,8 +81,8 @@ struct TokenAnswer {
 class OAuthTokenFake {
 public:
     virtual ~OAuthTokenFake();
-    OAuthTokenFake(const OAuthTokenFake &) = delete;
-    OAuthTokenFake &operator=(const OAuthTokenFake &) = delete;
+    OAuthTokenFake(const OAuthTokenFake&) = delete;
+    OAuthTokenFake& operator=(const OAuthTokenFake&) = delete;
 
     /// Binds 127.0.0.1:`port` (0 = any free port), serves on background threads and returns
     /// the bound port. Call once; throws std::runtime_error if binding fails.
@@ -100,7 +100,7 @@ public:
     /// the client is known with another secret, or the refresh token belongs to another client.
     void add_account(OAuthAccount account);
     /// Throws std::out_of_range for an unknown refresh token.
-    void set_revoked(const std::string &refresh_token, bool revoked = true);
+    void set_revoked(const std::string& refresh_token, bool revoked = true);
 
     // ---- Faults -----------------------------------------------------------------------------
     void inject(Fault fault);
@@ -115,12 +115,12 @@ public:
     [[nodiscard]] std::vector<TokenRequest> requests() const;
     void reset_stats();
     /// Access tokens issued for this refresh token since the start (not reset by reset_stats).
-    [[nodiscard]] std::size_t tokens_issued(const std::string &refresh_token) const;
+    [[nodiscard]] std::size_t tokens_issued(const std::string& refresh_token) const;
     /// Every access token issued, oldest first.
     [[nodiscard]] std::vector<IssuedToken> issued_tokens() const;
     /// The token if this fake issued it, it has not expired by the fake's clock and its
     /// refresh token is not revoked; for API fakes that check Authorization headers.
-    [[nodiscard]] std::optional<IssuedToken> validate(const std::string &access_token) const;
+    [[nodiscard]] std::optional<IssuedToken> validate(const std::string& access_token) const;
 
     // ---- Clock ------------------------------------------------------------------------------
     /// The fake's clock = system clock + offset; drives expiry and rate-limit windows.
@@ -136,13 +136,13 @@ protected:
     class Ledger {
     public:
         /// nullptr for an unknown client.
-        [[nodiscard]] const std::string *client_secret(const std::string &client_id) const;
+        [[nodiscard]] const std::string* client_secret(const std::string& client_id) const;
         /// nullptr for an unknown refresh token.
-        [[nodiscard]] const OAuthAccount *account(const std::string &refresh_token) const;
+        [[nodiscard]] const OAuthAccount* account(const std::string& refresh_token) const;
         /// Access tokens issued for the refresh token after `after` (exclusive).
-        [[nodiscard]] std::size_t issued_after(const std::string &refresh_token,
+        [[nodiscard]] std::size_t issued_after(const std::string& refresh_token,
                                                std::chrono::system_clock::time_point after) const;
-        const IssuedToken &issue(const OAuthAccount &account, std::string access_token,
+        const IssuedToken& issue(const OAuthAccount& account, std::string access_token,
                                  std::chrono::seconds lifetime);
         [[nodiscard]] std::chrono::system_clock::time_point now() const;
         /// `n` random lower-case hex digits, for token text.
@@ -151,8 +151,8 @@ protected:
     private:
         friend class OAuthTokenFake;
         struct State;
-        explicit Ledger(State &state) : m_state(state) {}
-        State &m_state;
+        explicit Ledger(State& state) : m_state(state) {}
+        State& m_state;
     };
 
     struct Setup {
@@ -169,7 +169,7 @@ protected:
     /// The provider's rules for one POST to a token path that no fault took. Called on a
     /// server thread with the data lock held, so it must not call public methods. Subclasses
     /// call stop() in their destructor, before this stops being callable.
-    virtual TokenAnswer answer(const TokenParams &params, Ledger &ledger) = 0;
+    virtual TokenAnswer answer(const TokenParams& params, Ledger& ledger) = 0;
 
 private:
     struct Impl;

@@ -25,7 +25,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 9> k_api_dom
 }};
 
 // Query first: Zoho documents the query form; a form body is what many clients send.
-std::string param(const TokenParams &params, const char *name) {
+std::string param(const TokenParams& params, const char* name) {
     if (const auto it = params.query.find(name); it != params.query.end()) {
         return it->second;
     }
@@ -39,7 +39,7 @@ TokenAnswer zoho_error(std::string_view error) {
     return {200, nlohmann::json{{"error", error}}.dump()};
 }
 
-std::string resolve_api_domain(const ZohoAccountsFakeOptions &options) {
+std::string resolve_api_domain(const ZohoAccountsFakeOptions& options) {
     if (!options.api_domain.empty()) {
         return options.api_domain;
     }
@@ -53,7 +53,7 @@ std::string resolve_api_domain(const ZohoAccountsFakeOptions &options) {
 } // namespace
 
 std::optional<std::string> zoho_api_domain(std::string_view data_centre) {
-    for (const auto &[dc, domain] : k_api_domains) {
+    for (const auto& [dc, domain] : k_api_domains) {
         if (dc == data_centre) {
             return std::string(domain);
         }
@@ -74,19 +74,19 @@ ZohoAccountsFake::ZohoAccountsFake(ZohoAccountsFakeOptions options)
 
 ZohoAccountsFake::~ZohoAccountsFake() { stop(); }
 
-TokenAnswer ZohoAccountsFake::answer(const TokenParams &params, Ledger &ledger) {
+TokenAnswer ZohoAccountsFake::answer(const TokenParams& params, Ledger& ledger) {
     if (param(params, "grant_type") != "refresh_token") {
         return zoho_error("unsupported_grant_type");
     }
     const auto client_id = param(params, "client_id");
-    const auto *secret = ledger.client_secret(client_id);
+    const auto* secret = ledger.client_secret(client_id);
     if (secret == nullptr) {
         return zoho_error("invalid_client");
     }
     if (param(params, "client_secret") != *secret) {
         return zoho_error("invalid_client_secret");
     }
-    const auto *account = ledger.account(param(params, "refresh_token"));
+    const auto* account = ledger.account(param(params, "refresh_token"));
     if (account == nullptr || account->revoked || account->client_id != client_id) {
         return zoho_error("invalid_code");
     }
@@ -100,7 +100,7 @@ TokenAnswer ZohoAccountsFake::answer(const TokenParams &params, Ledger &ledger) 
             {"status", "failure"}};
         return {m_options.throttle_status, body.dump()};
     }
-    const auto &token = ledger.issue(*account,
+    const auto& token = ledger.issue(*account,
                                      "1000." + ledger.random_hex(k_token_part_chars) + "." +
                                          ledger.random_hex(k_token_part_chars),
                                      m_options.expires_in);

@@ -50,14 +50,14 @@ public:
     /// Throws std::invalid_argument for an unknown data centre without an api_domain.
     explicit ZohoAccountsFake(ZohoAccountsFakeOptions options = {});
     ~ZohoAccountsFake() override;
-    ZohoAccountsFake(const ZohoAccountsFake &) = delete;
-    ZohoAccountsFake &operator=(const ZohoAccountsFake &) = delete;
+    ZohoAccountsFake(const ZohoAccountsFake&) = delete;
+    ZohoAccountsFake& operator=(const ZohoAccountsFake&) = delete;
 
     /// The "api_domain" this fake answers.
-    [[nodiscard]] const std::string &api_domain() const { return m_api_domain; }
+    [[nodiscard]] const std::string& api_domain() const { return m_api_domain; }
 
 protected:
-    TokenAnswer answer(const TokenParams &params, Ledger &ledger) override;
+    TokenAnswer answer(const TokenParams& params, Ledger& ledger) override;
 
 private:
     ZohoAccountsFakeOptions m_options;

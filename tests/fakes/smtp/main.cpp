@@ -20,7 +20,7 @@
 namespace {
 
 // Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string &path, int port) {
+void write_port_file(const std::string& path, int port) {
     const auto temp = path + ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(temp, std::ios::trunc);
@@ -34,7 +34,7 @@ void write_port_file(const std::string &path, int port) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     using crmsync::fakes::SmtpFake;
     crmsync::fakes::SmtpFakeOptions options;
     int port = 0;
@@ -53,7 +53,7 @@ int main(int argc, char **argv) {
         ->check(CLI::Range(0, 65535));
     app.add_option("--control-port-file", control_port_file,
                    "Write the control port here once listening");
-    auto *user_option = app.add_option("--user", user, "Require AUTH with this user");
+    auto* user_option = app.add_option("--user", user, "Require AUTH with this user");
     app.add_option("--password", password, "Password for --user")->needs(user_option);
     app.add_option("--hostname", options.hostname, "Name in the greeting")->capture_default_str();
     app.add_option("--max-message-bytes", options.max_message_bytes, "SIZE limit")
@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
         }
         fake.stop();
         std::cout << "smtp_fake: stopped" << std::endl;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "smtp_fake: error: " << e.what() << '\n';
         return 1;
     }

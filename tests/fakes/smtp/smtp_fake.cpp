@@ -88,7 +88,7 @@ std::string_view stage_name(SmtpStage stage) {
     return "data";
 }
 
-SmtpStage stage_from_name(const std::string &name) {
+SmtpStage stage_from_name(const std::string& name) {
     for (const auto stage :
          {SmtpStage::connect, SmtpStage::mail_from, SmtpStage::rcpt_to, SmtpStage::data}) {
         if (stage_name(stage) == name) {
@@ -161,11 +161,11 @@ class LineReader {
 public:
     enum class Result { line, closed, too_long, idle };
 
-    LineReader(int fd, const std::atomic<bool> &stopping, std::chrono::seconds idle)
+    LineReader(int fd, const std::atomic<bool>& stopping, std::chrono::seconds idle)
         : m_fd(fd), m_stopping(stopping), m_idle(idle) {}
 
     /// The line without its terminator; `crlf` tells whether it ended in CRLF.
-    Result next(std::string &line, bool &crlf, std::size_t max_length) {
+    Result next(std::string& line, bool& crlf, std::size_t max_length) {
         auto waited = std::chrono::milliseconds(0);
         for (;;) {
             if (const auto eol = m_buffer.find('\n', m_begin); eol != std::string::npos) {
@@ -211,7 +211,7 @@ public:
 
 private:
     int m_fd;
-    const std::atomic<bool> &m_stopping;
+    const std::atomic<bool>& m_stopping;
     std::chrono::milliseconds m_idle;
     std::string m_buffer;
     std::size_t m_begin = 0;
@@ -221,7 +221,7 @@ private:
 
 std::optional<std::string> SmtpMessage::header(std::string_view name) const {
     const auto wanted = lower(name);
-    for (const auto &[key, value] : parse_headers(data)) {
+    for (const auto& [key, value] : parse_headers(data)) {
         if (key == wanted) {
             return value;
         }
@@ -244,7 +244,7 @@ struct SmtpFake::Impl {
     void prune_connections();
     std::optional<SmtpRefusal> take_refusal(SmtpStage stage);
     void record(SmtpMessage message);
-    void setup_control_routes(AbortableServer &server);
+    void setup_control_routes(AbortableServer& server);
 
     SmtpFakeOptions options;
 
@@ -271,7 +271,7 @@ struct SmtpFake::Impl {
 // One SMTP connection: the RFC 5321 command loop.
 class SmtpFake::Impl::Session {
 public:
-    Session(SmtpFake::Impl &impl, int fd)
+    Session(SmtpFake::Impl& impl, int fd)
         : m_impl(impl), m_fd(fd), m_reader(fd, impl.stopping, impl.options.idle_timeout) {}
 
     void run() {
@@ -309,7 +309,7 @@ private:
         return send_all(m_fd, std::to_string(code) + " " + std::string(text) + "\r\n");
     }
 
-    bool refuse(const SmtpRefusal &refusal) {
+    bool refuse(const SmtpRefusal& refusal) {
         // RFC 5321 §3.8: 421 means the server is closing the channel.
         return reply(refusal.code, refusal.text) && refusal.code != 421;
     }
@@ -363,13 +363,13 @@ private:
         return reply(500, "5.5.2 Command not recognized");
     }
 
-    bool hello(const std::string &verb, std::string_view arg) {
+    bool hello(const std::string& verb, std::string_view arg) {
         if (arg.empty()) {
             return reply(501, "5.5.4 Syntax: " + verb + " hostname");
         }
         m_helo = std::string(arg);
         reset_transaction();
-        const auto &host = m_impl.options.hostname;
+        const auto& host = m_impl.options.hostname;
         if (verb == "HELO") {
             return reply(250, host);
         }
@@ -385,7 +385,7 @@ private:
 
     // Reads one SASL response line: nullopt after the connection failed or the client
     // cancelled with "*" (both already handled).
-    std::optional<std::string> sasl_response(std::string_view challenge, bool &keep_open) {
+    std::optional<std::string> sasl_response(std::string_view challenge, bool& keep_open) {
         keep_open = reply(334, challenge);
         if (!keep_open) {
             return std::nullopt;
@@ -464,7 +464,7 @@ private:
         } else {
             return reply(504, "5.5.4 Unrecognized authentication type");
         }
-        const auto &expected = *m_impl.options.credentials;
+        const auto& expected = *m_impl.options.credentials;
         if (user != expected.user || password != expected.password) {
             return auth_failed();
         }
@@ -580,7 +580,7 @@ private:
         return reply(250, "2.0.0 OK queued");
     }
 
-    SmtpFake::Impl &m_impl;
+    SmtpFake::Impl& m_impl;
     int m_fd;
     LineReader m_reader;
     std::string m_helo;
@@ -592,7 +592,7 @@ private:
 
 namespace {
 
-nlohmann::json to_json(const SmtpMessage &m) {
+nlohmann::json to_json(const SmtpMessage& m) {
     return {{"mail_from", m.mail_from},
             {"recipients", m.recipients},
             {"subject", m.subject},
@@ -624,7 +624,7 @@ void SmtpFake::Impl::accept_loop() {
         }
         auto connection = std::make_unique<Connection>();
         connection->fd = fd;
-        auto *raw = connection.get();
+        auto* raw = connection.get();
         std::lock_guard lock(connections_mutex);
         connections.push_back(std::move(connection));
         raw->thread = std::thread([this, raw] {
@@ -672,32 +672,32 @@ void SmtpFake::Impl::record(SmtpMessage message) {
     data_cv.notify_all();
 }
 
-void SmtpFake::Impl::setup_control_routes(AbortableServer &server) {
+void SmtpFake::Impl::setup_control_routes(AbortableServer& server) {
     // Every control answer is JSON; a thrown exception (bad input) becomes a 400.
     const auto json_route = [](auto body) {
-        return [body](const httplib::Request &req, httplib::Response &res) {
+        return [body](const httplib::Request& req, httplib::Response& res) {
             try {
                 res.set_content(body(req).dump(), "application/json");
-            } catch (const std::exception &e) {
+            } catch (const std::exception& e) {
                 res.status = 400;
                 res.set_content(nlohmann::json{{"error", e.what()}}.dump(), "application/json");
             }
         };
     };
-    server.Get("/_fake/messages", json_route([this](const httplib::Request &) {
+    server.Get("/_fake/messages", json_route([this](const httplib::Request&) {
                    nlohmann::json out = nlohmann::json::array();
                    std::lock_guard lock(data_mutex);
-                   for (const auto &m : messages) {
+                   for (const auto& m : messages) {
                        out.push_back(to_json(m));
                    }
                    return out;
                }));
-    server.Delete("/_fake/messages", json_route([this](const httplib::Request &) {
+    server.Delete("/_fake/messages", json_route([this](const httplib::Request&) {
                       std::lock_guard lock(data_mutex);
                       messages.clear();
                       return nlohmann::json::object();
                   }));
-    server.Post("/_fake/refuse", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/refuse", json_route([this](const httplib::Request& req) {
                     const auto json = nlohmann::json::parse(req.body);
                     SmtpRefusal refusal;
                     refusal.stage = stage_from_name(json.value("stage", std::string("data")));
@@ -708,12 +708,12 @@ void SmtpFake::Impl::setup_control_routes(AbortableServer &server) {
                     refusals.push_back(std::move(refusal));
                     return nlohmann::json{{"pending", refusals.size()}};
                 }));
-    server.Delete("/_fake/refuse", json_route([this](const httplib::Request &) {
+    server.Delete("/_fake/refuse", json_route([this](const httplib::Request&) {
                       std::lock_guard lock(data_mutex);
                       refusals.clear();
                       return nlohmann::json::object();
                   }));
-    server.Get("/_fake/stats", json_route([this](const httplib::Request &) {
+    server.Get("/_fake/stats", json_route([this](const httplib::Request&) {
                    std::lock_guard lock(data_mutex);
                    return nlohmann::json{{"connections", stats.connections},
                                          {"accepted", stats.accepted},
@@ -721,7 +721,7 @@ void SmtpFake::Impl::setup_control_routes(AbortableServer &server) {
                                          {"auth_failures", stats.auth_failures},
                                          {"messages", messages.size()}};
                }));
-    server.Post("/_fake/shutdown", json_route([this](const httplib::Request &) {
+    server.Post("/_fake/shutdown", json_route([this](const httplib::Request&) {
                     std::function<void()> handler;
                     {
                         std::lock_guard lock(shutdown_mutex);
@@ -741,7 +741,7 @@ SmtpFake::SmtpFake(SmtpFakeOptions options) : m_impl(std::make_unique<Impl>(std:
 SmtpFake::~SmtpFake() { stop(); }
 
 int SmtpFake::start(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     if (impl.started) {
         throw std::logic_error("SmtpFake::start called twice");
     }
@@ -757,9 +757,9 @@ int SmtpFake::start(int port) {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = htons(static_cast<std::uint16_t>(port));
     socklen_t length = sizeof(addr);
-    if (::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 ||
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
         ::listen(fd, k_listen_backlog) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &length) != 0) {
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
         ::close(fd);
         throw std::runtime_error("SmtpFake: cannot bind 127.0.0.1:" + std::to_string(port));
     }
@@ -770,7 +770,7 @@ int SmtpFake::start(int port) {
 }
 
 void SmtpFake::stop() {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     impl.stopping = true;
     if (impl.acceptor.joinable()) {
         impl.acceptor.join();
@@ -781,7 +781,7 @@ void SmtpFake::stop() {
     }
     {
         std::lock_guard lock(impl.connections_mutex);
-        for (const auto &c : impl.connections) {
+        for (const auto& c : impl.connections) {
             ::shutdown(c->fd, SHUT_RDWR); // Wakes a session blocked in poll or send.
         }
     }
@@ -841,7 +841,7 @@ void SmtpFake::clear_refusals() {
 std::size_t SmtpFake::pending_refusals() const {
     std::lock_guard lock(m_impl->data_mutex);
     std::size_t pending = 0;
-    for (const auto &r : m_impl->refusals) {
+    for (const auto& r : m_impl->refusals) {
         pending += static_cast<std::size_t>(std::max(r.count, 0));
     }
     return pending;
@@ -853,9 +853,9 @@ SmtpStats SmtpFake::stats() const {
 }
 
 int SmtpFake::start_control(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     return impl.control.start(
-        port, [&impl](AbortableServer &server) { impl.setup_control_routes(server); },
+        port, [&impl](AbortableServer& server) { impl.setup_control_routes(server); },
         k_control_threads);
 }
 

@@ -80,8 +80,8 @@ class SmtpFake {
 public:
     explicit SmtpFake(SmtpFakeOptions options = {});
     ~SmtpFake();
-    SmtpFake(const SmtpFake &) = delete;
-    SmtpFake &operator=(const SmtpFake &) = delete;
+    SmtpFake(const SmtpFake&) = delete;
+    SmtpFake& operator=(const SmtpFake&) = delete;
 
     /// Binds 127.0.0.1:`port` (0 = any free port) and returns the bound port. Call once;
     /// throws std::runtime_error if binding fails.

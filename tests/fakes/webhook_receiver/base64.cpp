@@ -8,8 +8,8 @@ namespace crmsync::fakes {
 
 std::string base64_encode(std::string_view bytes) {
     std::string out(4 * ((bytes.size() + 2) / 3), '\0');
-    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                                  reinterpret_cast<const unsigned char *>(bytes.data()),
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(bytes.data()),
                                   static_cast<int>(bytes.size()));
     out.resize(static_cast<std::size_t>(std::max(n, 0)));
     return out;
@@ -35,8 +35,8 @@ std::optional<std::string> base64_decode(std::string_view text) {
         return std::string();
     }
     std::string out(padded.size() / 4 * 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                                  reinterpret_cast<const unsigned char *>(padded.data()),
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                  reinterpret_cast<const unsigned char*>(padded.data()),
                                   static_cast<int>(padded.size()));
     if (n < 0) {
         return std::nullopt;

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <thread>
 
-extern char **environ;
+extern char** environ;
 
 namespace crmsync::fakes {
 namespace {
@@ -31,7 +31,7 @@ int exit_code(int status) {
 } // namespace
 
 FakeProcess::FakeProcess() {
-    const char *tmp = std::getenv("TMPDIR");
+    const char* tmp = std::getenv("TMPDIR");
     std::string pattern =
         std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/crmsync-fake-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) {
@@ -48,17 +48,17 @@ FakeProcess::~FakeProcess() {
     std::filesystem::remove_all(m_dir, ignored);
 }
 
-std::string FakeProcess::path(const std::string &name) const { return m_dir + "/" + name; }
+std::string FakeProcess::path(const std::string& name) const { return m_dir + "/" + name; }
 
-void FakeProcess::start(const std::string &program, const std::vector<std::string> &args) {
+void FakeProcess::start(const std::string& program, const std::vector<std::string>& args) {
     if (m_pid > 0) {
         throw std::logic_error("FakeProcess::start called twice");
     }
     std::vector<std::string> owned{program};
     owned.insert(owned.end(), args.begin(), args.end());
-    std::vector<char *> argv;
+    std::vector<char*> argv;
     argv.reserve(owned.size() + 1);
-    for (auto &arg : owned) {
+    for (auto& arg : owned) {
         argv.push_back(arg.data());
     }
     argv.push_back(nullptr);
@@ -76,7 +76,7 @@ void FakeProcess::start(const std::string &program, const std::vector<std::strin
     }
 }
 
-int FakeProcess::wait_for_port(const std::string &port_file, std::chrono::milliseconds timeout) {
+int FakeProcess::wait_for_port(const std::string& port_file, std::chrono::milliseconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
         std::ifstream in(port_file);

@@ -22,7 +22,7 @@ constexpr auto k_start_timeout = std::chrono::seconds(5);
 
 HttpListener::~HttpListener() { stop(); }
 
-int HttpListener::start(int port, const Setup &setup, std::size_t worker_threads) {
+int HttpListener::start(int port, const Setup& setup, std::size_t worker_threads) {
     std::lock_guard lock(m_mutex);
     if (m_server) {
         throw std::logic_error("HttpListener::start called while running");
@@ -52,7 +52,7 @@ int HttpListener::start(int port, const Setup &setup, std::size_t worker_threads
         throw std::runtime_error("cannot bind 127.0.0.1:" + std::to_string(port));
     }
     auto listen_returned = std::make_shared<std::atomic<bool>>(false);
-    auto *raw = server.get();
+    auto* raw = server.get();
     m_thread = std::thread([raw, listen_returned] {
         raw->listen_after_bind();
         *listen_returned = true;

@@ -19,18 +19,18 @@ namespace crmsync::fakes {
 class HttpListener {
 public:
     /// Registers routes and handlers on a fresh server; called by start() before binding.
-    using Setup = std::function<void(AbortableServer &)>;
+    using Setup = std::function<void(AbortableServer&)>;
 
     HttpListener() = default;
     ~HttpListener();
-    HttpListener(const HttpListener &) = delete;
-    HttpListener &operator=(const HttpListener &) = delete;
+    HttpListener(const HttpListener&) = delete;
+    HttpListener& operator=(const HttpListener&) = delete;
 
     /// Binds 127.0.0.1:`port` (0 = any free port) with a new server prepared by `setup`, serves
     /// it on `worker_threads` threads and returns the bound port once the accept loop runs.
     /// Throws std::logic_error if already running, std::runtime_error if binding fails.
     /// Must not be called from one of this listener's own handlers.
-    int start(int port, const Setup &setup, std::size_t worker_threads);
+    int start(int port, const Setup& setup, std::size_t worker_threads);
     /// Closes the listening socket, lets in-flight requests finish and joins every thread.
     /// Idempotent. Must not be called from one of this listener's own handlers (it would wait
     /// for itself). running() turns false before in-flight requests finish.

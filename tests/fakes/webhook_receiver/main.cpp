@@ -25,7 +25,7 @@
 namespace {
 
 // Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string &path, int port) {
+void write_port_file(const std::string& path, int port) {
     const auto temp = path + ".tmp." + std::to_string(::getpid());
     {
         std::ofstream out(temp, std::ios::trunc);
@@ -37,7 +37,7 @@ void write_port_file(const std::string &path, int port) {
     std::filesystem::rename(temp, path);
 }
 
-std::string read_secret_file(const std::string &path) {
+std::string read_secret_file(const std::string& path) {
     std::ifstream in(path);
     if (!in) {
         throw std::runtime_error("cannot read " + path);
@@ -53,7 +53,7 @@ std::string read_secret_file(const std::string &path) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     using crmsync::fakes::WebhookReceiver;
     crmsync::fakes::WebhookReceiverOptions options;
     int port = 0;
@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
         ->check(CLI::Range(0, 65535));
     app.add_option("--control-port-file", control_port_file,
                    "Write the control port here once listening");
-    auto *secret_option =
+    auto* secret_option =
         app.add_option("--secret", secret, "Standard Webhooks secret (whsec_<base64> or raw)");
     app.add_option("--secret-file", secret_file, "Read the secret from this file")
         ->excludes(secret_option);
@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
         }
         receiver.stop();
         std::cout << "webhook_receiver: stopped" << std::endl;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "webhook_receiver: error: " << e.what() << '\n';
         return 1;
     }

@@ -37,7 +37,7 @@ std::string lower(std::string_view text) {
     return out;
 }
 
-std::optional<std::string> header_of(const httplib::Request &req, const std::string &name) {
+std::optional<std::string> header_of(const httplib::Request& req, const std::string& name) {
     if (!req.has_header(name)) {
         return std::nullopt;
     }
@@ -68,9 +68,9 @@ std::int64_t to_ms(std::chrono::system_clock::time_point at) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
 }
 
-nlohmann::json to_json(const ReceivedWebhook &r) {
+nlohmann::json to_json(const ReceivedWebhook& r) {
     nlohmann::json headers = nlohmann::json::array();
-    for (const auto &[name, value] : r.headers) {
+    for (const auto& [name, value] : r.headers) {
         headers.push_back({name, value});
     }
     return {{"seq", r.seq},
@@ -91,7 +91,7 @@ nlohmann::json to_json(const ReceivedWebhook &r) {
 
 std::optional<std::string> ReceivedWebhook::header(std::string_view name) const {
     const auto wanted = lower(name);
-    for (const auto &[key, value] : headers) {
+    for (const auto& [key, value] : headers) {
         if (key == wanted) {
             return value;
         }
@@ -107,13 +107,13 @@ struct WebhookReceiver::Impl {
     }
 
     [[nodiscard]] std::int64_t now_ms() const;
-    void setup_routes(AbortableServer &server);
-    void setup_control_routes(AbortableServer &server);
-    void handle(const httplib::Request &req, httplib::Response &res);
-    [[nodiscard]] ReceivedWebhook make_record(const httplib::Request &req) const;
+    void setup_routes(AbortableServer& server);
+    void setup_control_routes(AbortableServer& server);
+    void handle(const httplib::Request& req, httplib::Response& res);
+    [[nodiscard]] ReceivedWebhook make_record(const httplib::Request& req) const;
     std::uint64_t push_record(ReceivedWebhook record);
     void finish_record(std::uint64_t seq, int status, std::optional<FaultKind> fault);
-    std::optional<Fault> take_fault(const std::string &method, const std::string &path);
+    std::optional<Fault> take_fault(const std::string& method, const std::string& path);
     [[nodiscard]] std::size_t pending_faults() const;
     [[nodiscard]] std::uint64_t generation() const;
     /// False if the receiver went down or stopped during the sleep.
@@ -170,8 +170,8 @@ std::int64_t WebhookReceiver::Impl::now_ms() const {
     return to_ms(std::chrono::system_clock::now()) + clock_offset_ms.load();
 }
 
-void WebhookReceiver::Impl::setup_routes(AbortableServer &server) {
-    const auto handler = [this](const httplib::Request &req, httplib::Response &res) {
+void WebhookReceiver::Impl::setup_routes(AbortableServer& server) {
+    const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
         handle(req, res);
     };
     server.Post(".*", handler);
@@ -182,7 +182,7 @@ void WebhookReceiver::Impl::setup_routes(AbortableServer &server) {
     server.Options(".*", handler);
     // httplib answers malformed requests itself (400, 413, ...) without calling a handler.
     server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [this](const httplib::Request &req, httplib::Response &res) {
+        [this](const httplib::Request& req, httplib::Response& res) {
             if (!res.body.empty()) {
                 return httplib::Server::HandlerResponse::Unhandled;
             }
@@ -194,14 +194,14 @@ void WebhookReceiver::Impl::setup_routes(AbortableServer &server) {
         }));
 }
 
-ReceivedWebhook WebhookReceiver::Impl::make_record(const httplib::Request &req) const {
+ReceivedWebhook WebhookReceiver::Impl::make_record(const httplib::Request& req) const {
     ReceivedWebhook r;
     r.method = req.method;
     r.path = req.path;
     if (const auto q = req.target.find('?'); q != std::string::npos) {
         r.query = req.target.substr(q + 1);
     }
-    for (const auto &[name, value] : req.headers) {
+    for (const auto& [name, value] : req.headers) {
         if (!is_httplib_pseudo_header(name)) {
             r.headers.emplace_back(lower(name), value);
         }
@@ -222,7 +222,7 @@ ReceivedWebhook WebhookReceiver::Impl::make_record(const httplib::Request &req) 
     return r;
 }
 
-void WebhookReceiver::Impl::handle(const httplib::Request &req, httplib::Response &res) {
+void WebhookReceiver::Impl::handle(const httplib::Request& req, httplib::Response& res) {
     const auto since = generation();
     auto record = make_record(req);
     const auto signature = record.signature;
@@ -306,8 +306,8 @@ void WebhookReceiver::Impl::finish_record(std::uint64_t seq, int status,
     records_cv.notify_all();
 }
 
-std::optional<Fault> WebhookReceiver::Impl::take_fault(const std::string &method,
-                                                       const std::string &path) {
+std::optional<Fault> WebhookReceiver::Impl::take_fault(const std::string& method,
+                                                       const std::string& path) {
     std::lock_guard lock(fault_mutex);
     for (auto it = faults.begin(); it != faults.end(); ++it) {
         if ((!it->method.empty() && it->method != method) || !path.starts_with(it->path_prefix)) {
@@ -325,7 +325,7 @@ std::optional<Fault> WebhookReceiver::Impl::take_fault(const std::string &method
 std::size_t WebhookReceiver::Impl::pending_faults() const {
     std::lock_guard lock(fault_mutex);
     std::size_t pending = 0;
-    for (const auto &f : faults) {
+    for (const auto& f : faults) {
         pending += static_cast<std::size_t>(std::max(f.count, 0));
     }
     return pending;
@@ -356,7 +356,7 @@ void WebhookReceiver::Impl::listen_locked() {
         return;
     }
     listener.start(
-        port, [this](AbortableServer &server) { setup_routes(server); }, options.worker_threads);
+        port, [this](AbortableServer& server) { setup_routes(server); }, options.worker_threads);
 }
 
 void WebhookReceiver::Impl::cancel_revival() {
@@ -405,7 +405,7 @@ void WebhookReceiver::Impl::go_down_for(std::chrono::milliseconds duration) {
         std::lock_guard lock(lifecycle_mutex);
         try {
             listen_locked();
-        } catch (const std::exception &) {
+        } catch (const std::exception&) {
             // The port was taken meanwhile; the receiver stays down, as is_up() reports.
         }
     });
@@ -419,7 +419,7 @@ bool WebhookReceiver::Impl::wait_records(std::chrono::milliseconds timeout, Pred
 
 std::map<std::string, std::size_t> WebhookReceiver::Impl::acknowledged_locked() const {
     std::map<std::string, std::size_t> acknowledged;
-    for (const auto &r : records) {
+    for (const auto& r : records) {
         if (!r.id.empty() && r.acknowledged()) {
             ++acknowledged[r.id];
         }
@@ -427,19 +427,19 @@ std::map<std::string, std::size_t> WebhookReceiver::Impl::acknowledged_locked() 
     return acknowledged;
 }
 
-void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
+void WebhookReceiver::Impl::setup_control_routes(AbortableServer& server) {
     // Every control answer is JSON; a thrown exception (bad input) becomes a 400.
     const auto json_route = [](auto body) {
-        return [body](const httplib::Request &req, httplib::Response &res) {
+        return [body](const httplib::Request& req, httplib::Response& res) {
             try {
                 res.set_content(body(req).dump(), "application/json");
-            } catch (const std::exception &e) {
+            } catch (const std::exception& e) {
                 res.status = 400;
                 res.set_content(error_body("bad_request", e.what()), "application/json");
             }
         };
     };
-    server.Get("/_fake/stats", json_route([this](const httplib::Request &) {
+    server.Get("/_fake/stats", json_route([this](const httplib::Request&) {
                    nlohmann::json by_status = nlohmann::json::object();
                    std::size_t total = 0;
                    std::size_t acknowledged = 0;
@@ -447,7 +447,7 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                    {
                        std::lock_guard lock(records_mutex);
                        total = records.size();
-                       for (const auto &r : records) {
+                       for (const auto& r : records) {
                            const auto key_text = std::to_string(r.status);
                            by_status[key_text] = by_status.value(key_text, 0) + 1;
                            if (!r.id.empty()) {
@@ -467,7 +467,7 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                        {"acknowledged_ids", acknowledged}, {"pending_faults", pending_faults()},
                        {"response_delay_ms", delay_ms}};
                }));
-    server.Get("/_fake/requests", json_route([this](const httplib::Request &req) {
+    server.Get("/_fake/requests", json_route([this](const httplib::Request& req) {
                    const auto limit = req.has_param("limit")
                                           ? std::stoul(req.get_param_value("limit"))
                                           : k_default_listed_requests;
@@ -480,16 +480,16 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                    }
                    return out;
                }));
-    server.Delete("/_fake/requests", json_route([this](const httplib::Request &) {
+    server.Delete("/_fake/requests", json_route([this](const httplib::Request&) {
                       std::lock_guard lock(records_mutex);
                       records.clear();
                       return nlohmann::json::object();
                   }));
-    server.Get("/_fake/ids", json_route([this](const httplib::Request &) {
+    server.Get("/_fake/ids", json_route([this](const httplib::Request&) {
                    nlohmann::json order = nlohmann::json::array();
                    nlohmann::json counts = nlohmann::json::object();
                    std::lock_guard lock(records_mutex);
-                   for (const auto &r : records) {
+                   for (const auto& r : records) {
                        if (r.id.empty()) {
                            continue;
                        }
@@ -502,25 +502,25 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                                          {"count", counts},
                                          {"acknowledged", acknowledged_locked()}};
                }));
-    server.Post("/_fake/faults", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/faults", json_route([this](const httplib::Request& req) {
                     auto json = nlohmann::json::parse(req.body);
                     if (!json.is_array()) {
                         json = nlohmann::json::array({json});
                     }
                     std::vector<Fault> parsed;
-                    for (const auto &item : json) {
+                    for (const auto& item : json) {
                         parsed.push_back(fault_from_json(item));
                     }
                     std::lock_guard lock(fault_mutex);
                     faults.insert(faults.end(), parsed.begin(), parsed.end());
                     return nlohmann::json{{"injected", parsed.size()}};
                 }));
-    server.Delete("/_fake/faults", json_route([this](const httplib::Request &) {
+    server.Delete("/_fake/faults", json_route([this](const httplib::Request&) {
                       std::lock_guard lock(fault_mutex);
                       faults.clear();
                       return nlohmann::json::object();
                   }));
-    server.Post("/_fake/down", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/down", json_route([this](const httplib::Request& req) {
                     if (req.has_param("for_ms")) {
                         go_down_for(
                             std::chrono::milliseconds(std::stoll(req.get_param_value("for_ms"))));
@@ -529,11 +529,11 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                     }
                     return nlohmann::json{{"up", false}};
                 }));
-    server.Post("/_fake/up", json_route([this](const httplib::Request &) {
+    server.Post("/_fake/up", json_route([this](const httplib::Request&) {
                     come_up();
                     return nlohmann::json{{"up", listener.running()}};
                 }));
-    server.Post("/_fake/restore", json_route([this](const httplib::Request &) {
+    server.Post("/_fake/restore", json_route([this](const httplib::Request&) {
                     {
                         std::lock_guard lock(fault_mutex);
                         faults.clear();
@@ -545,13 +545,13 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                     come_up();
                     return nlohmann::json{{"up", listener.running()}};
                 }));
-    server.Post("/_fake/delay", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/delay", json_route([this](const httplib::Request& req) {
                     const auto ms = std::stoll(req.get_param_value("ms"));
                     std::lock_guard lock(config_mutex);
                     response_delay = std::chrono::milliseconds(std::max<std::int64_t>(ms, 0));
                     return nlohmann::json{{"response_delay_ms", response_delay.count()}};
                 }));
-    server.Post("/_fake/secret", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/secret", json_route([this](const httplib::Request& req) {
                     const auto json = nlohmann::json::parse(req.body);
                     std::optional<std::string> fresh;
                     if (json.contains("secret") && !json["secret"].is_null()) {
@@ -561,11 +561,11 @@ void WebhookReceiver::Impl::setup_control_routes(AbortableServer &server) {
                     key = std::move(fresh);
                     return nlohmann::json{{"checking", key.has_value()}};
                 }));
-    server.Post("/_fake/clock", json_route([this](const httplib::Request &req) {
+    server.Post("/_fake/clock", json_route([this](const httplib::Request& req) {
                     clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
                     return nlohmann::json{{"now", format_iso_ms(now_ms())}};
                 }));
-    server.Post("/_fake/shutdown", json_route([this](const httplib::Request &) {
+    server.Post("/_fake/shutdown", json_route([this](const httplib::Request&) {
                     std::function<void()> handler;
                     {
                         std::lock_guard lock(shutdown_mutex);
@@ -586,20 +586,20 @@ WebhookReceiver::WebhookReceiver(WebhookReceiverOptions options)
 WebhookReceiver::~WebhookReceiver() { stop(); }
 
 int WebhookReceiver::start(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     std::lock_guard lock(impl.lifecycle_mutex);
     if (impl.started) {
         throw std::logic_error("WebhookReceiver::start called twice");
     }
     impl.port = impl.listener.start(
-        port, [&impl](AbortableServer &server) { impl.setup_routes(server); },
+        port, [&impl](AbortableServer& server) { impl.setup_routes(server); },
         impl.options.worker_threads);
     impl.started = true;
     return impl.port;
 }
 
 void WebhookReceiver::stop() {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     {
         std::lock_guard mode(impl.mode_mutex);
         impl.cancel_revival();
@@ -699,7 +699,7 @@ std::vector<std::string> WebhookReceiver::distinct_ids() const {
     std::lock_guard lock(m_impl->records_mutex);
     std::vector<std::string> ids;
     std::set<std::string> seen;
-    for (const auto &r : m_impl->records) {
+    for (const auto& r : m_impl->records) {
         if (!r.id.empty() && seen.insert(r.id).second) {
             ids.push_back(r.id);
         }
@@ -707,10 +707,10 @@ std::vector<std::string> WebhookReceiver::distinct_ids() const {
     return ids;
 }
 
-std::size_t WebhookReceiver::count_by_id(const std::string &id) const {
+std::size_t WebhookReceiver::count_by_id(const std::string& id) const {
     std::lock_guard lock(m_impl->records_mutex);
     return static_cast<std::size_t>(std::count_if(m_impl->records.begin(), m_impl->records.end(),
-                                                  [&](const auto &r) { return r.id == id; }));
+                                                  [&](const auto& r) { return r.id == id; }));
 }
 
 std::map<std::string, std::size_t> WebhookReceiver::acknowledged_ids() const {
@@ -722,7 +722,7 @@ bool WebhookReceiver::wait_for_requests(std::size_t n, std::chrono::milliseconds
     return m_impl->wait_records(timeout, [&] {
         return static_cast<std::size_t>(
                    std::count_if(m_impl->records.begin(), m_impl->records.end(),
-                                 [](const auto &r) { return r.finished; })) >= n;
+                                 [](const auto& r) { return r.finished; })) >= n;
     });
 }
 
@@ -745,9 +745,9 @@ std::chrono::system_clock::time_point WebhookReceiver::now() const {
 }
 
 int WebhookReceiver::start_control(int port) {
-    auto &impl = *m_impl;
+    auto& impl = *m_impl;
     return impl.control.start(
-        port, [&impl](AbortableServer &server) { impl.setup_control_routes(server); },
+        port, [&impl](AbortableServer& server) { impl.setup_control_routes(server); },
         k_control_threads);
 }
 

@@ -80,8 +80,8 @@ public:
     /// Throws std::invalid_argument for a "whsec_" secret that is not base64.
     explicit WebhookReceiver(WebhookReceiverOptions options = {});
     ~WebhookReceiver();
-    WebhookReceiver(const WebhookReceiver &) = delete;
-    WebhookReceiver &operator=(const WebhookReceiver &) = delete;
+    WebhookReceiver(const WebhookReceiver&) = delete;
+    WebhookReceiver& operator=(const WebhookReceiver&) = delete;
 
     /// Binds 127.0.0.1:`port` (0 = any free port) and returns the bound port. Call once;
     /// throws std::runtime_error if binding fails.
@@ -125,7 +125,7 @@ public:
     /// Non-empty ids in order of first arrival.
     [[nodiscard]] std::vector<std::string> distinct_ids() const;
     /// Requests carrying this id, whatever they were answered.
-    [[nodiscard]] std::size_t count_by_id(const std::string &id) const;
+    [[nodiscard]] std::size_t count_by_id(const std::string& id) const;
     /// Each id answered 2xx at least once -> how many times it was answered 2xx (more than
     /// once = the sender re-delivered something already acknowledged).
     [[nodiscard]] std::map<std::string, std::size_t> acknowledged_ids() const;

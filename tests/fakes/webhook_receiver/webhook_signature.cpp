@@ -25,9 +25,9 @@ std::string hmac_sha256(std::string_view key, std::string_view id, std::string_v
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
     unsigned int length = 0;
     HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char *>(content.data()), content.size(), digest.data(),
+         reinterpret_cast<const unsigned char*>(content.data()), content.size(), digest.data(),
          &length);
-    return {reinterpret_cast<const char *>(digest.data()), length};
+    return {reinterpret_cast<const char*>(digest.data()), length};
 }
 
 std::optional<std::int64_t> parse_timestamp(std::string_view text) {
@@ -77,9 +77,9 @@ std::string sign_webhook(std::string_view secret, std::string_view id, std::int6
     return std::string(k_symmetric_version) + "," + base64_encode(mac);
 }
 
-SignatureCheck verify_webhook(std::string_view key, const std::optional<std::string> &id,
-                              const std::optional<std::string> &timestamp,
-                              const std::optional<std::string> &signatures, std::string_view body,
+SignatureCheck verify_webhook(std::string_view key, const std::optional<std::string>& id,
+                              const std::optional<std::string>& timestamp,
+                              const std::optional<std::string>& signatures, std::string_view body,
                               std::int64_t now_s, std::chrono::seconds tolerance) {
     if (!id || !timestamp || !signatures) {
         return SignatureCheck::missing_headers;

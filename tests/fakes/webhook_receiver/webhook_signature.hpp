@@ -33,9 +33,9 @@ std::string sign_webhook(std::string_view secret, std::string_view id, std::int6
 
 /// The header values as received (nullopt = header absent). `tolerance` 0 skips the timestamp
 /// window check; `now_s` is the receiver's clock in Unix seconds.
-SignatureCheck verify_webhook(std::string_view key, const std::optional<std::string> &id,
-                              const std::optional<std::string> &timestamp,
-                              const std::optional<std::string> &signatures, std::string_view body,
+SignatureCheck verify_webhook(std::string_view key, const std::optional<std::string>& id,
+                              const std::optional<std::string>& timestamp,
+                              const std::optional<std::string>& signatures, std::string_view body,
                               std::int64_t now_s, std::chrono::seconds tolerance);
 
 } // namespace crmsync::fakes
