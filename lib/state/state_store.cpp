@@ -180,4 +180,32 @@ void StateStore::set_checkpoint(const std::string& job, const std::string& check
     upsert.exec();
 }
 
+Transaction::Transaction(StateStore& store) : m_store(store) {
+    try {
+        m_store.m_db->exec("BEGIN IMMEDIATE");
+    } catch (const SQLite::Exception& e) {
+        throw state_error(m_store.m_path, std::string("cannot start a transaction: ") + e.what());
+    }
+    m_open = true;
+}
+
+Transaction::~Transaction() {
+    if (m_open) {
+        try {
+            m_store.m_db->exec("ROLLBACK");
+        } catch (const SQLite::Exception&) {
+            // Nothing left to undo: SQLite already rolled back after the failure.
+        }
+    }
+}
+
+void Transaction::commit() {
+    try {
+        m_store.m_db->exec("COMMIT");
+    } catch (const SQLite::Exception& e) {
+        throw state_error(m_store.m_path, std::string("cannot commit: ") + e.what());
+    }
+    m_open = false;
+}
+
 } // namespace crmsync::state

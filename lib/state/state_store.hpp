@@ -34,9 +34,28 @@ public:
     void set_checkpoint(const std::string& job, const std::string& checkpoint);
 
 private:
+    friend class Transaction;
     std::string m_path;
     std::unique_ptr<SQLite::Database> m_db;
     int m_lock_fd = -1;
+};
+
+// A write transaction on the state file, taken at once (BEGIN IMMEDIATE): a read-then-write
+// never fails half-way with SQLITE_BUSY_SNAPSHOT because another job wrote in between; it
+// waits for the writer lock (busy timeout) instead. Rolled back unless commit() is called.
+// Throws Error(io).
+class Transaction {
+public:
+    explicit Transaction(StateStore& store);
+    ~Transaction();
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+
+    void commit();
+
+private:
+    StateStore& m_store;
+    bool m_open = false;
 };
 
 } // namespace crmsync::state

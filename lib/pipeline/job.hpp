@@ -1,0 +1,69 @@
+#pragma once
+
+#include "lib/core/log.hpp"
+#include "lib/pipeline/summary.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace crmsync::pipeline {
+
+// Where error notices go (lib/notify); empty smtp_url and url: no notices.
+struct NotifySettings {
+    std::string smtp_url; // smtp[s]://user@host:port
+    std::string smtp_password;
+    std::vector<std::string> mail_to;
+    std::string mail_from;
+    std::string url;   // JSON POST per notice
+    std::string state; // the state file keeping error episodes
+    bool verify_tls = true;
+};
+
+// Everything run_job needs to know about a job besides its work.
+struct JobSettings {
+    std::string command;      // "db_sync": the summary's command and the log file's mode part
+    std::string job;          // "DEMO0000CAMPAIGN": the summary's job
+    std::string log_job;      // the log file's job part (default: job)
+    log::LogOptions log;      // log.file empty: no log file
+    std::string summary_json; // --summary-json FILE, "" = none
+    std::string notify_job;   // how notices name the job (default: job)
+    NotifySettings notify;
+};
+
+// The running job as its work sees it.
+class JobRun {
+public:
+    explicit JobRun(RunSummary& summary) : m_summary(summary) {}
+
+    RunSummary& summary() { return m_summary; }
+    // Throws Error(locked) naming `what` ("campaign X into Y") unless `acquired`.
+    void require_lock(bool acquired, const std::string& what) const;
+    // The run is done but left work or records behind (exit 3) even without rejects.
+    void set_partial() { m_partial = true; }
+    bool partial() const { return m_partial; }
+    // The run did not fail, but its outcome counts as an error episode for notices (e.g. a
+    // receiver that refused every delivery); `message` says what happened.
+    void set_notice_error(std::string message) { m_notice_error = std::move(message); }
+    const std::string& notice_error() const { return m_notice_error; }
+    // The run's outcome says nothing about the job's health (nothing was due): no notice.
+    void set_no_notice() { m_no_notice = true; }
+    bool no_notice() const { return m_no_notice; }
+
+private:
+    RunSummary& m_summary;
+    bool m_partial = false;
+    bool m_no_notice = false;
+    std::string m_notice_error;
+};
+
+// The lifecycle of every job, written once: opens the log, installs the stop signal
+// handlers, runs `work`, then in every ending (done, partial, failed, interrupted, locked)
+// prints the one summary line, writes --summary-json, records the outcome in the job's error
+// episode (one notice when failing starts, one when it ends; locked and interrupted runs say
+// nothing) and returns the exit code: 0 done, 3 partial or rejects, 4 locked. A failure or an
+// interruption is rethrown after the summary (cli::run prints the one error line and maps
+// the kind to 1 or 130).
+int run_job(const JobSettings& settings, const std::function<void(JobRun&)>& work);
+
+} // namespace crmsync::pipeline

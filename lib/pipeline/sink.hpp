@@ -1,0 +1,63 @@
+#pragma once
+
+#include "lib/pipeline/summary.hpp"
+#include "lib/sql/table.hpp"
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace crmsync::pipeline {
+
+// What a Transform writes to: rows of the tables the source declared, and records it could
+// not turn into rows (kept with their reason, never dropped silently).
+class Emitter {
+public:
+    virtual ~Emitter() = default;
+    // Buffers one row of `table` (values aligned with table.columns).
+    virtual void add(const sql::Table& table, sql::Row row) = 0;
+    // Records why a record was not stored. `key` may be empty (records without one are told
+    // apart by `raw`); `raw` is kept for inspection.
+    virtual void reject(const std::string& table, const std::string& key, const std::string& reason,
+                        const std::string& raw) = 0;
+};
+
+// Where rows go: SQL tables (pipeline::TargetWriter) or a durable outbox of HTTP deliveries
+// (drivers/webhook). Protocol: lock(), prepare(), load_checkpoint(), then add()/reject() and
+// commit() any number of times, then finish(). Everything buffered becomes durable in one
+// commit() together with the checkpoint given there; a kill before commit() returns loses
+// only the buffer, which the next run fetches again. Not thread safe, except lookup().
+// Throws crmsync::Error.
+class Sink : public Emitter {
+public:
+    // Takes the job's lock for the life of the sink; false when another run holds it.
+    virtual bool lock() = 0;
+    // Creates or completes the tables rows will be written to (and the sink's own).
+    virtual void prepare(const std::vector<const sql::Table*>& tables) = 0;
+    virtual std::optional<std::string> load_checkpoint() = 0;
+
+    virtual std::size_t buffered() const = 0;
+    // Makes the buffer durable. The stored checkpoint becomes `checkpoint` if given, else it
+    // stays; `progress` (JSON text) is stored beside it.
+    virtual void commit(const std::optional<std::string>& checkpoint,
+                        const std::string& progress) = 0;
+
+    // Stored values of `columns` for the rows of `table` whose key is in `keys`, by key.
+    // Optional: the default knows nothing, so a source that asks fetches everything again
+    // (safe, only slower). Thread safe: sources call it from the fetch thread.
+    virtual std::map<std::string, std::vector<std::optional<std::string>>>
+    lookup(const sql::Table& /*table*/, const std::vector<std::string>& /*columns*/,
+           const std::vector<std::string>& /*keys*/) {
+        return {};
+    }
+
+    // Work that follows the last commit: an outbox delivers what is pending. Called after a
+    // run that ended normally, early (time budget) or by a failing source, never after an
+    // interruption. Adds its counters to `summary`; returns false when that work was left
+    // unfinished (the run is then partial).
+    virtual bool finish(RunSummary& /*summary*/) { return true; }
+};
+
+} // namespace crmsync::pipeline
