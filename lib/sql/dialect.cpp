@@ -45,6 +45,33 @@ std::string Dialect::select_by_keys(const Table& table, const std::vector<std::s
     return sql + ")";
 }
 
+std::string Dialect::select_all(const Table& table, const std::vector<std::string>& columns) const {
+    std::string sql = "SELECT ";
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        sql += (i ? ", " : "") + quote(columns[i]);
+    }
+    return sql + " FROM " + quote(table.name);
+}
+
+std::string Dialect::update_by_key(const Table& table,
+                                   const std::vector<const Column*>& set_columns) const {
+    std::string sql = "UPDATE " + quote(table.name) + " SET ";
+    for (std::size_t i = 0; i < set_columns.size(); ++i) {
+        sql += (i ? ", " : "") + quote(set_columns[i]->name) + " = " + placeholder("p", i);
+    }
+    return sql + " WHERE " + quote(table.key()) + " = " + placeholder("p", set_columns.size());
+}
+
+std::string Dialect::job_states_query() const {
+    return "SELECT " + quote("job") + ", " + quote("checkpoint") + ", " + quote("progress") + ", " +
+           quote("updated_at") + " FROM " + quote("crmsync_state") + " ORDER BY " + quote("job");
+}
+
+std::string Dialect::reject_counts_query() const {
+    return "SELECT " + quote("job") + ", COUNT(*) FROM " + quote("crmsync_rejects") + " GROUP BY " +
+           quote("job");
+}
+
 std::optional<std::string> Dialect::value_problem(const Column& column,
                                                   std::string_view value) const {
     switch (column.type) {

@@ -51,6 +51,19 @@ public:
     virtual std::string select_by_keys(const Table& table, const std::vector<std::string>& columns,
                                        std::size_t count) const;
 
+    // SELECT <columns> FROM table: every row, in no particular order.
+    virtual std::string select_all(const Table& table,
+                                   const std::vector<std::string>& columns) const;
+    // UPDATE table SET <c0> = ?, ... WHERE <key> = ?: set_columns.size() placeholders for the
+    // new values, in order, then one for the key.
+    virtual std::string update_by_key(const Table& table,
+                                      const std::vector<const Column*>& set_columns) const;
+
+    // For `status`: job, checkpoint, progress, updated_at of every row of crmsync_state, by job.
+    virtual std::string job_states_query() const;
+    // For `status`: job and number of rows of crmsync_rejects, one row per job.
+    virtual std::string reject_counts_query() const;
+
     // Why `value` cannot be stored in `column` without loss (too long a key, a number out of
     // the type's range, a year the type cannot hold), or nullopt when it fits.
     virtual std::optional<std::string> value_problem(const Column& column,

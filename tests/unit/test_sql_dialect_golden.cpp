@@ -355,6 +355,55 @@ TEST_CASE("sqlserver dialect golden SQL", "[unit][sqlserver]") {
     }
 }
 
+TEST_CASE("Dialect select_all, update_by_key and the status queries", "[unit][sqlserver]") {
+    const Table t = small_table();
+    const std::vector<std::string> names = {"id", "name", "changed_at"};
+    const std::vector<const Column*> set = {t.find("name"), t.find("changed_at")};
+
+    SECTION("postgres numbers its placeholders; the key comes last") {
+        const auto d = drivers::postgres::make_dialect();
+        CHECK(d->select_all(t, names) == R"(SELECT "id", "name", "changed_at" FROM "small")");
+        CHECK(d->update_by_key(t, set) ==
+              R"(UPDATE "small" SET "name" = :p0, "changed_at" = :p1 WHERE "id" = :p2)");
+        CHECK(
+            d->job_states_query() ==
+            R"(SELECT "job", "checkpoint", "progress", "updated_at" FROM "crmsync_state" ORDER BY "job")");
+        CHECK(d->reject_counts_query() ==
+              R"(SELECT "job", COUNT(*) FROM "crmsync_rejects" GROUP BY "job")");
+    }
+    SECTION("mysql quotes with backticks") {
+        const auto d = drivers::mysql::make_dialect();
+        CHECK(d->select_all(t, names) == "SELECT `id`, `name`, `changed_at` FROM `small`");
+        CHECK(d->update_by_key(t, set) ==
+              "UPDATE `small` SET `name` = :p0, `changed_at` = :p1 WHERE `id` = :p2");
+        CHECK(d->job_states_query() == "SELECT `job`, `checkpoint`, `progress`, `updated_at` FROM "
+                                       "`crmsync_state` ORDER BY `job`");
+        CHECK(d->reject_counts_query() ==
+              "SELECT `job`, COUNT(*) FROM `crmsync_rejects` GROUP BY `job`");
+    }
+    SECTION("sqlite uses positional placeholders") {
+        const auto d = drivers::sqlite::make_dialect();
+        CHECK(d->select_all(t, names) == R"(SELECT "id", "name", "changed_at" FROM "small")");
+        CHECK(d->update_by_key(t, set) ==
+              R"(UPDATE "small" SET "name" = ?, "changed_at" = ? WHERE "id" = ?)");
+        CHECK(
+            d->job_states_query() ==
+            R"(SELECT "job", "checkpoint", "progress", "updated_at" FROM "crmsync_state" ORDER BY "job")");
+        CHECK(d->reject_counts_query() ==
+              R"(SELECT "job", COUNT(*) FROM "crmsync_rejects" GROUP BY "job")");
+    }
+    SECTION("sqlserver quotes with brackets") {
+        const auto d = drivers::sqlserver::make_dialect();
+        CHECK(d->select_all(t, names) == "SELECT [id], [name], [changed_at] FROM [small]");
+        CHECK(d->update_by_key(t, set) ==
+              "UPDATE [small] SET [name] = :p0, [changed_at] = :p1 WHERE [id] = :p2");
+        CHECK(d->job_states_query() == "SELECT [job], [checkpoint], [progress], [updated_at] FROM "
+                                       "[crmsync_state] ORDER BY [job]");
+        CHECK(d->reject_counts_query() ==
+              "SELECT [job], COUNT(*) FROM [crmsync_rejects] GROUP BY [job]");
+    }
+}
+
 TEST_CASE("Dialect::value_problem", "[unit][sqlserver]") {
     const auto pg = drivers::postgres::make_dialect();
     const auto my = drivers::mysql::make_dialect();
