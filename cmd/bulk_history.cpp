@@ -2,9 +2,9 @@
 
 #include "cmd/targets.hpp"
 #include "drivers/bitrix24/sync.hpp"
-#include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
+#include "lib/pipeline/target_writer.hpp"
 #include "lib/util/redact.hpp"
 
 #include <algorithm>
@@ -144,49 +144,23 @@ void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
 int run_bulk_history(const BulkHistoryOptions& o) {
     auto sync = resolve(o);
     const auto target = parse_target(o.url);
-    install_stop_signal_handlers();
-    const std::string job = sync.api.webhook.host + "_" + sync.env;
-    init_logging(o.common, job, "bulk-history");
-
-    pipeline::RunSummary summary;
-    summary.command = "bulk-history";
-    summary.job = sync.api.webhook.host + "/" + sync.env +
-                  (sync.category ? "/C" + std::to_string(*sync.category) : "");
-    const auto started = std::chrono::steady_clock::now();
+    std::string job = sync.api.webhook.host + "/" + sync.env +
+                      (sync.category ? "/C" + std::to_string(*sync.category) : "");
     const std::string notify_job =
-        summary.job + " into " + util::redact_url(o.url) +
+        job + " into " + util::redact_url(o.url) +
         (o.table_prefix.empty() ? "" : " (prefix " + o.table_prefix + ")");
-    const auto finish = [&](const char* status) {
-        summary.status = status;
-        summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - started);
-        report(o.common, summary);
-    };
-    try {
-        log::info("crmsync {} bulk-history {} into {}", CRMSYNC_VERSION, summary.job,
+    const auto settings = job_settings(o.common, "bulk-history", job,
+                                       sync.api.webhook.host + "_" + sync.env, notify_job, "");
+    return pipeline::run_job(settings, [&](pipeline::JobRun& run) {
+        log::info("crmsync {} bulk-history {} into {}", CRMSYNC_VERSION, job,
                   util::redact_url(o.url));
-        auto db = open_target(target);
-        if (!db->try_lock(drivers::bitrix24::job_key(sync))) {
-            throw Error(ErrorKind::locked,
-                        "another run of bulk-history " + summary.job + " into " +
-                            db->description() + " holds the lock",
-                        "nothing to do: that run will finish the work");
-        }
-        drivers::bitrix24::run_sync(sync, *db, summary);
-    } catch (Error& e) {
-        summary.error = e.describe();
-        finish(e.kind() == ErrorKind::interrupted ? "interrupted"
-               : e.kind() == ErrorKind::locked    ? "locked"
-                                                  : "failed");
-        if (summary.status == "failed") {
-            notify_outcome(o.common, "", summary.command, notify_job, false, summary.error);
-        }
-        throw;
-    }
-    const bool partial = summary.status == "partial" || summary.rejected > 0;
-    finish(partial ? "partial" : "ok");
-    notify_outcome(o.common, "", summary.command, notify_job, true, "");
-    return partial ? k_exit_partial : k_exit_ok;
+        pipeline::TargetWriter sink(open_target(target), drivers::bitrix24::job_key(sync),
+                                    run.summary());
+        run.require_lock(sink.lock(), "bulk-history " + job + " into " + sink.description());
+        pipeline::sync_and_finish(run, sink, [&] {
+            return drivers::bitrix24::run_sync(sync, sink.database(), sink, run.summary());
+        });
+    });
 }
 
 } // namespace crmsync::cli

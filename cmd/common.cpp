@@ -226,6 +226,36 @@ void init_logging(const CommonOptions& o, const std::string& job, const std::str
     log::init(options);
 }
 
+pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& command,
+                                   const std::string& job, const std::string& log_job,
+                                   const std::string& notify_job, const std::string& state_path) {
+    pipeline::JobSettings settings;
+    settings.command = command;
+    settings.job = job;
+    settings.log_job = log_job;
+    settings.log.file = log_file_path(o, log_job, command);
+    settings.log.level = static_cast<log::Level>(o.log_level);
+    settings.log.to_stdout = o.log_stdout;
+    settings.summary_json = o.summary_json;
+    settings.notify_job = notify_job;
+    auto& n = settings.notify;
+    n.smtp_url = o.notify_smtp;
+    n.mail_to = o.notify_to;
+    n.mail_from = o.notify_from;
+    n.url = o.notify_url;
+    n.verify_tls = !o.insecure;
+    n.state = !o.notify_state.empty() ? o.notify_state
+              : !state_path.empty()   ? state_path
+                                      : state::default_state_path();
+    if (!n.smtp_url.empty()) {
+        if (const char* password = std::getenv(k_smtp_password_env); password != nullptr) {
+            n.smtp_password = password;
+            util::register_secret(n.smtp_password);
+        }
+    }
+    return settings;
+}
+
 void report(const CommonOptions& o, const pipeline::RunSummary& summary) {
     std::cout << "crmsync: " << summary.to_line() << std::endl;
     log::info("summary: {}", summary.to_line());

@@ -2,6 +2,7 @@
 
 #include "lib/core/clock.hpp"
 #include "lib/core/log.hpp"
+#include "lib/pipeline/job.hpp"
 #include "lib/pipeline/summary.hpp"
 
 #include <CLI/CLI.hpp>
@@ -57,6 +58,14 @@ void init_logging(const CommonOptions& options, const std::string& job, const st
 
 // Prints the summary line (stdout) and writes --summary-json; never throws.
 void report(const CommonOptions& options, const pipeline::RunSummary& summary);
+
+// What run_job needs from the common flags: the log file ({job}_{command}_{ts}.log, see
+// log_file_path), --summary-json and the notice channels, whose error episodes live in
+// --notify-state, else `state_path` (the command's own state file, "" if it has none), else
+// the default state file. Throws Error(io) when no log directory is usable.
+pipeline::JobSettings job_settings(const CommonOptions& options, const std::string& command,
+                                   const std::string& job, const std::string& log_job,
+                                   const std::string& notify_job, const std::string& state_path);
 
 // The environment variable holding the password of --notify-smtp's user.
 inline constexpr const char* k_smtp_password_env = "CRMSYNC_SMTP_PASSWORD";

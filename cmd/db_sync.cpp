@@ -1,8 +1,7 @@
 #include "cmd/db_sync.hpp"
 
-#include "cmd/targets.hpp"
+#include "cmd/sinks.hpp"
 #include "drivers/dialfire/sync.hpp"
-#include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
 #include "lib/util/redact.hpp"
@@ -64,7 +63,8 @@ void add_db_sync(CLI::App& app, DbSyncOptions& o) {
     app.add_option("--campaign,--c", o.campaign, "Dialfire campaign ID")->envname("DBSYNC_C");
     app.add_option("--url", o.url,
                    "Target: sqlite://FILE, postgres://, mysql://, "
-                   "sqlserver://USER:PW@HOST:1433/[INSTANCE/]DB")
+                   "sqlserver://USER:PW@HOST:1433/[INSTANCE/]DB, or https:// (one POST per "
+                   "changed row, through the durable outbox)")
         ->envname("DBSYNC_URL")
         ->capture_default_str();
     app.add_option("--api-url", o.api_url, "Dialfire API base URL (an emulator, a proxy)")
@@ -104,53 +104,25 @@ void add_db_sync(CLI::App& app, DbSyncOptions& o) {
         ->check(CLI::IsMember({"sync", "init", "update"}))
         ->capture_default_str();
     app.add_flag("--p", o.profiling, "dbsync2's profiling switch (accepted, ignored)");
+    add_http_target_options(app, o.http);
 }
 
 int run_db_sync(const DbSyncOptions& o) {
     auto sync = resolve(o);
-    const auto target = parse_target(o.url);
+    const SinkChoice target(o.url, o.common, o.http);
     sync.api.token = resolve_token(o.common);
-    install_stop_signal_handlers();
     const std::string mode_name = o.mode == "sync" ? "db_sync" : "db_" + o.mode;
-    init_logging(o.common, o.campaign, mode_name);
-
-    pipeline::RunSummary summary;
-    summary.command = mode_name;
-    summary.job = o.campaign;
-    const auto started = std::chrono::steady_clock::now();
     const std::string notify_job =
         o.campaign + " into " + util::redact_url(o.url) + " (tables " + o.table_prefix + "*)";
-    const auto finish = [&](const char* status) {
-        summary.status = status;
-        summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - started);
-        report(o.common, summary);
-    };
-    try {
+    const auto settings = job_settings(o.common, mode_name, o.campaign, o.campaign, notify_job, "");
+    return pipeline::run_job(settings, [&](pipeline::JobRun& run) {
         log::info("crmsync {} {} campaign {} into {}", CRMSYNC_VERSION, mode_name, o.campaign,
                   util::redact_url(o.url));
-        auto db = open_target(target);
-        if (!db->try_lock(drivers::dialfire::job_key(sync))) {
-            throw Error(ErrorKind::locked,
-                        "another run of campaign " + o.campaign + " into " + db->description() +
-                            " holds the lock",
-                        "nothing to do: that run will finish the work");
-        }
-        drivers::dialfire::run_sync(sync, *db, summary);
-    } catch (Error& e) {
-        summary.error = e.describe();
-        finish(e.kind() == ErrorKind::interrupted ? "interrupted"
-               : e.kind() == ErrorKind::locked    ? "locked"
-                                                  : "failed");
-        if (summary.status == "failed") {
-            notify_outcome(o.common, "", mode_name, notify_job, false, summary.error);
-        }
-        throw;
-    }
-    const bool partial = summary.status == "partial" || summary.rejected > 0;
-    finish(partial ? "partial" : "ok");
-    notify_outcome(o.common, "", mode_name, notify_job, true, "");
-    return partial ? k_exit_partial : k_exit_ok;
+        auto sink = target.open(drivers::dialfire::job_key(sync), run.summary(), sync.deadline);
+        run.require_lock(sink->lock(), "campaign " + o.campaign + " into " + sink->description());
+        pipeline::sync_and_finish(
+            run, *sink, [&] { return drivers::dialfire::run_sync(sync, *sink, run.summary()); });
+    });
 }
 
 } // namespace crmsync::cli

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "cmd/common.hpp"
+#include "cmd/sinks.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -26,6 +27,7 @@ struct DbSyncOptions {
     std::size_t batch_rows = 5000;
     std::string mode = "sync"; // sync | init | update (dbsync2's db_sync, db_init, db_update)
     bool profiling = false;    // dbsync2's --p, accepted and ignored
+    HttpTargetOptions http;    // when --url is http(s)://
 };
 
 void add_db_sync(CLI::App& app, DbSyncOptions& options);

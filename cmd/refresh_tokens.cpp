@@ -542,7 +542,7 @@ int run_refresh_tokens(const RefreshTokensOptions& o) {
     summary.duration =
         std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started);
     if (stop_requested()) {
-        summary.status = "interrupted";
+        summary.status = pipeline::RunStatus::interrupted;
         report(o.common, summary);
         throw Error(ErrorKind::interrupted, "interrupted; the tokens refreshed so far are stored",
                     "run again to refresh the rest");
@@ -561,7 +561,9 @@ int run_refresh_tokens(const RefreshTokensOptions& o) {
     // "None could be tried": due accounts, none refreshed, and no provider gave an answer of
     // its own (the endpoints were unreachable or failing, or the budget ran out).
     const bool none_tried = failures > 0 && refreshed == 0 && !account_level;
-    summary.status = failures == 0 ? "ok" : none_tried ? "failed" : "partial";
+    summary.status = failures == 0 ? pipeline::RunStatus::ok
+                     : none_tried  ? pipeline::RunStatus::failed
+                                   : pipeline::RunStatus::partial;
     if (none_tried) {
         summary.error = problems.empty() ? error_text : problems.front();
     }

@@ -61,7 +61,7 @@ bool wait_for_refresh_lock(state::StateStore& store, std::chrono::milliseconds w
 }
 
 // --summary-json: stdout belongs to the token, so there is no summary line.
-void write_summary(const TokenOptions& o, const std::string& job, const char* status,
+void write_summary(const TokenOptions& o, const std::string& job, pipeline::RunStatus status,
                    const std::string& error, std::chrono::steady_clock::time_point started) {
     if (o.common.summary_json.empty()) {
         return;
@@ -125,7 +125,7 @@ int run_token(const TokenOptions& o) {
     const std::string job = account->provider + ":" + account->email;
     if (valid_for(*account, min_valid)) {
         print_token(o, *account);
-        write_summary(o, job, "ok", "", started);
+        write_summary(o, job, pipeline::RunStatus::ok, "", started);
         notify_outcome(o.common, state_path, "token", job, true, "");
         return k_exit_ok;
     }
@@ -133,7 +133,7 @@ int run_token(const TokenOptions& o) {
     // A refresh is due: from here on the run leaves a log.
     init_logging(o.common, "token-" + std::to_string(account->id), "token");
     const auto fail = [&](Error error) {
-        write_summary(o, job, "failed", error.describe(), started);
+        write_summary(o, job, pipeline::RunStatus::failed, error.describe(), started);
         notify_outcome(o.common, state_path, "token", job, false, error.describe());
         throw error;
     };
@@ -153,7 +153,7 @@ int run_token(const TokenOptions& o) {
     if (valid_for(*account, min_valid)) {
         // Another run refreshed it while we waited.
         print_token(o, *account);
-        write_summary(o, job, "ok", "", started);
+        write_summary(o, job, pipeline::RunStatus::ok, "", started);
         notify_outcome(o.common, state_path, "token", job, true, "");
         return k_exit_ok;
     }
@@ -174,7 +174,7 @@ int run_token(const TokenOptions& o) {
             account->api_domain = outcome.grant.api_domain;
         }
         print_token(o, *account);
-        write_summary(o, job, "ok", "", started);
+        write_summary(o, job, pipeline::RunStatus::ok, "", started);
         notify_outcome(o.common, state_path, "token", job, true, "");
         return k_exit_ok;
     }
@@ -184,7 +184,7 @@ int run_token(const TokenOptions& o) {
                       << "; printing the current token, valid until "
                       << util::format_iso8601(*account->expires_at) << "\n";
             print_token(o, *account);
-            write_summary(o, job, "ok", "", started);
+            write_summary(o, job, pipeline::RunStatus::ok, "", started);
             return k_exit_ok;
         }
         fail(Error(ErrorKind::connection,

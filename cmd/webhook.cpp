@@ -1,41 +1,35 @@
 #include "cmd/webhook.hpp"
 
+#include "cmd/sinks.hpp"
 #include "drivers/dialfire/webhook_source.hpp"
-#include "drivers/webhook/sender.hpp"
-#include "lib/core/cancel.hpp"
+#include "drivers/webhook/outbox_sink.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
 #include "lib/state/outbox.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/url.hpp"
 
-#include <fmt/format.h>
-
-#include <cstdlib>
-#include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace crmsync::cli {
 namespace {
 
-std::string read_secret(const WebhookOptions& o) {
-    if (!o.secret_env.empty()) {
-        const char* value = std::getenv(o.secret_env.c_str());
-        if (value == nullptr || *value == '\0') {
-            throw Error(ErrorKind::config, "environment variable " + o.secret_env + " is empty",
-                        "export the signing secret in it");
-        }
-        return value;
+// dbsync2's body for a row of drivers::dialfire::transaction_deliveries(): {"contact",
+// "transaction", "state"}, keyed by the transaction, in fired order per contact; a change of
+// the transaction's content (not the contact's) makes it "updated".
+std::optional<drivers::webhook::Message> transaction_message(const sql::Table& /*table*/,
+                                                             const sql::Row& row) {
+    if (row.size() < 5 || !row[0] || !row[1] || !row[2] || !row[3] || !row[4]) {
+        return std::nullopt;
     }
-    if (!o.secret_file.empty()) {
-        std::ifstream in(o.secret_file);
-        std::string secret;
-        if (!in || !std::getline(in, secret) || secret.empty()) {
-            throw Error(ErrorKind::config, "cannot read a secret from " + o.secret_file,
-                        "the file must hold the signing secret on its first line");
-        }
-        return secret;
-    }
-    return {};
+    drivers::webhook::Message m;
+    m.key = *row[0];
+    m.group_key = *row[1];
+    m.order_key = *row[2];
+    m.fields = {{"contact", nlohmann::json::parse(*row[3])},
+                {"transaction", nlohmann::json::parse(*row[4])}};
+    m.content = *row[4];
+    return m;
 }
 
 } // namespace
@@ -121,83 +115,25 @@ int run_webhook(const WebhookOptions& o) {
     if (budget.count() > 0) {
         source.deadline = sender.deadline = std::chrono::steady_clock::now() + budget;
     }
-    sender.secret = read_secret(o);
-    util::register_secret(sender.secret);
+    sender.secret = read_signing_secret(o.secret_env, o.secret_file);
     source.api.token = resolve_token(o.common);
     const std::string state_path =
         o.state_path.empty() ? state::default_state_path() : o.state_path;
-    install_stop_signal_handlers();
-    init_logging(o.common, o.campaign, "webhook");
-
-    pipeline::RunSummary summary;
-    summary.command = "webhook";
-    summary.job = o.campaign;
-    const auto started = std::chrono::steady_clock::now();
     const std::string job = webhook_job_key(o.campaign, o.url);
-    state::StateStore store(state_path);
-    if (!store.try_lock_job(job)) {
-        throw Error(ErrorKind::locked,
-                    "another run of the webhook of campaign " + o.campaign + " holds the lock",
-                    "nothing to do: that run will finish the work");
-    }
-    state::Outbox outbox(store);
-    if (o.replay_dead) {
-        log::info("queued {} dead deliveries again", outbox.replay_dead(job));
-    }
-    std::optional<Error> source_error;
-    drivers::dialfire::EnqueueStats queued;
-    try {
-        queued = drivers::dialfire::enqueue_transactions(source, store, job);
-    } catch (const Error& e) {
-        if (e.kind() == ErrorKind::interrupted) {
-            throw;
+    const auto settings =
+        job_settings(o.common, "webhook", o.campaign, o.campaign, job, state_path);
+    return pipeline::run_job(settings, [&](pipeline::JobRun& run) {
+        drivers::webhook::OutboxSink sink(std::make_unique<state::StateStore>(state_path), job,
+                                          sender, run.summary(), transaction_message);
+        run.require_lock(sink.lock(), "the webhook of campaign " + o.campaign);
+        if (o.replay_dead) {
+            log::info("queued {} dead deliveries again",
+                      state::Outbox(sink.store()).replay_dead(job));
         }
-        // Deliveries already queued still go out; the source is retried by the next run.
-        source_error = e;
-        log::error("{}", e.describe());
-    }
-    const auto sent = drivers::webhook::deliver_pending(store, job, sender);
-    const auto counts = outbox.counts(job);
-    summary.fetched = queued.contacts;
-    summary.filtered = queued.filtered;
-    summary.retries = queued.retries + sent.retried;
-    summary.counters = {{"events", queued.events},
-                        {"new", queued.queued_new},
-                        {"updated", queued.queued_updated},
-                        {"unchanged", queued.unchanged},
-                        {"delivered", sent.delivered},
-                        {"pending", counts.pending},
-                        {"dead", counts.dead}};
-    summary.checkpoint = store.checkpoint(job).value_or("");
-    summary.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
-        std::chrono::steady_clock::now() - started);
-    if (source_error) {
-        summary.status = "failed";
-        summary.error = source_error->describe();
-        report(o.common, summary);
-        notify_outcome(o.common, state_path, "webhook", job, false, summary.error);
-        throw *source_error;
-    }
-    if (stop_requested()) {
-        summary.status = "interrupted";
-        report(o.common, summary);
-        throw Error(ErrorKind::interrupted, "interrupted; finished deliveries were recorded",
-                    "run again to continue");
-    }
-    const bool partial = counts.pending > 0 || counts.dead > 0;
-    summary.status = partial ? "partial" : "ok";
-    report(o.common, summary);
-    // The receiver refusing every delivery is an error episode too; a run that had nothing due
-    // (deliveries waiting for their backoff) says nothing either way.
-    if (sent.delivered == 0 && sent.retried + sent.died > 0) {
-        notify_outcome(o.common, state_path, "webhook", job, false,
-                       fmt::format("the receiver took none of {} deliveries tried ({} pending, "
-                                   "{} dead); see the log for its answers",
-                                   sent.attempts, counts.pending, counts.dead));
-    } else if (sent.delivered > 0 || counts.pending == 0) {
-        notify_outcome(o.common, state_path, "webhook", job, true, "");
-    }
-    return partial ? k_exit_partial : k_exit_ok;
+        pipeline::sync_and_finish(run, sink, [&] {
+            return drivers::dialfire::enqueue_transactions(source, sink, run.summary());
+        });
+    });
 }
 
 } // namespace crmsync::cli

@@ -3,7 +3,9 @@
 #include "drivers/bitrix24/api_client.hpp"
 #include "lib/core/clock.hpp"
 #include "lib/http/retry_policy.hpp"
+#include "lib/pipeline/runner.hpp"
 #include "lib/pipeline/summary.hpp"
+#include "lib/pipeline/target_writer.hpp"
 #include "lib/sql/database.hpp"
 
 #include <chrono>
@@ -27,7 +29,8 @@ struct SyncOptions {
 // and for its lock. Never holds the webhook code.
 std::string job_key(const SyncOptions& options);
 
-// One bulk-history run (README "bulk-history"). The caller holds the job's lock.
+// One bulk-history run (README "bulk-history") on the engine. The caller holds the job's lock
+// (`sink`, a TargetWriter over `db`).
 //  1. The portal's deal stages are read first, so a refused webhook (401) exits before
 //     anything is written, not even a table.
 //  2. Tables are created or completed; the checkpoint (last history ID) is read.
@@ -37,9 +40,8 @@ std::string job_key(const SyncOptions& options);
 //     start=-1), deal titles through `batch`, and each page is written in one transaction
 //     with the checkpoint, after reading back its EXTERNAL_IDs: a page that does not read back
 //     completely is rolled back and fails the run with Error(data).
-// Throws crmsync::Error; committed pages stay. Sets summary.status "partial" when the time
-// budget stopped it early; throws Error(interrupted) after committing the page in flight on
-// SIGINT/SIGTERM.
-void run_sync(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary);
+// Throws crmsync::Error; committed pages stay.
+pipeline::Ending run_sync(const SyncOptions& options, sql::Database& db,
+                          pipeline::TargetWriter& sink, pipeline::RunSummary& summary);
 
 } // namespace crmsync::drivers::bitrix24

@@ -22,6 +22,12 @@ Error shape_error(const std::string& what, const std::string& detail) {
 
 } // namespace
 
+std::string format_dialfire_time(SystemTime t) {
+    std::string text = util::format_sql_timestamp(t);
+    text[10] = 'T';
+    return text;
+}
+
 ApiClient::ApiClient(ApiConfig config, http::RetryContext retry)
     : m_config(std::move(config)), m_retry(std::move(retry)),
       m_http(http::HttpClientOptions{m_config.verify_tls}) {

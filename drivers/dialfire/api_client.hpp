@@ -16,6 +16,9 @@ inline constexpr const char* k_default_api_url = "https://api.dialfire.com";
 inline constexpr std::size_t k_contacts_per_request = 20; // the API's limit for E3
 inline constexpr int k_list_page_size = 1000;
 
+// "2024-01-01T10:00:00.123" (UTC, no zone): the API's from/to parameter format.
+std::string format_dialfire_time(SystemTime t);
+
 struct ApiConfig {
     std::string base_url = k_default_api_url; // without trailing slash
     std::string campaign;

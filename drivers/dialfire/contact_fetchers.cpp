@@ -21,13 +21,52 @@ ContactFetchers::~ContactFetchers() {
     }
 }
 
-bool ContactFetchers::submit(std::vector<std::string> ids) { return m_jobs.push(std::move(ids)); }
+void ContactFetchers::add_ids(const std::vector<std::string>& ids) {
+    for (std::size_t start = 0; start < ids.size(); start += k_contacts_per_request) {
+        const auto end = std::min(ids.size(), start + k_contacts_per_request);
+        m_pending.emplace_back(ids.begin() + static_cast<long>(start),
+                               ids.begin() + static_cast<long>(end));
+    }
+}
 
-std::optional<FetchedBatch> ContactFetchers::try_result() { return m_results.try_pop(); }
-
-void ContactFetchers::finish_submitting() { m_jobs.close(); }
-
-std::optional<FetchedBatch> ContactFetchers::next_result() { return m_results.pop(); }
+std::optional<FetchedBatch> ContactFetchers::next(const std::function<bool()>& list_more) {
+    for (;;) {
+        if (auto ready = m_results.try_pop()) {
+            return ready;
+        }
+        if (!m_pending.empty()) {
+            if (m_jobs.try_push(m_pending.front())) {
+                m_pending.pop_front();
+                continue;
+            }
+            if (!error()) {
+                // The workers are busy: wait for a result, which frees a place.
+                if (auto ready = m_results.pop()) {
+                    return ready;
+                }
+            }
+            // The workers stopped on an error: nothing more is fetched.
+            m_pending.clear();
+            m_listing_done = true;
+            continue;
+        }
+        if (!m_listing_done) {
+            m_listing_done = error() != nullptr || !list_more();
+            continue;
+        }
+        if (!m_jobs_closed) {
+            m_jobs.close();
+            m_jobs_closed = true;
+        }
+        if (auto ready = m_results.pop()) {
+            return ready;
+        }
+        if (auto failure = error()) {
+            std::rethrow_exception(failure);
+        }
+        return std::nullopt;
+    }
+}
 
 std::exception_ptr ContactFetchers::error() {
     std::lock_guard lock(m_mutex);

@@ -1,12 +1,15 @@
 #pragma once
 
 #include "drivers/dialfire/api_client.hpp"
+#include "lib/http/retry_policy.hpp"
 #include "lib/pipeline/bounded_queue.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,9 +22,10 @@ struct FetchedBatch {
     std::vector<nlohmann::json> contacts;
 };
 
-// Threads that fetch contacts by id (E3, at most 20 per request) with bounded parallelism and
-// hand the parsed contacts back through a bounded queue, so memory stays flat. The first error
-// stops them; batches fetched before it are still returned. Submit and take from one thread.
+// Threads that fetch contacts by id (E3, at most k_contacts_per_request per request) with
+// bounded parallelism and hand the parsed contacts back through a bounded queue, so memory
+// stays flat. The first error stops them; batches fetched before it are still returned.
+// Used from one thread: add_ids() and next().
 class ContactFetchers {
 public:
     ContactFetchers(const ApiConfig& api, std::size_t workers, http::RetryContext retry);
@@ -29,22 +33,24 @@ public:
     ContactFetchers(const ContactFetchers&) = delete;
     ContactFetchers& operator=(const ContactFetchers&) = delete;
 
-    // Blocks while the queue is full; false once the fetchers stopped on an error.
-    bool submit(std::vector<std::string> ids);
-    // A fetched batch if one is ready, without waiting.
-    std::optional<FetchedBatch> try_result();
-    // No more ids will come.
-    void finish_submitting();
-    // Waits for the next batch; nullopt when all workers are done.
-    std::optional<FetchedBatch> next_result();
-    // The first error a worker met, if any.
-    std::exception_ptr error();
+    // Ids to fetch, in requests of at most k_contacts_per_request; never blocks.
+    void add_ids(const std::vector<std::string>& ids);
+
+    // The next fetched batch. When every id added so far is handed out, calls `list_more`,
+    // which may add_ids() and returns false once there is nothing more to list. Ids are
+    // handed to the workers without blocking, so their results never pile up unread.
+    // nullopt at the end; throws the first worker's error after the batches fetched before it.
+    std::optional<FetchedBatch> next(const std::function<bool()>& list_more);
 
 private:
     void work(const ApiConfig& api, http::RetryContext retry);
+    std::exception_ptr error();
 
     pipeline::BoundedQueue<std::vector<std::string>> m_jobs;
     pipeline::BoundedQueue<FetchedBatch> m_results;
+    std::deque<std::vector<std::string>> m_pending;
+    bool m_listing_done = false;
+    bool m_jobs_closed = false;
     std::mutex m_mutex;
     std::exception_ptr m_error;
     std::atomic<std::size_t> m_running{0};

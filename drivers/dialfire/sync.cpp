@@ -1,21 +1,11 @@
 #include "drivers/dialfire/sync.hpp"
 
 #include "drivers/dialfire/contact_fetchers.hpp"
-
-#include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
-#include "lib/pipeline/bounded_queue.hpp"
-#include "lib/pipeline/progress.hpp"
-#include "lib/pipeline/target_writer.hpp"
 #include "lib/util/time.hpp"
 
 #include <fmt/format.h>
-
-#include <exception>
-#include <mutex>
-#include <thread>
-#include <unordered_map>
 
 namespace crmsync::drivers::dialfire {
 namespace {
@@ -23,63 +13,82 @@ namespace {
 // IN lists stay well under every dialect's parameter limit.
 constexpr std::size_t k_md5_lookup_chunk = 500;
 
-class SyncRun {
+// db_sync's source: pages of fetched contacts, then pages of inbound calls, then an empty page
+// carrying the new checkpoint when the run covered everything since the stored one.
+class ContactSource final : public pipeline::Source {
 public:
-    SyncRun(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary)
-        : m_options(options), m_db(db), m_summary(summary), m_writer(db, job_key(options), summary),
-          m_api(options.api,
-                http::RetryContext{options.retry, m_stats, Clock::real(), options.deadline, ""}),
-          m_progress(options.show_progress) {}
+    ContactSource(const SyncOptions& options, pipeline::Sink& sink)
+        : m_options(options),
+          m_sink(sink), m_retry{options.retry, m_stats, Clock::real(), options.deadline, ""},
+          m_api(options.api, m_retry) {}
 
-    void run() {
+    // E1: the campaign's fields decide the contacts table's columns; also the server's clock.
+    const DialfireSchema& discover(std::size_t max_identifier_bytes) {
         std::optional<SystemTime> server_now;
         const auto fields = m_api.fields(&server_now);
         if (!server_now) {
             server_now = Clock::real().wall_now();
             log::warn("the API sent no Date header; using the local clock for the checkpoint");
         }
-        m_schema =
-            DialfireSchema::build(m_options.table_prefix, fields, m_options.max_custom_fields,
-                                  m_db.dialect().max_identifier_bytes());
+        m_server_now = *server_now;
+        m_schema = DialfireSchema::build(m_options.table_prefix, fields,
+                                         m_options.max_custom_fields, max_identifier_bytes);
         if (fields.size() > m_schema.custom_fields.size()) {
             log::info("{} custom fields, {} as columns (--max-custom-fields); all are in _raw",
                       fields.size(), m_schema.custom_fields.size());
         }
-        m_writer.prepare(m_schema.tables());
-        const auto state = m_writer.load_state();
-        const auto from = start_time(state, *server_now);
-        const auto stored =
-            state.checkpoint ? util::parse_iso8601(*state.checkpoint) : std::nullopt;
-        // The checkpoint may only move if this run covered everything since the stored one.
-        const bool may_checkpoint = !m_options.until && (!stored || !from || *from <= *stored);
-        log::info("db_sync {} from {} (checkpoint {}), server time {}", m_options.api.campaign,
-                  from ? util::format_iso8601(*from) : "the beginning",
-                  state.checkpoint.value_or("none"), util::format_iso8601(*server_now));
+        return m_schema;
+    }
 
-        sync_contacts(from);
-        if (!m_stopped_early) {
-            sync_inbound_calls(from, m_options.until.value_or(*server_now));
-        }
-        m_progress.finish();
-        m_summary.retries = m_stats.retries.load();
-        const bool complete = !m_stopped_early;
-        const std::optional<std::string> checkpoint =
-            complete && may_checkpoint ? std::optional(util::format_iso8601(*server_now))
-                                       : std::nullopt;
-        m_writer.commit(checkpoint, progress_json("done"));
-        if (m_stopped_early) {
-            if (stop_requested()) {
-                throw Error(ErrorKind::interrupted,
-                            "interrupted; the rows fetched so far were committed",
-                            "run again to continue; the checkpoint did not move");
+    void open(const std::optional<std::string>& checkpoint) override {
+        m_from = start_time(checkpoint);
+        const auto stored = checkpoint ? util::parse_iso8601(*checkpoint) : std::nullopt;
+        // The checkpoint may only move if this run covered everything since the stored one.
+        m_may_checkpoint = !m_options.until && (!stored || !m_from || *m_from <= *stored);
+        log::info("db_sync {} from {} (checkpoint {}), server time {}", m_options.api.campaign,
+                  m_from ? util::format_iso8601(*m_from) : "the beginning",
+                  checkpoint.value_or("none"), util::format_iso8601(m_server_now));
+        m_fetchers = std::make_unique<ContactFetchers>(m_options.api, m_options.workers, m_retry);
+    }
+
+    std::optional<pipeline::Page> next_page() override {
+        switch (m_phase) {
+        case Phase::contacts:
+            if (auto page = next_contacts()) {
+                return page;
             }
-            m_summary.status = "partial";
-            log::warn("time budget (--max-runtime) reached; the next run continues");
+            m_phase = Phase::inbound_calls;
+            [[fallthrough]];
+        case Phase::inbound_calls:
+            if (auto page = next_inbound_calls()) {
+                return page;
+            }
+            m_phase = Phase::checkpoint;
+            [[fallthrough]];
+        case Phase::checkpoint: {
+            m_phase = Phase::done;
+            pipeline::Page last;
+            last.progress = progress_json("done");
+            if (m_may_checkpoint) {
+                last.checkpoint = util::format_iso8601(m_server_now);
+            }
+            return last;
         }
+        case Phase::done:
+            break;
+        }
+        return std::nullopt;
+    }
+
+    void report(pipeline::RunSummary& summary) const override {
+        summary.skipped += m_skipped;
+        summary.retries += m_stats.retries.load();
     }
 
 private:
-    std::optional<SystemTime> start_time(const pipeline::JobState& state, SystemTime server_now) {
+    enum class Phase { contacts, inbound_calls, checkpoint, done };
+
+    std::optional<SystemTime> start_time(const std::optional<std::string>& checkpoint) const {
         if (m_options.since) {
             return m_options.since;
         }
@@ -87,48 +96,43 @@ private:
             return std::nullopt;
         }
         if (m_options.mode == SyncMode::recent) {
-            return server_now - std::chrono::hours(24 * 7);
+            return m_server_now - std::chrono::hours(24 * 7);
         }
-        if (state.checkpoint) {
-            if (const auto t = util::parse_iso8601(*state.checkpoint)) {
+        if (checkpoint) {
+            if (const auto t = util::parse_iso8601(*checkpoint)) {
                 return *t - m_options.lookback;
             }
-            log::warn("stored checkpoint '{}' is unreadable; syncing everything",
-                      *state.checkpoint);
+            log::warn("stored checkpoint '{}' is unreadable; syncing everything", *checkpoint);
         }
         return std::nullopt;
     }
 
-    bool should_stop() {
-        if (stop_requested()) {
-            m_stopped_early = true;
-        } else if (m_options.deadline && std::chrono::steady_clock::now() > *m_options.deadline) {
-            m_stopped_early = true;
-        }
-        return m_stopped_early;
-    }
-
     std::string progress_json(const char* phase) const {
         return fmt::format(R"({{"phase":"{}","contacts_listed":{},"contacts_fetched":{}}})", phase,
-                           m_listed, m_summary.fetched);
+                           m_listed, m_fetched);
     }
 
-    void maybe_commit() {
-        if (m_writer.buffered_rows() >= m_options.batch_rows) {
-            m_writer.commit(std::nullopt, progress_json("contacts"));
+    std::optional<pipeline::Page> next_contacts() {
+        auto batch = m_fetchers->next([this] { return list_more(); });
+        if (!batch) {
+            return std::nullopt;
         }
-        m_progress.update(fmt::format("crmsync: {} contacts listed, {} fetched, {} skipped",
-                                      m_listed, m_summary.fetched, m_summary.skipped));
+        m_fetched += static_cast<long>(batch->contacts.size());
+        pipeline::Page page;
+        page.stream = "contacts";
+        page.records = std::move(batch->contacts);
+        page.progress = progress_json("contacts");
+        return page;
     }
 
-    void consume(FetchedBatch& batch) {
-        for (const auto& contact : batch.contacts) {
-            ++m_summary.fetched;
-            transform_contact(contact, m_schema, m_options.filter, m_writer, m_counters);
-        }
-        m_summary.filtered = m_counters.filtered;
-        m_summary.in_progress = m_counters.in_progress;
-        maybe_commit();
+    // One E2 page: its changed contacts go to the fetchers. False after the last page.
+    bool list_more() {
+        const std::string changed_since = m_from ? util::format_date(*m_from) : "";
+        const auto page = m_api.list_contacts(changed_since, m_cursor);
+        m_listed += static_cast<long>(page.contacts.size());
+        m_fetchers->add_ids(changed_ids(page.contacts));
+        m_cursor = page.cursor;
+        return !m_cursor.empty();
     }
 
     // Contacts whose stored $md5 equals the listed one are unchanged: no need to fetch them.
@@ -143,21 +147,16 @@ private:
         const auto& table = m_schema.specs[m_schema.contacts].table;
         for (std::size_t start = 0; start < listed.size(); start += k_md5_lookup_chunk) {
             const std::size_t n = std::min(k_md5_lookup_chunk, listed.size() - start);
-            std::vector<sql::Value> keys;
+            std::vector<std::string> keys;
             for (std::size_t i = start; i < start + n; ++i) {
-                keys.emplace_back(listed[i].id);
+                keys.push_back(listed[i].id);
             }
-            std::unordered_map<std::string, std::string> stored;
-            for (const auto& row :
-                 m_db.query(m_db.dialect().select_by_keys(table, {"$id", "$md5"}, n), keys)) {
-                if (row[0] && row[1]) {
-                    stored.emplace(*row[0], *row[1]);
-                }
-            }
+            const auto stored = m_sink.lookup(table, {"$md5"}, keys);
             for (std::size_t i = start; i < start + n; ++i) {
                 const auto it = stored.find(listed[i].id);
-                if (it != stored.end() && !listed[i].md5.empty() && it->second == listed[i].md5) {
-                    ++m_summary.skipped;
+                if (it != stored.end() && !it->second.empty() && it->second[0] &&
+                    !listed[i].md5.empty() && *it->second[0] == listed[i].md5) {
+                    ++m_skipped;
                 } else {
                     ids.push_back(listed[i].id);
                 }
@@ -166,75 +165,39 @@ private:
         return ids;
     }
 
-    void sync_contacts(const std::optional<SystemTime>& from) {
-        const std::string changed_since = from ? util::format_date(*from) : "";
-        ContactFetchers fetchers(
-            m_options.api, m_options.workers,
-            http::RetryContext{m_options.retry, m_stats, Clock::real(), m_options.deadline, ""});
-        std::string cursor;
-        bool source_failed = false;
-        do {
-            if (should_stop()) {
-                break;
-            }
-            const auto page = m_api.list_contacts(changed_since, cursor);
-            m_listed += static_cast<long>(page.contacts.size());
-            const auto ids = changed_ids(page.contacts);
-            for (std::size_t start = 0; start < ids.size() && !source_failed;
-                 start += k_contacts_per_request) {
-                const auto end = std::min(ids.size(), start + k_contacts_per_request);
-                // Write while waiting: the queue of fetched contacts must not fill up.
-                while (auto ready = fetchers.try_result()) {
-                    consume(*ready);
-                }
-                source_failed = !fetchers.submit(
-                    {ids.begin() + static_cast<long>(start), ids.begin() + static_cast<long>(end)});
-            }
-            cursor = page.cursor;
-        } while (!cursor.empty() && !source_failed);
-        fetchers.finish_submitting();
-        while (auto ready = fetchers.next_result()) {
-            consume(*ready);
+    std::optional<pipeline::Page> next_inbound_calls() {
+        if (m_inbound_done) {
+            return std::nullopt;
         }
-        if (auto error = fetchers.error()) {
-            // Keep what was fetched; the checkpoint stays where it was.
-            m_writer.commit(std::nullopt, progress_json("contacts"));
-            m_summary.retries = m_stats.retries.load();
-            std::rethrow_exception(error);
-        }
-    }
-
-    void sync_inbound_calls(const std::optional<SystemTime>& from, SystemTime to) {
-        const std::string from_text = util::format_dialfire_time(from.value_or(SystemTime{}));
-        const std::string to_text = util::format_dialfire_time(to);
-        std::string cursor;
-        do {
-            if (should_stop()) {
-                break;
-            }
-            const auto page = m_api.inbound_calls(from_text, to_text, cursor);
-            for (const auto& call : page.results) {
-                ++m_summary.fetched;
-                transform_inbound_call(call, m_schema, m_writer);
-            }
-            if (m_writer.buffered_rows() >= m_options.batch_rows) {
-                m_writer.commit(std::nullopt, progress_json("inbound_calls"));
-            }
-            cursor = page.cursor;
-        } while (!cursor.empty());
+        const std::string from_text = format_dialfire_time(m_from.value_or(SystemTime{}));
+        const std::string to_text = format_dialfire_time(m_options.until.value_or(m_server_now));
+        auto calls = m_api.inbound_calls(from_text, to_text, m_inbound_cursor);
+        m_inbound_cursor = calls.cursor;
+        m_inbound_done = m_inbound_cursor.empty();
+        pipeline::Page page;
+        page.stream = "inbound_calls";
+        page.records = std::move(calls.results);
+        page.progress = progress_json("inbound_calls");
+        return page;
     }
 
     const SyncOptions& m_options;
-    sql::Database& m_db;
-    pipeline::RunSummary& m_summary;
-    pipeline::TargetWriter m_writer;
+    pipeline::Sink& m_sink;
     http::RetryStats m_stats;
+    http::RetryContext m_retry;
     ApiClient m_api;
-    pipeline::ProgressLine m_progress;
     DialfireSchema m_schema;
-    TransformCounters m_counters;
+    SystemTime m_server_now{};
+    std::optional<SystemTime> m_from;
+    bool m_may_checkpoint = false;
+    Phase m_phase = Phase::contacts;
+    std::unique_ptr<ContactFetchers> m_fetchers;
+    std::string m_cursor;
+    std::string m_inbound_cursor;
+    bool m_inbound_done = false;
     long m_listed = 0;
-    bool m_stopped_early = false;
+    long m_fetched = 0;
+    long m_skipped = 0;
 };
 
 } // namespace
@@ -243,9 +206,31 @@ std::string job_key(const SyncOptions& options) {
     return "db_sync:" + options.api.campaign + ":" + options.table_prefix;
 }
 
-void run_sync(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary) {
-    SyncRun run(options, db, summary);
-    run.run();
+pipeline::Ending run_sync(const SyncOptions& options, pipeline::Sink& sink,
+                          pipeline::RunSummary& summary) {
+    ContactSource source(options, sink);
+    const auto& schema = source.discover(sink.max_identifier_bytes());
+    sink.prepare(schema.tables());
+    TransformCounters counters;
+    const auto transform = [&](const pipeline::Page& page, pipeline::Emitter& out,
+                               pipeline::RunSummary& s) {
+        for (const auto& record : page.records) {
+            if (page.stream == "contacts") {
+                transform_contact(record, schema, options.filter, out, counters);
+            } else {
+                transform_inbound_call(record, schema, out);
+            }
+        }
+        s.filtered = counters.filtered;
+        s.in_progress = counters.in_progress;
+    };
+    pipeline::RunnerOptions runner;
+    runner.label = "records";
+    runner.pages_ahead = 2 * options.workers;
+    runner.batch_rows = options.batch_rows;
+    runner.deadline = options.deadline;
+    runner.show_progress = options.show_progress;
+    return pipeline::Runner(source, transform, sink, summary, runner).run();
 }
 
 } // namespace crmsync::drivers::dialfire

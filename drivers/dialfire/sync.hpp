@@ -3,8 +3,9 @@
 #include "drivers/dialfire/api_client.hpp"
 #include "drivers/dialfire/transform.hpp"
 #include "lib/http/retry_policy.hpp"
+#include "lib/pipeline/runner.hpp"
+#include "lib/pipeline/sink.hpp"
 #include "lib/pipeline/summary.hpp"
-#include "lib/sql/database.hpp"
 
 #include <chrono>
 #include <optional>
@@ -38,12 +39,13 @@ struct SyncOptions {
 // The job's key in crmsync_state and for its lock.
 std::string job_key(const SyncOptions& options);
 
-// One db_sync run (see README "How a run works"): fields -> schema -> checkpoint -> contacts
-// listed since the checkpoint, unchanged md5s skipped, changed ones fetched in parallel and
-// written in batches -> inbound calls -> checkpoint moved to the server time the run started,
-// in the same transaction as the last rows. The caller holds the job's lock.
+// One db_sync run (see README "How a run works") on the engine: fields -> schema (prepared in
+// `sink`) -> checkpoint -> contacts listed since the checkpoint, unchanged md5s skipped (asked
+// of the sink: an outbox knows none, so everything is fetched and its ledger decides), changed
+// ones fetched in parallel -> inbound calls -> a last page moving the checkpoint to the server
+// time the run started, committed with the last rows. The caller holds the sink's lock.
 // Throws crmsync::Error; rows committed before the error stay, the checkpoint does not move.
-// Sets summary.status "partial" when --max-runtime stopped it early.
-void run_sync(const SyncOptions& options, sql::Database& db, pipeline::RunSummary& summary);
+pipeline::Ending run_sync(const SyncOptions& options, pipeline::Sink& sink,
+                          pipeline::RunSummary& summary);
 
 } // namespace crmsync::drivers::dialfire

@@ -46,10 +46,10 @@ std::string raw_without(const json& record, std::initializer_list<const char*> n
     return sql::to_json_text(copy);
 }
 
-struct Emitter {
+struct ContactRows {
     const DialfireSchema& schema;
     const TransactionFilter& filter;
-    pipeline::TargetWriter& writer;
+    pipeline::Emitter& writer;
     TransformCounters& counters;
     std::string contact_id;
 
@@ -288,7 +288,7 @@ std::vector<const sql::Table*> DialfireSchema::tables() const {
 }
 
 void transform_contact(const json& contact, const DialfireSchema& schema,
-                       const TransactionFilter& filter, pipeline::TargetWriter& writer,
+                       const TransactionFilter& filter, pipeline::Emitter& writer,
                        TransformCounters& counters) {
     const auto& contacts_table = schema.specs[schema.contacts].table.name;
     const auto id = string_field(contact, "$id");
@@ -296,7 +296,7 @@ void transform_contact(const json& contact, const DialfireSchema& schema,
         writer.reject(contacts_table, "", "contact without $id", sql::to_json_text(contact));
         return;
     }
-    Emitter emitter{schema, filter, writer, counters, *id};
+    ContactRows emitter{schema, filter, writer, counters, *id};
     // The contact's _raw keeps its $task_log entries minus the transactions, which are stored
     // (with their own _raw) in the transactions table.
     std::string raw;
@@ -336,7 +336,7 @@ void transform_contact(const json& contact, const DialfireSchema& schema,
 }
 
 void transform_inbound_call(const json& call, const DialfireSchema& schema,
-                            pipeline::TargetWriter& writer) {
+                            pipeline::Emitter& writer) {
     const auto& spec = schema.specs[schema.inbound_calls];
     const std::string raw = sql::to_json_text(call);
     const auto id = string_field(call, "id");

@@ -2,7 +2,7 @@
 
 #include "drivers/dialfire/api_client.hpp"
 #include "lib/core/clock.hpp"
-#include "lib/pipeline/target_writer.hpp"
+#include "lib/pipeline/sink.hpp"
 #include "lib/sql/schema_catalog.hpp"
 
 #include <nlohmann/json.hpp>
@@ -49,10 +49,10 @@ struct TransformCounters {
 // flattened with parent_connection_id) and hands them to `writer`. Records that cannot be
 // stored (no id, wrong types) go to writer.reject(). Never throws for bad data.
 void transform_contact(const nlohmann::json& contact, const DialfireSchema& schema,
-                       const TransactionFilter& filter, pipeline::TargetWriter& writer,
+                       const TransactionFilter& filter, pipeline::Emitter& writer,
                        TransformCounters& counters);
 
 void transform_inbound_call(const nlohmann::json& call, const DialfireSchema& schema,
-                            pipeline::TargetWriter& writer);
+                            pipeline::Emitter& writer);
 
 } // namespace crmsync::drivers::dialfire

@@ -4,12 +4,9 @@
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/sql/json_values.hpp"
-#include "lib/state/outbox.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
-
-#include <SQLiteCpp/Transaction.h>
 
 #include <map>
 #include <set>
@@ -54,173 +51,217 @@ std::string event_query(const WebhookSourceOptions& o, const std::string& from,
            "&limit=" + std::to_string(k_list_page_size);
 }
 
-class Enqueuer {
-public:
-    Enqueuer(state::StateStore& store, const std::string& job, const TransactionFilter& filter,
-             EnqueueStats& stats)
-        : m_outbox(store), m_ledger(store), m_job(job), m_filter(filter), m_stats(stats) {}
+// A contact's transactions in fired order, each with its stable key: md5($id + fired), with
+// "#n" for the n-th repeat of the same fired time.
+std::vector<std::pair<std::string, const json*>> keyed_transactions(const json& contact,
+                                                                    const std::string& id) {
+    std::vector<const json*> transactions;
+    const auto log_it = contact.find("$task_log");
+    if (log_it == contact.end() || !log_it->is_array()) {
+        return {};
+    }
+    for (const auto& entry : *log_it) {
+        const auto txs = entry.is_object() ? entry.find("transactions") : entry.end();
+        if (entry.is_object() && txs != entry.end() && txs->is_array()) {
+            for (const auto& tx : *txs) {
+                transactions.push_back(&tx);
+            }
+        }
+    }
+    // Deliveries of one contact go out in fired order.
+    std::stable_sort(transactions.begin(), transactions.end(), [](const json* a, const json* b) {
+        return a->value("fired", std::string{}) < b->value("fired", std::string{});
+    });
+    std::vector<std::pair<std::string, const json*>> keyed;
+    std::map<std::string, int> seen;
+    for (const json* tx : transactions) {
+        const auto fired = tx->find("fired");
+        if (fired == tx->end() || !fired->is_string()) {
+            continue;
+        }
+        const std::string f = fired->get<std::string>();
+        const int n = seen[f]++;
+        keyed.emplace_back(util::md5_hex(id + f + (n == 0 ? "" : "#" + std::to_string(n))), tx);
+    }
+    return keyed;
+}
 
-    // Each candidate transaction of the contact: one named by the index in this window, or
-    // one delivered before (its content may have changed, e.g. connection data added later).
-    void contact(const json& contact, const std::set<std::string>& fired_in_window) {
-        const auto id_it = contact.find("$id");
-        if (!contact.is_object() || id_it == contact.end() || !id_it->is_string()) {
-            log::warn("skipping a contact without $id from the API");
-            return;
+class TransactionSource final : public pipeline::Source {
+public:
+    TransactionSource(const WebhookSourceOptions& options, pipeline::Sink& sink)
+        : m_options(options),
+          m_sink(sink), m_retry{options.retry, m_stats, Clock::real(), options.deadline, ""},
+          m_api(options.api, m_retry) {}
+
+    void open(const std::optional<std::string>& stored) override {
+        std::optional<SystemTime> server_now;
+        m_api.fields(&server_now);
+        if (!server_now) {
+            server_now = Clock::real().wall_now();
+            log::warn("the API sent no Date header; using the local clock for the checkpoint");
         }
-        const std::string id = id_it->get<std::string>();
-        json head = contact;
-        head.erase("$task_log");
-        const auto log_it = contact.find("$task_log");
-        if (log_it == contact.end() || !log_it->is_array()) {
-            return;
-        }
-        std::vector<const json*> transactions;
-        for (const auto& entry : *log_it) {
-            const auto txs = entry.is_object() ? entry.find("transactions") : entry.end();
-            if (entry.is_object() && txs != entry.end() && txs->is_array()) {
-                for (const auto& tx : *txs) {
-                    transactions.push_back(&tx);
-                }
+        m_server_now = *server_now;
+        SystemTime from = m_server_now - m_options.lookback;
+        if (m_options.since) {
+            from = *m_options.since;
+        } else if (stored) {
+            if (const auto t = util::parse_iso8601(*stored)) {
+                from = *t - m_options.lookback;
             }
         }
-        // Deliveries of one contact go out in fired order.
-        std::stable_sort(
-            transactions.begin(), transactions.end(), [](const json* a, const json* b) {
-                return a->value("fired", std::string{}) < b->value("fired", std::string{});
-            });
-        std::map<std::string, int> seen;
-        for (const json* tx : transactions) {
-            const auto fired = tx->find("fired");
-            if (fired == tx->end() || !fired->is_string()) {
-                continue;
-            }
-            const std::string f = fired->get<std::string>();
-            const int n = seen[f]++;
-            const std::string key = util::md5_hex(id + f + (n == 0 ? "" : "#" + std::to_string(n)));
-            const auto delivered_md5 = m_ledger.content_md5(m_job, key);
-            if (fired_in_window.count(f) == 0 && !delivered_md5) {
-                continue;
-            }
-            if (!m_filter.accepts(*tx)) {
-                ++m_stats.filtered;
-                continue;
-            }
-            const std::string content = sql::to_json_text(*tx);
-            const std::string md5 = util::md5_hex(content);
-            if (delivered_md5 == md5) {
-                ++m_stats.unchanged;
-                continue;
-            }
-            const std::string event = delivered_md5 ? "updated" : "new";
-            json body = {{"contact", head}, {"transaction", *tx}, {"state", event}};
-            state::Delivery d;
-            d.id = "msg_" + util::md5_hex(m_job + "\x1f" + key + "\x1f" + md5);
-            d.job = m_job;
-            d.group_key = id;
-            d.order_key = f;
-            d.event = event;
-            d.body = sql::to_json_text(body);
-            m_outbox.enqueue(d);
-            m_ledger.record(m_job, key, md5, d.id);
-            ++(delivered_md5 ? m_stats.queued_updated : m_stats.queued_new);
+        log::info("webhook {} events from {} to {} (checkpoint {})", m_options.api.campaign,
+                  util::format_iso8601(from), util::format_iso8601(m_server_now),
+                  stored.value_or("none"));
+        read_index(from);
+        m_fetchers = std::make_unique<ContactFetchers>(m_options.api, m_options.workers, m_retry);
+        m_fetchers->add_ids(m_order);
+    }
+
+    std::optional<pipeline::Page> next_page() override {
+        if (m_done) {
+            return std::nullopt;
         }
+        if (auto batch = m_fetchers->next([] { return false; })) {
+            pipeline::Page page;
+            page.stream = "contacts";
+            page.records = std::move(batch->contacts);
+            page.context = candidates(page.records);
+            return page;
+        }
+        // Everything of the window is in the outbox once this page commits.
+        m_done = true;
+        pipeline::Page last;
+        last.checkpoint = util::format_iso8601(m_server_now);
+        return last;
+    }
+
+    void report(pipeline::RunSummary& summary) const override {
+        summary.counters.emplace_back("events", m_events);
+        summary.retries += m_stats.retries.load();
     }
 
 private:
-    state::Outbox m_outbox;
-    state::Ledger m_ledger;
-    const std::string& m_job;
-    const TransactionFilter& m_filter;
-    EnqueueStats& m_stats;
+    // The index names transactions; they are grouped by contact so each contact is fetched
+    // once.
+    void read_index(SystemTime from) {
+        const std::string query =
+            event_query(m_options, format_dialfire_time(from), format_dialfire_time(m_server_now));
+        std::string cursor;
+        do {
+            const auto page = m_api.transactions(query, cursor);
+            for (const auto& event : page.events) {
+                ++m_events;
+                std::string fired, contact;
+                if (!parse_event(event, fired, contact)) {
+                    log::warn("unreadable transaction index entry: {}", event.substr(0, 120));
+                    continue;
+                }
+                auto [it, added] = m_fired_by_contact.try_emplace(contact);
+                if (added) {
+                    m_order.push_back(contact);
+                }
+                it->second.insert(fired);
+            }
+            cursor = page.cursor;
+        } while (!cursor.empty());
+    }
+
+    // {"<transaction key>": true} for each transaction of these contacts that the index named
+    // in this window or that was delivered before: the ones the transform may send.
+    json candidates(const std::vector<json>& contacts) {
+        std::vector<std::pair<std::string, std::string>> keys; // key, fired
+        for (const auto& contact : contacts) {
+            const auto id_it = contact.is_object() ? contact.find("$id") : contact.end();
+            if (!contact.is_object() || id_it == contact.end() || !id_it->is_string()) {
+                continue;
+            }
+            const std::string id = id_it->get<std::string>();
+            const auto window = m_fired_by_contact.find(id);
+            for (const auto& [key, tx] : keyed_transactions(contact, id)) {
+                const bool in_window = window != m_fired_by_contact.end() &&
+                                       window->second.count(tx->value("fired", "")) > 0;
+                keys.emplace_back(key, in_window ? "window" : "");
+            }
+        }
+        std::vector<std::string> asked;
+        for (const auto& [key, why] : keys) {
+            if (why.empty()) {
+                asked.push_back(key);
+            }
+        }
+        const auto delivered = m_sink.lookup(transaction_deliveries(), {"content_md5"}, asked);
+        json result = json::object();
+        for (const auto& [key, why] : keys) {
+            if (!why.empty() || delivered.count(key) > 0) {
+                result[key] = true;
+            }
+        }
+        return result;
+    }
+
+    const WebhookSourceOptions& m_options;
+    pipeline::Sink& m_sink;
+    http::RetryStats m_stats;
+    http::RetryContext m_retry;
+    ApiClient m_api;
+    SystemTime m_server_now{};
+    std::unordered_map<std::string, std::set<std::string>> m_fired_by_contact;
+    std::vector<std::string> m_order;
+    std::unique_ptr<ContactFetchers> m_fetchers;
+    long m_events = 0;
+    bool m_done = false;
 };
 
 } // namespace
 
-EnqueueStats enqueue_transactions(const WebhookSourceOptions& o, state::StateStore& store,
-                                  const std::string& job) {
-    EnqueueStats stats;
-    http::RetryStats retry_stats;
-    const http::RetryContext retry{o.retry, retry_stats, Clock::real(), o.deadline, ""};
-    ApiClient api(o.api, retry);
-    std::optional<SystemTime> server_now;
-    api.fields(&server_now);
-    if (!server_now) {
-        server_now = Clock::real().wall_now();
-        log::warn("the API sent no Date header; using the local clock for the checkpoint");
-    }
-    const auto stored = store.checkpoint(job);
-    SystemTime from = *server_now - o.lookback;
-    if (o.since) {
-        from = *o.since;
-    } else if (stored) {
-        if (const auto t = util::parse_iso8601(*stored)) {
-            from = *t - o.lookback;
+const sql::Table& transaction_deliveries() {
+    static const sql::Table table = [] {
+        sql::Table t;
+        t.name = "transactions";
+        for (const char* name : {"key", "contact_id", "fired", "contact", "transaction"}) {
+            t.columns.push_back({name, sql::ColumnType::text});
         }
-    }
-    log::info("webhook {} events from {} to {} (checkpoint {})", o.api.campaign,
-              util::format_iso8601(from), util::format_iso8601(*server_now),
-              stored.value_or("none"));
+        t.primary_key = "key";
+        return t;
+    }();
+    return table;
+}
 
-    // The index names transactions; group them by contact so each contact is fetched once.
-    std::unordered_map<std::string, std::set<std::string>> fired_by_contact;
-    std::vector<std::string> order;
-    const std::string query =
-        event_query(o, util::format_dialfire_time(from), util::format_dialfire_time(*server_now));
-    std::string cursor;
-    do {
-        const auto page = api.transactions(query, cursor);
-        for (const auto& event : page.events) {
-            ++stats.events;
-            std::string fired, contact;
-            if (!parse_event(event, fired, contact)) {
-                log::warn("unreadable transaction index entry: {}", event.substr(0, 120));
+pipeline::Ending enqueue_transactions(const WebhookSourceOptions& options, pipeline::Sink& sink,
+                                      pipeline::RunSummary& summary) {
+    TransactionSource source(options, sink);
+    const auto transform = [&options](const pipeline::Page& page, pipeline::Emitter& out,
+                                      pipeline::RunSummary& s) {
+        for (const auto& contact : page.records) {
+            const auto id_it = contact.is_object() ? contact.find("$id") : contact.end();
+            if (!contact.is_object() || id_it == contact.end() || !id_it->is_string()) {
+                log::warn("skipping a contact without $id from the API");
                 continue;
             }
-            auto [it, added] = fired_by_contact.try_emplace(contact);
-            if (added) {
-                order.push_back(contact);
+            const std::string id = id_it->get<std::string>();
+            json head = contact;
+            head.erase("$task_log");
+            const std::string head_text = sql::to_json_text(head);
+            for (const auto& [key, tx] : keyed_transactions(contact, id)) {
+                if (!page.context.contains(key)) {
+                    continue;
+                }
+                if (!options.filter.accepts(*tx)) {
+                    ++s.filtered;
+                    continue;
+                }
+                out.add(transaction_deliveries(),
+                        {key, id, tx->value("fired", ""), head_text, sql::to_json_text(*tx)});
             }
-            it->second.insert(fired);
         }
-        cursor = page.cursor;
-    } while (!cursor.empty());
-
-    Enqueuer enqueuer(store, job, o.filter, stats);
-    ContactFetchers fetchers(o.api, o.workers, retry);
-    const auto consume = [&](FetchedBatch& batch) {
-        SQLite::Transaction transaction(store.db());
-        for (const auto& contact : batch.contacts) {
-            ++stats.contacts;
-            const auto id = contact.is_object() ? contact.value("$id", std::string{}) : "";
-            const auto it = fired_by_contact.find(id);
-            enqueuer.contact(contact,
-                             it == fired_by_contact.end() ? std::set<std::string>{} : it->second);
-        }
-        transaction.commit();
     };
-    bool failed = false;
-    for (std::size_t start = 0; start < order.size() && !failed; start += k_contacts_per_request) {
-        while (auto ready = fetchers.try_result()) {
-            consume(*ready);
-        }
-        const auto end = std::min(order.size(), start + k_contacts_per_request);
-        failed = !fetchers.submit(
-            {order.begin() + static_cast<long>(start), order.begin() + static_cast<long>(end)});
-    }
-    fetchers.finish_submitting();
-    while (auto ready = fetchers.next_result()) {
-        consume(*ready);
-    }
-    stats.retries = retry_stats.retries.load();
-    if (auto error = fetchers.error()) {
-        std::rethrow_exception(error);
-    }
-    // Everything of the window is in the outbox: the checkpoint may pass it.
-    SQLite::Transaction transaction(store.db());
-    store.set_checkpoint(job, util::format_iso8601(*server_now));
-    transaction.commit();
-    return stats;
+    pipeline::RunnerOptions runner;
+    runner.label = "contacts";
+    runner.pages_ahead = 2 * options.workers;
+    runner.batch_rows = 1; // each batch of contacts is enqueued at once
+    runner.deadline = options.deadline;
+    runner.show_progress = options.show_progress;
+    return pipeline::Runner(source, transform, sink, summary, runner).run();
 }
 
 } // namespace crmsync::drivers::dialfire

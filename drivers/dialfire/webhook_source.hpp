@@ -2,7 +2,8 @@
 
 #include "drivers/dialfire/api_client.hpp"
 #include "drivers/dialfire/transform.hpp"
-#include "lib/state/state_store.hpp"
+#include "lib/pipeline/runner.hpp"
+#include "lib/pipeline/sink.hpp"
 
 #include <chrono>
 #include <optional>
@@ -20,26 +21,22 @@ struct WebhookSourceOptions {
     std::optional<SystemTime> since;
     http::RetryPolicy retry;
     std::optional<std::chrono::steady_clock::time_point> deadline;
+    bool show_progress = true;
 };
 
-struct EnqueueStats {
-    long events = 0;   // entries of the transaction index read
-    long contacts = 0; // contacts fetched
-    long queued_new = 0;
-    long queued_updated = 0;
-    long unchanged = 0; // transactions already delivered with the same content
-    long filtered = 0;
-    long retries = 0;
-};
+// The pseudo-table of `crmsync webhook`: one row per candidate transaction, made into
+// dbsync2's body by transaction_message (drivers/webhook/outbox_sink.hpp's MessageFormat).
+// Columns: key, contact_id, fired, contact (JSON without $task_log), transaction (JSON).
+const sql::Table& transaction_deliveries();
 
-// Reads the transaction index (E4) from `checkpoint - lookback` (or --since; on the first run
-// the last `lookback` only) up to the server's now, fetches the contacts it names, and puts one
-// delivery per new or changed transaction into the outbox: body {"contact" (without
-// $task_log), "transaction", "state": "new"|"updated"}, id stable per transaction content.
-// The ledger decides new / updated / unchanged. Everything is enqueued before the checkpoint
-// moves (same SQLite transaction as the last batch). Throws crmsync::Error when the source
-// fails; what was enqueued stays, the checkpoint does not move.
-EnqueueStats enqueue_transactions(const WebhookSourceOptions& options, state::StateStore& store,
-                                  const std::string& job);
+// The `crmsync webhook` job on the engine: reads the transaction index (E4) from
+// `checkpoint - lookback` (or --since; on a first run the last `lookback` only) up to the
+// server's now, fetches the contacts it names, and emits one row of transaction_deliveries()
+// per transaction of the window, or delivered before (asked of the sink's ledger: its content
+// may have changed, e.g. connection data added later), that passes the filter. The sink's
+// ledger then decides new / updated / unchanged. The checkpoint moves to the server's now with
+// the last rows. Counts "events" (index entries read) into the summary. Throws crmsync::Error.
+pipeline::Ending enqueue_transactions(const WebhookSourceOptions& options, pipeline::Sink& sink,
+                                      pipeline::RunSummary& summary);
 
 } // namespace crmsync::drivers::dialfire

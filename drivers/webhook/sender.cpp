@@ -5,7 +5,6 @@
 #include "lib/core/log.hpp"
 #include "lib/http/multi_client.hpp"
 
-#include <SQLiteCpp/Transaction.h>
 #include <fmt/format.h>
 
 #include <set>
@@ -176,7 +175,7 @@ private:
     }
 
     void begin_batch() {
-        m_transaction = std::make_unique<SQLite::Transaction>(m_store.db());
+        m_transaction = std::make_unique<state::Transaction>(m_store);
         m_batch_started = Clock::now();
         m_pending_writes = 0;
     }
@@ -203,7 +202,7 @@ private:
     http::MultiClient m_client;
     http::RateLimiter m_limiter;
     std::set<std::string> m_blocked;
-    std::unique_ptr<SQLite::Transaction> m_transaction;
+    std::unique_ptr<state::Transaction> m_transaction;
     Clock::time_point m_batch_started;
     long m_pending_writes = 0;
     SendStats m_stats;

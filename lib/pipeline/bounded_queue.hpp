@@ -26,6 +26,17 @@ public:
         return true;
     }
 
+    // Non-blocking: false when full or closed (the item is then left as it was).
+    bool try_push(T& item) {
+        std::lock_guard lock(m_mutex);
+        if (m_closed || m_items.size() >= m_capacity) {
+            return false;
+        }
+        m_items.push_back(std::move(item));
+        m_not_empty.notify_one();
+        return true;
+    }
+
     // Blocks while empty and open; nullopt once closed and drained.
     std::optional<T> pop() {
         std::unique_lock lock(m_mutex);

@@ -1,6 +1,8 @@
 #pragma once
 
 #include "lib/core/log.hpp"
+#include "lib/pipeline/runner.hpp"
+#include "lib/pipeline/sink.hpp"
 #include "lib/pipeline/summary.hpp"
 
 #include <functional>
@@ -65,5 +67,11 @@ private:
 // interruption is rethrown after the summary (cli::run prints the one error line and maps
 // the kind to 1 or 130).
 int run_job(const JobSettings& settings, const std::function<void(JobRun&)>& work);
+
+// The common ending of a sync job inside run_job: runs `sync` (a driver's Runner), then the
+// sink's finish() (an outbox delivers what is pending, also after a failing source), and turns
+// the Ending into the job's status: out of time or work left -> partial; interrupted ->
+// Error(interrupted). Rethrows the sync's Error after finish().
+void sync_and_finish(JobRun& run, Sink& sink, const std::function<Ending()>& sync);
 
 } // namespace crmsync::pipeline

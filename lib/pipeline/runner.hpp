@@ -41,7 +41,8 @@ enum class Ending {
 //  4. at the end everything buffered is committed; the checkpoint only ever moves with the
 //     rows it covers, so it is never ahead of committed data.
 // Throws the source's Error after committing every page fetched before it (the checkpoint
-// stays at the last page that carried one); a sink Error is thrown at once (its transaction
+// stays at the last page that carried one), unless the deadline had passed: a request the
+// budget cut short ends the run out_of_time. A sink Error is thrown at once (its transaction
 // rolled back). summary.fetched counts records; the source's report() is added in every case.
 class Runner {
 public:

@@ -34,9 +34,13 @@ class Sink : public Emitter {
 public:
     // Takes the job's lock for the life of the sink; false when another run holds it.
     virtual bool lock() = 0;
+    // The target for messages ("PostgreSQL db on host:5432"); never holds a secret.
+    virtual std::string description() const = 0;
     // Creates or completes the tables rows will be written to (and the sink's own).
     virtual void prepare(const std::vector<const sql::Table*>& tables) = 0;
     virtual std::optional<std::string> load_checkpoint() = 0;
+    // The longest table or column name the target takes (sources size custom columns by it).
+    virtual std::size_t max_identifier_bytes() const { return 128; }
 
     virtual std::size_t buffered() const = 0;
     // Makes the buffer durable. The stored checkpoint becomes `checkpoint` if given, else it
@@ -53,11 +57,16 @@ public:
         return {};
     }
 
+    // What finish() leaves for the job's ending.
+    struct Finished {
+        bool complete = true;     // false: work was left for the next run (the run is partial)
+        std::string notice_error; // not empty: the run counts as an error episode (notices)
+        bool no_notice = false;   // nothing was due: the run says nothing about the job's health
+    };
     // Work that follows the last commit: an outbox delivers what is pending. Called after a
     // run that ended normally, early (time budget) or by a failing source, never after an
-    // interruption. Adds its counters to `summary`; returns false when that work was left
-    // unfinished (the run is then partial).
-    virtual bool finish(RunSummary& /*summary*/) { return true; }
+    // interruption. Adds its counters to `summary`.
+    virtual Finished finish(RunSummary& /*summary*/) { return {}; }
 };
 
 } // namespace crmsync::pipeline

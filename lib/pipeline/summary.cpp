@@ -14,8 +14,24 @@
 
 namespace crmsync::pipeline {
 
+std::string_view to_string(RunStatus status) noexcept {
+    switch (status) {
+    case RunStatus::ok:
+        return "ok";
+    case RunStatus::partial:
+        return "partial";
+    case RunStatus::failed:
+        return "failed";
+    case RunStatus::interrupted:
+        return "interrupted";
+    case RunStatus::locked:
+        return "locked";
+    }
+    return "failed";
+}
+
 std::string RunSummary::to_line() const {
-    std::string line = fmt::format("{} {} {} in {:.1f}s:", command, job, status,
+    std::string line = fmt::format("{} {} {} in {:.1f}s:", command, job, to_string(status),
                                    static_cast<double>(duration.count()) / 1000.0);
     for (const auto& [table, c] : tables) {
         line += fmt::format(" {} +{} ~{} ={};", table, c.inserted, c.updated, c.unchanged);
@@ -38,7 +54,7 @@ std::string RunSummary::to_json() const {
     nlohmann::json j;
     j["command"] = command;
     j["job"] = job;
-    j["status"] = status;
+    j["status"] = std::string(to_string(status));
     j["tables"] = nlohmann::json::object();
     for (const auto& [table, c] : tables) {
         j["tables"][table] = {

@@ -5,16 +5,27 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 namespace crmsync::pipeline {
 
+// How a run ended; the summary's "status" and the exit code follow from it.
+enum class RunStatus {
+    ok,          // done (exit 0)
+    partial,     // done, but records were rejected or work was left for the next run (exit 3)
+    failed,      // an error stopped it; nothing past the last checkpoint was claimed (exit 1)
+    interrupted, // SIGINT/SIGTERM, after committing the batch in flight (exit 130)
+    locked,      // another run of the job holds the lock; nothing was done (exit 4)
+};
+std::string_view to_string(RunStatus status) noexcept;
+
 // What one run did; printed as one line at the end and written by --summary-json.
 struct RunSummary {
-    std::string command;                            // "db_sync"
-    std::string job;                                // "DEMO0000CAMPAIGN"
-    std::string status = "ok";                      // ok | partial | failed | interrupted | locked
+    std::string command; // "db_sync"
+    std::string job;     // "DEMO0000CAMPAIGN"
+    RunStatus status = RunStatus::ok;
     std::map<std::string, sql::WriteCounts> tables; // by table name, in name order
     // Further counters of commands that write no tables (webhook: delivered, pending, dead...),
     // printed in the order given.

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 namespace crmsync::pipeline {
 namespace {
 
@@ -22,7 +24,18 @@ TargetWriter::TargetWriter(sql::Database& db, std::string job_key, RunSummary& s
     : m_db(db), m_job(std::move(job_key)), m_summary(summary), m_clock(clock),
       m_own_tables(sql::load_schema("crmsync.json", "")) {}
 
+TargetWriter::TargetWriter(std::unique_ptr<sql::Database> db, std::string job_key,
+                           RunSummary& summary, const Clock& clock)
+    : m_owned(std::move(db)), m_db(*m_owned), m_job(std::move(job_key)), m_summary(summary),
+      m_clock(clock), m_own_tables(sql::load_schema("crmsync.json", "")) {}
+
+bool TargetWriter::lock() {
+    std::lock_guard guard(m_db_mutex);
+    return m_db.try_lock(m_job);
+}
+
 void TargetWriter::prepare(const std::vector<const sql::Table*>& tables) {
+    std::lock_guard guard(m_db_mutex);
     sql::SchemaManager schema(m_db);
     std::vector<const sql::Table*> all;
     for (const auto& spec : m_own_tables) {
@@ -42,6 +55,7 @@ void TargetWriter::prepare(const std::vector<const sql::Table*>& tables) {
 
 JobState TargetWriter::load_state() {
     const auto& state = own_table(m_own_tables, "crmsync_state");
+    std::lock_guard guard(m_db_mutex);
     const auto rows =
         m_db.query(m_db.dialect().select_by_keys(state, {"checkpoint", "progress"}, 1), {m_job});
     JobState result;
@@ -77,10 +91,16 @@ void TargetWriter::commit(const std::optional<std::string>& checkpoint,
     sql::BatchWriter writer(m_db);
     std::map<std::string, sql::WriteCounts> counts;
     {
+        std::lock_guard guard(m_db_mutex);
         sql::Transaction transaction(m_db);
         for (auto& [name, buffer] : m_buffers) {
             if (!buffer.rows.empty()) {
+                const std::size_t before = refused.size();
                 counts[name] += writer.upsert(buffer, now, refused);
+                if (buffer.table == m_verified) {
+                    check_read_back(buffer,
+                                    {refused.begin() + static_cast<long>(before), refused.end()});
+                }
             }
         }
         // Rows the database cannot hold exactly become rejects in the same transaction.
@@ -115,6 +135,80 @@ void TargetWriter::commit(const std::optional<std::string>& checkpoint,
     if (m_checkpoint) {
         m_summary.checkpoint = *m_checkpoint;
     }
+}
+
+std::map<std::string, std::vector<std::optional<std::string>>>
+TargetWriter::lookup(const sql::Table& table, const std::vector<std::string>& columns,
+                     const std::vector<std::string>& keys) {
+    std::map<std::string, std::vector<std::optional<std::string>>> found;
+    if (keys.empty()) {
+        return found;
+    }
+    std::vector<std::string> wanted{table.key()};
+    wanted.insert(wanted.end(), columns.begin(), columns.end());
+    std::vector<sql::Value> params(keys.begin(), keys.end());
+    std::lock_guard guard(m_db_mutex);
+    for (auto& row :
+         m_db.query(m_db.dialect().select_by_keys(table, wanted, keys.size()), params)) {
+        if (!row.empty() && row[0]) {
+            std::string key = *row[0];
+            row.erase(row.begin());
+            found.emplace(std::move(key), std::move(row));
+        }
+    }
+    return found;
+}
+
+void TargetWriter::verify_read_back(const sql::Table& table, std::function<std::string()> what) {
+    m_verified = &table;
+    m_verified_what = std::move(what);
+}
+
+// The seed's step-by-step verification (bulk-history): every key written must read back in
+// the same transaction before it commits with the checkpoint.
+void TargetWriter::check_read_back(const sql::TableRows& written,
+                                   const std::vector<sql::RejectedRow>& refused) {
+    constexpr std::size_t k_keys_in_error = 5;
+    const auto& table = *written.table;
+    const std::size_t key = table.position(table.key());
+    std::set<std::string> expected;
+    for (const auto& row : written.rows) {
+        if (row[key]) {
+            expected.insert(*row[key]);
+        }
+    }
+    for (const auto& r : refused) {
+        expected.erase(r.key);
+    }
+    if (expected.empty()) {
+        return;
+    }
+    const std::size_t asked = expected.size();
+    std::vector<sql::Value> keys(expected.begin(), expected.end());
+    for (const auto& row :
+         m_db.query(m_db.dialect().select_by_keys(table, {table.key()}, keys.size()), keys)) {
+        if (!row.empty() && row[0]) {
+            expected.erase(*row[0]);
+        }
+    }
+    if (expected.empty()) {
+        return;
+    }
+    std::string named;
+    std::size_t i = 0;
+    for (const auto& k : expected) {
+        if (i == k_keys_in_error) {
+            named += ", ...";
+            break;
+        }
+        named += (i++ ? ", " : "") + k;
+    }
+    throw Error(ErrorKind::data,
+                fmt::format("verification failed: {} of {} {} did not read back from {} ({} {})",
+                            expected.size(), asked, m_verified_what ? m_verified_what() : "rows",
+                            table.name, table.key(), named),
+                "the batch was rolled back and the checkpoint kept; look for triggers or jobs "
+                "that delete rows from the table");
 }
 
 } // namespace crmsync::pipeline

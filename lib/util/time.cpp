@@ -166,10 +166,6 @@ std::string format_sql_timestamp(SystemTime t) {
     return format(t, "%04d-%02d-%02d %02d:%02d:%02d.%03d");
 }
 
-std::string format_dialfire_time(SystemTime t) {
-    return format(t, "%04d-%02d-%02dT%02d:%02d:%02d.%03d");
-}
-
 std::string format_date(SystemTime t) { return format_iso8601(t).substr(0, 10); }
 
 std::optional<SystemTime> parse_http_date(std::string_view text) {

@@ -20,9 +20,6 @@ std::string format_iso8601(SystemTime t);
 // "2024-01-01 10:00:00.123": the UTC literal written into timestamp columns of every dialect.
 std::string format_sql_timestamp(SystemTime t);
 
-// "2024-01-01T10:00:00.123" (no zone), the Dialfire API's from/to parameter format.
-std::string format_dialfire_time(SystemTime t);
-
 // "2024-01-01".
 std::string format_date(SystemTime t);
 

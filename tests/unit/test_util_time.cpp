@@ -78,9 +78,6 @@ TEST_CASE("util::format_iso8601 and the other formatters", "[unit]") {
     SECTION("format_sql_timestamp writes a space and no zone") {
         CHECK(util::format_sql_timestamp(t) == "2024-01-01 10:00:00.123");
     }
-    SECTION("format_dialfire_time writes T and no zone") {
-        CHECK(util::format_dialfire_time(t) == "2024-01-01T10:00:00.123");
-    }
     SECTION("format_date writes the UTC date") {
         CHECK(util::format_date(t) == "2024-01-01");
         CHECK(util::format_date(utc(2023, 12, 31, 23, 59, 59, 999)) == "2023-12-31");

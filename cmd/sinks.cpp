@@ -1,0 +1,99 @@
+#include "cmd/sinks.hpp"
+
+#include "cmd/targets.hpp"
+#include "lib/core/error.hpp"
+#include "lib/pipeline/target_writer.hpp"
+#include "lib/state/state_store.hpp"
+#include "lib/util/redact.hpp"
+#include "lib/util/url.hpp"
+
+#include <cstdlib>
+#include <fstream>
+
+namespace crmsync::cli {
+
+void add_http_target_options(CLI::App& app, HttpTargetOptions& o) {
+    app.add_option("--state", o.state_path,
+                   "State file of an http(s) target's outbox (default "
+                   "$XDG_STATE_HOME/crmsync/state.db)");
+    app.add_option("--webhook-in-flight", o.in_flight, "http(s) target: deliveries in flight")
+        ->check(CLI::Range(1, 256))
+        ->capture_default_str();
+    app.add_option("--webhook-rate", o.rate, "http(s) target: deliveries per second (0 = no limit)")
+        ->check(CLI::Range(0.0, 100000.0))
+        ->capture_default_str();
+    app.add_option("--webhook-max-attempts", o.max_attempts,
+                   "http(s) target: attempts before a delivery is dead")
+        ->check(CLI::Range(1, 1000))
+        ->capture_default_str();
+    app.add_option("--webhook-timeout", o.timeout, "http(s) target: time one delivery may take")
+        ->capture_default_str();
+    app.add_option("--webhook-secret-env", o.secret_env,
+                   "http(s) target: environment variable with the signing secret");
+    app.add_option("--webhook-secret-file", o.secret_file,
+                   "http(s) target: file with the signing secret");
+}
+
+bool is_http_target(const std::string& url) {
+    return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+}
+
+std::string read_signing_secret(const std::string& env, const std::string& file) {
+    std::string secret;
+    if (!env.empty()) {
+        const char* value = std::getenv(env.c_str());
+        if (value == nullptr || *value == '\0') {
+            throw Error(ErrorKind::config, "environment variable " + env + " is empty",
+                        "export the signing secret in it");
+        }
+        secret = value;
+    } else if (!file.empty()) {
+        std::ifstream in(file);
+        if (!in || !std::getline(in, secret) || secret.empty()) {
+            throw Error(ErrorKind::config, "cannot read a secret from " + file,
+                        "the file must hold the signing secret on its first line");
+        }
+    }
+    util::register_secret(secret);
+    return secret;
+}
+
+SinkChoice::SinkChoice(const std::string& url, const CommonOptions& common,
+                       const HttpTargetOptions& http)
+    : m_url(url) {
+    if (!is_http_target(url)) {
+        m_database = parse_target(url);
+        return;
+    }
+    util::parse_http_url(url);
+    drivers::webhook::SenderOptions sender;
+    sender.url = url;
+    sender.in_flight = http.in_flight;
+    sender.rate = http.rate;
+    sender.burst = 2 * http.rate;
+    sender.max_attempts = http.max_attempts;
+    sender.timeout = parse_duration_option(http.timeout, "--webhook-timeout");
+    sender.verify_tls = !common.insecure;
+    sender.backoff.base_delay = parse_duration_option(common.retry_base, "--retry-base");
+    sender.secret = read_signing_secret(http.secret_env, http.secret_file);
+    m_http = std::move(sender);
+    m_state_path = http.state_path.empty() ? state::default_state_path() : http.state_path;
+}
+
+std::string SinkChoice::state_path() const { return m_http ? m_state_path : ""; }
+
+std::unique_ptr<pipeline::Sink>
+SinkChoice::open(const std::string& job_key, pipeline::RunSummary& summary,
+                 const std::optional<std::chrono::steady_clock::time_point>& deadline,
+                 drivers::webhook::MessageFormat format) const {
+    if (m_database) {
+        return std::make_unique<pipeline::TargetWriter>(open_target(*m_database), job_key, summary);
+    }
+    auto sender = *m_http;
+    sender.deadline = deadline;
+    return std::make_unique<drivers::webhook::OutboxSink>(
+        std::make_unique<state::StateStore>(m_state_path), job_key, std::move(sender), summary,
+        std::move(format));
+}
+
+} // namespace crmsync::cli

@@ -1,0 +1,197 @@
+#include "lib/pipeline/runner.hpp"
+
+#include "lib/core/cancel.hpp"
+#include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
+#include "lib/pipeline/bounded_queue.hpp"
+#include "lib/pipeline/progress.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
+
+namespace crmsync::pipeline {
+namespace {
+
+bool past(const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    return deadline && std::chrono::steady_clock::now() > *deadline;
+}
+
+std::string duration_text(double seconds) {
+    const auto s = static_cast<long>(seconds + 0.5);
+    if (s >= 3600) {
+        return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+    }
+    if (s >= 60) {
+        return fmt::format("{}m{:02}s", s / 60, s % 60);
+    }
+    return fmt::format("{}s", s);
+}
+
+// The fetch side of a run: calls the source on its own thread into a bounded queue, so the
+// next pages arrive while this one is written, and memory stays flat. stop() (also in the
+// destructor) closes the queue and joins.
+class Fetcher {
+public:
+    Fetcher(Source& source, const RunnerOptions& options)
+        : m_source(source), m_options(options),
+          m_queue(std::max<std::size_t>(1, options.pages_ahead)) {
+        m_thread = std::thread([this] { run(); });
+    }
+    Fetcher(const Fetcher&) = delete;
+    Fetcher& operator=(const Fetcher&) = delete;
+    ~Fetcher() { stop(); }
+
+    std::optional<Page> next() { return m_queue.pop(); }
+
+    void stop() {
+        m_queue.close();
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
+
+    // Valid after stop().
+    std::exception_ptr error() const { return m_error; }
+    bool out_of_time() const { return m_out_of_time; }
+
+private:
+    void run() {
+        try {
+            for (;;) {
+                if (stop_requested()) {
+                    break;
+                }
+                if (past(m_options.deadline)) {
+                    m_out_of_time = true;
+                    break;
+                }
+                auto page = m_source.next_page();
+                if (!page || !m_queue.push(std::move(*page))) {
+                    break;
+                }
+            }
+        } catch (...) {
+            m_error = std::current_exception();
+        }
+        // Wakes the writer; what is queued is still drained.
+        m_queue.close();
+    }
+
+    Source& m_source;
+    const RunnerOptions& m_options;
+    BoundedQueue<Page> m_queue;
+    std::exception_ptr m_error;
+    bool m_out_of_time = false;
+    std::thread m_thread;
+};
+
+} // namespace
+
+Runner::Runner(Source& source, Transform transform, Sink& sink, RunSummary& summary,
+               RunnerOptions options)
+    : m_source(source), m_transform(std::move(transform)), m_sink(sink), m_summary(summary),
+      m_options(std::move(options)) {}
+
+Ending Runner::run() {
+    m_source.open(m_sink.load_checkpoint());
+    ProgressLine progress(m_options.show_progress);
+    const auto started = std::chrono::steady_clock::now();
+    std::optional<long> total;
+    std::string last_progress = R"({"phase":"started"})";
+    long records = 0;
+    bool interrupted = false;
+    bool out_of_time = false;
+    bool reported = false;
+    const auto report_source = [&] {
+        if (!reported) {
+            reported = true;
+            m_source.report(m_summary);
+        }
+    };
+
+    Fetcher fetcher(m_source, m_options);
+    try {
+        while (auto page = fetcher.next()) {
+            records += static_cast<long>(page->records.size());
+            m_summary.fetched += static_cast<long>(page->records.size());
+            if (page->total) {
+                total = page->total;
+            }
+            if (!page->progress.empty()) {
+                last_progress = page->progress;
+            }
+            m_transform(*page, m_sink, m_summary);
+            if (page->checkpoint) {
+                m_sink.commit(page->checkpoint, last_progress);
+            } else if (m_sink.buffered() >= m_options.batch_rows) {
+                m_sink.commit(std::nullopt, last_progress);
+            }
+            const double seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            const double rate = seconds > 0 ? static_cast<double>(records) / seconds : 0;
+            if (total && *total > 0) {
+                const long all = std::max(*total, records);
+                const double share = static_cast<double>(records) / static_cast<double>(all);
+                constexpr int k_bar = 30;
+                const int filled = static_cast<int>(share * k_bar);
+                progress.update(fmt::format(
+                    "crmsync: {} [{}{}] {}/{} {} ({:.0f}%), {:.0f}/s, ETA {}", m_summary.command,
+                    std::string(static_cast<std::size_t>(filled), '#'),
+                    std::string(static_cast<std::size_t>(k_bar - filled), '.'), records, all,
+                    m_options.label, share * 100, rate,
+                    rate > 0 ? duration_text(static_cast<double>(all - records) / rate) : "?"));
+            } else {
+                progress.update(fmt::format("crmsync: {}: {} {}, {:.0f}/s", m_summary.command,
+                                            records, m_options.label, rate));
+            }
+            // The batch in flight is committed; what is still queued is left for the next run.
+            if (stop_requested()) {
+                interrupted = true;
+                break;
+            }
+            if (past(m_options.deadline)) {
+                out_of_time = true;
+                break;
+            }
+        }
+        fetcher.stop();
+        progress.finish();
+        report_source();
+        // Rows of pages without a checkpoint of their own: durable, the checkpoint stays.
+        m_sink.commit(std::nullopt, last_progress);
+    } catch (...) {
+        fetcher.stop();
+        progress.finish();
+        report_source();
+        throw;
+    }
+    interrupted = interrupted || stop_requested();
+    out_of_time = out_of_time || fetcher.out_of_time();
+    if (auto error = fetcher.error(); error && !interrupted) {
+        // A request cut short by the time budget is the budget's ending, not a failure; a stop
+        // signal likewise ends the request in flight.
+        if (!past(m_options.deadline)) {
+            std::rethrow_exception(error);
+        }
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+            log::warn("the time budget ended a request: {}", e.what());
+        }
+        out_of_time = true;
+    }
+    if (interrupted) {
+        return Ending::interrupted;
+    }
+    if (out_of_time) {
+        log::warn("time budget (--max-runtime) reached; the next run continues");
+        return Ending::out_of_time;
+    }
+    return Ending::complete;
+}
+
+} // namespace crmsync::pipeline

@@ -1,0 +1,372 @@
+#include "lib/pipeline/runner.hpp"
+
+#include "lib/core/cancel.hpp"
+#include "lib/core/error.hpp"
+#include "lib/pipeline/sink.hpp"
+#include "lib/pipeline/source.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using crmsync::Error;
+using crmsync::ErrorKind;
+namespace pipeline = crmsync::pipeline;
+namespace sql = crmsync::sql;
+
+namespace {
+
+// One scripted page: its record numbers and the checkpoint it carries.
+struct Step {
+    std::vector<int> records;
+    std::optional<std::string> checkpoint;
+    bool fail; // next_page() throws instead of returning this page
+};
+
+Step page(std::vector<int> records, std::optional<std::string> checkpoint = std::nullopt) {
+    return Step{std::move(records), std::move(checkpoint), false};
+}
+
+Step failure() { return Step{{}, std::nullopt, true}; }
+
+class ScriptedSource final : public pipeline::Source {
+public:
+    explicit ScriptedSource(std::vector<Step> steps) : m_steps(std::move(steps)) {}
+
+    void open(const std::optional<std::string>& checkpoint) override {
+        opened_with = checkpoint;
+        opened = true;
+    }
+    std::optional<pipeline::Page> next_page() override {
+        if (m_next == m_steps.size()) {
+            return std::nullopt;
+        }
+        const auto& step = m_steps[m_next++];
+        ++pages_returned;
+        if (delay.count() > 0) {
+            std::this_thread::sleep_for(delay);
+        }
+        if (step.fail) {
+            throw Error(ErrorKind::connection, "the API went away");
+        }
+        pipeline::Page page;
+        page.stream = "numbers";
+        for (const int r : step.records) {
+            page.records.emplace_back(r);
+        }
+        page.checkpoint = step.checkpoint;
+        return page;
+    }
+    void report(pipeline::RunSummary& summary) const override {
+        ++reports;
+        summary.counters.emplace_back("pages", static_cast<long>(pages_returned));
+    }
+
+    std::optional<std::string> opened_with;
+    bool opened = false;
+    std::size_t pages_returned = 0;
+    mutable int reports = 0;
+    std::chrono::milliseconds delay{0};
+
+private:
+    std::vector<Step> m_steps;
+    std::size_t m_next = 0;
+};
+
+// What was made durable, commit by commit.
+struct Commit {
+    std::vector<int> rows; // all rows durable after this commit, in order
+    std::optional<std::string> checkpoint;
+};
+
+class RecordingSink final : public pipeline::Sink {
+public:
+    bool lock() override { return true; }
+    std::string description() const override { return "memory"; }
+    void prepare(const std::vector<const sql::Table*>& /*tables*/) override {}
+    std::optional<std::string> load_checkpoint() override { return m_checkpoint; }
+
+    void add(const sql::Table& /*table*/, sql::Row row) override {
+        m_buffer.push_back(std::stoi(*row.at(0)));
+    }
+    void reject(const std::string& /*table*/, const std::string& key, const std::string& reason,
+                const std::string& /*raw*/) override {
+        m_pending_rejects.push_back(key + ": " + reason);
+    }
+    std::size_t buffered() const override { return m_buffer.size(); }
+    void commit(const std::optional<std::string>& checkpoint,
+                const std::string& /*progress*/) override {
+        if (fail_on_commit && commits.size() + 1 == *fail_on_commit) {
+            m_buffer.clear();
+            m_pending_rejects.clear();
+            throw Error(ErrorKind::io, "the disk is full");
+        }
+        m_durable.insert(m_durable.end(), m_buffer.begin(), m_buffer.end());
+        m_buffer.clear();
+        rejects.insert(rejects.end(), m_pending_rejects.begin(), m_pending_rejects.end());
+        m_pending_rejects.clear();
+        if (checkpoint) {
+            m_checkpoint = checkpoint;
+        }
+        commits.push_back({m_durable, m_checkpoint});
+    }
+
+    std::vector<int> durable() const { return m_durable; }
+    std::optional<std::string> checkpoint() const { return m_checkpoint; }
+
+    std::vector<Commit> commits;
+    std::vector<std::string> rejects;
+    std::optional<std::size_t> fail_on_commit; // 1-based
+
+    void set_checkpoint(std::string c) { m_checkpoint = std::move(c); }
+
+private:
+    std::vector<int> m_buffer;
+    std::vector<int> m_durable;
+    std::vector<std::string> m_pending_rejects;
+    std::optional<std::string> m_checkpoint;
+};
+
+const sql::Table& numbers_table() {
+    static const sql::Table table{"numbers", {{"n", sql::ColumnType::integer}}, "n", {}, {}, {}};
+    return table;
+}
+
+// Negative numbers are "bad data": rejected with a reason.
+pipeline::Transform numbers_transform(std::function<void(int)> on_record = {}) {
+    return [on_record](const pipeline::Page& page, pipeline::Emitter& out,
+                       pipeline::RunSummary& /*summary*/) {
+        for (const auto& record : page.records) {
+            const int n = record.get<int>();
+            if (on_record) {
+                on_record(n);
+            }
+            if (n < 0) {
+                out.reject("numbers", std::to_string(n), "negative", record.dump());
+            } else {
+                out.add(numbers_table(), {std::to_string(n)});
+            }
+        }
+    };
+}
+
+pipeline::RunnerOptions quiet(std::size_t batch_rows = 1000) {
+    pipeline::RunnerOptions o;
+    o.batch_rows = batch_rows;
+    o.pages_ahead = 2;
+    o.show_progress = false;
+    return o;
+}
+
+// The checkpoint is "the number of pages covered" in these scripts: every commit that holds
+// checkpoint c must hold every row of the first c pages.
+void check_checkpoint_never_ahead(const RecordingSink& sink, const std::vector<Step>& steps) {
+    for (const auto& commit : sink.commits) {
+        if (!commit.checkpoint) {
+            continue;
+        }
+        const auto covered = static_cast<std::size_t>(std::stoi(*commit.checkpoint));
+        for (std::size_t i = 0; i < covered && i < steps.size(); ++i) {
+            for (const int r : steps[i].records) {
+                if (r < 0) {
+                    continue;
+                }
+                INFO("checkpoint " << *commit.checkpoint << " without row " << r);
+                CHECK(std::find(commit.rows.begin(), commit.rows.end(), r) != commit.rows.end());
+            }
+        }
+    }
+}
+
+struct StopFlagReset {
+    ~StopFlagReset() { crmsync::stop_flag() = false; }
+};
+
+} // namespace
+
+TEST_CASE("pipeline::Runner", "[unit]") {
+    pipeline::RunSummary summary;
+    summary.command = "test";
+    RecordingSink sink;
+
+    SECTION("commits each page that carries a checkpoint together with its rows") {
+        const std::vector<Step> steps{page({1, 2}), page({3}, "2"), page({4})};
+        ScriptedSource source(steps);
+        const auto ending =
+            pipeline::Runner(source, numbers_transform(), sink, summary, quiet()).run();
+        CHECK(ending == pipeline::Ending::complete);
+        REQUIRE(sink.commits.size() == 2);
+        CHECK(sink.commits[0].rows == std::vector<int>{1, 2, 3});
+        CHECK(sink.commits[0].checkpoint == "2");
+        // The last page's rows are durable, the checkpoint stays where its page put it.
+        CHECK(sink.commits[1].rows == std::vector<int>{1, 2, 3, 4});
+        CHECK(sink.commits[1].checkpoint == "2");
+        CHECK(summary.fetched == 4);
+        CHECK(source.reports == 1);
+        check_checkpoint_never_ahead(sink, steps);
+    }
+
+    SECTION("opens the source at the sink's stored checkpoint") {
+        sink.set_checkpoint("7");
+        ScriptedSource source(std::vector<Step>{});
+        pipeline::Runner(source, numbers_transform(), sink, summary, quiet()).run();
+        CHECK(source.opened_with == "7");
+        CHECK(sink.checkpoint() == "7");
+    }
+
+    SECTION("commits every batch_rows rows without moving the checkpoint") {
+        const std::vector<Step> steps{page({1, 2}), page({3, 4}), page({5}), page({}, "3")};
+        ScriptedSource source(steps);
+        pipeline::Runner(source, numbers_transform(), sink, summary, quiet(2)).run();
+        REQUIRE(sink.commits.size() >= 3);
+        CHECK(sink.commits[0].rows == std::vector<int>{1, 2});
+        CHECK_FALSE(sink.commits[0].checkpoint);
+        CHECK(sink.commits[1].rows == std::vector<int>{1, 2, 3, 4});
+        CHECK_FALSE(sink.commits[1].checkpoint);
+        CHECK(sink.checkpoint() == "3");
+        check_checkpoint_never_ahead(sink, steps);
+    }
+
+    SECTION("keeps a rejected record with its reason and goes on") {
+        ScriptedSource source({page({1, -2, 3}, "1")});
+        const auto ending =
+            pipeline::Runner(source, numbers_transform(), sink, summary, quiet()).run();
+        CHECK(ending == pipeline::Ending::complete);
+        CHECK(sink.durable() == std::vector<int>{1, 3});
+        CHECK(sink.rejects == std::vector<std::string>{"-2: negative"});
+    }
+
+    SECTION("a failing source: pages before the failure are committed, its error is thrown") {
+        const std::vector<Step> steps{page({1}, "1"), page({2}, "2"), failure(), page({3}, "3")};
+        ScriptedSource source(steps);
+        pipeline::Runner runner(source, numbers_transform(), sink, summary, quiet());
+        try {
+            runner.run();
+            FAIL("no error thrown");
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::connection);
+        }
+        CHECK(sink.durable() == std::vector<int>{1, 2});
+        CHECK(sink.checkpoint() == "2");
+        CHECK(source.reports == 1);
+        check_checkpoint_never_ahead(sink, steps);
+    }
+
+    SECTION("a failing sink: its error is thrown and the checkpoint stays at the last commit") {
+        const std::vector<Step> steps{page({1}, "1"), page({2}, "2"), page({3}, "3")};
+        ScriptedSource source(steps);
+        sink.fail_on_commit = 2;
+        pipeline::Runner runner(source, numbers_transform(), sink, summary, quiet());
+        try {
+            runner.run();
+            FAIL("no error thrown");
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::io);
+        }
+        CHECK(sink.durable() == std::vector<int>{1});
+        CHECK(sink.checkpoint() == "1");
+        CHECK(sink.commits.size() == 1);
+        CHECK(source.reports == 1);
+    }
+
+    SECTION("a stop signal at any page commits the page in flight and ends interrupted") {
+        StopFlagReset reset;
+        const std::vector<Step> steps{page({1}, "1"), page({2}, "2"), page({3}, "3"),
+                                      page({4}, "4")};
+        for (int stop_at = 1; stop_at <= 4; ++stop_at) {
+            CAPTURE(stop_at);
+            crmsync::stop_flag() = false;
+            RecordingSink fresh;
+            ScriptedSource source(steps);
+            const auto ending = pipeline::Runner(source, numbers_transform([stop_at](int n) {
+                                                     if (n == stop_at) {
+                                                         crmsync::stop_flag() = true;
+                                                     }
+                                                 }),
+                                                 fresh, summary, quiet())
+                                    .run();
+            CHECK(ending == pipeline::Ending::interrupted);
+            // The page being written when the signal came is committed, nothing after it.
+            std::vector<int> expected;
+            for (int i = 1; i <= stop_at; ++i) {
+                expected.push_back(i);
+            }
+            CHECK(fresh.durable() == expected);
+            CHECK(fresh.checkpoint() == std::to_string(stop_at));
+            check_checkpoint_never_ahead(fresh, steps);
+        }
+    }
+
+    SECTION("a stop signal before the first page fetches nothing") {
+        StopFlagReset reset;
+        crmsync::stop_flag() = true;
+        ScriptedSource source({page({1}, "1")});
+        const auto ending =
+            pipeline::Runner(source, numbers_transform(), sink, summary, quiet()).run();
+        CHECK(ending == pipeline::Ending::interrupted);
+        CHECK(source.pages_returned == 0);
+        CHECK(sink.durable().empty());
+        CHECK_FALSE(sink.checkpoint());
+    }
+
+    SECTION("a deadline already past fetches nothing and ends out of time") {
+        auto options = quiet();
+        options.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+        ScriptedSource source({page({1}, "1")});
+        const auto ending =
+            pipeline::Runner(source, numbers_transform(), sink, summary, options).run();
+        CHECK(ending == pipeline::Ending::out_of_time);
+        CHECK(source.pages_returned == 0);
+        CHECK_FALSE(sink.checkpoint());
+    }
+
+    SECTION("a deadline reached mid-run keeps what was committed and leaves the rest") {
+        std::vector<Step> steps;
+        for (int i = 1; i <= 50; ++i) {
+            steps.push_back(page({i}, std::to_string(i)));
+        }
+        auto options = quiet();
+        options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        ScriptedSource source(steps);
+        source.delay = std::chrono::milliseconds(20);
+        const auto ending =
+            pipeline::Runner(source, numbers_transform(), sink, summary, options).run();
+        CHECK(ending == pipeline::Ending::out_of_time);
+        CHECK(source.pages_returned < 50);
+        REQUIRE(sink.checkpoint());
+        const auto covered = std::stoi(*sink.checkpoint());
+        CHECK(static_cast<std::size_t>(covered) == sink.durable().size());
+        check_checkpoint_never_ahead(sink, steps);
+    }
+}
+
+TEST_CASE("pipeline::Runner with a source failing after the deadline", "[unit]") {
+    pipeline::RunSummary summary;
+    RecordingSink sink;
+    auto options = quiet();
+    options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+
+    SECTION("ends out of time, not failed, keeping the committed pages") {
+        ScriptedSource source({page({1}, "1"), failure()});
+        source.delay = std::chrono::milliseconds(60);
+        const auto ending =
+            pipeline::Runner(source, numbers_transform(), sink, summary, options).run();
+        CHECK(ending == pipeline::Ending::out_of_time);
+        CHECK(source.pages_returned == 2); // the failure came after the deadline
+        CHECK(sink.durable() == std::vector<int>{1});
+        CHECK(sink.checkpoint() == "1");
+    }
+
+    SECTION("a failure before the deadline is still a failure") {
+        options.deadline = std::chrono::steady_clock::now() + std::chrono::hours(1);
+        ScriptedSource source({page({1}, "1"), failure()});
+        pipeline::Runner runner(source, numbers_transform(), sink, summary, options);
+        CHECK_THROWS_AS(runner.run(), Error);
+        CHECK(sink.checkpoint() == "1");
+    }
+}
