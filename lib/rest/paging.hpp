@@ -48,10 +48,11 @@ public:
     virtual bool advance(const PageReply& reply) = 0;
 };
 
-// How many records a page asks for. An empty `param` sends nothing (the API's default size).
+// How many records a page asks for. An empty `param` sends nothing (the API's default size);
+// a size of 0 also turns off the short-page rule (the stream then ends on an empty page).
 struct PageSize {
-    std::string param = "limit";
-    int size = 100;
+    std::string param;
+    int size = 0;
 };
 
 // page=1,2,3... Ends when `has_more_pointer` (e.g. "/paging/hasMore") says false; without it,
@@ -60,7 +61,7 @@ struct PageSize {
 struct PageNumberOptions {
     std::string page_param = "page";
     int first_page = 1;
-    PageSize limit;
+    PageSize limit{"limit", 100};
     std::string has_more_pointer;
 };
 
@@ -68,7 +69,7 @@ struct PageNumberOptions {
 // received, not by the size asked for.
 struct OffsetOptions {
     std::string offset_param = "offset";
-    PageSize limit;
+    PageSize limit{"limit", 100};
     std::string has_more_pointer;
 };
 
@@ -81,7 +82,7 @@ struct CursorOptions {
     std::string token_header; // lower case, as http::HttpResponse keeps names
     std::string send_param;
     std::string send_header;
-    PageSize limit{"", 0};
+    PageSize limit;
 };
 
 // A full URL for the next page: from the body (`url_pointer`, e.g. "/paging/next") or, when the
@@ -89,7 +90,7 @@ struct CursorOptions {
 // The URL must stay on the first request's scheme, host and port: credentials go with it.
 struct NextUrlOptions {
     std::string url_pointer;
-    PageSize limit{"", 0};
+    PageSize limit;
 };
 
 // Keyset ("afterId"): the last record's keys are sent back, e.g. {"updatedFrom", "/updatedAt"}
@@ -102,7 +103,7 @@ struct KeysetKey {
 };
 struct KeysetOptions {
     std::vector<KeysetKey> keys;
-    PageSize limit;
+    PageSize limit{"limit", 100};
     std::string has_more_pointer;
 };
 
