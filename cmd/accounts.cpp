@@ -1,9 +1,10 @@
 #include "cmd/accounts.hpp"
 
-#include "cmd/refresh_tokens.hpp"
+#include "cmd/oauth_providers.hpp"
 #include "drivers/zoho/token_client.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
+#include "lib/oauth/account_text.hpp"
 #include "lib/state/accounts.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
@@ -149,7 +150,7 @@ state::Account find_or_fail(state::AccountStore& accounts, const AccountsOptions
         throw Error(ErrorKind::usage, "no account '" + o.account + "' in " + state_path_of(o),
                     "'crmsync accounts list' shows the accounts");
     }
-    register_account_secrets(*account);
+    oauth::register_account_secrets(*account);
     return std::move(*account);
 }
 
@@ -201,7 +202,7 @@ int run_list(const AccountsOptions& o) {
     state::AccountStore accounts(store);
     const auto list = accounts.list(o.provider);
     for (const auto& a : list) {
-        register_account_secrets(a);
+        oauth::register_account_secrets(a);
     }
     const SystemTime now = Clock::real().wall_now();
     if (o.json) {
@@ -270,7 +271,7 @@ int run_set_active(const AccountsOptions& o, bool active) {
     const auto account = find_or_fail(accounts, o);
     accounts.set_active(account.id, active);
     std::cout << fmt::format("crmsync: {} {}\n", active ? "enabled" : "disabled",
-                             describe_account(account));
+                             oauth::describe_account(account));
     return k_exit_ok;
 }
 
@@ -279,7 +280,8 @@ int run_remove(const AccountsOptions& o) {
     state::AccountStore accounts(store);
     const auto account = find_or_fail(accounts, o);
     accounts.remove(account.id);
-    std::cout << fmt::format("crmsync: removed {} and its secrets\n", describe_account(account));
+    std::cout << fmt::format("crmsync: removed {} and its secrets\n",
+                             oauth::describe_account(account));
     return k_exit_ok;
 }
 
@@ -294,7 +296,7 @@ CLI::App* leaf(CLI::App& app, AccountsOptions& o, const char* name, const char* 
 void add_account_argument(CLI::App& sub, AccountsOptions& o) {
     sub.add_option("account", o.account, "The account: its id or email")->required();
     sub.add_option("--provider", o.provider, "The provider, when one email has two accounts")
-        ->check(CLI::IsMember({"google", "zoho"}));
+        ->check(CLI::IsMember(oauth_provider_names()));
 }
 
 } // namespace
@@ -307,7 +309,7 @@ void add_accounts(CLI::App& app, AccountsOptions& o) {
                      "come as JSON on stdin or from --secrets-file, never from the command line");
     add->add_option("--provider", o.provider, "google or zoho")
         ->required()
-        ->check(CLI::IsMember({"google", "zoho"}));
+        ->check(CLI::IsMember(oauth_provider_names()));
     add->add_option("--email", o.email, "The account's mail address")->required();
     add->add_option("--owner", o.owner, "The owner's login (e.g. the CRM user it belongs to)");
     add->add_option("--zoho-dc", o.zoho_dc,
@@ -320,7 +322,7 @@ void add_accounts(CLI::App& app, AccountsOptions& o) {
 
     auto* list = leaf(app, o, "list", "List the accounts; secrets are masked");
     list->add_option("--provider", o.provider, "Only this provider")
-        ->check(CLI::IsMember({"google", "zoho"}));
+        ->check(CLI::IsMember(oauth_provider_names()));
     list->add_flag("--json", o.json, "Print JSON");
 
     add_account_argument(*leaf(app, o, "disable", "Keep an account but stop refreshing it"), o);

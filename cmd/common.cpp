@@ -1,7 +1,6 @@
 #include "cmd/common.hpp"
 
 #include "lib/core/error.hpp"
-#include "lib/notify/episodes.hpp"
 #include "lib/notify/notifier.hpp"
 #include "lib/state/state_store.hpp"
 #include "lib/util/redact.hpp"
@@ -233,7 +232,9 @@ pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& co
     settings.command = command;
     settings.job = job;
     settings.log_job = log_job;
-    settings.log.file = log_file_path(o, log_job, command);
+    if (!log_job.empty()) {
+        settings.log.file = log_file_path(o, log_job, command);
+    }
     settings.log.level = static_cast<log::Level>(o.log_level);
     settings.log.to_stdout = o.log_stdout;
     settings.summary_json = o.summary_json;
@@ -254,61 +255,6 @@ pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& co
         }
     }
     return settings;
-}
-
-void report(const CommonOptions& o, const pipeline::RunSummary& summary) {
-    std::cout << "crmsync: " << summary.to_line() << std::endl;
-    log::info("summary: {}", summary.to_line());
-    if (!o.summary_json.empty()) {
-        try {
-            pipeline::write_summary_file(summary, o.summary_json);
-        } catch (const Error& e) {
-            std::cerr << "crmsync: warning: " << util::redact(e.what()) << std::endl;
-        }
-    }
-}
-
-void notify_outcome(const CommonOptions& o, const std::string& state_path,
-                    const std::string& command, const std::string& job, bool ok,
-                    const std::string& error) {
-    if (o.notify_smtp.empty() && o.notify_url.empty()) {
-        return;
-    }
-    try {
-        notify::NotifierOptions options;
-        options.smtp_url = o.notify_smtp;
-        options.mail_to = o.notify_to;
-        options.mail_from = o.notify_from;
-        options.url = o.notify_url;
-        options.verify_tls = !o.insecure;
-        if (const char* password = std::getenv(k_smtp_password_env); password != nullptr) {
-            options.smtp_password = password;
-            util::register_secret(options.smtp_password);
-        }
-        notify::Notifier notifier(std::move(options));
-        const std::string path = !o.notify_state.empty() ? o.notify_state
-                                 : !state_path.empty()   ? state_path
-                                                         : state::default_state_path();
-        state::StateStore store(path);
-        notify::RunOutcome outcome;
-        outcome.command = command;
-        outcome.job = job;
-        outcome.ok = ok;
-        outcome.error = error;
-        const auto result = notify::record_outcome(
-            store, notifier.channels(),
-            [&notifier](const notify::Notice& notice, notify::Channel channel) {
-                return notifier.send(notice, channel);
-            },
-            outcome);
-        for (const auto& failure : result.failures) {
-            std::cerr << "crmsync: warning: a notification could not be sent (" +
-                             util::redact(failure) + "); the next run tries again\n";
-        }
-    } catch (const std::exception& e) {
-        log::warn("error notifications: {}", e.what());
-        std::cerr << "crmsync: warning: error notifications: " + util::redact(e.what()) + "\n";
-    }
 }
 
 } // namespace crmsync::cli

@@ -56,28 +56,16 @@ std::string log_file_path(const CommonOptions& options, const std::string& job,
 
 void init_logging(const CommonOptions& options, const std::string& job, const std::string& mode);
 
-// Prints the summary line (stdout) and writes --summary-json; never throws.
-void report(const CommonOptions& options, const pipeline::RunSummary& summary);
-
-// What run_job needs from the common flags: the log file ({job}_{command}_{ts}.log, see
-// log_file_path), --summary-json and the notice channels, whose error episodes live in
-// --notify-state, else `state_path` (the command's own state file, "" if it has none), else
-// the default state file. Throws Error(io) when no log directory is usable.
+// What run_job needs from the common flags: the log file ({log_job}_{command}_{ts}.log, see
+// log_file_path; none when log_job is empty), --summary-json and the notice channels, whose
+// error episodes live in --notify-state, else `state_path` (the command's own state file, ""
+// if it has none), else the default state file. Throws Error(io) when no log directory is
+// usable.
 pipeline::JobSettings job_settings(const CommonOptions& options, const std::string& command,
                                    const std::string& job, const std::string& log_job,
                                    const std::string& notify_job, const std::string& state_path);
 
 // The environment variable holding the password of --notify-smtp's user.
 inline constexpr const char* k_smtp_password_env = "CRMSYNC_SMTP_PASSWORD";
-
-// Call once at the end of a run: records its outcome in the job's error episode and sends what
-// that calls for (lib/notify/episodes.hpp: one "error" notice when an episode starts, one
-// "recovered" notice when it ends). Does nothing without --notify-smtp or --notify-url. The
-// episode lives in --notify-state, else `state_path` (the command's own state file, "" if it
-// has none), else the default state file. Never throws: a notice that cannot be sent is
-// logged, printed as a warning and tried again by the next run; the exit code stays the same.
-void notify_outcome(const CommonOptions& options, const std::string& state_path,
-                    const std::string& command, const std::string& job, bool ok,
-                    const std::string& error);
 
 } // namespace crmsync::cli

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "cmd/common.hpp"
-#include "cmd/refresh_tokens.hpp"
+#include "cmd/oauth_providers.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -20,8 +20,9 @@ struct TokenOptions {
 };
 
 // `crmsync token ACCOUNT`: prints a valid access token on stdout (nothing else), refreshing it
-// first when it expires within --min-valid. Exit 0 with the token; 1 when none can be had
-// (needs re-authorization, refresh failed); 2 for an unknown or disabled account.
+// first when it expires within --min-valid (lib/oauth/token_provider.hpp). Exit 0 with the
+// token; 1 when none can be had (needs re-authorization, refresh failed); 2 for an unknown or
+// disabled account.
 void add_token(CLI::App& app, TokenOptions& options);
 int run_token(const TokenOptions& options);
 

@@ -45,7 +45,32 @@ state::TokenAnswer error_answer(long status, const nlohmann::json& body) {
     return answer;
 }
 
+class GoogleProvider final : public oauth::Provider {
+public:
+    explicit GoogleProvider(std::string token_url)
+        : m_token_url(token_url.empty() ? std::string(k_token_url) : std::move(token_url)) {}
+
+    std::string_view name() const override { return "google"; }
+    std::string_view title() const override { return "Google"; }
+    std::string token_url(const state::Account& /*account*/) const override { return m_token_url; }
+    http::HttpRequest refresh_request(const std::string& url, const state::Account& account,
+                                      std::chrono::milliseconds timeout) const override {
+        return google::refresh_request(url, account, timeout);
+    }
+    state::TokenAnswer read_refresh_answer(const http::HttpResponse& response,
+                                           SystemTime sent_at) const override {
+        return google::read_refresh_answer(response, sent_at);
+    }
+
+private:
+    std::string m_token_url;
+};
+
 } // namespace
+
+std::unique_ptr<oauth::Provider> make_oauth_provider(std::string token_url_override) {
+    return std::make_unique<GoogleProvider>(std::move(token_url_override));
+}
 
 http::HttpRequest refresh_request(const std::string& token_url, const state::Account& account,
                                   std::chrono::milliseconds timeout) {

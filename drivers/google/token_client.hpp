@@ -2,9 +2,11 @@
 
 #include "lib/core/clock.hpp"
 #include "lib/http/http_client.hpp"
+#include "lib/oauth/provider.hpp"
 #include "lib/state/accounts.hpp"
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 namespace crmsync::drivers::google {
@@ -22,5 +24,9 @@ http::HttpRequest refresh_request(const std::string& token_url, const state::Acc
 // invalid_client and unauthorized_client -> invalid_client; 408/425/429/5xx and a damaged 2xx
 // body -> transient (Retry-After of 429/503 in retry_after); anything else -> refused.
 state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at);
+
+// Google as an oauth::Provider ("google", "Google", Bearer tokens, no request budget):
+// the two functions above, asking `token_url_override` (--google-token-url) or k_token_url.
+std::unique_ptr<oauth::Provider> make_oauth_provider(std::string token_url_override);
 
 } // namespace crmsync::drivers::google

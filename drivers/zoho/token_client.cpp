@@ -75,7 +75,41 @@ state::TokenAnswer error_answer(long status, const nlohmann::json& body) {
     return answer;
 }
 
+class ZohoProvider final : public oauth::Provider {
+public:
+    explicit ZohoProvider(std::string accounts_url) : m_accounts_url(std::move(accounts_url)) {}
+
+    std::string_view name() const override { return "zoho"; }
+    std::string_view title() const override { return "Zoho"; }
+    std::string token_url(const state::Account& account) const override {
+        return zoho::token_url(account.zoho_dc, m_accounts_url);
+    }
+    http::HttpRequest refresh_request(const std::string& url, const state::Account& account,
+                                      std::chrono::milliseconds timeout) const override {
+        return zoho::refresh_request(url, account, timeout);
+    }
+    state::TokenAnswer read_refresh_answer(const http::HttpResponse& response,
+                                           SystemTime sent_at) const override {
+        return zoho::read_refresh_answer(response, sent_at);
+    }
+    // A client is registered in one data centre: another one refuses it as invalid_client.
+    std::string client_hint(const state::Account& account) const override {
+        return " and the data centre (this account uses '" + account.zoho_dc + "')";
+    }
+    std::optional<oauth::RequestBudget> request_budget() const override {
+        return oauth::RequestBudget{k_tokens_per_window, k_token_window};
+    }
+    std::string_view authorization_scheme() const override { return "Zoho-oauthtoken"; }
+
+private:
+    std::string m_accounts_url;
+};
+
 } // namespace
+
+std::unique_ptr<oauth::Provider> make_oauth_provider(std::string accounts_url_override) {
+    return std::make_unique<ZohoProvider>(std::move(accounts_url_override));
+}
 
 std::optional<std::string> canonical_dc(std::string_view dc) {
     const std::string wanted = lower(std::string(dc));

@@ -2,9 +2,11 @@
 
 #include "lib/core/clock.hpp"
 #include "lib/http/http_client.hpp"
+#include "lib/oauth/provider.hpp"
 #include "lib/state/accounts.hpp"
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,5 +41,10 @@ http::HttpRequest refresh_request(const std::string& token_url, const state::Acc
 // 200 with access_token -> granted, with its api_domain; 408/5xx and a damaged body ->
 // transient.
 state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at);
+
+// Zoho as an oauth::Provider ("zoho", "Zoho", "Zoho-oauthtoken" tokens): the functions above,
+// asking token_url(account's data centre, `accounts_url_override`), with the budget of
+// k_tokens_per_window requests per k_token_window per refresh token.
+std::unique_ptr<oauth::Provider> make_oauth_provider(std::string accounts_url_override);
 
 } // namespace crmsync::drivers::zoho

@@ -16,7 +16,9 @@ namespace {
 
 // Prints the summary line (stdout) and writes --summary-json; never throws.
 void report(const JobSettings& settings, const RunSummary& summary) {
-    std::cout << "crmsync: " << summary.to_line() << std::endl;
+    if (settings.print_summary) {
+        std::cout << "crmsync: " << summary.to_line() << std::endl;
+    }
     log::info("summary: {}", summary.to_line());
     if (!settings.summary_json.empty()) {
         try {
@@ -30,7 +32,8 @@ void report(const JobSettings& settings, const RunSummary& summary) {
 // Records the run's outcome in the job's error episode and sends what that calls for. Never
 // throws: a notice that cannot be sent is logged, printed as a warning and tried again by the
 // next run; the exit code stays the same.
-void notify_outcome(const JobSettings& settings, bool ok, const std::string& error) {
+void notify_outcome(const JobSettings& settings, const RunSummary& summary, bool ok,
+                    const std::string& error) {
     const auto& n = settings.notify;
     if (n.smtp_url.empty() && n.url.empty()) {
         return;
@@ -47,7 +50,7 @@ void notify_outcome(const JobSettings& settings, bool ok, const std::string& err
         state::StateStore store(n.state.empty() ? state::default_state_path() : n.state);
         notify::RunOutcome outcome;
         outcome.command = settings.command;
-        outcome.job = settings.notify_job.empty() ? settings.job : settings.notify_job;
+        outcome.job = settings.notify_job.empty() ? summary.job : settings.notify_job;
         outcome.ok = ok;
         outcome.error = error;
         const auto result = notify::record_outcome(
@@ -152,24 +155,30 @@ int run_job(const JobSettings& settings, const std::function<void(JobRun&)>& wor
     try {
         work(run);
     } catch (const Error& e) {
-        summary.error = e.describe();
+        if (settings.is_outcome && !settings.is_outcome(e)) {
+            throw;
+        }
+        if (summary.error.empty()) {
+            summary.error = e.describe();
+        }
         finish(status_of(e.kind()));
         if (summary.status == RunStatus::failed) {
-            notify_outcome(settings, false, summary.error);
+            notify_outcome(settings, summary, false,
+                           run.notice_error().empty() ? e.describe() : run.notice_error());
         }
         throw;
     } catch (const std::exception& e) {
         summary.error = e.what();
         finish(RunStatus::failed);
-        notify_outcome(settings, false, summary.error);
+        notify_outcome(settings, summary, false, summary.error);
         throw;
     }
     const bool partial = run.partial() || summary.rejected > 0;
     finish(partial ? RunStatus::partial : RunStatus::ok);
     if (!run.notice_error().empty()) {
-        notify_outcome(settings, false, run.notice_error());
+        notify_outcome(settings, summary, false, run.notice_error());
     } else if (!run.no_notice()) {
-        notify_outcome(settings, true, "");
+        notify_outcome(settings, summary, true, "");
     }
     return partial ? k_exit_partial : k_exit_ok;
 }

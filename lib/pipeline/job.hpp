@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/pipeline/runner.hpp"
 #include "lib/pipeline/sink.hpp"
@@ -29,8 +30,15 @@ struct JobSettings {
     std::string log_job;      // the log file's job part (default: job)
     log::LogOptions log;      // log.file empty: no log file
     std::string summary_json; // --summary-json FILE, "" = none
-    std::string notify_job;   // how notices name the job (default: job)
+    std::string notify_job;   // how notices name the job (default: the summary's job)
     NotifySettings notify;
+    // false: no summary line on stdout (it belongs to the command's output); --summary-json
+    // is still written.
+    bool print_summary = true;
+    // Which errors are an outcome of the job (summary, notice). Others (e.g. an unknown
+    // account found only at run time) are rethrown as they are, with no summary and no
+    // notice. Default: every error.
+    std::function<bool(const Error&)> is_outcome;
 };
 
 // The running job as its work sees it.
@@ -44,8 +52,10 @@ public:
     // The run is done but left work or records behind (exit 3) even without rejects.
     void set_partial() { m_partial = true; }
     bool partial() const { return m_partial; }
-    // The run did not fail, but its outcome counts as an error episode for notices (e.g. a
-    // receiver that refused every delivery); `message` says what happened.
+    // The run's outcome counts as an error episode for notices (e.g. a receiver that refused
+    // every delivery) even if it does not fail; `message` says what happened. When the run
+    // fails, the notice says `message` instead of the error line. (A summary.error set before
+    // a throw is kept as the summary's error too.)
     void set_notice_error(std::string message) { m_notice_error = std::move(message); }
     const std::string& notice_error() const { return m_notice_error; }
     // The run's outcome says nothing about the job's health (nothing was due): no notice.
