@@ -5,7 +5,6 @@
 #include "lib/sql/schema_manager.hpp"
 #include "lib/state/outbox.hpp"
 
-#include <SQLiteCpp/Statement.h>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -26,16 +25,11 @@ nlohmann::json target_jobs(const std::string& url) {
     const auto& d = db->dialect();
     std::map<std::string, long> rejects;
     if (!schema.existing_columns("crmsync_rejects").empty()) {
-        for (const auto& row :
-             db->query("SELECT " + d.quote("job") + ", COUNT(*) FROM " +
-                       d.quote("crmsync_rejects") + " GROUP BY " + d.quote("job"))) {
+        for (const auto& row : db->query(d.reject_counts_query())) {
             rejects[row[0].value_or("")] = std::stol(row[1].value_or("0"));
         }
     }
-    for (const auto& row :
-         db->query("SELECT " + d.quote("job") + ", " + d.quote("checkpoint") + ", " +
-                   d.quote("progress") + ", " + d.quote("updated_at") + " FROM " +
-                   d.quote("crmsync_state") + " ORDER BY " + d.quote("job"))) {
+    for (const auto& row : db->query(d.job_states_query())) {
         const std::string job = row[0].value_or("");
         jobs.push_back({{"job", job},
                         {"checkpoint", row[1].value_or("")},
@@ -50,10 +44,7 @@ nlohmann::json state_jobs(const std::string& path) {
     state::StateStore store(path);
     state::Outbox outbox(store);
     nlohmann::json jobs = nlohmann::json::array();
-    SQLite::Statement st(store.db(), "SELECT job FROM checkpoints UNION SELECT job FROM outbox "
-                                     "ORDER BY 1");
-    while (st.executeStep()) {
-        const std::string job = st.getColumn(0).getString();
+    for (const auto& job : store.jobs()) {
         const auto counts = outbox.counts(job);
         jobs.push_back({{"job", job},
                         {"checkpoint", store.checkpoint(job).value_or("")},

@@ -8,37 +8,58 @@
 #include "lib/util/redact.hpp"
 
 #include <cstdlib>
-#include <map>
 
 namespace crmsync::cli {
 namespace {
 
-using Connect = std::unique_ptr<sql::Database> (*)(const util::DatabaseUrl&);
+// The URL schemes of every driver, in table order (the order hints list them in).
+const std::vector<util::DatabaseScheme>& schemes() {
+    static const std::vector<util::DatabaseScheme> list = [] {
+        std::vector<util::DatabaseScheme> out;
+        for (const auto& driver : database_drivers()) {
+            out.push_back(driver.scheme);
+        }
+        return out;
+    }();
+    return list;
+}
 
-const std::map<std::string, Connect>& drivers() {
-    static const std::map<std::string, Connect> table = {
-        {"sqlite", drivers::sqlite::connect},
-        {"postgres", drivers::postgres::connect},
-        {"mysql", drivers::mysql::connect},
-        {"sqlserver", drivers::sqlserver::connect},
-    };
-    return table;
+const sql::DatabaseDriver& driver_of(const std::string& scheme) {
+    for (const auto& driver : database_drivers()) {
+        if (driver.scheme.name == scheme) {
+            return driver;
+        }
+    }
+    throw Error(ErrorKind::usage, "unsupported target '" + scheme + "'");
 }
 
 } // namespace
 
+const std::vector<sql::DatabaseDriver>& database_drivers() {
+    static const std::vector<sql::DatabaseDriver> table = {
+        drivers::sqlite::driver(),
+        drivers::postgres::driver(),
+        drivers::mysql::driver(),
+        drivers::sqlserver::driver(),
+    };
+    return table;
+}
+
+util::DatabaseUrl parse_target_url(std::string_view url) {
+    auto parsed = util::parse_database_url(url, schemes());
+    try {
+        driver_of(parsed.scheme).check_url(parsed);
+    } catch (Error& e) {
+        if (e.hint().empty()) {
+            e.set_hint(util::database_url_hint(schemes()));
+        }
+        throw;
+    }
+    return parsed;
+}
+
 util::DatabaseUrl parse_target(const std::string& url) {
-    auto parsed = util::parse_database_url(url);
-    if (drivers().count(parsed.scheme) == 0) {
-        throw Error(ErrorKind::usage, "unsupported target '" + parsed.scheme + "'");
-    }
-    if (parsed.scheme == "sqlite" && parsed.database.find('=') != std::string::npos) {
-        throw Error(ErrorKind::usage, "the SQLite file name must not contain '='",
-                    "rename the file or use a directory without '=' in its path");
-    }
-    if (parsed.scheme == "mysql") {
-        drivers::mysql::check_params(parsed);
-    }
+    auto parsed = parse_target_url(url);
     for (const char* key : {"password", "pwd"}) {
         if (const auto it = parsed.params.find(key); it != parsed.params.end()) {
             util::register_secret(it->second);
@@ -54,7 +75,7 @@ util::DatabaseUrl parse_target(const std::string& url) {
 }
 
 std::unique_ptr<sql::Database> open_target(util::DatabaseUrl url) {
-    return drivers().at(url.scheme)(url);
+    return driver_of(url.scheme).connect(url);
 }
 
 } // namespace crmsync::cli

@@ -5,14 +5,23 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace crmsync::cli {
 
-// The one place that knows every database driver: opens the target a URL names. The password
-// comes from the URL or, when the URL has none, from CRMSYNC_DB_PASSWORD.
+// The one table of database drivers, one row each.
+const std::vector<sql::DatabaseDriver>& database_drivers();
+
+// Opens the target a URL names, through its driver.
 std::unique_ptr<sql::Database> open_target(util::DatabaseUrl url);
 
-// Parses and checks a target URL without any I/O (throws Error(usage)).
+// Parses a target URL and applies its driver's rules, without any I/O (throws Error(usage)).
+// Reads no environment and registers no secret.
+util::DatabaseUrl parse_target_url(std::string_view url);
+
+// parse_target_url(), and the password: it comes from the URL or, when the URL has none, from
+// CRMSYNC_DB_PASSWORD; either is registered as a secret.
 util::DatabaseUrl parse_target(const std::string& url);
 
 } // namespace crmsync::cli

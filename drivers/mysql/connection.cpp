@@ -22,6 +22,13 @@ std::string quoted(const std::string& value) {
     return out + "'";
 }
 
+void check_url(util::DatabaseUrl& url) {
+    if (url.path.size() > 1) {
+        throw Error(ErrorKind::usage, "the database name in the target URL contains '/'");
+    }
+    check_params(url);
+}
+
 } // namespace
 
 void check_params(const util::DatabaseUrl& url) {
@@ -67,6 +74,12 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
     }
     const std::string description = "mysql://" + url.host + "/" + url.database;
     return std::make_unique<sql::Database>(make_dialect(), std::move(session), description);
+}
+
+sql::DatabaseDriver driver() {
+    return {{"mysql", {"mariadb"}, util::UrlForm::server, "mysql://USER:PASSWORD@HOST:3306/DB"},
+            check_url,
+            connect};
 }
 
 } // namespace crmsync::drivers::mysql

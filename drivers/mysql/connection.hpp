@@ -20,4 +20,7 @@ void check_params(const util::DatabaseUrl& url);
 // Opens the target. Throws crmsync::Error(connection) with a hint when it cannot.
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url);
 
+// This driver's row in the table of database drivers.
+sql::DatabaseDriver driver();
+
 } // namespace crmsync::drivers::mysql

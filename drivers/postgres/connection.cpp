@@ -36,6 +36,12 @@ public:
     }
 };
 
+void check_url(util::DatabaseUrl& url) {
+    if (url.path.size() > 1) {
+        throw Error(ErrorKind::usage, "the database name in the target URL contains '/'");
+    }
+}
+
 } // namespace
 
 std::string connect_string(const util::DatabaseUrl& url) {
@@ -72,6 +78,15 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
     }
     const std::string description = "postgres://" + url.host + "/" + url.database;
     return std::make_unique<PostgresDatabase>(std::move(session), description);
+}
+
+sql::DatabaseDriver driver() {
+    return {{"postgres",
+             {"postgresql", "pg"},
+             util::UrlForm::server,
+             "postgres://USER:PASSWORD@HOST:5432/DB"},
+            check_url,
+            connect};
 }
 
 } // namespace crmsync::drivers::postgres

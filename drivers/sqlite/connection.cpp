@@ -46,11 +46,22 @@ private:
     int m_lock_fd = -1;
 };
 
+// The SQLite path rules: a file must be named, and without '=' (see connect_string).
+void check_url(util::DatabaseUrl& url) {
+    if (url.database.empty() || url.database == "/") {
+        throw Error(ErrorKind::usage, "the sqlite URL names no file");
+    }
+    if (url.database.find('=') != std::string::npos) {
+        throw Error(ErrorKind::usage, "the SQLite file name must not contain '='",
+                    "rename the file or use a directory without '=' in its path");
+    }
+}
+
 } // namespace
 
 // SOCI takes a connect string without '=' as the file name itself; its key=value parser has
 // no escapes, so the bare path is the only form that keeps every file name intact
-// (parse_target refuses '=' in SQLite paths). The busy timeout is set by session_setup().
+// (check_url refuses '=' in SQLite paths). The busy timeout is set by session_setup().
 std::string connect_string(const util::DatabaseUrl& url) { return url.database; }
 
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
@@ -70,6 +81,10 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "check that the file is a SQLite database and is writable");
     }
     return std::make_unique<SqliteDatabase>(std::move(session), url.database);
+}
+
+sql::DatabaseDriver driver() {
+    return {{"sqlite", {"sqlite3"}, util::UrlForm::file, "sqlite://FILE.db"}, check_url, connect};
 }
 
 } // namespace crmsync::drivers::sqlite

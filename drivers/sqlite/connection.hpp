@@ -14,4 +14,7 @@ std::string connect_string(const util::DatabaseUrl& url);
 // Opens the target. Throws crmsync::Error(connection) with a hint when it cannot.
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url);
 
+// This driver's row in the table of database drivers.
+sql::DatabaseDriver driver();
+
 } // namespace crmsync::drivers::sqlite

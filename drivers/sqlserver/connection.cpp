@@ -36,6 +36,18 @@ std::string freetds_driver() {
     return "{FreeTDS}";
 }
 
+// dbsync2's form HOST:PORT/INSTANCE/DB names an instance before the database.
+void check_url(util::DatabaseUrl& url) {
+    if (url.path.size() < 2) {
+        return;
+    }
+    url.instance = url.path.front();
+    url.database.clear();
+    for (std::size_t i = 1; i < url.path.size(); ++i) {
+        url.database += (i > 1 ? "/" : "") + url.path[i];
+    }
+}
+
 } // namespace
 
 std::string connect_string(const util::DatabaseUrl& url) {
@@ -70,6 +82,15 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
     }
     const std::string description = "sqlserver://" + url.host + "/" + url.database;
     return std::make_unique<sql::Database>(make_dialect(), std::move(session), description);
+}
+
+sql::DatabaseDriver driver() {
+    return {{"sqlserver",
+             {"mssql"},
+             util::UrlForm::server,
+             "sqlserver://USER:PASSWORD@HOST:1433/[INSTANCE/]DB"},
+            check_url,
+            connect};
 }
 
 } // namespace crmsync::drivers::sqlserver

@@ -1,9 +1,8 @@
 #include "lib/notify/episodes.hpp"
 
+#include "lib/state/episodes.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
-
-#include <SQLiteCpp/Statement.h>
 
 #include <algorithm>
 
@@ -43,81 +42,52 @@ bool contains(const std::vector<Channel>& channels, Channel c) {
     return std::find(channels.begin(), channels.end(), c) != channels.end();
 }
 
-std::string text_column(SQLite::Statement& st, int index) {
-    const auto column = st.getColumn(index);
-    return column.isNull() ? std::string() : column.getString();
-}
-
-Episode read_episode(SQLite::Statement& st) {
+Episode from_row(state::EpisodeRow row) {
     Episode e;
-    e.job = text_column(st, 0);
-    e.command = text_column(st, 1);
-    e.is_error = st.getColumn(2).getInt() != 0;
-    e.error_since = text_column(st, 3);
-    e.last_failure = text_column(st, 4);
-    e.failures = st.getColumn(5).getInt64();
-    e.last_error = text_column(st, 6);
-    e.error_sent = split(text_column(st, 7));
-    e.recovery_unsent = split(text_column(st, 8));
+    e.job = std::move(row.job);
+    e.command = std::move(row.command);
+    e.is_error = row.is_error;
+    e.error_since = std::move(row.error_since);
+    e.last_failure = std::move(row.last_failure);
+    e.failures = row.failures;
+    e.last_error = std::move(row.last_error);
+    e.error_sent = split(row.error_sent);
+    e.recovery_unsent = split(row.recovery_unsent);
     return e;
 }
-
-constexpr const char* k_columns = "job, command, is_error, error_since, last_failure, failures, "
-                                  "last_error, error_sent, recovery_unsent";
 
 } // namespace
 
 std::optional<Episode> EpisodeStore::get(const std::string& job) {
-    SQLite::Statement st(m_store.db(),
-                         std::string("SELECT ") + k_columns + " FROM episodes WHERE job = ?");
-    st.bind(1, job);
-    if (st.executeStep()) {
-        return read_episode(st);
+    auto row = state::EpisodeTable(m_store).get(job);
+    if (!row) {
+        return std::nullopt;
     }
-    return std::nullopt;
+    return from_row(std::move(*row));
 }
 
 std::vector<Episode> EpisodeStore::list() {
-    SQLite::Statement st(m_store.db(),
-                         std::string("SELECT ") + k_columns + " FROM episodes ORDER BY job");
     std::vector<Episode> out;
-    while (st.executeStep()) {
-        out.push_back(read_episode(st));
+    for (auto& row : state::EpisodeTable(m_store).list()) {
+        out.push_back(from_row(std::move(row)));
     }
     return out;
 }
 
 void EpisodeStore::put(const Episode& e) {
-    SQLite::Statement st(
-        m_store.db(),
-        "INSERT INTO episodes (job, command, is_error, error_since, last_failure, failures, "
-        "last_error, error_sent, recovery_unsent, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?) ON CONFLICT (job) DO UPDATE SET command = excluded.command, is_error = "
-        "excluded.is_error, error_since = excluded.error_since, last_failure = "
-        "excluded.last_failure, failures = excluded.failures, last_error = excluded.last_error, "
-        "error_sent = excluded.error_sent, recovery_unsent = excluded.recovery_unsent, "
-        "updated_at = excluded.updated_at");
-    st.bind(1, e.job);
-    st.bind(2, e.command);
-    st.bind(3, e.is_error ? 1 : 0);
-    if (e.error_since.empty()) {
-        st.bind(4);
-    } else {
-        st.bind(4, e.error_since);
-    }
-    if (e.last_failure.empty()) {
-        st.bind(5);
-    } else {
-        st.bind(5, e.last_failure);
-    }
-    st.bind(6, static_cast<std::int64_t>(e.failures));
+    state::EpisodeRow row;
+    row.job = e.job;
+    row.command = e.command;
+    row.is_error = e.is_error;
+    row.error_since = e.error_since;
+    row.last_failure = e.last_failure;
+    row.failures = e.failures;
     // The state file is private, but its error texts still go through redaction: they are
     // shown by `status` and sent in notices.
-    st.bind(7, util::redact(e.last_error.substr(0, k_error_text)));
-    st.bind(8, join(e.error_sent));
-    st.bind(9, join(e.recovery_unsent));
-    st.bind(10, util::format_iso8601(Clock::real().wall_now()));
-    st.exec();
+    row.last_error = util::redact(e.last_error.substr(0, k_error_text));
+    row.error_sent = join(e.error_sent);
+    row.recovery_unsent = join(e.recovery_unsent);
+    state::EpisodeTable(m_store).put(row);
 }
 
 OutcomeReport record_outcome(state::StateStore& store, const std::vector<Channel>& channels,

@@ -61,7 +61,7 @@ struct OutcomeReport {
 //    new episode starts;
 //  - a success outside an episode sends nothing.
 // The episode is written after sending: a run killed in between may send a notice twice,
-// never lose one. Throws only what the state file throws (SQLite), never for sending.
+// never lose one. Throws only what the state file throws (Error(io)), never for sending.
 OutcomeReport record_outcome(state::StateStore& store, const std::vector<Channel>& channels,
                              const SendFunction& send, const RunOutcome& outcome);
 

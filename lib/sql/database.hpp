@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lib/sql/dialect.hpp"
+#include "lib/util/url.hpp"
 
 #include <memory>
 #include <optional>
@@ -69,6 +70,17 @@ private:
     std::unique_ptr<Dialect> m_dialect;
     std::unique_ptr<soci::session> m_session;
     std::string m_description;
+};
+
+// A database driver as the one table of drivers in cmd/ lists it; each driver exports its row.
+struct DatabaseDriver {
+    util::DatabaseScheme scheme; // its URL scheme, aliases and form
+    // The driver's own rules on a parsed URL, before any I/O: throws Error(usage) for what it
+    // cannot honour (without a hint of its own the caller adds the accepted URL forms), and
+    // fills what only it reads from the URL (SQL Server's instance).
+    void (*check_url)(util::DatabaseUrl& url) = nullptr;
+    // Opens the target; throws crmsync::Error(connection or io) with a hint when it cannot.
+    std::unique_ptr<Database> (*connect)(const util::DatabaseUrl& url) = nullptr;
 };
 
 // Rolls back on scope exit unless commit() was called.

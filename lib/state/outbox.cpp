@@ -1,6 +1,7 @@
 #include "lib/state/outbox.hpp"
 
 #include "lib/core/clock.hpp"
+#include "lib/state/open_file.hpp"
 #include "lib/util/time.hpp"
 
 #include <SQLiteCpp/Statement.h>
@@ -23,139 +24,164 @@ constexpr std::size_t k_error_text = 2000;
 } // namespace
 
 bool Outbox::enqueue(const Delivery& d) {
-    SQLite::Statement st(
-        m_store.db(), "INSERT OR IGNORE INTO outbox (id, job, group_key, order_key, event, body, "
-                      "status, attempts, next_attempt_ms, created_at) "
-                      "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?)");
-    st.bind(1, d.id);
-    st.bind(2, d.job);
-    st.bind(3, d.group_key);
-    st.bind(4, d.order_key);
-    st.bind(5, d.event);
-    st.bind(6, d.body);
-    st.bind(7, now_text());
-    return st.exec() == 1;
+    return detail::guarded(m_store, "cannot add to the outbox", [&]() -> bool {
+        SQLite::Statement st(
+            detail::connection(m_store),
+            "INSERT OR IGNORE INTO outbox (id, job, group_key, order_key, event, body, "
+            "status, attempts, next_attempt_ms, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?)");
+        st.bind(1, d.id);
+        st.bind(2, d.job);
+        st.bind(3, d.group_key);
+        st.bind(4, d.order_key);
+        st.bind(5, d.event);
+        st.bind(6, d.body);
+        st.bind(7, now_text());
+        return st.exec() == 1;
+    });
 }
 
 std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after_seq,
                                       std::size_t limit) {
-    SQLite::Statement st(m_store.db(),
-                         "SELECT seq, id, group_key, order_key, event, body, attempts, "
-                         "next_attempt_ms FROM outbox WHERE job = ? AND status = 'pending' AND "
-                         "seq > ? ORDER BY seq LIMIT ?");
-    st.bind(1, job);
-    st.bind(2, static_cast<std::int64_t>(after_seq));
-    st.bind(3, static_cast<std::int64_t>(limit));
-    std::vector<Delivery> out;
-    while (st.executeStep()) {
-        Delivery d;
-        d.seq = st.getColumn(0).getInt64();
-        d.id = st.getColumn(1).getString();
-        d.job = job;
-        d.group_key = st.getColumn(2).getString();
-        d.order_key = st.getColumn(3).getString();
-        d.event = st.getColumn(4).getString();
-        d.body = st.getColumn(5).getString();
-        d.attempts = st.getColumn(6).getInt();
-        d.next_attempt_ms = st.getColumn(7).getInt64();
-        out.push_back(std::move(d));
-    }
-    return out;
+    return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::vector<Delivery> {
+        SQLite::Statement st(detail::connection(m_store),
+                             "SELECT seq, id, group_key, order_key, event, body, attempts, "
+                             "next_attempt_ms FROM outbox WHERE job = ? AND status = 'pending' AND "
+                             "seq > ? ORDER BY seq LIMIT ?");
+        st.bind(1, job);
+        st.bind(2, static_cast<std::int64_t>(after_seq));
+        st.bind(3, static_cast<std::int64_t>(limit));
+        std::vector<Delivery> out;
+        while (st.executeStep()) {
+            Delivery d;
+            d.seq = st.getColumn(0).getInt64();
+            d.id = st.getColumn(1).getString();
+            d.job = job;
+            d.group_key = st.getColumn(2).getString();
+            d.order_key = st.getColumn(3).getString();
+            d.event = st.getColumn(4).getString();
+            d.body = st.getColumn(5).getString();
+            d.attempts = st.getColumn(6).getInt();
+            d.next_attempt_ms = st.getColumn(7).getInt64();
+            out.push_back(std::move(d));
+        }
+        return out;
+    });
 }
 
 std::optional<std::int64_t> Outbox::next_due(const std::string& job) {
-    SQLite::Statement st(m_store.db(), "SELECT MIN(next_attempt_ms) FROM outbox WHERE job = ? AND "
-                                       "status = 'pending'");
-    st.bind(1, job);
-    if (st.executeStep() && !st.getColumn(0).isNull()) {
-        return st.getColumn(0).getInt64();
-    }
-    return std::nullopt;
+    return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::optional<std::int64_t> {
+        SQLite::Statement st(detail::connection(m_store),
+                             "SELECT MIN(next_attempt_ms) FROM outbox WHERE job = ? AND "
+                             "status = 'pending'");
+        st.bind(1, job);
+        if (st.executeStep() && !st.getColumn(0).isNull()) {
+            return st.getColumn(0).getInt64();
+        }
+        return std::nullopt;
+    });
 }
 
 void Outbox::mark_delivered(const Delivery& d, int status) {
-    SQLite::Statement st(m_store.db(),
-                         "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
-                         "last_status = ?, last_error = NULL, delivered_at = ?, body = '' "
-                         "WHERE id = ?");
-    st.bind(1, status);
-    st.bind(2, now_text());
-    st.bind(3, d.id);
-    st.exec();
+    detail::guarded(m_store, "cannot update the outbox", [&] {
+        SQLite::Statement st(detail::connection(m_store),
+                             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
+                             "last_status = ?, last_error = NULL, delivered_at = ?, body = '' "
+                             "WHERE id = ?");
+        st.bind(1, status);
+        st.bind(2, now_text());
+        st.bind(3, d.id);
+        st.exec();
+    });
 }
 
 void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std::string& error,
                         std::int64_t next_attempt_ms) {
-    SQLite::Statement st(m_store.db(),
-                         "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
-                         "last_error = ?, next_attempt_ms = ? WHERE id = ?");
-    bind_optional(st, 1, status);
-    st.bind(2, error.substr(0, k_error_text));
-    st.bind(3, static_cast<std::int64_t>(next_attempt_ms));
-    st.bind(4, d.id);
-    st.exec();
+    detail::guarded(m_store, "cannot update the outbox", [&] {
+        SQLite::Statement st(detail::connection(m_store),
+                             "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
+                             "last_error = ?, next_attempt_ms = ? WHERE id = ?");
+        bind_optional(st, 1, status);
+        st.bind(2, error.substr(0, k_error_text));
+        st.bind(3, static_cast<std::int64_t>(next_attempt_ms));
+        st.bind(4, d.id);
+        st.exec();
+    });
 }
 
 void Outbox::mark_dead(const Delivery& d, std::optional<int> status, const std::string& error) {
-    SQLite::Statement st(m_store.db(),
-                         "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
-                         "last_status = ?, last_error = ? WHERE id = ?");
-    bind_optional(st, 1, status);
-    st.bind(2, error.substr(0, k_error_text));
-    st.bind(3, d.id);
-    st.exec();
+    detail::guarded(m_store, "cannot update the outbox", [&] {
+        SQLite::Statement st(detail::connection(m_store),
+                             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
+                             "last_status = ?, last_error = ? WHERE id = ?");
+        bind_optional(st, 1, status);
+        st.bind(2, error.substr(0, k_error_text));
+        st.bind(3, d.id);
+        st.exec();
+    });
 }
 
 OutboxCounts Outbox::counts(const std::string& job) {
-    OutboxCounts c;
-    SQLite::Statement st(m_store.db(), "SELECT status, COUNT(*), MIN(created_at) FROM outbox "
-                                       "WHERE job = ? GROUP BY status");
-    st.bind(1, job);
-    while (st.executeStep()) {
-        const std::string status = st.getColumn(0).getString();
-        const long n = st.getColumn(1).getInt();
-        if (status == "pending") {
-            c.pending = n;
-            c.oldest_pending = st.getColumn(2).getString();
-        } else if (status == "dead") {
-            c.dead = n;
-        } else if (status == "delivered") {
-            c.delivered = n;
+    return detail::guarded(m_store, "cannot count the outbox", [&]() -> OutboxCounts {
+        OutboxCounts c;
+        SQLite::Statement st(detail::connection(m_store),
+                             "SELECT status, COUNT(*), MIN(created_at) FROM outbox "
+                             "WHERE job = ? GROUP BY status");
+        st.bind(1, job);
+        while (st.executeStep()) {
+            const std::string status = st.getColumn(0).getString();
+            const long n = st.getColumn(1).getInt();
+            if (status == "pending") {
+                c.pending = n;
+                c.oldest_pending = st.getColumn(2).getString();
+            } else if (status == "dead") {
+                c.dead = n;
+            } else if (status == "delivered") {
+                c.delivered = n;
+            }
         }
-    }
-    return c;
+        return c;
+    });
 }
 
 long Outbox::replay_dead(const std::string& job) {
-    SQLite::Statement st(m_store.db(), "UPDATE outbox SET status = 'pending', attempts = 0, "
-                                       "next_attempt_ms = 0 WHERE job = ? AND status = 'dead'");
-    st.bind(1, job);
-    return st.exec();
+    return detail::guarded(m_store, "cannot update the outbox", [&]() -> long {
+        SQLite::Statement st(detail::connection(m_store),
+                             "UPDATE outbox SET status = 'pending', attempts = 0, "
+                             "next_attempt_ms = 0 WHERE job = ? AND status = 'dead'");
+        st.bind(1, job);
+        return st.exec();
+    });
 }
 
 std::optional<std::string> Ledger::content_md5(const std::string& job, const std::string& key) {
-    SQLite::Statement st(m_store.db(),
-                         "SELECT content_md5 FROM ledger WHERE job = ? AND record_key = ?");
-    st.bind(1, job);
-    st.bind(2, key);
-    if (st.executeStep()) {
-        return st.getColumn(0).getString();
-    }
-    return std::nullopt;
+    return detail::guarded(m_store, "cannot read the ledger", [&]() -> std::optional<std::string> {
+        SQLite::Statement st(detail::connection(m_store),
+                             "SELECT content_md5 FROM ledger WHERE job = ? AND record_key = ?");
+        st.bind(1, job);
+        st.bind(2, key);
+        if (st.executeStep()) {
+            return st.getColumn(0).getString();
+        }
+        return std::nullopt;
+    });
 }
 
 void Ledger::record(const std::string& job, const std::string& key, const std::string& md5,
                     const std::string& delivery_id) {
-    SQLite::Statement st(
-        m_store.db(), "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen) "
-                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
-                      "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id");
-    st.bind(1, job);
-    st.bind(2, key);
-    st.bind(3, md5);
-    st.bind(4, delivery_id);
-    st.bind(5, now_text());
-    st.exec();
+    detail::guarded(m_store, "cannot write the ledger", [&] {
+        SQLite::Statement st(
+            detail::connection(m_store),
+            "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
+            "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id");
+        st.bind(1, job);
+        st.bind(2, key);
+        st.bind(3, md5);
+        st.bind(4, delivery_id);
+        st.bind(5, now_text());
+        st.exec();
+    });
 }
 
 } // namespace crmsync::state

@@ -1,16 +1,21 @@
 #include "lib/state/state_store.hpp"
 
+#include "lib/state/open_file.hpp"
+
 #include "lib/core/error.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/time.hpp"
 
 #include <SQLiteCpp/Statement.h>
+#include <fmt/format.h>
+#include <sqlite3.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <mutex>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -88,12 +93,106 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 )sql";
 
+constexpr int k_busy_timeout_ms = 30000;
+
 Error state_error(const std::string& path, const std::string& what) {
     return Error(ErrorKind::io, "state file " + path + ": " + what,
                  "check --state PATH: its directory must be writable by this user");
 }
 
+// The files this process has open, by device and inode. A map of owners: an OpenFile lives
+// until the last StateStore of its file closes.
+struct Registry {
+    std::mutex mutex;
+    std::map<std::pair<dev_t, ino_t>, std::unique_ptr<detail::OpenFile>> files;
+    pid_t pid = ::getpid();
+};
+
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+void close_file(detail::OpenFile& file) {
+    file.db.reset();
+    // The locks go with their fds; closing one fd never touches another's flock.
+    for (const auto& [job, fd] : file.job_locks) {
+        ::close(fd);
+    }
+    file.job_locks.clear();
+}
+
+std::unique_ptr<detail::OpenFile> open_file(const std::string& path, const struct stat& st) {
+    auto file = std::make_unique<detail::OpenFile>();
+    file->device = st.st_dev;
+    file->inode = st.st_ino;
+    file->path = path;
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(path, ec);
+    if (ec) {
+        throw state_error(path, "cannot resolve its path: " + ec.message());
+    }
+    file->lock_prefix =
+        real.string() + fmt::format(".{:x}-{:x}.", static_cast<unsigned long long>(st.st_dev),
+                                    static_cast<unsigned long long>(st.st_ino));
+    try {
+        file->db =
+            std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        file->db->setBusyTimeout(k_busy_timeout_ms);
+        file->db->exec("PRAGMA journal_mode = WAL");
+        file->db->exec("PRAGMA synchronous = NORMAL");
+        file->db->exec(k_schema);
+    } catch (const SQLite::Exception& e) {
+        throw detail::translate(path, e, "cannot open it");
+    }
+    return file;
+}
+
 } // namespace
+
+namespace detail {
+
+SQLite::Database& connection(StateStore& store) { return *store.file().db; }
+
+Error translate(const std::string& path, const SQLite::Exception& e, std::string_view doing) {
+    const std::string what = std::string(doing) + ": " + e.what();
+    switch (e.getErrorCode() & 0xff) { // the primary result code
+    case SQLITE_FULL:
+        return Error(ErrorKind::io,
+                     "state file " + path + ": no space left on its disk (" + what + ")",
+                     "free disk space or move --state to a disk with room");
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return Error(ErrorKind::io,
+                     "state file " + path + ": another process holds it (" + what + ")",
+                     "wait for the other crmsync run to finish, or stop the process that has "
+                     "the file open");
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return Error(ErrorKind::io,
+                     "state file " + path + ": the file is corrupt or not a state file (" + what +
+                         ")",
+                     "move the file aside (crmsync starts a new one, without the old "
+                     "checkpoints, outbox and accounts) or restore it from a backup");
+    default:
+        return state_error(path, what);
+    }
+}
+
+WriteScope::WriteScope(StateStore& store) {
+    // In autocommit mode no transaction is open: take one so the statements land together.
+    if (sqlite3_get_autocommit(connection(store).getHandle()) != 0) {
+        m_transaction = std::make_unique<Transaction>(store);
+    }
+}
+
+void WriteScope::commit() {
+    if (m_transaction) {
+        m_transaction->commit();
+    }
+}
+
+} // namespace detail
 
 std::string default_state_path() {
     if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg == '/') {
@@ -119,80 +218,121 @@ StateStore::StateStore(const std::string& path) : m_path(path) {
     if (fd < 0) {
         throw state_error(path, std::strerror(errno));
     }
+    struct stat st {};
+    const int stat_result = ::fstat(fd, &st);
+    const int stat_errno = errno;
     ::close(fd);
-    try {
-        m_db =
-            std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-        m_db->setBusyTimeout(30000);
-        m_db->exec("PRAGMA journal_mode = WAL");
-        m_db->exec("PRAGMA synchronous = NORMAL");
-        m_db->exec(k_schema);
-    } catch (const SQLite::Exception& e) {
-        throw state_error(path, e.what());
+    if (stat_result != 0) {
+        throw state_error(path, std::strerror(stat_errno));
     }
-    // WAL side files inherit the umask; tighten them too.
-    for (const char* suffix : {"-wal", "-shm"}) {
-        ::chmod((path + suffix).c_str(), 0600);
+    auto& r = registry();
+    const std::lock_guard<std::mutex> lock(r.mutex);
+    if (r.pid != ::getpid()) {
+        // A forked child must not use its parent's connection or release its parent's locks:
+        // it forgets them (leaking them on purpose) and opens its own.
+        for (auto& [key, file] : r.files) {
+            static_cast<void>(file.release());
+        }
+        r.files.clear();
+        r.pid = ::getpid();
     }
+    auto& slot = r.files[{st.st_dev, st.st_ino}];
+    if (!slot) {
+        try {
+            slot = open_file(path, st);
+        } catch (...) {
+            r.files.erase({st.st_dev, st.st_ino});
+            throw;
+        }
+        // WAL side files inherit the umask; tighten them too.
+        for (const char* suffix : {"-wal", "-shm"}) {
+            ::chmod((path + suffix).c_str(), 0600);
+        }
+    }
+    ++slot->stores;
+    m_file = slot.get();
 }
 
 StateStore::~StateStore() {
-    m_db.reset();
-    if (m_lock_fd >= 0) {
-        ::close(m_lock_fd);
+    auto& r = registry();
+    const std::lock_guard<std::mutex> lock(r.mutex);
+    const auto it = r.files.find({m_file->device, m_file->inode});
+    if (it == r.files.end() || it->second.get() != m_file) {
+        return; // opened before a fork: the parent's, left alone
+    }
+    if (--m_file->stores == 0) {
+        close_file(*m_file);
+        r.files.erase(it);
     }
 }
 
+SQLite::Database& StateStore::db() { return *m_file->db; }
+
 bool StateStore::try_lock_job(const std::string& job) {
-    const std::string lock_path = m_path + "." + util::md5_hex(job).substr(0, 12) + ".lock";
+    if (m_file->job_locks.count(job) != 0) {
+        return true;
+    }
+    const std::string lock_path = m_file->lock_prefix + util::md5_hex(job).substr(0, 12) + ".lock";
     const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         throw state_error(m_path, "cannot open lock file: " + std::string(std::strerror(errno)));
     }
+    // flock, not fcntl: an flock belongs to this open file description, so no other fd of the
+    // file (SQLite's, another store's) can drop it by closing.
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         ::close(fd);
         return false;
     }
-    if (m_lock_fd >= 0) {
-        ::close(m_lock_fd);
-    }
-    m_lock_fd = fd;
+    m_file->job_locks.emplace(job, fd);
     return true;
 }
 
 std::optional<std::string> StateStore::checkpoint(const std::string& job) {
-    SQLite::Statement query(*m_db, "SELECT checkpoint FROM checkpoints WHERE job = ?");
-    query.bind(1, job);
-    if (query.executeStep()) {
-        return query.getColumn(0).getString();
-    }
-    return std::nullopt;
+    return detail::guarded(*this, "cannot read a checkpoint", [&]() -> std::optional<std::string> {
+        SQLite::Statement query(*m_file->db, "SELECT checkpoint FROM checkpoints WHERE job = ?");
+        query.bind(1, job);
+        if (query.executeStep()) {
+            return query.getColumn(0).getString();
+        }
+        return std::nullopt;
+    });
 }
 
 void StateStore::set_checkpoint(const std::string& job, const std::string& checkpoint) {
-    SQLite::Statement upsert(
-        *m_db, "INSERT INTO checkpoints (job, checkpoint, updated_at) VALUES (?, ?, ?) "
-               "ON CONFLICT (job) DO UPDATE SET checkpoint = excluded.checkpoint, "
-               "updated_at = excluded.updated_at");
-    upsert.bind(1, job);
-    upsert.bind(2, checkpoint);
-    upsert.bind(3, util::format_iso8601(Clock::real().wall_now()));
-    upsert.exec();
+    detail::guarded(*this, "cannot write a checkpoint", [&] {
+        SQLite::Statement upsert(
+            *m_file->db, "INSERT INTO checkpoints (job, checkpoint, updated_at) VALUES (?, ?, ?) "
+                         "ON CONFLICT (job) DO UPDATE SET checkpoint = excluded.checkpoint, "
+                         "updated_at = excluded.updated_at");
+        upsert.bind(1, job);
+        upsert.bind(2, checkpoint);
+        upsert.bind(3, util::format_iso8601(Clock::real().wall_now()));
+        upsert.exec();
+    });
+}
+
+std::vector<std::string> StateStore::jobs() {
+    return detail::guarded(*this, "cannot list the jobs", [&] {
+        SQLite::Statement st(*m_file->db,
+                             "SELECT job FROM checkpoints UNION SELECT job FROM outbox ORDER BY 1");
+        std::vector<std::string> out;
+        while (st.executeStep()) {
+            out.push_back(st.getColumn(0).getString());
+        }
+        return out;
+    });
 }
 
 Transaction::Transaction(StateStore& store) : m_store(store) {
-    try {
-        m_store.m_db->exec("BEGIN IMMEDIATE");
-    } catch (const SQLite::Exception& e) {
-        throw state_error(m_store.m_path, std::string("cannot start a transaction: ") + e.what());
-    }
+    detail::guarded(m_store, "cannot start a transaction",
+                    [&] { detail::connection(m_store).exec("BEGIN IMMEDIATE"); });
     m_open = true;
 }
 
 Transaction::~Transaction() {
     if (m_open) {
         try {
-            m_store.m_db->exec("ROLLBACK");
+            detail::connection(m_store).exec("ROLLBACK");
         } catch (const SQLite::Exception&) {
             // Nothing left to undo: SQLite already rolled back after the failure.
         }
@@ -200,11 +340,7 @@ Transaction::~Transaction() {
 }
 
 void Transaction::commit() {
-    try {
-        m_store.m_db->exec("COMMIT");
-    } catch (const SQLite::Exception& e) {
-        throw state_error(m_store.m_path, std::string("cannot commit: ") + e.what());
-    }
+    detail::guarded(m_store, "cannot commit", [&] { detail::connection(m_store).exec("COMMIT"); });
     m_open = false;
 }
 

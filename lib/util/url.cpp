@@ -8,12 +8,8 @@
 namespace crmsync::util {
 namespace {
 
-constexpr const char* k_url_forms =
-    "use sqlite://FILE.db, postgres://USER:PASSWORD@HOST:5432/DB, "
-    "mysql://USER:PASSWORD@HOST:3306/DB or sqlserver://USER:PASSWORD@HOST:1433/[INSTANCE/]DB; "
+constexpr const char* k_password_hint =
     "percent-encode '@', ':' and '/' in the password, or put it in CRMSYNC_DB_PASSWORD";
-
-Error url_error(const std::string& what) { return Error(ErrorKind::usage, what, k_url_forms); }
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9')
@@ -52,86 +48,43 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
     return params;
 }
 
-std::string canonical_scheme(std::string_view scheme) {
-    std::string s(scheme);
+std::string lowercase(std::string_view text) {
+    std::string s(text);
     for (char& c : s) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
-    if (s == "postgresql" || s == "pg")
-        return "postgres";
-    if (s == "mariadb")
-        return "mysql";
-    if (s == "mssql")
-        return "sqlserver";
-    if (s == "sqlite3")
-        return "sqlite";
     return s;
 }
 
-} // namespace
+// What follows "scheme://" up to '?', and the query.
+struct Location {
+    std::string_view rest;
+    std::map<std::string, std::string> params;
+};
 
-std::string percent_decode(std::string_view text) {
-    std::string out;
-    out.reserve(text.size());
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-            hex_value(text[i + 2]) >= 0) {
-            out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
-            i += 2;
-        } else {
-            out += text[i];
-        }
-    }
-    return out;
-}
-
-std::string percent_encode(std::string_view text) {
-    static constexpr char k_hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (const char ch : text) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out += ch;
-        } else {
-            out += '%';
-            out += k_hex[c >> 4];
-            out += k_hex[c & 0x0F];
-        }
-    }
-    return out;
-}
-
-DatabaseUrl parse_database_url(std::string_view url) {
-    if (url.empty()) {
-        throw url_error("the target URL is empty");
-    }
-    const auto scheme_end = url.find("://");
-    if (scheme_end == std::string_view::npos || scheme_end == 0) {
-        throw url_error("the target URL has no scheme");
-    }
-    DatabaseUrl result;
-    result.scheme = canonical_scheme(url.substr(0, scheme_end));
-    std::string_view rest = url.substr(scheme_end + 3);
-    if (result.scheme == "sqlite") {
-        const auto q = rest.find('?');
-        result.database = percent_decode(rest.substr(0, q));
-        if (q != std::string_view::npos) {
-            result.params = parse_query(rest.substr(q + 1));
-        }
-        if (result.database.empty() || result.database == "/") {
-            throw url_error("the sqlite URL names no file");
-        }
-        return result;
-    }
-    if (result.scheme != "postgres" && result.scheme != "mysql" && result.scheme != "sqlserver") {
-        throw url_error("unsupported database scheme '" + std::string(url.substr(0, scheme_end)) +
-                        "'");
-    }
+Location split_query(std::string_view rest) {
+    Location location{rest, {}};
     const auto q = rest.find('?');
     if (q != std::string_view::npos) {
-        result.params = parse_query(rest.substr(q + 1));
-        rest = rest.substr(0, q);
+        location.params = parse_query(rest.substr(q + 1));
+        location.rest = rest.substr(0, q);
     }
+    return location;
+}
+
+void parse_file(std::string_view rest, DatabaseUrl& result) {
+    auto location = split_query(rest);
+    result.database = percent_decode(location.rest);
+    result.params = std::move(location.params);
+}
+
+void parse_server(std::string_view rest, DatabaseUrl& result, const std::string& hint) {
+    const auto url_error = [&](const std::string& what) {
+        return Error(ErrorKind::usage, what, hint);
+    };
+    auto location = split_query(rest);
+    result.params = std::move(location.params);
+    rest = location.rest;
     // The userinfo ends at the last '@', so an unencoded '@' in a password still parses.
     const auto at = rest.rfind('@');
     std::string_view hostpart = rest;
@@ -178,21 +131,107 @@ DatabaseUrl parse_database_url(std::string_view url) {
     while (!db_path.empty() && db_path.back() == '/') {
         db_path.remove_suffix(1);
     }
-    if (result.scheme == "sqlserver") {
-        const auto inner = db_path.find('/');
-        if (inner != std::string_view::npos) {
-            result.instance = percent_decode(db_path.substr(0, inner));
-            db_path = db_path.substr(inner + 1);
-        }
-    } else if (db_path.find('/') != std::string_view::npos) {
-        throw url_error("the database name in the target URL contains '/'");
+    for (std::string_view segments = db_path; !segments.empty();) {
+        const auto end = segments.find('/');
+        result.path.push_back(percent_decode(segments.substr(0, end)));
+        segments.remove_prefix(end == std::string_view::npos ? segments.size() : end + 1);
     }
     result.database = percent_decode(db_path);
     if (result.database.empty()) {
         throw url_error("the target URL names no database");
     }
-    return result;
 }
+
+} // namespace
+
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+            hex_value(text[i + 2]) >= 0) {
+            out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+            i += 2;
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view text) {
+    static constexpr char k_hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += ch;
+        } else {
+            out += '%';
+            out += k_hex[c >> 4];
+            out += k_hex[c & 0x0F];
+        }
+    }
+    return out;
+}
+
+std::string database_url_hint(const std::vector<DatabaseScheme>& schemes) {
+    if (schemes.empty()) {
+        return std::string("write it as SCHEME://USER:PASSWORD@HOST:PORT/DB or SCHEME:///FILE; ") +
+               k_password_hint;
+    }
+    std::string hint = "use ";
+    for (std::size_t i = 0; i < schemes.size(); ++i) {
+        hint += (i == 0                    ? ""
+                 : i + 1 == schemes.size() ? " or "
+                                           : ", ") +
+                std::string(schemes[i].example);
+    }
+    return hint + "; " + k_password_hint;
+}
+
+DatabaseUrl parse_database_url(std::string_view url, const std::vector<DatabaseScheme>& schemes) {
+    const std::string hint = database_url_hint(schemes);
+    if (url.empty()) {
+        throw Error(ErrorKind::usage, "the target URL is empty", hint);
+    }
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos || scheme_end == 0) {
+        throw Error(ErrorKind::usage, "the target URL has no scheme", hint);
+    }
+    const std::string written = lowercase(url.substr(0, scheme_end));
+    const std::string_view rest = url.substr(scheme_end + 3);
+    DatabaseUrl result;
+    if (schemes.empty()) {
+        result.scheme = written;
+        if (!rest.empty() && rest.front() == '/') {
+            parse_file(rest, result);
+        } else {
+            parse_server(rest, result, hint);
+        }
+        return result;
+    }
+    for (const auto& scheme : schemes) {
+        bool match = written == scheme.name;
+        for (const auto alias : scheme.aliases) {
+            match = match || written == alias;
+        }
+        if (match) {
+            result.scheme = std::string(scheme.name);
+            if (scheme.form == UrlForm::file) {
+                parse_file(rest, result);
+            } else {
+                parse_server(rest, result, hint);
+            }
+            return result;
+        }
+    }
+    throw Error(ErrorKind::usage,
+                "unsupported database scheme '" + std::string(url.substr(0, scheme_end)) + "'",
+                hint);
+}
+
+DatabaseUrl parse_database_url(std::string_view url) { return parse_database_url(url, {}); }
 
 std::string redact_url(std::string_view url) {
     std::string out(url);
@@ -236,7 +275,7 @@ HttpUrl parse_http_url(std::string_view url) {
         throw Error(ErrorKind::usage, "'" + std::string(url) + "' is not an http(s) URL",
                     "write it as https://host[:port]/path");
     }
-    result.scheme = canonical_scheme(url.substr(0, scheme_end));
+    result.scheme = lowercase(url.substr(0, scheme_end));
     if (result.scheme != "http" && result.scheme != "https") {
         throw Error(ErrorKind::usage, "'" + std::string(url) + "' is not an http(s) URL",
                     "write it as https://host[:port]/path");

@@ -4,29 +4,53 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crmsync::util {
 
-// A parsed target URL. Forms (dbsync2's included):
-//   sqlite://relative/file.db   sqlite:///absolute/file.db
-//   postgres://user:pw@host:5432/db?sslmode=require      (also postgresql://)
-//   mysql://user:pw@host:3306/db?sslca=FILE               (also mariadb://)
-//   sqlserver://user:pw@host:1433/instance/db             (dbsync2's form)
-//   sqlserver://user:pw@host:1433/db
+// A parsed target URL. The parser knows URL syntax, not databases: which schemes exist, their
+// aliases and which of the two forms each takes come from a table that the drivers supply
+// (cmd/targets.cpp), and each driver applies its own rules afterwards. The forms:
+//   file:    SCHEME://relative/file.db   SCHEME:///absolute/file.db   (then ?query)
+//   server:  SCHEME://user:pw@host:5432/path?query
 // User, password and path parts are percent-decoded, so "p%40ss" is the password "p@ss".
 struct DatabaseUrl {
-    std::string scheme; // canonical: sqlite, postgres, mysql, sqlserver
+    std::string scheme; // the table's canonical name: sqlite, postgres, mysql, sqlserver
     std::string user;
     std::string password;
     std::string host;
     std::optional<int> port;
-    std::string database; // file path for sqlite
-    std::string instance; // sqlserver only
+    std::string database; // file URLs: the file; server URLs: the path without trailing '/'
+    std::vector<std::string> path; // server URLs: the path's segments, each percent-decoded
+    std::string instance;          // filled by a driver that reads one from the path
     std::map<std::string, std::string> params;
 };
 
-// Throws crmsync::Error(usage) with a hint naming the accepted forms.
+enum class UrlForm {
+    file,   // everything up to '?' is a file path
+    server, // [user[:password]@]host[:port]/path
+};
+
+// One scheme a database driver answers to.
+struct DatabaseScheme {
+    std::string_view name;                 // canonical, as DatabaseUrl::scheme
+    std::vector<std::string_view> aliases; // also accepted (any case), e.g. "postgresql"
+    UrlForm form = UrlForm::server;
+    std::string_view example; // the form to show in hints: "postgres://USER:PASSWORD@HOST/DB"
+};
+
+// Parses `url` by the form of its scheme's row. Throws crmsync::Error(usage) with a hint naming
+// the accepted forms for an empty URL, an unknown scheme, a bad port, or a server URL without
+// host or database.
+DatabaseUrl parse_database_url(std::string_view url, const std::vector<DatabaseScheme>& schemes);
+
+// The same without a table: any scheme (lowercased, no aliases); `SCHEME:///PATH` (an empty
+// authority) is a file URL, anything else a server URL. For callers that hold a URL of a
+// known driver; a user's URL goes through the drivers' table.
 DatabaseUrl parse_database_url(std::string_view url);
+
+// "use A, B or C; percent-encode ...": the hint of every target URL error.
+std::string database_url_hint(const std::vector<DatabaseScheme>& schemes);
 
 // The URL with its password replaced by "***", safe for logs and errors.
 std::string redact_url(std::string_view url);

@@ -4,6 +4,7 @@
 // statement it runs is written out below in full. The other dialects also run against real
 // servers in tests/integration; here their text is pinned so a change is always deliberate.
 
+#include "cmd/targets.hpp"
 #include "drivers/dialfire/transform.hpp"
 #include "drivers/mysql/connection.hpp"
 #include "drivers/mysql/dialect.hpp"
@@ -479,7 +480,7 @@ TEST_CASE("Dialect::value_problem", "[unit][sqlserver]") {
 
 TEST_CASE("sqlserver connect_string", "[unit][sqlserver]") {
     SECTION("is a DSN-less FreeTDS string") {
-        const auto s = drivers::sqlserver::connect_string(util::parse_database_url(
+        const auto s = drivers::sqlserver::connect_string(crmsync::cli::parse_target_url(
             "sqlserver://my_user:my_password@db.example:1433/my_database"));
         CHECK((s.rfind("DRIVER=/", 0) == 0 || s.rfind("DRIVER={FreeTDS};", 0) == 0));
         CHECK(after_driver(s) ==
@@ -488,27 +489,27 @@ TEST_CASE("sqlserver connect_string", "[unit][sqlserver]") {
     }
     SECTION("dbsync2's instance form with a port connects to that port") {
         const auto s = drivers::sqlserver::connect_string(
-            util::parse_database_url("sqlserver://u:pw@host:1433/instance/db"));
+            crmsync::cli::parse_target_url("sqlserver://u:pw@host:1433/instance/db"));
         CHECK(after_driver(s) ==
               "SERVER=host;PORT=1433;DATABASE=db;UID=u;PWD=pw;TDS_Version=7.4;ClientCharset=UTF-8");
     }
     SECTION("the instance form without a port asks the SQL Server Browser (no PORT, which "
             "would override the instance in FreeTDS)") {
         const auto s = drivers::sqlserver::connect_string(
-            util::parse_database_url("sqlserver://u:pw@host/instance/db"));
+            crmsync::cli::parse_target_url("sqlserver://u:pw@host/instance/db"));
         CHECK(after_driver(s).rfind("SERVER=host\\instance;", 0) == 0);
         CHECK(s.find(";PORT=") == std::string::npos);
     }
     SECTION("a password with ; and } is braced, } doubled") {
         const auto s = drivers::sqlserver::connect_string(
-            util::parse_database_url("sqlserver://u:pa%3Bss%7Dword@h:1433/db"));
+            crmsync::cli::parse_target_url("sqlserver://u:pa%3Bss%7Dword@h:1433/db"));
         CHECK(after_driver(s) ==
               "SERVER=h;PORT=1433;DATABASE=db;UID=u;PWD={pa;ss}}word};TDS_Version=7.4;"
               "ClientCharset=UTF-8");
     }
     SECTION("a password starting with { or holding = or a space is braced") {
         const auto s = drivers::sqlserver::connect_string(
-            util::parse_database_url("sqlserver://u:%7Bx%3Dy%20z@h:1433/db"));
+            crmsync::cli::parse_target_url("sqlserver://u:%7Bx%3Dy%20z@h:1433/db"));
         CHECK(s.find(";PWD={{x=y z};") != std::string::npos);
     }
 }

@@ -1,3 +1,4 @@
+#include "cmd/targets.hpp"
 #include "lib/core/error.hpp"
 #include "lib/util/url.hpp"
 
@@ -11,10 +12,23 @@ namespace util = crmsync::util;
 
 namespace {
 
-// The kind of the Error that parse_database_url throws for `url`, after checking it has a hint.
+// A target URL as crmsync reads it: the generic parser with every driver's schemes, then the
+// driver's own rules (SQLite paths, SQL Server instances, one database name elsewhere).
+util::DatabaseUrl parse(const std::string& url) { return crmsync::cli::parse_target_url(url); }
+
+// The generic parser alone, with every driver's schemes: no driver rules.
+util::DatabaseUrl parse_syntax(const std::string& url) {
+    std::vector<util::DatabaseScheme> schemes;
+    for (const auto& driver : crmsync::cli::database_drivers()) {
+        schemes.push_back(driver.scheme);
+    }
+    return util::parse_database_url(url, schemes);
+}
+
+// The kind of the Error that parse() throws for `url`, after checking it has a hint.
 ErrorKind database_url_error(const std::string& url) {
     try {
-        util::parse_database_url(url);
+        parse(url);
     } catch (const Error& e) {
         CHECK_FALSE(e.hint().empty());
         return e.kind();
@@ -37,18 +51,18 @@ ErrorKind http_url_error(const std::string& url) {
 
 TEST_CASE("util::parse_database_url", "[unit]") {
     SECTION("sqlite:// takes a relative file") {
-        const auto u = util::parse_database_url("sqlite://relative/file.db");
+        const auto u = parse("sqlite://relative/file.db");
         CHECK(u.scheme == "sqlite");
         CHECK(u.database == "relative/file.db");
         CHECK(u.host.empty());
     }
     SECTION("sqlite:/// takes an absolute file") {
-        const auto u = util::parse_database_url("sqlite:///absolute/file.db");
+        const auto u = parse("sqlite:///absolute/file.db");
         CHECK(u.scheme == "sqlite");
         CHECK(u.database == "/absolute/file.db");
     }
     SECTION("postgres:// reads user, password, host, port, database and parameters") {
-        const auto u = util::parse_database_url("postgres://user:pw@host:5432/db?sslmode=require");
+        const auto u = parse("postgres://user:pw@host:5432/db?sslmode=require");
         CHECK(u.scheme == "postgres");
         CHECK(u.user == "user");
         CHECK(u.password == "pw");
@@ -59,25 +73,26 @@ TEST_CASE("util::parse_database_url", "[unit]") {
         CHECK(u.params == std::map<std::string, std::string>{{"sslmode", "require"}});
     }
     SECTION("postgresql:// is postgres") {
-        CHECK(util::parse_database_url("postgresql://u:p@h/db").scheme == "postgres");
+        CHECK(parse("postgresql://u:p@h/db").scheme == "postgres");
     }
     SECTION("mysql:// and mariadb:// are mysql") {
-        const auto u = util::parse_database_url("mysql://user:pw@host:3306/db?ssl-mode=REQUIRED");
+        // The mysql driver refuses ssl-mode (see test_sql_dialect_golden); the URL parses.
+        const auto u = parse_syntax("mysql://user:pw@host:3306/db?ssl-mode=REQUIRED");
         CHECK(u.scheme == "mysql");
         CHECK(u.port == 3306);
         CHECK(u.database == "db");
         CHECK(u.params.at("ssl-mode") == "REQUIRED");
-        CHECK(util::parse_database_url("mariadb://u:p@h/db").scheme == "mysql");
+        CHECK(parse("mariadb://u:p@h/db").scheme == "mysql");
     }
     SECTION("sqlserver:// without an instance") {
-        const auto u = util::parse_database_url("sqlserver://user:pw@host:1433/db");
+        const auto u = parse("sqlserver://user:pw@host:1433/db");
         CHECK(u.scheme == "sqlserver");
         CHECK(u.port == 1433);
         CHECK(u.instance.empty());
         CHECK(u.database == "db");
     }
     SECTION("dbsync2's sqlserver form host:port/instance/db names an instance") {
-        const auto u = util::parse_database_url("sqlserver://u:pw@host:1433/instance/db");
+        const auto u = parse("sqlserver://u:pw@host:1433/instance/db");
         CHECK(u.user == "u");
         CHECK(u.password == "pw");
         CHECK(u.host == "host");
@@ -86,15 +101,14 @@ TEST_CASE("util::parse_database_url", "[unit]") {
         CHECK(u.database == "db");
     }
     SECTION("dbsync2's documented example parses") {
-        const auto u =
-            util::parse_database_url("sqlserver://my_user:my_password@localhost:1433/my_database");
+        const auto u = parse("sqlserver://my_user:my_password@localhost:1433/my_database");
         CHECK(u.user == "my_user");
         CHECK(u.password == "my_password");
         CHECK(u.host == "localhost");
         CHECK(u.database == "my_database");
     }
     SECTION("a percent-encoded password may hold @ : and /") {
-        const auto u = util::parse_database_url("postgres://u:p%40ss%3Aw%2Frd@h:5432/db");
+        const auto u = parse("postgres://u:p%40ss%3Aw%2Frd@h:5432/db");
         CHECK(u.user == "u");
         CHECK(u.password == "p@ss:w/rd");
         CHECK(u.host == "h");
@@ -102,36 +116,36 @@ TEST_CASE("util::parse_database_url", "[unit]") {
         CHECK(u.database == "db");
     }
     SECTION("an unencoded @ in the password still parses: the user part ends at the last @") {
-        const auto u = util::parse_database_url("mysql://u:p@ss@h:3306/db");
+        const auto u = parse("mysql://u:p@ss@h:3306/db");
         CHECK(u.user == "u");
         CHECK(u.password == "p@ss");
         CHECK(u.host == "h");
         CHECK(u.port == 3306);
     }
     SECTION("a user and database name are percent-decoded too") {
-        const auto u = util::parse_database_url("postgres://us%20er@h/my%2Ddb");
+        const auto u = parse("postgres://us%20er@h/my%2Ddb");
         CHECK(u.user == "us er");
         CHECK(u.password.empty());
         CHECK(u.database == "my-db");
     }
     SECTION("no user info and no port leave them empty") {
-        const auto u = util::parse_database_url("postgres://h/db");
+        const auto u = parse("postgres://h/db");
         CHECK(u.user.empty());
         CHECK(u.password.empty());
         CHECK_FALSE(u.port.has_value());
     }
     SECTION("an IPv6 host is written in brackets") {
-        const auto u = util::parse_database_url("postgres://u:pw@[::1]:5432/db");
+        const auto u = parse("postgres://u:pw@[::1]:5432/db");
         CHECK(u.host == "::1");
         CHECK(u.port == 5432);
         CHECK(u.database == "db");
-        const auto v = util::parse_database_url("postgres://u:pw@[2001:db8::1]/db");
+        const auto v = parse("postgres://u:pw@[2001:db8::1]/db");
         CHECK(v.host == "2001:db8::1");
         CHECK_FALSE(v.port.has_value());
     }
     SECTION("several query parameters are split and decoded") {
-        const auto u = util::parse_database_url(
-            "postgres://u:pw@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&flag");
+        const auto u =
+            parse("postgres://u:pw@h/db?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&flag");
         CHECK(u.params.size() == 3);
         CHECK(u.params.at("sslmode") == "verify-full");
         CHECK(u.params.at("sslrootcert") == "/etc/ca.pem");
@@ -165,6 +179,90 @@ TEST_CASE("util::parse_database_url", "[unit]") {
     }
     SECTION("a database name with '/' is a usage error outside SQL Server") {
         CHECK(database_url_error("mysql://u:p@h/a/b") == ErrorKind::usage);
+    }
+}
+
+TEST_CASE("util::parse_database_url knows forms, not databases", "[unit]") {
+    const std::vector<util::DatabaseScheme> table = {
+        {"files", {"f"}, util::UrlForm::file, "files://FILE"},
+        {"srv", {"server", "s2"}, util::UrlForm::server, "srv://HOST/DB"},
+    };
+    SECTION("a file scheme takes everything up to the query as the file") {
+        const auto u = util::parse_database_url("F://dir/a%20b.db?mode=x", table);
+        CHECK(u.scheme == "files");
+        CHECK(u.database == "dir/a b.db");
+        CHECK(u.params.at("mode") == "x");
+    }
+    SECTION("a server scheme splits the path into decoded segments and leaves rules to drivers") {
+        const auto u = util::parse_database_url("server://u:pw@h:1/a%2Fb/c/", table);
+        CHECK(u.scheme == "srv");
+        CHECK(u.database == "a/b/c");
+        CHECK(u.path == std::vector<std::string>{"a/b", "c"});
+        CHECK(u.instance.empty());
+    }
+    SECTION("the hint lists the table's forms") {
+        try {
+            util::parse_database_url("oracle://h/db", table);
+            FAIL("no error");
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::usage);
+            CHECK(std::string(e.what()) == "unsupported database scheme 'oracle'");
+            CHECK(e.hint().rfind("use files://FILE or srv://HOST/DB; percent-encode", 0) == 0);
+        }
+    }
+    SECTION("without a table, an empty authority makes a file URL") {
+        const auto file = util::parse_database_url("anything:///tmp/x.db");
+        CHECK(file.scheme == "anything");
+        CHECK(file.database == "/tmp/x.db");
+        const auto server = util::parse_database_url("Other://u@h/db");
+        CHECK(server.scheme == "other");
+        CHECK(server.host == "h");
+        CHECK(server.database == "db");
+    }
+}
+
+TEST_CASE("cli::database_drivers", "[unit]") {
+    SECTION("every driver's scheme and aliases parse to that driver") {
+        const auto& drivers = crmsync::cli::database_drivers();
+        REQUIRE(drivers.size() == 4);
+        for (const auto& driver : drivers) {
+            CHECK(driver.check_url != nullptr);
+            CHECK(driver.connect != nullptr);
+            const std::string rest = driver.scheme.form == util::UrlForm::file
+                                         ? std::string(":///tmp/x.db")
+                                         : std::string("://u:pw@h/db");
+            CHECK(parse(std::string(driver.scheme.name) + rest).scheme == driver.scheme.name);
+            for (const auto alias : driver.scheme.aliases) {
+                CHECK(parse(std::string(alias) + rest).scheme == driver.scheme.name);
+            }
+        }
+    }
+}
+
+TEST_CASE("cli::parse_target_url hints", "[unit]") {
+    SECTION("every URL error names the accepted forms, driver rules included") {
+        const std::string forms =
+            "use sqlite://FILE.db, postgres://USER:PASSWORD@HOST:5432/DB, "
+            "mysql://USER:PASSWORD@HOST:3306/DB or "
+            "sqlserver://USER:PASSWORD@HOST:1433/[INSTANCE/]DB; percent-encode '@', ':' and '/' "
+            "in the password, or put it in CRMSYNC_DB_PASSWORD";
+        for (const char* url : {"", "ftp://x", "postgres://h:0/db", "sqlite://", "mysql://h/a/b"}) {
+            try {
+                parse(url);
+                FAIL("no error for " << url);
+            } catch (const Error& e) {
+                CHECK(e.hint() == forms);
+            }
+        }
+    }
+    SECTION("the SQLite rule on '=' keeps its own hint") {
+        try {
+            parse("sqlite:///tmp/a=b.db");
+            FAIL("no error");
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::usage);
+            CHECK(std::string(e.what()) == "the SQLite file name must not contain '='");
+        }
     }
 }
 
