@@ -266,8 +266,6 @@ StateStore::~StateStore() {
     }
 }
 
-SQLite::Database& StateStore::db() { return *m_file->db; }
-
 bool StateStore::try_lock_job(const std::string& job) {
     if (m_file->job_locks.count(job) != 0) {
         return true;

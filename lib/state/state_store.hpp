@@ -5,10 +5,6 @@
 #include <string>
 #include <vector>
 
-namespace SQLite {
-class Database;
-}
-
 namespace crmsync::state {
 
 namespace detail {
@@ -35,9 +31,6 @@ public:
     StateStore(const StateStore&) = delete;
     StateStore& operator=(const StateStore&) = delete;
 
-    // Deprecated: the raw connection, only until its last callers outside lib/state use
-    // state::Transaction. New code must not call it.
-    SQLite::Database& db();
     const std::string& path() const { return m_path; }
 
     // Takes the job's lock (an flock on a file beside the state file, named by the file's
