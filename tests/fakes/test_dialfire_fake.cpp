@@ -1,8 +1,8 @@
 // Checks the Dialfire fake against the API description in reference dbsync2.md §2, with a
 // real HTTP client on loopback.
 
+#include "tests/fakes/common/fake_time.hpp"
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>

@@ -3,7 +3,7 @@
 
 #include "tests/fakes/oauth/google_token_fake.hpp"
 #include "tests/fakes/oauth/zoho_accounts_fake.hpp"
-#include "tests/fakes/webhook_receiver/fake_process.hpp"
+#include "tests/support/fake_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
@@ -363,7 +363,7 @@ TEST_CASE("OAuth fakes serve control endpoints", "[http]") {
 
 #ifdef CRMSYNC_OAUTH_FAKE_BINARY
 TEST_CASE("oauth_fake runs as a process and exits cleanly on SIGTERM", "[http]") {
-    crmsync::fakes::FakeProcess process;
+    crmsync::testing::FakeProcess process;
     const auto port_file = process.path("port");
     process.start(CRMSYNC_OAUTH_FAKE_BINARY,
                   {"--provider", "zoho", "--port-file", port_file, "--account",

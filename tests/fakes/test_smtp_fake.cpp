@@ -2,7 +2,7 @@
 // with a raw socket for the parts of the dialogue libcurl never exercises.
 
 #include "tests/fakes/smtp/smtp_fake.hpp"
-#include "tests/fakes/webhook_receiver/fake_process.hpp"
+#include "tests/support/fake_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <curl/curl.h>
@@ -333,7 +333,7 @@ TEST_CASE("SmtpFake serves control endpoints", "[http]") {
 
 #ifdef CRMSYNC_SMTP_FAKE_BINARY
 TEST_CASE("smtp_fake runs as a process and exits cleanly on SIGTERM", "[http]") {
-    crmsync::fakes::FakeProcess process;
+    crmsync::testing::FakeProcess process;
     const auto port_file = process.path("port");
     const auto control_file = process.path("control");
     process.start(CRMSYNC_SMTP_FAKE_BINARY,

@@ -1,10 +1,10 @@
 // Checks the webhook receiver fake with a real HTTP client on loopback: recording, Standard
 // Webhooks signatures, failure modes, delivery counting, control endpoints and the executable.
 
-#include "tests/fakes/webhook_receiver/base64.hpp"
-#include "tests/fakes/webhook_receiver/fake_process.hpp"
+#include "tests/fakes/common/base64.hpp"
 #include "tests/fakes/webhook_receiver/webhook_receiver.hpp"
 #include "tests/fakes/webhook_receiver/webhook_signature.hpp"
+#include "tests/support/fake_process.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
@@ -466,7 +466,7 @@ TEST_CASE("WebhookReceiver control endpoints", "[http]") {
 
 #ifdef CRMSYNC_WEBHOOK_RECEIVER_BINARY
 TEST_CASE("webhook_receiver runs as a process and exits cleanly on SIGTERM", "[http]") {
-    crmsync::fakes::FakeProcess process;
+    crmsync::testing::FakeProcess process;
     const auto port_file = process.path("port");
     const auto control_file = process.path("control");
     process.start(CRMSYNC_WEBHOOK_RECEIVER_BINARY,

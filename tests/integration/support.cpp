@@ -16,22 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
-
 namespace crmsync::testing {
-
-TempDir::TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "crmsync-test.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-        throw std::runtime_error("mkdtemp failed");
-    }
-    m_path = pattern;
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-}
 
 CrmsyncProcess::CrmsyncProcess(const std::vector<std::string>& args,
                                const std::map<std::string, std::string>& env, const TempDir& dir) {
@@ -39,66 +24,27 @@ CrmsyncProcess::CrmsyncProcess(const std::vector<std::string>& args,
     const int n = counter++;
     m_out = dir.file("stdout." + std::to_string(n));
     m_err = dir.file("stderr." + std::to_string(n));
-    std::vector<std::string> argv_storage{CRMSYNC_BINARY};
-    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-    std::vector<std::string> env_storage;
-    for (char** e = environ; *e != nullptr; ++e) {
-        const std::string entry = *e;
-        // The child sees only what the test gives it of crmsync's own variables.
-        if (entry.rfind("CRMSYNC_TOKEN=", 0) == 0 || entry.rfind("DBSYNC_", 0) == 0 ||
-            entry.rfind("CRMSYNC_DB_PASSWORD=", 0) == 0) {
-            continue;
-        }
-        env_storage.push_back(entry);
-    }
+    SpawnOptions options;
+    options.program = CRMSYNC_BINARY;
+    options.args = args;
+    // The child sees only what the test gives it of crmsync's own variables.
+    options.env = environment_without([](std::string_view entry) {
+        return entry.starts_with("CRMSYNC_TOKEN=") || entry.starts_with("DBSYNC_") ||
+               entry.starts_with("CRMSYNC_DB_PASSWORD=");
+    });
     for (const auto& [key, value] : env) {
-        env_storage.push_back(key + "=" + value);
+        options.env->push_back(key + "=" + value);
     }
-    std::fflush(nullptr); // or the child would flush our buffered output a second time
-    m_pid = ::fork();
-    if (m_pid == 0) {
-        std::vector<char*> argv;
-        for (auto& a : argv_storage) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        std::vector<char*> envp;
-        for (auto& e : env_storage) {
-            envp.push_back(e.data());
-        }
-        envp.push_back(nullptr);
-        std::freopen(m_out.c_str(), "w", stdout);
-        std::freopen(m_err.c_str(), "w", stderr);
-        std::freopen("/dev/null", "r", stdin);
-        ::execve(argv[0], argv.data(), envp.data());
-        std::_Exit(127);
-    }
-    if (m_pid < 0) {
-        throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-    }
+    options.stdout_path = m_out;
+    options.stderr_path = m_err;
+    m_child = std::make_unique<ChildProcess>(options);
 }
 
-CrmsyncProcess::~CrmsyncProcess() {
-    if (m_pid > 0) {
-        ::kill(m_pid, SIGKILL);
-        int status = 0;
-        ::waitpid(m_pid, &status, 0);
-    }
-}
-
-void CrmsyncProcess::kill(int signal) {
-    if (m_pid > 0) {
-        ::kill(m_pid, signal);
-    }
-}
+void CrmsyncProcess::kill(int signal) { m_child->signal(signal); }
 
 ProcessResult CrmsyncProcess::wait() {
     ProcessResult result;
-    int status = 0;
-    if (m_pid > 0 && ::waitpid(m_pid, &status, 0) == m_pid) {
-        result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    m_pid = -1;
+    result.exit_code = m_child->wait();
     result.out = read_file(m_out);
     result.err = read_file(m_err);
     return result;
@@ -180,13 +126,6 @@ void drop_prefixed(sql::Database& db, const std::string& prefix) {
                        db.dialect().quote("job") + " LIKE " + db.dialect().placeholder("p", 0),
                    {"%:" + prefix});
     }
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    return buffer.str();
 }
 
 std::vector<std::string> list_files(const std::string& dir) {

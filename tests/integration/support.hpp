@@ -1,9 +1,12 @@
 #pragma once
 
-// Shared helpers for integration tests: temp dirs, the crmsync binary as a child process, the
-// target databases under test, and table dumps for comparing two targets.
+// Shared helpers for integration tests: the crmsync binary as a child process, the target
+// databases under test, and table dumps for comparing two targets. Temp dirs and process
+// plumbing come from tests/support.
 
 #include "lib/sql/database.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <map>
 #include <memory>
@@ -11,19 +14,6 @@
 #include <vector>
 
 namespace crmsync::testing {
-
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return m_path; }
-    std::string file(const std::string& name) const { return m_path + "/" + name; }
-
-private:
-    std::string m_path;
-};
 
 struct ProcessResult {
     int exit_code = -1; // 128 + signal when killed
@@ -36,12 +26,11 @@ class CrmsyncProcess {
 public:
     CrmsyncProcess(const std::vector<std::string>& args,
                    const std::map<std::string, std::string>& env, const TempDir& dir);
-    ~CrmsyncProcess();
     void kill(int signal);
     ProcessResult wait();
 
 private:
-    int m_pid = -1;
+    std::unique_ptr<ChildProcess> m_child;
     std::string m_out;
     std::string m_err;
 };
@@ -74,7 +63,6 @@ long count_rows(sql::Database& db, const std::string& table, const std::string& 
 // Drops the tables of one test (names starting with `prefix`) and its state rows.
 void drop_prefixed(sql::Database& db, const std::string& prefix);
 
-std::string read_file(const std::string& path);
 std::vector<std::string> list_files(const std::string& dir);
 
 } // namespace crmsync::testing

@@ -7,6 +7,7 @@
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
 #include "tests/fakes/oauth/google_token_fake.hpp"
 #include "tests/fakes/smtp/smtp_fake.hpp"
+#include "tests/support/ports.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
@@ -27,19 +28,6 @@ using crmsync::testing::ProcessResult;
 using crmsync::testing::TempDir;
 
 namespace {
-
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // Records the JSON notices POSTed to /notify.
 class NoticeReceiver {
@@ -154,7 +142,7 @@ TEST_CASE("notifications: db_sync failing three times, then working", "[cli][sql
         env["CRMSYNC_TOKEN"] = dialfire.options().token;
         return crmsync::testing::run_crmsync(args, env, f.dir);
     };
-    const std::string down = "http://127.0.0.1:" + std::to_string(closed_port());
+    const std::string down = "http://127.0.0.1:" + std::to_string(crmsync::testing::closed_port());
 
     SECTION("exactly one error mail for the episode and one recovery mail after it") {
         for (int i = 0; i < 3; ++i) {

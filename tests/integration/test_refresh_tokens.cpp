@@ -5,6 +5,7 @@
 
 #include "tests/fakes/oauth/google_token_fake.hpp"
 #include "tests/fakes/oauth/zoho_accounts_fake.hpp"
+#include "tests/support/ports.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -30,55 +31,24 @@ using fakes::Fault;
 using fakes::FaultKind;
 using fakes::OAuthAccount;
 
-extern char** environ;
-
 namespace {
-
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // Runs crmsync with `input` on stdin (support.hpp's runner gives it /dev/null).
 ProcessResult run_with_stdin(const std::vector<std::string>& args, const std::string& input,
                              const TempDir& dir) {
     static std::atomic<int> counter{0};
     const std::string n = std::to_string(counter++);
-    const std::string in = dir.file("stdin." + n);
-    const std::string out = dir.file("stdin-out." + n);
-    const std::string err = dir.file("stdin-err." + n);
-    std::ofstream(in) << input;
-    std::vector<std::string> storage{CRMSYNC_BINARY};
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-        std::vector<char*> argv;
-        for (auto& a : storage) {
-            argv.push_back(a.data());
-        }
-        argv.push_back(nullptr);
-        std::freopen(in.c_str(), "r", stdin);
-        std::freopen(out.c_str(), "w", stdout);
-        std::freopen(err.c_str(), "w", stderr);
-        ::execve(argv[0], argv.data(), environ);
-        std::_Exit(127);
-    }
-    REQUIRE(pid > 0);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    crmsync::testing::SpawnOptions options;
+    options.program = CRMSYNC_BINARY;
+    options.args = args;
+    options.stdin_path = dir.file("stdin." + n);
+    options.stdout_path = dir.file("stdin-out." + n);
+    options.stderr_path = dir.file("stdin-err." + n);
+    std::ofstream(options.stdin_path) << input;
     ProcessResult r;
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = crmsync::testing::read_file(out);
-    r.err = crmsync::testing::read_file(err);
+    r.exit_code = crmsync::testing::ChildProcess(options).wait();
+    r.out = crmsync::testing::read_file(options.stdout_path);
+    r.err = crmsync::testing::read_file(options.stderr_path);
     return r;
 }
 
@@ -434,8 +404,8 @@ TEST_CASE("crmsync refresh-tokens", "[cli][http]") {
         f.add_google(2, "bob@example.com");
         const auto r =
             f.run({"refresh-tokens", "--state", f.state, "--google-token-url",
-                   "http://127.0.0.1:" + std::to_string(closed_port()) + "/token", "--log-dir",
-                   f.dir.file("logs"), "--retry-attempts", "2", "--retry-base", "10ms",
+                   "http://127.0.0.1:" + std::to_string(crmsync::testing::closed_port()) + "/token",
+                   "--log-dir", f.dir.file("logs"), "--retry-attempts", "2", "--retry-base", "10ms",
                    "--summary-json", f.dir.file("summary.json")});
         CHECK(r.exit_code == 1);
         CHECK(r.err.find("crmsync: error: no token could be refreshed") != std::string::npos);

@@ -1,14 +1,9 @@
 #include "cmd/cli.hpp"
 #include "lib/core/error.hpp"
+#include "tests/support/child_process.hpp"
+#include "tests/support/ports.hpp"
 
 #include <catch2/catch.hpp>
-
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -18,8 +13,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-extern char** environ;
 
 using crmsync::Error;
 using crmsync::ErrorKind;
@@ -77,73 +70,29 @@ std::string slurp(const fs::path& file) {
 // variables (so no token and no dbsync2 mode leak in), HOME inside `home`, plus `extra_env`.
 RunResult run_crmsync(const Args& args, const fs::path& home,
                       const std::map<std::string, std::string>& extra_env = {}) {
-    std::vector<std::string> env;
-    for (char** e = environ; *e != nullptr; ++e) {
-        const std::string entry = *e;
-        if (entry.rfind("CRMSYNC_", 0) == 0 || entry.rfind("DBSYNC", 0) == 0 ||
-            entry.rfind("HOME=", 0) == 0) {
-            continue;
-        }
-        env.push_back(entry);
-    }
-    env.push_back("HOME=" + home.string());
+    crmsync::testing::SpawnOptions options;
+    options.program = CRMSYNC_BINARY;
+    options.args = args;
+    options.env = crmsync::testing::environment_without([](std::string_view entry) {
+        return entry.starts_with("CRMSYNC_") || entry.starts_with("DBSYNC") ||
+               entry.starts_with("HOME=");
+    });
+    options.env->push_back("HOME=" + home.string());
     for (const auto& [name, value] : extra_env) {
-        env.push_back(name + "=" + value);
+        options.env->push_back(name + "=" + value);
     }
-    std::vector<std::string> argv_storage{CRMSYNC_BINARY};
-    argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_storage) {
-        argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& e : env) {
-        envp.push_back(e.data());
-    }
-    envp.push_back(nullptr);
-
     const fs::path out_file = home / ".stdout";
     const fs::path err_file = home / ".stderr";
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        const int out = ::open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        const int in = ::open("/dev/null", O_RDONLY);
-        if (out < 0 || err < 0 || in < 0) {
-            ::_exit(126);
-        }
-        ::dup2(in, 0);
-        ::dup2(out, 1);
-        ::dup2(err, 2);
-        ::chdir(home.c_str());
-        ::execve(argv[0], argv.data(), envp.data());
-        ::_exit(127);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    options.stdout_path = out_file.string();
+    options.stderr_path = err_file.string();
+    options.cwd = home.string();
     RunResult result;
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.exit_code = crmsync::testing::ChildProcess(options).wait();
     result.out = slurp(out_file);
     result.err = slurp(err_file);
     fs::remove(out_file);
     fs::remove(err_file);
     return result;
-}
-
-// A loopback port nobody listens on.
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
 }
 
 bool starts_with(const std::string& text, const std::string& prefix) {
@@ -203,7 +152,8 @@ TEST_CASE("cli::translate_dbsync2", "[cli]") {
 TEST_CASE("crmsync binary: help and usage errors", "[cli]") {
     TempDir home;
     const fs::path db_file = home.path / "target.db";
-    const std::string api_url = "http://127.0.0.1:" + std::to_string(closed_port());
+    const std::string api_url =
+        "http://127.0.0.1:" + std::to_string(crmsync::testing::closed_port());
     // Flags that would lead to I/O if the usage check came too late.
     const Args io{"--api-url", api_url,
                   "--url",     "sqlite://" + db_file.string(),
@@ -322,7 +272,8 @@ TEST_CASE("crmsync binary: help and usage errors", "[cli]") {
 
 TEST_CASE("crmsync binary: dbsync2's own command line", "[cli]") {
     TempDir home;
-    const std::string api_url = "http://127.0.0.1:" + std::to_string(closed_port());
+    const std::string api_url =
+        "http://127.0.0.1:" + std::to_string(crmsync::testing::closed_port());
 
     SECTION("parses, fails at the network with exit 1 and never shows the password") {
         const auto r = run_crmsync({"--a",

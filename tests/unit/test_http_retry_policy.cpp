@@ -3,6 +3,7 @@
 #include "lib/http/http_client.hpp"
 #include "lib/http/retry_policy.hpp"
 #include "lib/util/time.hpp"
+#include "tests/support/ports.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
@@ -80,21 +81,6 @@ private:
     mutable std::mutex m_mutex;
     std::vector<std::string> m_bodies;
 };
-
-// A loopback port nobody listens on.
-int closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 http::RetryPolicy fast_policy(int attempts = 5) {
     http::RetryPolicy p;
@@ -267,7 +253,8 @@ TEST_CASE("http::send_with_retry", "[http]") {
         CHECK(stats.retries == 2);
     }
     SECTION("retries a refused connection, then fails with a connection error") {
-        const std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/x";
+        const std::string url =
+            "http://127.0.0.1:" + std::to_string(crmsync::testing::closed_port()) + "/x";
         http::HttpClient client;
         const auto policy = fast_policy(3);
         const http::RetryContext ctx{policy, stats, Clock::real(), std::nullopt, "GET /x"};

@@ -3,6 +3,7 @@
 #include "lib/core/error.hpp"
 #include "lib/util/redact.hpp"
 #include "tests/fakes/smtp/smtp_fake.hpp"
+#include "tests/support/ports.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
@@ -21,19 +22,6 @@ using notify::Channel;
 using notify::Notice;
 
 namespace {
-
-int unused_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // An HTTP endpoint answering POST /hook with the given statuses in turn (the last repeats).
 class HookServer {
@@ -254,7 +242,7 @@ TEST_CASE("notify::Notifier sends mail through SMTP", "[unit][http]") {
         CHECK(smtp.message_count() == 1);
     }
     SECTION("an unreachable server fails without throwing") {
-        options.smtp_url = "smtp://127.0.0.1:" + std::to_string(unused_port());
+        options.smtp_url = "smtp://127.0.0.1:" + std::to_string(crmsync::testing::closed_port());
         options.attempts = 2;
         const auto result = notify::Notifier(options).send(error_notice(), Channel::smtp);
         CHECK_FALSE(result.ok);

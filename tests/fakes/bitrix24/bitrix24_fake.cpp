@@ -4,13 +4,15 @@
 #include "tests/fakes/bitrix24/rest_methods.hpp"
 #include "tests/fakes/bitrix24/rest_params.hpp"
 #include "tests/fakes/bitrix24/rest_time.hpp"
-#include "tests/fakes/dialfire/abortable_server.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
-#include "tests/fakes/dialfire/json_writer.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
+#include "tests/fakes/common/control_routes.hpp"
+#include "tests/fakes/common/fake_clock.hpp"
+#include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/http_listener.hpp"
+#include "tests/fakes/common/json_writer.hpp"
+#include "tests/fakes/common/request_log.hpp"
 
 #include <nlohmann/json.hpp>
-
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -36,12 +38,7 @@ constexpr std::size_t k_max_recorded_body = 2048;
 constexpr std::size_t k_stats_recent = 50;               // Requests listed by GET /_fake/stats.
 constexpr std::int64_t k_operating_window_seconds = 600; // §1.7: ten one-minute buckets
 constexpr std::int64_t k_us_per_second = 1'000'000;
-constexpr auto k_read_timeout = std::chrono::seconds(10);
-constexpr auto k_write_timeout = std::chrono::seconds(30);
-constexpr auto k_keep_alive_idle = std::chrono::seconds(5);
-constexpr std::size_t k_keep_alive_max_requests = 10'000;
 constexpr std::size_t k_max_payload = std::size_t{16} * 1024 * 1024;
-constexpr auto k_start_timeout = std::chrono::seconds(5);
 constexpr std::string_view k_content_type = "application/json; charset=utf-8";
 constexpr std::string_view k_rest_prefix = "/rest/";
 constexpr std::string_view k_json_suffix = ".json";
@@ -155,22 +152,6 @@ std::optional<Route> parse_route(std::string_view path) {
     return route;
 }
 
-std::string_view fault_kind_name(Bitrix24FaultKind kind) {
-    switch (kind) {
-    case Bitrix24FaultKind::status:
-        return "status";
-    case Bitrix24FaultKind::reset:
-        return "reset";
-    case Bitrix24FaultKind::truncate:
-        return "truncate";
-    case Bitrix24FaultKind::malformed:
-        return "malformed";
-    case Bitrix24FaultKind::slow:
-        return "slow";
-    }
-    return "status";
-}
-
 std::int64_t history_end_of(const Bitrix24Options& options) {
     using std::chrono::duration_cast;
     const auto end = options.history_end.value_or(std::chrono::system_clock::now());
@@ -232,38 +213,13 @@ std::string reference_value(const nlohmann::json& result, const std::vector<std:
 } // namespace
 
 Bitrix24Fault bitrix24_fault_from_json(const nlohmann::json& json) {
-    if (!json.is_object()) {
-        throw std::invalid_argument("a fault must be a JSON object");
-    }
     Bitrix24Fault fault;
-    try {
-        fault.rest_method = normalize_method(json.value("rest_method", std::string()));
-        const auto kind = json.value("kind", std::string("status"));
-        if (kind == "status") {
-            fault.kind = Bitrix24FaultKind::status;
-        } else if (kind == "reset") {
-            fault.kind = Bitrix24FaultKind::reset;
-        } else if (kind == "truncate") {
-            fault.kind = Bitrix24FaultKind::truncate;
-        } else if (kind == "malformed") {
-            fault.kind = Bitrix24FaultKind::malformed;
-        } else if (kind == "slow") {
-            fault.kind = Bitrix24FaultKind::slow;
-        } else {
-            throw std::invalid_argument("unknown fault kind '" + kind + "'");
-        }
-        fault.status = json.value("status", 503);
-        fault.error = json.value("error", std::string());
-        fault.error_description = json.value("error_description", std::string());
-        if (json.contains("retry_after") && !json["retry_after"].is_null()) {
-            const auto& value = json["retry_after"];
-            fault.retry_after = value.is_string() ? value.get<std::string>() : value.dump();
-        }
-        fault.delay_ms = json.value("delay_ms", 0);
-        fault.count = json.value("count", 1);
-    } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(std::string("bad fault: ") + e.what());
-    }
+    assign_fault_action(fault, read_fault_json(json, [&fault](const nlohmann::json& j) {
+                            fault.rest_method =
+                                normalize_method(j.value("rest_method", std::string()));
+                            fault.error = j.value("error", std::string());
+                            fault.error_description = j.value("error_description", std::string());
+                        }));
     return fault;
 }
 
@@ -273,14 +229,14 @@ struct Bitrix24Fake::Impl {
         bucket_on = options.rate_limit;
     }
 
-    [[nodiscard]] std::int64_t now_us() const;
-    [[nodiscard]] std::int64_t now_ms() const { return now_us() / 1000; }
+    [[nodiscard]] std::int64_t now_us() const { return clock.now_us(); }
+    [[nodiscard]] std::int64_t now_ms() const { return clock.now_ms(); }
     [[nodiscard]] bitrix24::MethodContext context() const {
         return {options.utc_offset_minutes, options.history_numbers_as_strings};
     }
 
-    void setup_routes();
-    void setup_control_routes();
+    void setup_routes(AbortableServer& server);
+    void setup_control_routes(AbortableServer& server);
     void serve(const httplib::Request& req, httplib::Response& res);
     [[nodiscard]] Params request_params(const httplib::Request& req) const;
     [[nodiscard]] bool authorized(const Route& route, const Params& params) const;
@@ -296,16 +252,13 @@ struct Bitrix24Fake::Impl {
                 std::optional<Bitrix24FaultKind> fault);
     void count_call(const std::string& method);
     void finish(httplib::Response& res, const Reply& reply) const;
-    void sleep_unless_stopping(std::chrono::milliseconds delay);
-    void serve_control(httplib::Response& res, const std::function<Reply()>& body);
 
     Bitrix24Options options;
 
     mutable std::shared_mutex data_mutex;
     bitrix24::Portal portal;
 
-    mutable std::mutex fault_mutex;
-    std::deque<Bitrix24Fault> faults;
+    FaultQueue<Bitrix24Fault> faults;
 
     std::mutex bucket_mutex;
     bool bucket_on = false;
@@ -319,33 +272,16 @@ struct Bitrix24Fake::Impl {
     };
     std::map<std::string, Operating, std::less<>> operating;
 
-    mutable std::mutex stats_mutex;
-    std::deque<Bitrix24Request> recorded;
-    std::map<std::string, std::size_t, std::less<>> request_counts;
+    RequestLog<Bitrix24Request> request_log{k_max_recorded_requests}; // Keyed by REST method.
+    mutable std::mutex calls_mutex;
     std::map<std::string, std::size_t, std::less<>> call_counts;
 
-    std::atomic<std::int64_t> clock_offset_ms{0};
-
-    std::mutex stop_mutex;
-    std::condition_variable stop_cv;
-    bool stopping = false;
-
-    std::mutex shutdown_mutex;
-    std::function<void()> shutdown_handler;
-
-    AbortableServer server;
-    std::thread thread;
-    std::atomic<bool> listen_returned{false};
-    int port = 0;
+    FakeClock clock;
+    StopFlag stop_flag;
+    ShutdownHook shutdown_hook;
+    HttpListener listener;
     bool started = false;
 };
-
-std::int64_t Bitrix24Fake::Impl::now_us() const {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count() +
-           clock_offset_ms.load() * 1000;
-}
 
 Params Bitrix24Fake::Impl::request_params(const httplib::Request& req) const {
     Params params = Params::object();
@@ -619,26 +555,15 @@ Bitrix24Fault Bitrix24Fake::Impl::resolve(Bitrix24Fault fault) const {
 
 std::optional<Bitrix24Fault> Bitrix24Fake::Impl::take_fault(const std::string& method,
                                                             bool sub_call) {
-    std::lock_guard lock(fault_mutex);
-    for (auto it = faults.begin(); it != faults.end(); ++it) {
-        const bool match = sub_call ? it->kind == Bitrix24FaultKind::status &&
-                                          !it->rest_method.empty() && it->rest_method != k_batch &&
-                                          it->rest_method == method
-                                    : it->rest_method.empty() || it->rest_method == method;
-        if (!match) {
-            continue;
-        }
-        auto fault = *it;
-        if (--it->count <= 0) {
-            faults.erase(it);
-        }
-        return fault;
-    }
-    return std::nullopt;
+    return faults.take([&](const Bitrix24Fault& f) {
+        return sub_call ? f.kind == Bitrix24FaultKind::status && !f.rest_method.empty() &&
+                              f.rest_method != k_batch && f.rest_method == method
+                        : f.rest_method.empty() || f.rest_method == method;
+    });
 }
 
 void Bitrix24Fake::Impl::count_call(const std::string& method) {
-    std::lock_guard lock(stats_mutex);
+    std::lock_guard lock(calls_mutex);
     ++call_counts[method];
 }
 
@@ -648,32 +573,20 @@ void Bitrix24Fake::Impl::record(const httplib::Request& req, const std::string& 
     r.http_method = req.method;
     r.path = req.path;
     r.rest_method = rest_method;
-    if (const auto q = req.target.find('?'); q != std::string::npos) {
-        r.query = req.target.substr(q + 1);
-    }
+    r.query = query_of(req);
     r.body = req.body.substr(0, k_max_recorded_body);
     r.status = reply.status;
     r.error = reply.error;
     r.fault = fault;
     r.at_ms = now_ms();
     r.remote_port = req.remote_port;
-    std::lock_guard lock(stats_mutex);
-    ++request_counts[rest_method];
-    recorded.push_back(std::move(r));
-    if (recorded.size() > k_max_recorded_requests) {
-        recorded.pop_front();
-    }
+    request_log.add(rest_method, std::move(r));
 }
 
 void Bitrix24Fake::Impl::finish(httplib::Response& res, const Reply& reply) const {
     res.status = reply.status;
     res.set_header("Date", format_http_date(now_ms()));
     res.set_content(reply.body, std::string(k_content_type));
-}
-
-void Bitrix24Fake::Impl::sleep_unless_stopping(std::chrono::milliseconds delay) {
-    std::unique_lock lock(stop_mutex);
-    stop_cv.wait_for(lock, delay, [this] { return stopping; });
 }
 
 void Bitrix24Fake::Impl::serve(const httplib::Request& req, httplib::Response& res) {
@@ -701,7 +614,7 @@ void Bitrix24Fake::Impl::serve(const httplib::Request& req, httplib::Response& r
         reply = {200, "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>", ""};
     } else {
         if (kind == Bitrix24FaultKind::slow) {
-            sleep_unless_stopping(std::chrono::milliseconds(fault->delay_ms));
+            stop_flag.sleep_for(std::chrono::milliseconds(fault->delay_ms));
         }
         const auto params = request_params(req);
         if (!route || !authorized(*route, params)) {
@@ -723,15 +636,7 @@ void Bitrix24Fake::Impl::serve(const httplib::Request& req, httplib::Response& r
     record(req, rest_method, reply, kind);
 }
 
-void Bitrix24Fake::Impl::serve_control(httplib::Response& res, const std::function<Reply()>& body) {
-    try {
-        finish(res, body());
-    } catch (const std::exception& e) {
-        finish(res, error_reply(400, "bad_request", e.what()));
-    }
-}
-
-void Bitrix24Fake::Impl::setup_routes() {
+void Bitrix24Fake::Impl::setup_routes(AbortableServer& server) {
     const std::string rest = "/rest/.*";
     server.Get(rest, [this](const auto& req, auto& res) { serve(req, res); });
     server.Post(rest, [this](const auto& req, auto& res) { serve(req, res); });
@@ -754,7 +659,7 @@ void Bitrix24Fake::Impl::setup_routes() {
             return httplib::Server::HandlerResponse::Handled;
         }));
     if (options.control_endpoints) {
-        setup_control_routes();
+        setup_control_routes(server);
     }
 }
 
@@ -791,195 +696,126 @@ Bitrix24Semantics semantics_from(const std::string& name) {
     throw std::invalid_argument("unknown semantics '" + name + "'");
 }
 
-Reply json_reply(const nlohmann::json& json) { return {200, json.dump(), ""}; }
-
 } // namespace
 
-void Bitrix24Fake::Impl::setup_control_routes() {
+void Bitrix24Fake::Impl::setup_control_routes(AbortableServer& server) {
+    ControlRoutes routes(
+        server,
+        [this](httplib::Response& res, int status, const std::string& body) {
+            finish(res, Reply{status, body, ""});
+        },
+        [](std::string_view message) { return error_body("bad_request", message); });
     const auto body_json = [](const httplib::Request& req) {
         return req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body);
     };
     const auto now_s = [this] { return now_ms() / 1000; };
-    server.Post("/_fake/faults", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            auto json = nlohmann::json::parse(req.body);
-            if (!json.is_array()) {
-                json = nlohmann::json::array({json});
-            }
-            std::vector<Bitrix24Fault> parsed;
-            for (const auto& item : json) {
-                parsed.push_back(bitrix24_fault_from_json(item));
-            }
-            std::lock_guard lock(fault_mutex);
-            faults.insert(faults.end(), parsed.begin(), parsed.end());
-            return json_reply({{"injected", parsed.size()}});
-        });
-    });
-    server.Delete("/_fake/faults", [this](const httplib::Request&, httplib::Response& res) {
-        serve_control(res, [&] {
-            std::lock_guard lock(fault_mutex);
-            faults.clear();
-            return json_reply(nlohmann::json::object());
-        });
-    });
-    server.Post(
-        "/_fake/add_history", [this, now_s](const httplib::Request& req, httplib::Response& res) {
-            serve_control(res, [&] {
-                const auto n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : 1UL;
-                std::vector<Bitrix24HistoryEntry> added;
-                {
-                    std::unique_lock lock(data_mutex);
-                    added = portal.add_history(n, now_s());
-                }
-                auto rows = nlohmann::json::array();
-                for (const auto& e : added) {
-                    rows.push_back(entry_json(e));
-                }
-                return json_reply({{"added", rows}});
-            });
-        });
-    server.Post("/_fake/move_deal",
-                [this, body_json, now_s](const httplib::Request& req, httplib::Response& res) {
-                    serve_control(res, [&] {
-                        const auto json = body_json(req);
-                        std::unique_lock lock(data_mutex);
-                        return json_reply(entry_json(
-                            portal.move_deal(json.at("deal_id").get<std::int64_t>(),
-                                             json.at("status_id").get<std::string>(), now_s())));
-                    });
-                });
-    server.Post("/_fake/stages/add", [this, body_json](const httplib::Request& req,
-                                                       httplib::Response& res) {
-        serve_control(res, [&] {
-            const auto json = body_json(req);
-            Bitrix24StageSpec spec;
-            spec.code = json.value("code", std::string());
-            spec.name = json.at("name").get<std::string>();
-            spec.sort = json.value("sort", 10);
-            spec.semantics = semantics_from(json.value("semantics", std::string("process")));
-            spec.color = json.value("color", std::string("#ACE9FB"));
-            spec.system = json.value("system", false);
+    routes.faults<Bitrix24Fault>(faults, bitrix24_fault_from_json);
+    routes.post("/_fake/add_history", [this, now_s](const httplib::Request& req) {
+        const auto n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : 1UL;
+        std::vector<Bitrix24HistoryEntry> added;
+        {
             std::unique_lock lock(data_mutex);
-            return json_reply(
-                stage_json(portal.add_stage(json.value("category_id", 0), std::move(spec))));
-        });
+            added = portal.add_history(n, now_s());
+        }
+        auto rows = nlohmann::json::array();
+        for (const auto& e : added) {
+            rows.push_back(entry_json(e));
+        }
+        return nlohmann::json{{"added", rows}};
     });
-    server.Post("/_fake/stages/rename",
-                [this, body_json](const httplib::Request& req, httplib::Response& res) {
-                    serve_control(res, [&] {
-                        const auto json = body_json(req);
-                        std::unique_lock lock(data_mutex);
-                        return json_reply(
-                            {{"found", portal.rename_stage(json.at("status_id").get<std::string>(),
-                                                           json.at("name").get<std::string>())}});
-                    });
-                });
-    server.Post("/_fake/stages/resort",
-                [this, body_json](const httplib::Request& req, httplib::Response& res) {
-                    serve_control(res, [&] {
-                        const auto json = body_json(req);
-                        std::unique_lock lock(data_mutex);
-                        return json_reply(
-                            {{"found", portal.resort_stage(json.at("status_id").get<std::string>(),
-                                                           json.at("sort").get<int>())}});
-                    });
-                });
-    server.Post("/_fake/stages/delete", [this, body_json](const httplib::Request& req,
-                                                          httplib::Response& res) {
-        serve_control(res, [&] {
-            const auto json = body_json(req);
-            std::unique_lock lock(data_mutex);
-            return json_reply(
-                {{"found", portal.delete_stage(json.at("status_id").get<std::string>())}});
-        });
+    routes.post("/_fake/move_deal", [this, body_json, now_s](const httplib::Request& req) {
+        const auto json = body_json(req);
+        std::unique_lock lock(data_mutex);
+        return entry_json(portal.move_deal(json.at("deal_id").get<std::int64_t>(),
+                                           json.at("status_id").get<std::string>(), now_s()));
     });
-    server.Post("/_fake/rate_limit", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            const auto on = req.get_param_value("on");
-            if (on != "true" && on != "false" && on != "on" && on != "off") {
-                throw std::invalid_argument("on must be true|false|on|off");
-            }
-            const bool enable = on == "true" || on == "on";
-            {
-                std::lock_guard lock(bucket_mutex);
-                bucket_on = enable;
-                bucket_level = 0;
-                bucket_last_us = 0;
-            }
-            return json_reply({{"rate_limit", enable}});
-        });
+    routes.post("/_fake/stages/add", [this, body_json](const httplib::Request& req) {
+        const auto json = body_json(req);
+        Bitrix24StageSpec spec;
+        spec.code = json.value("code", std::string());
+        spec.name = json.at("name").get<std::string>();
+        spec.sort = json.value("sort", 10);
+        spec.semantics = semantics_from(json.value("semantics", std::string("process")));
+        spec.color = json.value("color", std::string("#ACE9FB"));
+        spec.system = json.value("system", false);
+        std::unique_lock lock(data_mutex);
+        return stage_json(portal.add_stage(json.value("category_id", 0), std::move(spec)));
     });
-    server.Post("/_fake/clock", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
-            return json_reply(
-                {{"now", bitrix24::format_time(now_ms() / 1000, options.utc_offset_minutes)}});
-        });
+    routes.post("/_fake/stages/rename", [this, body_json](const httplib::Request& req) {
+        const auto json = body_json(req);
+        std::unique_lock lock(data_mutex);
+        return nlohmann::json{{"found", portal.rename_stage(json.at("status_id").get<std::string>(),
+                                                            json.at("name").get<std::string>())}};
     });
-    server.Get("/_fake/stats", [this](const httplib::Request&, httplib::Response& res) {
-        serve_control(res, [&] {
-            nlohmann::json out;
-            {
-                std::lock_guard lock(stats_mutex);
-                std::size_t total = 0;
-                out["requests"] = nlohmann::json::object();
-                for (const auto& [method, count] : request_counts) {
-                    out["requests"][method.empty() ? "(none)" : method] = count;
-                    total += count;
-                }
-                out["total"] = total;
-                out["calls"] = nlohmann::json::object();
-                for (const auto& [method, count] : call_counts) {
-                    out["calls"][method.empty() ? "(none)" : method] = count;
-                }
-                auto recent = nlohmann::json::array();
-                const auto skip =
-                    recorded.size() > k_stats_recent ? recorded.size() - k_stats_recent : 0;
-                for (auto it = recorded.begin() + static_cast<std::ptrdiff_t>(skip);
-                     it != recorded.end(); ++it) {
-                    recent.push_back({{"http_method", it->http_method},
-                                      {"rest_method", it->rest_method},
-                                      {"query", it->query},
-                                      {"status", it->status},
-                                      {"error", it->error},
-                                      {"fault", it->fault ? fault_kind_name(*it->fault) : ""}});
-                }
-                out["recent"] = std::move(recent);
-            }
-            {
-                std::lock_guard lock(fault_mutex);
-                std::size_t pending = 0;
-                for (const auto& f : faults) {
-                    pending += static_cast<std::size_t>(std::max(f.count, 0));
-                }
-                out["pending_faults"] = pending;
-            }
-            {
-                std::shared_lock lock(data_mutex);
-                out["history_rows"] = portal.history().size();
-                out["last_history_id"] = portal.history().empty() ? 0 : portal.history().back().id;
-                out["deals"] = portal.deal_count();
-            }
-            {
-                std::lock_guard lock(bucket_mutex);
-                out["rate_limit"] = bucket_on;
-            }
-            return json_reply(out);
-        });
+    routes.post("/_fake/stages/resort", [this, body_json](const httplib::Request& req) {
+        const auto json = body_json(req);
+        std::unique_lock lock(data_mutex);
+        return nlohmann::json{{"found", portal.resort_stage(json.at("status_id").get<std::string>(),
+                                                            json.at("sort").get<int>())}};
     });
-    server.Post("/_fake/shutdown", [this](const httplib::Request&, httplib::Response& res) {
-        serve_control(res, [&] {
-            std::function<void()> handler;
-            {
-                std::lock_guard lock(shutdown_mutex);
-                handler = shutdown_handler;
-            }
-            if (handler) {
-                handler();
-            }
-            return Reply{200, R"({"shutdown":true})", ""};
-        });
+    routes.post("/_fake/stages/delete", [this, body_json](const httplib::Request& req) {
+        const auto json = body_json(req);
+        std::unique_lock lock(data_mutex);
+        return nlohmann::json{
+            {"found", portal.delete_stage(json.at("status_id").get<std::string>())}};
     });
+    routes.post("/_fake/rate_limit", [this](const httplib::Request& req) {
+        const auto on = req.get_param_value("on");
+        if (on != "true" && on != "false" && on != "on" && on != "off") {
+            throw std::invalid_argument("on must be true|false|on|off");
+        }
+        const bool enable = on == "true" || on == "on";
+        {
+            std::lock_guard lock(bucket_mutex);
+            bucket_on = enable;
+            bucket_level = 0;
+            bucket_last_us = 0;
+        }
+        return nlohmann::json{{"rate_limit", enable}};
+    });
+    routes.clock(clock, [this](std::int64_t now) {
+        return bitrix24::format_time(now / 1000, options.utc_offset_minutes);
+    });
+    routes.get("/_fake/stats", [this](const httplib::Request&) {
+        nlohmann::json out;
+        std::size_t total = 0;
+        out["requests"] = nlohmann::json::object();
+        for (const auto& [method, count] : request_log.counts()) {
+            out["requests"][method.empty() ? "(none)" : method] = count;
+            total += count;
+        }
+        out["total"] = total;
+        out["calls"] = nlohmann::json::object();
+        {
+            std::lock_guard lock(calls_mutex);
+            for (const auto& [method, count] : call_counts) {
+                out["calls"][method.empty() ? "(none)" : method] = count;
+            }
+        }
+        auto recent = nlohmann::json::array();
+        for (const auto& r : request_log.recent(k_stats_recent)) {
+            recent.push_back({{"http_method", r.http_method},
+                              {"rest_method", r.rest_method},
+                              {"query", r.query},
+                              {"status", r.status},
+                              {"error", r.error},
+                              {"fault", r.fault ? fault_kind_name(*r.fault) : ""}});
+        }
+        out["recent"] = std::move(recent);
+        out["pending_faults"] = faults.pending();
+        {
+            std::shared_lock lock(data_mutex);
+            out["history_rows"] = portal.history().size();
+            out["last_history_id"] = portal.history().empty() ? 0 : portal.history().back().id;
+            out["deals"] = portal.deal_count();
+        }
+        {
+            std::lock_guard lock(bucket_mutex);
+            out["rate_limit"] = bucket_on;
+        }
+        return out;
+    });
+    routes.shutdown(shutdown_hook);
 }
 
 // ---- Bitrix24Fake -----------------------------------------------------------------------------
@@ -995,68 +831,24 @@ int Bitrix24Fake::start(int port) {
         throw std::logic_error("Bitrix24Fake::start called twice");
     }
     impl.started = true;
-    const auto threads = std::max<std::size_t>(impl.options.worker_threads, 2);
-    impl.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    // httplib's default sets SO_REUSEPORT, which would let two fakes bind one fixed port.
-    impl.server.set_socket_options([](socket_t sock) {
-        int yes = 1;
-        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    });
-    impl.server.set_read_timeout(k_read_timeout);
-    impl.server.set_write_timeout(k_write_timeout);
-    impl.server.set_payload_max_length(k_max_payload);
-    impl.server.set_keep_alive(k_keep_alive_max_requests, k_keep_alive_idle);
-    // Only for the Keep-Alive response header; AbortableServer runs the keep-alive loop.
-    impl.server.set_keep_alive_max_count(k_keep_alive_max_requests);
-    impl.server.set_keep_alive_timeout(
-        std::chrono::duration_cast<std::chrono::seconds>(k_keep_alive_idle).count());
-    impl.setup_routes();
-
-    const int bound = port == 0 ? impl.server.bind_to_any_port("127.0.0.1")
-                                : (impl.server.bind_to_port("127.0.0.1", port) ? port : -1);
-    if (bound <= 0) {
-        throw std::runtime_error("Bitrix24Fake: cannot bind 127.0.0.1:" + std::to_string(port));
-    }
-    impl.port = bound;
-    impl.thread = std::thread([&impl] {
-        impl.server.listen_after_bind();
-        impl.listen_returned = true;
-    });
-    // Server::stop() is a no-op until the accept loop runs; wait so that stop() works.
-    const auto deadline = std::chrono::steady_clock::now() + k_start_timeout;
-    while (!impl.server.is_running() && !impl.listen_returned &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return bound;
+    return impl.listener.start(
+        port, [&impl](AbortableServer& server) { impl.setup_routes(server); },
+        impl.options.worker_threads, k_max_payload);
 }
 
 void Bitrix24Fake::stop() {
-    auto& impl = *m_impl;
-    {
-        std::lock_guard lock(impl.stop_mutex);
-        impl.stopping = true;
-    }
-    impl.stop_cv.notify_all();
-    if (impl.thread.joinable()) {
-        while (!impl.server.is_running() && !impl.listen_returned) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        impl.server.stop();
-        impl.thread.join();
-    }
+    m_impl->stop_flag.raise();
+    m_impl->listener.stop();
 }
 
-int Bitrix24Fake::port() const { return m_impl->port; }
+int Bitrix24Fake::port() const { return m_impl->listener.port(); }
 
 std::string Bitrix24Fake::base_url() const {
     return host_url() + "/rest/" + std::to_string(m_impl->options.user_id) + "/" +
            m_impl->options.webhook_code + "/";
 }
 
-std::string Bitrix24Fake::host_url() const {
-    return "http://127.0.0.1:" + std::to_string(m_impl->port);
-}
+std::string Bitrix24Fake::host_url() const { return "http://127.0.0.1:" + std::to_string(port()); }
 
 const Bitrix24Options& Bitrix24Fake::options() const { return m_impl->options; }
 
@@ -1150,69 +942,55 @@ void Bitrix24Fake::set_rate_limit(bool on) {
 
 void Bitrix24Fake::inject(Bitrix24Fault fault) {
     fault.rest_method = normalize_method(fault.rest_method);
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.push_back(std::move(fault));
+    m_impl->faults.push(std::move(fault));
 }
 
-void Bitrix24Fake::clear_faults() {
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.clear();
-}
+void Bitrix24Fake::clear_faults() { m_impl->faults.clear(); }
 
-std::size_t Bitrix24Fake::pending_faults() const {
-    std::lock_guard lock(m_impl->fault_mutex);
-    std::size_t pending = 0;
-    for (const auto& f : m_impl->faults) {
-        pending += static_cast<std::size_t>(std::max(f.count, 0));
-    }
-    return pending;
-}
+std::size_t Bitrix24Fake::pending_faults() const { return m_impl->faults.pending(); }
 
-std::size_t Bitrix24Fake::request_count(std::string_view rest_method) const {
-    std::lock_guard lock(m_impl->stats_mutex);
+namespace {
+
+std::size_t sum_counts(const std::map<std::string, std::size_t, std::less<>>& counts,
+                       std::string_view rest_method) {
     std::size_t total = 0;
-    for (const auto& [method, count] : m_impl->request_counts) {
+    for (const auto& [method, count] : counts) {
         if (rest_method.empty() || method == rest_method) {
             total += count;
         }
     }
     return total;
+}
+
+} // namespace
+
+std::size_t Bitrix24Fake::request_count(std::string_view rest_method) const {
+    return sum_counts(m_impl->request_log.counts(), rest_method);
 }
 
 std::size_t Bitrix24Fake::call_count(std::string_view rest_method) const {
-    std::lock_guard lock(m_impl->stats_mutex);
-    std::size_t total = 0;
-    for (const auto& [method, count] : m_impl->call_counts) {
-        if (rest_method.empty() || method == rest_method) {
-            total += count;
-        }
-    }
-    return total;
+    std::lock_guard lock(m_impl->calls_mutex);
+    return sum_counts(m_impl->call_counts, rest_method);
 }
 
 std::vector<Bitrix24Request> Bitrix24Fake::requests() const {
-    std::lock_guard lock(m_impl->stats_mutex);
-    return {m_impl->recorded.begin(), m_impl->recorded.end()};
+    return m_impl->request_log.records();
 }
 
 void Bitrix24Fake::reset_stats() {
-    std::lock_guard lock(m_impl->stats_mutex);
-    m_impl->recorded.clear();
-    m_impl->request_counts.clear();
+    m_impl->request_log.clear();
+    std::lock_guard lock(m_impl->calls_mutex);
     m_impl->call_counts.clear();
 }
 
 void Bitrix24Fake::set_clock_offset(std::chrono::milliseconds offset) {
-    m_impl->clock_offset_ms = offset.count();
+    m_impl->clock.set_offset(offset);
 }
 
-std::chrono::system_clock::time_point Bitrix24Fake::now() const {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(m_impl->now_ms()));
-}
+std::chrono::system_clock::time_point Bitrix24Fake::now() const { return m_impl->clock.now(); }
 
 void Bitrix24Fake::set_shutdown_handler(std::function<void()> handler) {
-    std::lock_guard lock(m_impl->shutdown_mutex);
-    m_impl->shutdown_handler = std::move(handler);
+    m_impl->shutdown_hook.set(std::move(handler));
 }
 
 } // namespace crmsync::fakes

@@ -22,6 +22,7 @@
 // Thread safety: every public method may be called from any thread while the server runs.
 
 #include "tests/fakes/bitrix24/fake_portal.hpp"
+#include "tests/fakes/common/fault.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -37,14 +38,9 @@
 
 namespace crmsync::fakes {
 
-/// The Dialfire fake's fault kinds, with the same meaning.
-enum class Bitrix24FaultKind {
-    status,    ///< Answer `status` with a Bitrix24 error body (and Retry-After if set).
-    reset,     ///< Close the connection with a TCP reset, sending no response bytes.
-    truncate,  ///< The normal answer with its body cut to half (Content-Length matches the cut).
-    malformed, ///< 200 with a body that is not JSON (an HTML error page of a proxy).
-    slow,      ///< Sleep delay_ms, then answer normally.
-};
+/// The fault kinds of every fake (tests/fakes/common/fault.hpp); `status` answers with a
+/// Bitrix24 error body, `malformed` with an HTML error page of a proxy.
+using Bitrix24FaultKind = FaultKind;
 
 /// A fault applies to the next `count` API requests (not /_fake/...) whose method matches.
 /// Faults act before authentication and are consumed in the order they were injected.

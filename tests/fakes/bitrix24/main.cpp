@@ -10,34 +10,12 @@
 #include "tests/fakes/bitrix24/bitrix24_fake.hpp"
 #include "tests/fakes/bitrix24/rest_time.hpp"
 
+#include "tests/fakes/common/fake_main.hpp"
+
 #include <CLI/CLI.hpp>
 
-#include <pthread.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <csignal>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-
-namespace {
-
-// Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string& path, int port) {
-    const auto temp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temp, std::ios::trunc);
-        out << port << '\n';
-        if (!out.flush()) {
-            throw std::runtime_error("cannot write " + temp);
-        }
-    }
-    std::filesystem::rename(temp, path);
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
     using crmsync::fakes::Bitrix24Fake;
@@ -77,15 +55,9 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
     options.rate_limit = rate_limit == "on";
 
-    // Every thread inherits this mask, so SIGINT/SIGTERM reach only the sigtimedwait below.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    const crmsync::fakes::StopSignals stop_signals;
 
-    try {
+    return crmsync::fakes::run_fake_main("bitrix24_fake", [&] {
         if (!history_end.empty()) {
             const auto seconds = crmsync::fakes::bitrix24::parse_time(history_end, 0);
             if (!seconds) {
@@ -100,22 +72,14 @@ int main(int argc, char** argv) {
         fake.set_shutdown_handler([&shutdown_requested] { shutdown_requested = true; });
         const int bound = fake.start(port);
         if (!port_file.empty()) {
-            write_port_file(port_file, bound);
+            crmsync::fakes::write_port_file(port_file, bound);
         }
         std::cout << "bitrix24_fake: listening on " << fake.base_url() << ", " << options.deals
                   << " deals, " << fake.history_size() << " history rows, rate limit " << rate_limit
                   << std::endl;
-        while (!shutdown_requested) {
-            timespec slice{0, 200'000'000};
-            if (sigtimedwait(&signals, nullptr, &slice) > 0) {
-                break;
-            }
-        }
+        stop_signals.wait(shutdown_requested);
         fake.stop();
         std::cout << "bitrix24_fake: stopped" << std::endl;
-    } catch (const std::exception& e) {
-        std::cerr << "bitrix24_fake: error: " << e.what() << '\n';
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

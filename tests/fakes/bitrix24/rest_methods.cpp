@@ -2,7 +2,7 @@
 
 #include "tests/fakes/bitrix24/rest_filter.hpp"
 #include "tests/fakes/bitrix24/rest_time.hpp"
-#include "tests/fakes/dialfire/json_writer.hpp"
+#include "tests/fakes/common/json_writer.hpp"
 
 #include <algorithm>
 #include <array>

@@ -1,6 +1,6 @@
 #include "tests/fakes/bitrix24/rest_params.hpp"
 
-#include "tests/fakes/dialfire/json_writer.hpp"
+#include "tests/fakes/common/json_writer.hpp"
 
 #include <algorithm>
 #include <cctype>

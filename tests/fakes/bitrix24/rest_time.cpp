@@ -1,6 +1,6 @@
 #include "tests/fakes/bitrix24/rest_time.hpp"
 
-#include "tests/fakes/dialfire/fake_time.hpp"
+#include "tests/fakes/common/fake_time.hpp"
 
 #include <cstdlib>
 

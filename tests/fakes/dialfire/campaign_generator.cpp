@@ -1,7 +1,7 @@
 #include "tests/fakes/dialfire/campaign_generator.hpp"
 
-#include "tests/fakes/dialfire/fake_time.hpp"
-#include "tests/fakes/dialfire/json_writer.hpp"
+#include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/json_writer.hpp"
 
 #include <openssl/evp.h>
 

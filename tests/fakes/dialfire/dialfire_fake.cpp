@@ -1,13 +1,15 @@
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
 
-#include "tests/fakes/dialfire/abortable_server.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
+#include "tests/fakes/common/control_routes.hpp"
+#include "tests/fakes/common/fake_clock.hpp"
+#include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/http_listener.hpp"
+#include "tests/fakes/common/json_writer.hpp"
+#include "tests/fakes/common/request_log.hpp"
 #include "tests/fakes/dialfire/campaign_generator.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
-#include "tests/fakes/dialfire/json_writer.hpp"
 
 #include <nlohmann/json.hpp>
-
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,12 +32,7 @@ constexpr std::size_t k_max_recorded_requests = 100'000;
 constexpr std::size_t k_stats_recent = 50; // Requests listed by GET /_fake/stats.
 constexpr std::uint16_t k_no_name = 0xFFFF;
 constexpr std::uint8_t k_event_hi = 1;
-constexpr auto k_read_timeout = std::chrono::seconds(10);
-constexpr auto k_write_timeout = std::chrono::seconds(30);
-constexpr auto k_keep_alive_idle = std::chrono::seconds(5);
-constexpr std::size_t k_keep_alive_max_requests = 10'000;
 constexpr std::size_t k_max_payload = std::size_t{16} * 1024 * 1024;
-constexpr auto k_start_timeout = std::chrono::seconds(5);
 constexpr std::size_t k_max_build_threads = 8;
 constexpr std::string_view k_control_prefix = "/_fake/";
 
@@ -185,22 +182,6 @@ bool time_param(const httplib::Request& req, const char* name, std::optional<std
     return out.has_value();
 }
 
-std::string_view fault_kind_name(FaultKind kind) {
-    switch (kind) {
-    case FaultKind::status:
-        return "status";
-    case FaultKind::reset:
-        return "reset";
-    case FaultKind::truncate:
-        return "truncate";
-    case FaultKind::malformed:
-        return "malformed";
-    case FaultKind::slow:
-        return "slow";
-    }
-    return "status";
-}
-
 // Not the real meaning (unknown, see reference §2.2 E4); a stable per-event 4-digit value.
 std::int64_t history_end_of(const FakeCampaignOptions& options) {
     using std::chrono::duration_cast;
@@ -220,41 +201,6 @@ int fired_suffix(const Event& e) {
 }
 
 } // namespace
-
-Fault fault_from_json(const nlohmann::json& json) {
-    if (!json.is_object()) {
-        throw std::invalid_argument("a fault must be a JSON object");
-    }
-    Fault fault;
-    try {
-        fault.method = json.value("method", std::string());
-        fault.path_prefix = json.value("path_prefix", std::string());
-        const auto kind = json.value("kind", std::string("status"));
-        if (kind == "status") {
-            fault.kind = FaultKind::status;
-        } else if (kind == "reset") {
-            fault.kind = FaultKind::reset;
-        } else if (kind == "truncate") {
-            fault.kind = FaultKind::truncate;
-        } else if (kind == "malformed") {
-            fault.kind = FaultKind::malformed;
-        } else if (kind == "slow") {
-            fault.kind = FaultKind::slow;
-        } else {
-            throw std::invalid_argument("unknown fault kind '" + kind + "'");
-        }
-        fault.status = json.value("status", 503);
-        if (json.contains("retry_after") && !json["retry_after"].is_null()) {
-            const auto& value = json["retry_after"];
-            fault.retry_after = value.is_string() ? value.get<std::string>() : value.dump();
-        }
-        fault.delay_ms = json.value("delay_ms", 0);
-        fault.count = json.value("count", 1);
-    } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(std::string("bad fault: ") + e.what());
-    }
-    return fault;
-}
 
 struct DialfireFake::Impl {
     Impl(FakeCampaignOptions options, std::int64_t history_end_ms);
@@ -278,7 +224,8 @@ struct DialfireFake::Impl {
     [[nodiscard]] std::string fresh_id_locked();                           // exclusive
     std::vector<std::string> touch(std::size_t n);
 
-    void setup_routes();
+    void setup_routes(AbortableServer& server);
+    void setup_control_routes(AbortableServer& server);
     using Handler = Reply (Impl::*)(const httplib::Request&);
     void serve(const httplib::Request& req, httplib::Response& res, Handler handler);
     [[nodiscard]] std::optional<Reply> check_access(const httplib::Request& req) const;
@@ -287,12 +234,9 @@ struct DialfireFake::Impl {
     Reply contacts_fetch(const httplib::Request& req);
     Reply transactions(const httplib::Request& req);
     Reply inbound_calls(const httplib::Request& req);
-    void serve_control(httplib::Response& res, const std::function<Reply()>& body);
 
-    std::optional<Fault> take_fault(const std::string& method, const std::string& path);
     void record(const httplib::Request& req, int status, std::optional<FaultKind> fault);
     void finish(httplib::Response& res, const Reply& reply) const;
-    void sleep_unless_stopping(std::chrono::milliseconds delay);
 
     CampaignGenerator generator;
 
@@ -308,26 +252,12 @@ struct DialfireFake::Impl {
     std::size_t touch_cursor = 0;
     std::size_t next_fresh_index = 0;
 
-    mutable std::mutex fault_mutex;
-    std::deque<Fault> faults;
-
-    mutable std::mutex stats_mutex;
-    std::deque<RecordedRequest> recorded;
-    std::map<std::string, std::size_t, std::less<>> count_by_path;
-
-    std::atomic<std::int64_t> clock_offset_ms{0};
-
-    std::mutex stop_mutex;
-    std::condition_variable stop_cv;
-    bool stopping = false;
-
-    std::mutex shutdown_mutex;
-    std::function<void()> shutdown_handler;
-
-    AbortableServer server;
-    std::thread thread;
-    std::atomic<bool> listen_returned{false};
-    int port = 0;
+    FaultQueue<Fault> faults;
+    RequestLog<RecordedRequest> request_log{k_max_recorded_requests}; // Keyed by path.
+    FakeClock clock;
+    StopFlag stop_flag;
+    ShutdownHook shutdown_hook;
+    HttpListener listener;
     bool started = false;
 };
 
@@ -372,12 +302,7 @@ DialfireFake::Impl::Impl(FakeCampaignOptions opts, std::int64_t history_end_ms)
     std::sort(events.begin(), events.end(), event_less);
 }
 
-std::int64_t DialfireFake::Impl::now_ms() const {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-               .count() +
-           clock_offset_ms.load();
-}
+std::int64_t DialfireFake::Impl::now_ms() const { return clock.now_ms(); }
 
 ContactModel DialfireFake::Impl::model_of(std::size_t index) const {
     const auto& state = contacts[index];
@@ -555,51 +480,24 @@ std::vector<std::string> DialfireFake::Impl::touch(std::size_t n) {
     return ids;
 }
 
-std::optional<Fault> DialfireFake::Impl::take_fault(const std::string& method,
-                                                    const std::string& path) {
-    std::lock_guard lock(fault_mutex);
-    for (auto it = faults.begin(); it != faults.end(); ++it) {
-        if ((!it->method.empty() && it->method != method) || !path.starts_with(it->path_prefix)) {
-            continue;
-        }
-        auto fault = *it;
-        if (--it->count <= 0) {
-            faults.erase(it);
-        }
-        return fault;
-    }
-    return std::nullopt;
-}
-
 void DialfireFake::Impl::record(const httplib::Request& req, int status,
                                 std::optional<FaultKind> fault) {
     RecordedRequest r;
     r.method = req.method;
     r.path = req.path;
-    if (const auto q = req.target.find('?'); q != std::string::npos) {
-        r.query = req.target.substr(q + 1);
-    }
+    r.query = query_of(req);
     r.status = status;
     r.fault = fault;
     r.at_ms = now_ms();
     r.remote_port = req.remote_port;
-    std::lock_guard lock(stats_mutex);
-    ++count_by_path[r.path];
-    recorded.push_back(std::move(r));
-    if (recorded.size() > k_max_recorded_requests) {
-        recorded.pop_front();
-    }
+    const auto key = r.path;
+    request_log.add(key, std::move(r));
 }
 
 void DialfireFake::Impl::finish(httplib::Response& res, const Reply& reply) const {
     res.status = reply.status;
     res.set_header("Date", format_http_date(now_ms()));
     res.set_content(reply.body, "application/json");
-}
-
-void DialfireFake::Impl::sleep_unless_stopping(std::chrono::milliseconds delay) {
-    std::unique_lock lock(stop_mutex);
-    stop_cv.wait_for(lock, delay, [this] { return stopping; });
 }
 
 std::optional<Reply> DialfireFake::Impl::check_access(const httplib::Request& req) const {
@@ -616,7 +514,7 @@ std::optional<Reply> DialfireFake::Impl::check_access(const httplib::Request& re
 
 void DialfireFake::Impl::serve(const httplib::Request& req, httplib::Response& res,
                                Handler handler) {
-    const auto fault = take_fault(req.method, req.path);
+    const auto fault = faults.take(req.method, req.path);
     const auto kind = fault ? std::optional(fault->kind) : std::nullopt;
     if (kind == FaultKind::reset) {
         AbortableServer::abort_current_connection();
@@ -634,7 +532,7 @@ void DialfireFake::Impl::serve(const httplib::Request& req, httplib::Response& r
         reply = {200, "<html><body><h1>502 Bad Gateway</h1>upstream hiccup</body></html>"};
     } else {
         if (kind == FaultKind::slow) {
-            sleep_unless_stopping(std::chrono::milliseconds(fault->delay_ms));
+            stop_flag.sleep_for(std::chrono::milliseconds(fault->delay_ms));
         }
         auto denied = check_access(req);
         reply = denied ? std::move(*denied) : (this->*handler)(req);
@@ -911,15 +809,7 @@ Reply DialfireFake::Impl::inbound_calls(const httplib::Request& req) {
     return {200, std::move(body)};
 }
 
-void DialfireFake::Impl::serve_control(httplib::Response& res, const std::function<Reply()>& body) {
-    try {
-        finish(res, body());
-    } catch (const std::exception& e) {
-        finish(res, error_reply(400, "bad_request", e.what()));
-    }
-}
-
-void DialfireFake::Impl::setup_routes() {
+void DialfireFake::Impl::setup_routes(AbortableServer& server) {
     const std::string campaign = "/api/campaigns/([^/]+)";
     server.Get(campaign + "/fields/list/?",
                [this](const auto& req, auto& res) { serve(req, res, &Impl::fields_list); });
@@ -951,124 +841,70 @@ void DialfireFake::Impl::setup_routes() {
             return httplib::Server::HandlerResponse::Handled;
         }));
 
-    if (!options().control_endpoints) {
-        return;
+    if (options().control_endpoints) {
+        setup_control_routes(server);
     }
-    server.Post("/_fake/faults", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            auto json = nlohmann::json::parse(req.body);
-            if (!json.is_array()) {
-                json = nlohmann::json::array({json});
-            }
-            std::vector<Fault> parsed;
-            for (const auto& item : json) {
-                parsed.push_back(fault_from_json(item));
-            }
-            std::lock_guard lock(fault_mutex);
-            faults.insert(faults.end(), parsed.begin(), parsed.end());
-            return Reply{200, nlohmann::json{{"injected", parsed.size()}}.dump()};
-        });
+}
+
+void DialfireFake::Impl::setup_control_routes(AbortableServer& server) {
+    ControlRoutes routes(
+        server,
+        [this](httplib::Response& res, int status, const std::string& body) {
+            finish(res, Reply{status, body});
+        },
+        [](std::string_view message) { return error_reply(400, "bad_request", message).body; });
+    routes.faults<Fault>(faults, fault_from_json);
+    routes.post("/_fake/touch", [this](const httplib::Request& req) {
+        const auto n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : 1UL;
+        return nlohmann::json{{"touched", touch(n)}};
     });
-    server.Delete("/_fake/faults", [this](const httplib::Request&, httplib::Response& res) {
-        serve_control(res, [&] {
-            std::lock_guard lock(fault_mutex);
-            faults.clear();
-            return Reply{200, "{}"};
-        });
+    routes.post("/_fake/fields", [this](const httplib::Request& req) {
+        const auto json = nlohmann::json::parse(req.body);
+        FieldDef field;
+        field.name = json.at("name").get<std::string>();
+        field.field_type = json.value("fieldType", std::string("text"));
+        std::unique_lock lock(data_mutex);
+        fields.push_back(std::move(field));
+        return nlohmann::json{{"fields", fields.size()}};
     });
-    server.Post("/_fake/touch", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            const auto n = req.has_param("n") ? std::stoul(req.get_param_value("n")) : 1UL;
-            return Reply{200, nlohmann::json{{"touched", touch(n)}}.dump()};
-        });
-    });
-    server.Post("/_fake/fields", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            const auto json = nlohmann::json::parse(req.body);
-            FieldDef field;
-            field.name = json.at("name").get<std::string>();
-            field.field_type = json.value("fieldType", std::string("text"));
-            std::unique_lock lock(data_mutex);
-            fields.push_back(std::move(field));
-            return Reply{200, nlohmann::json{{"fields", fields.size()}}.dump()};
-        });
-    });
-    server.Post("/_fake/contacts", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            // ?id= keeps the body byte-exact (it need not even be JSON); otherwise "$id" or a
-            // fresh id names the contact.
-            std::string id = req.get_param_value("id");
-            std::unique_lock lock(data_mutex);
-            if (id.empty()) {
-                const auto json = nlohmann::json::parse(req.body, nullptr, false);
-                if (json.is_object() && json.contains("$id") && json["$id"].is_string()) {
-                    id = json["$id"].get<std::string>();
-                } else {
-                    id = fresh_id_locked();
-                }
+    routes.post("/_fake/contacts", [this](const httplib::Request& req) {
+        // ?id= keeps the body byte-exact (it need not even be JSON); otherwise "$id" or a
+        // fresh id names the contact.
+        std::string id = req.get_param_value("id");
+        std::unique_lock lock(data_mutex);
+        if (id.empty()) {
+            const auto json = nlohmann::json::parse(req.body, nullptr, false);
+            if (json.is_object() && json.contains("$id") && json["$id"].is_string()) {
+                id = json["$id"].get<std::string>();
+            } else {
+                id = fresh_id_locked();
             }
-            set_contact_text_locked(id, req.body);
-            return Reply{200, nlohmann::json{{"id", id}}.dump()};
-        });
+        }
+        set_contact_text_locked(id, req.body);
+        return nlohmann::json{{"id", id}};
     });
-    server.Post("/_fake/clock", [this](const httplib::Request& req, httplib::Response& res) {
-        serve_control(res, [&] {
-            clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
-            return Reply{200, nlohmann::json{{"now", format_iso_ms(now_ms())}}.dump()};
-        });
+    routes.clock(clock, format_iso_ms);
+    routes.get("/_fake/stats", [this](const httplib::Request&) {
+        nlohmann::json paths = nlohmann::json::object();
+        std::size_t total = 0;
+        for (const auto& [path, count] : request_log.counts()) {
+            paths[path] = count;
+            total += count;
+        }
+        nlohmann::json recent = nlohmann::json::array();
+        for (const auto& r : request_log.recent(k_stats_recent)) {
+            recent.push_back({{"method", r.method},
+                              {"path", r.path},
+                              {"query", r.query},
+                              {"status", r.status},
+                              {"fault", r.fault ? fault_kind_name(*r.fault) : ""}});
+        }
+        return nlohmann::json{{"total", total},
+                              {"paths", paths},
+                              {"pending_faults", faults.pending()},
+                              {"recent", recent}};
     });
-    server.Get("/_fake/stats", [this](const httplib::Request&, httplib::Response& res) {
-        serve_control(res, [&] {
-            nlohmann::json paths = nlohmann::json::object();
-            std::size_t total = 0;
-            {
-                std::lock_guard lock(stats_mutex);
-                for (const auto& [path, count] : count_by_path) {
-                    paths[path] = count;
-                    total += count;
-                }
-            }
-            std::size_t pending = 0;
-            {
-                std::lock_guard lock(fault_mutex);
-                for (const auto& f : faults) {
-                    pending += static_cast<std::size_t>(std::max(f.count, 0));
-                }
-            }
-            nlohmann::json recent = nlohmann::json::array();
-            {
-                std::lock_guard lock(stats_mutex);
-                const auto skip =
-                    recorded.size() > k_stats_recent ? recorded.size() - k_stats_recent : 0;
-                for (auto it = recorded.begin() + static_cast<std::ptrdiff_t>(skip);
-                     it != recorded.end(); ++it) {
-                    recent.push_back({{"method", it->method},
-                                      {"path", it->path},
-                                      {"query", it->query},
-                                      {"status", it->status},
-                                      {"fault", it->fault ? fault_kind_name(*it->fault) : ""}});
-                }
-            }
-            nlohmann::json out{{"total", total},
-                               {"paths", paths},
-                               {"pending_faults", pending},
-                               {"recent", recent}};
-            return Reply{200, out.dump()};
-        });
-    });
-    server.Post("/_fake/shutdown", [this](const httplib::Request&, httplib::Response& res) {
-        serve_control(res, [&] {
-            std::function<void()> handler;
-            {
-                std::lock_guard lock(shutdown_mutex);
-                handler = shutdown_handler;
-            }
-            if (handler) {
-                handler();
-            }
-            return Reply{200, R"({"shutdown":true})"};
-        });
-    });
+    routes.shutdown(shutdown_hook);
 }
 
 // ---- DialfireFake -----------------------------------------------------------------------------
@@ -1086,63 +922,19 @@ int DialfireFake::start(int port) {
         throw std::logic_error("DialfireFake::start called twice");
     }
     impl.started = true;
-    const auto threads = std::max<std::size_t>(impl.options().worker_threads, 2);
-    impl.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    // httplib's default sets SO_REUSEPORT, which would let two fakes bind one fixed port.
-    impl.server.set_socket_options([](socket_t sock) {
-        int yes = 1;
-        ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    });
-    impl.server.set_read_timeout(k_read_timeout);
-    impl.server.set_write_timeout(k_write_timeout);
-    impl.server.set_payload_max_length(k_max_payload);
-    impl.server.set_keep_alive(k_keep_alive_max_requests, k_keep_alive_idle);
-    // Only for the Keep-Alive response header; AbortableServer runs the keep-alive loop.
-    impl.server.set_keep_alive_max_count(k_keep_alive_max_requests);
-    impl.server.set_keep_alive_timeout(
-        std::chrono::duration_cast<std::chrono::seconds>(k_keep_alive_idle).count());
-    impl.setup_routes();
-
-    const int bound = port == 0 ? impl.server.bind_to_any_port("127.0.0.1")
-                                : (impl.server.bind_to_port("127.0.0.1", port) ? port : -1);
-    if (bound <= 0) {
-        throw std::runtime_error("DialfireFake: cannot bind 127.0.0.1:" + std::to_string(port));
-    }
-    impl.port = bound;
-    impl.thread = std::thread([&impl] {
-        impl.server.listen_after_bind();
-        impl.listen_returned = true;
-    });
-    // Server::stop() is a no-op until the accept loop runs; wait so that stop() works.
-    const auto deadline = std::chrono::steady_clock::now() + k_start_timeout;
-    while (!impl.server.is_running() && !impl.listen_returned &&
-           std::chrono::steady_clock::now() < deadline) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    return bound;
+    return impl.listener.start(
+        port, [&impl](AbortableServer& server) { impl.setup_routes(server); },
+        impl.options().worker_threads, k_max_payload);
 }
 
 void DialfireFake::stop() {
-    auto& impl = *m_impl;
-    {
-        std::lock_guard lock(impl.stop_mutex);
-        impl.stopping = true;
-    }
-    impl.stop_cv.notify_all();
-    if (impl.thread.joinable()) {
-        while (!impl.server.is_running() && !impl.listen_returned) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        }
-        impl.server.stop();
-        impl.thread.join();
-    }
+    m_impl->stop_flag.raise();
+    m_impl->listener.stop();
 }
 
-int DialfireFake::port() const { return m_impl->port; }
+int DialfireFake::port() const { return m_impl->listener.port(); }
 
-std::string DialfireFake::base_url() const {
-    return "http://127.0.0.1:" + std::to_string(m_impl->port);
-}
+std::string DialfireFake::base_url() const { return "http://127.0.0.1:" + std::to_string(port()); }
 
 const FakeCampaignOptions& DialfireFake::options() const { return m_impl->options(); }
 
@@ -1220,57 +1012,30 @@ std::string DialfireFake::add_raw_contact(const nlohmann::json& contact) {
     return id;
 }
 
-void DialfireFake::inject(Fault fault) {
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.push_back(std::move(fault));
-}
+void DialfireFake::inject(Fault fault) { m_impl->faults.push(std::move(fault)); }
 
-void DialfireFake::clear_faults() {
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.clear();
-}
+void DialfireFake::clear_faults() { m_impl->faults.clear(); }
 
-std::size_t DialfireFake::pending_faults() const {
-    std::lock_guard lock(m_impl->fault_mutex);
-    std::size_t pending = 0;
-    for (const auto& f : m_impl->faults) {
-        pending += static_cast<std::size_t>(std::max(f.count, 0));
-    }
-    return pending;
-}
+std::size_t DialfireFake::pending_faults() const { return m_impl->faults.pending(); }
 
 std::size_t DialfireFake::request_count(std::string_view path_prefix) const {
-    std::lock_guard lock(m_impl->stats_mutex);
-    std::size_t total = 0;
-    for (auto it = m_impl->count_by_path.lower_bound(path_prefix);
-         it != m_impl->count_by_path.end() && it->first.starts_with(path_prefix); ++it) {
-        total += it->second;
-    }
-    return total;
+    return m_impl->request_log.count_with_prefix(path_prefix);
 }
 
 std::vector<RecordedRequest> DialfireFake::requests() const {
-    std::lock_guard lock(m_impl->stats_mutex);
-    return {m_impl->recorded.begin(), m_impl->recorded.end()};
+    return m_impl->request_log.records();
 }
 
-void DialfireFake::reset_stats() {
-    std::lock_guard lock(m_impl->stats_mutex);
-    m_impl->recorded.clear();
-    m_impl->count_by_path.clear();
-}
+void DialfireFake::reset_stats() { m_impl->request_log.clear(); }
 
 void DialfireFake::set_clock_offset(std::chrono::milliseconds offset) {
-    m_impl->clock_offset_ms = offset.count();
+    m_impl->clock.set_offset(offset);
 }
 
-std::chrono::system_clock::time_point DialfireFake::now() const {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(m_impl->now_ms()));
-}
+std::chrono::system_clock::time_point DialfireFake::now() const { return m_impl->clock.now(); }
 
 void DialfireFake::set_shutdown_handler(std::function<void()> handler) {
-    std::lock_guard lock(m_impl->shutdown_mutex);
-    m_impl->shutdown_handler = std::move(handler);
+    m_impl->shutdown_hook.set(std::move(handler));
 }
 
 } // namespace crmsync::fakes

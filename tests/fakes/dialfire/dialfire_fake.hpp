@@ -20,6 +20,7 @@
 //
 // Thread safety: every public method may be called from any thread while the server runs.
 
+#include "tests/fakes/common/fault.hpp"
 #include "tests/fakes/dialfire/fake_campaign.hpp"
 
 #include <nlohmann/json_fwd.hpp>
@@ -35,30 +36,6 @@
 #include <vector>
 
 namespace crmsync::fakes {
-
-enum class FaultKind {
-    status,    ///< Answer `status` with a JSON error body (and Retry-After if set).
-    reset,     ///< Close the connection with a TCP reset, sending no response bytes.
-    truncate,  ///< The normal answer with its body cut to half (Content-Length matches the cut).
-    malformed, ///< 200 with a body that is not JSON.
-    slow,      ///< Sleep delay_ms, then answer normally.
-};
-
-/// A fault applies to the next `count` API requests (not /_fake/...) matching method and path
-/// prefix. Faults act before authentication and are consumed in the order they were injected.
-struct Fault {
-    std::string method;      ///< "GET", "POST", or "" for any.
-    std::string path_prefix; ///< Compared with the path without the query; "" matches all.
-    FaultKind kind = FaultKind::status;
-    int status = 503;
-    std::optional<std::string> retry_after; ///< Retry-After value, e.g. "2", "0", an HTTP date.
-    int delay_ms = 0;
-    int count = 1;
-};
-
-/// Reads {"method","path_prefix","kind","status","retry_after","delay_ms","count"}; every key
-/// is optional. Throws std::invalid_argument on an unknown kind or wrong types.
-Fault fault_from_json(const nlohmann::json& json);
 
 struct RecordedRequest {
     std::string method;

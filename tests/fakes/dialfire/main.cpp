@@ -3,35 +3,17 @@
 // POST /_fake/fields, POST /_fake/contacts[?id=ID], POST /_fake/clock?offset_ms=N,
 // GET /_fake/stats, POST /_fake/shutdown. Exits 0 on SIGTERM, SIGINT or /_fake/shutdown.
 
+#include "tests/fakes/common/fake_time.hpp"
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
+
+#include "tests/fakes/common/fake_main.hpp"
 
 #include <CLI/CLI.hpp>
 
-#include <pthread.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <csignal>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 
 namespace {
-
-// Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string& path, int port) {
-    const auto temp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temp, std::ios::trunc);
-        out << port << '\n';
-        if (!out.flush()) {
-            throw std::runtime_error("cannot write " + temp);
-        }
-    }
-    std::filesystem::rename(temp, path);
-}
 
 int run(int argc, char** argv) {
     using crmsync::fakes::DialfireFake;
@@ -63,13 +45,7 @@ int run(int argc, char** argv) {
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
-    // Every thread inherits this mask, so SIGINT/SIGTERM reach only the sigtimedwait below.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    const crmsync::fakes::StopSignals stop_signals;
 
     if (!history_end.empty()) {
         const auto ms = crmsync::fakes::parse_api_time(history_end);
@@ -84,17 +60,12 @@ int run(int argc, char** argv) {
     fake.set_shutdown_handler([&shutdown_requested] { shutdown_requested = true; });
     const int bound = fake.start(port);
     if (!port_file.empty()) {
-        write_port_file(port_file, bound);
+        crmsync::fakes::write_port_file(port_file, bound);
     }
     std::cout << "dialfire_fake: listening on " << fake.base_url() << ", campaign "
               << options.campaign_id << ", " << options.contacts << " contacts, "
               << fake.event_count() << " transaction events" << std::endl;
-    while (!shutdown_requested) {
-        timespec slice{0, 200'000'000};
-        if (sigtimedwait(&signals, nullptr, &slice) > 0) {
-            break;
-        }
-    }
+    stop_signals.wait(shutdown_requested);
     fake.stop();
     std::cout << "dialfire_fake: stopped" << std::endl;
     return 0;
@@ -103,12 +74,5 @@ int run(int argc, char** argv) {
 } // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(argc, argv);
-    } catch (const std::exception& e) {
-        std::cerr << "dialfire_fake: error: " << e.what() << '\n';
-    } catch (...) {
-        std::cerr << "dialfire_fake: error: unknown exception\n";
-    }
-    return 1;
+    return crmsync::fakes::run_fake_main("dialfire_fake", [&] { return run(argc, argv); });
 }

@@ -7,33 +7,16 @@
 #include "tests/fakes/oauth/google_token_fake.hpp"
 #include "tests/fakes/oauth/zoho_accounts_fake.hpp"
 
+#include "tests/fakes/common/fake_main.hpp"
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <pthread.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <csignal>
-#include <ctime>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 
 namespace {
-
-// Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string& path, int port) {
-    const auto temp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temp, std::ios::trunc);
-        out << port << '\n';
-        if (!out.flush()) {
-            throw std::runtime_error("cannot write " + temp);
-        }
-    }
-    std::filesystem::rename(temp, path);
-}
 
 // "CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN[:SCOPE]"
 crmsync::fakes::OAuthAccount parse_account(const std::string& text) {
@@ -105,15 +88,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
-    // Every thread inherits this mask, so SIGINT/SIGTERM reach only the sigtimedwait below.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    const crmsync::fakes::StopSignals stop_signals;
 
-    try {
+    return crmsync::fakes::run_fake_main("oauth_fake", [&] {
         std::unique_ptr<OAuthTokenFake> fake;
         if (provider == "google") {
             GoogleTokenFakeOptions google;
@@ -144,21 +121,13 @@ int main(int argc, char** argv) {
         fake->set_shutdown_handler([&shutdown_requested] { shutdown_requested = true; });
         const int bound = fake->start(port);
         if (!port_file.empty()) {
-            write_port_file(port_file, bound);
+            crmsync::fakes::write_port_file(port_file, bound);
         }
         std::cout << "oauth_fake: " << provider << " token endpoint at " << fake->token_url()
                   << std::endl;
-        while (!shutdown_requested) {
-            timespec slice{0, 200'000'000};
-            if (sigtimedwait(&signals, nullptr, &slice) > 0) {
-                break;
-            }
-        }
+        stop_signals.wait(shutdown_requested);
         fake->stop();
         std::cout << "oauth_fake: stopped" << std::endl;
-    } catch (const std::exception& e) {
-        std::cerr << "oauth_fake: error: " << e.what() << '\n';
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

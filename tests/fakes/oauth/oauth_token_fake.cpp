@@ -1,8 +1,11 @@
 #include "tests/fakes/oauth/oauth_token_fake.hpp"
 
-#include "tests/fakes/dialfire/abortable_server.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
-#include "tests/fakes/webhook_receiver/http_listener.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
+#include "tests/fakes/common/control_routes.hpp"
+#include "tests/fakes/common/fake_clock.hpp"
+#include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/http_listener.hpp"
+#include "tests/fakes/common/request_log.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -39,22 +42,6 @@ std::map<std::string, std::string> decode_params(const std::string& text) {
 
 std::string error_json(std::string_view error, std::string_view description) {
     return nlohmann::json{{"error", error}, {"error_description", description}}.dump();
-}
-
-std::string_view fault_name(FaultKind kind) {
-    switch (kind) {
-    case FaultKind::status:
-        return "status";
-    case FaultKind::reset:
-        return "reset";
-    case FaultKind::truncate:
-        return "truncate";
-    case FaultKind::malformed:
-        return "malformed";
-    case FaultKind::slow:
-        return "slow";
-    }
-    return "status";
 }
 
 nlohmann::json to_json(const IssuedToken& t) {
@@ -155,19 +142,14 @@ struct OAuthTokenFake::Impl {
         };
     }
 
-    [[nodiscard]] std::int64_t now_ms() const {
-        return to_ms(std::chrono::system_clock::now()) + clock_offset_ms.load();
-    }
+    [[nodiscard]] std::int64_t now_ms() const { return clock.now_ms(); }
 
     void setup_routes(AbortableServer& server, OAuthTokenFake& fake);
     void setup_control_routes(AbortableServer& server);
     void serve(const httplib::Request& req, httplib::Response& res, OAuthTokenFake& fake);
-    std::optional<Fault> take_fault(const std::string& method, const std::string& path);
-    [[nodiscard]] std::size_t pending() const;
     void record(const httplib::Request& req, TokenParams params, int status, std::string error,
                 std::optional<FaultKind> fault);
     void finish(httplib::Response& res, int status, const std::string& body) const;
-    void sleep_unless_stopping(std::chrono::milliseconds delay);
     void add_account_locked(OAuthAccount account);
     [[nodiscard]] std::optional<IssuedToken> validate_locked(const std::string& token) const;
 
@@ -176,21 +158,11 @@ struct OAuthTokenFake::Impl {
     mutable std::mutex data_mutex;
     Ledger::State state;
 
-    mutable std::mutex fault_mutex;
-    std::deque<Fault> faults;
-
-    mutable std::mutex stats_mutex;
-    std::deque<TokenRequest> recorded;
-    std::map<std::string, std::size_t, std::less<>> count_by_path;
-
-    std::atomic<std::int64_t> clock_offset_ms{0};
-
-    std::mutex stop_mutex;
-    std::condition_variable stop_cv;
-    bool stopping = false;
-
-    std::mutex shutdown_mutex;
-    std::function<void()> shutdown_handler;
+    FaultQueue<Fault> faults;
+    RequestLog<TokenRequest> request_log{k_max_recorded_requests}; // Keyed by path.
+    FakeClock clock;
+    StopFlag stop_flag;
+    ShutdownHook shutdown_hook;
 
     HttpListener listener;
     bool started = false;
@@ -233,7 +205,7 @@ void OAuthTokenFake::Impl::serve(const httplib::Request& req, httplib::Response&
     if (req.get_header_value("Content-Type").starts_with(k_form_type)) {
         params.form = decode_params(req.body);
     }
-    const auto fault = take_fault(req.method, req.path);
+    const auto fault = faults.take(req.method, req.path);
     const auto kind = fault ? std::optional(fault->kind) : std::nullopt;
     if (kind == FaultKind::reset) {
         AbortableServer::abort_current_connection();
@@ -255,7 +227,7 @@ void OAuthTokenFake::Impl::serve(const httplib::Request& req, httplib::Response&
         return;
     }
     if (kind == FaultKind::slow) {
-        sleep_unless_stopping(std::chrono::milliseconds(fault->delay_ms));
+        stop_flag.sleep_for(std::chrono::milliseconds(fault->delay_ms));
     }
     TokenAnswer answer;
     {
@@ -275,51 +247,20 @@ void OAuthTokenFake::Impl::serve(const httplib::Request& req, httplib::Response&
     record(req, std::move(params), answer.status, std::move(error), kind);
 }
 
-std::optional<Fault> OAuthTokenFake::Impl::take_fault(const std::string& method,
-                                                      const std::string& path) {
-    std::lock_guard lock(fault_mutex);
-    for (auto it = faults.begin(); it != faults.end(); ++it) {
-        if ((!it->method.empty() && it->method != method) || !path.starts_with(it->path_prefix)) {
-            continue;
-        }
-        auto fault = *it;
-        if (--it->count <= 0) {
-            faults.erase(it);
-        }
-        return fault;
-    }
-    return std::nullopt;
-}
-
-std::size_t OAuthTokenFake::Impl::pending() const {
-    std::lock_guard lock(fault_mutex);
-    std::size_t total = 0;
-    for (const auto& f : faults) {
-        total += static_cast<std::size_t>(std::max(f.count, 0));
-    }
-    return total;
-}
-
 void OAuthTokenFake::Impl::record(const httplib::Request& req, TokenParams params, int status,
                                   std::string error, std::optional<FaultKind> fault) {
     TokenRequest r;
     r.method = req.method;
     r.path = req.path;
-    if (const auto q = req.target.find('?'); q != std::string::npos) {
-        r.query = req.target.substr(q + 1);
-    }
+    r.query = query_of(req);
     r.params = std::move(params);
     r.status = status;
     r.error = std::move(error);
     r.fault = fault;
     r.at_ms = now_ms();
     r.remote_port = req.remote_port;
-    std::lock_guard lock(stats_mutex);
-    ++count_by_path[r.path];
-    recorded.push_back(std::move(r));
-    if (recorded.size() > k_max_recorded_requests) {
-        recorded.pop_front();
-    }
+    const auto key = r.path;
+    request_log.add(key, std::move(r));
 }
 
 void OAuthTokenFake::Impl::finish(httplib::Response& res, int status,
@@ -330,11 +271,6 @@ void OAuthTokenFake::Impl::finish(httplib::Response& res, int status,
         res.set_header(name, value);
     }
     res.set_content(body, setup.content_type);
-}
-
-void OAuthTokenFake::Impl::sleep_unless_stopping(std::chrono::milliseconds delay) {
-    std::unique_lock lock(stop_mutex);
-    stop_cv.wait_for(lock, delay, [this] { return stopping; });
 }
 
 void OAuthTokenFake::Impl::add_account_locked(OAuthAccount account) {
@@ -370,116 +306,71 @@ std::optional<IssuedToken> OAuthTokenFake::Impl::validate_locked(const std::stri
 }
 
 void OAuthTokenFake::Impl::setup_control_routes(AbortableServer& server) {
-    // Every control answer is JSON; a thrown exception (bad input) becomes a 400.
-    const auto json_route = [](auto body) {
-        return [body](const httplib::Request& req, httplib::Response& res) {
-            try {
-                res.set_content(body(req).dump(), "application/json");
-            } catch (const std::exception& e) {
-                res.status = 400;
-                res.set_content(error_json("bad_request", e.what()), "application/json");
+    ControlRoutes routes(
+        server, [](std::string_view message) { return error_json("bad_request", message); });
+    routes.post("/_fake/accounts", [this](const httplib::Request& req) {
+        auto json = nlohmann::json::parse(req.body);
+        if (!json.is_array()) {
+            json = nlohmann::json::array({json});
+        }
+        std::vector<OAuthAccount> accounts;
+        for (const auto& item : json) {
+            accounts.push_back(oauth_account_from_json(item));
+        }
+        std::lock_guard lock(data_mutex);
+        for (auto& account : accounts) {
+            add_account_locked(std::move(account));
+        }
+        return nlohmann::json{{"accounts", state.accounts.size()}};
+    });
+    routes.post("/_fake/revoke", [this](const httplib::Request& req) {
+        const auto token = req.get_param_value("refresh_token");
+        const bool revoked = req.get_param_value("revoked") != "false";
+        std::lock_guard lock(data_mutex);
+        state.accounts.at(token).revoked = revoked;
+        return nlohmann::json{{"revoked", revoked}};
+    });
+    routes.faults<Fault>(faults, fault_from_json);
+    routes.clock(clock, format_iso_ms);
+    routes.get("/_fake/stats", [this](const httplib::Request&) {
+        nlohmann::json paths = nlohmann::json::object();
+        nlohmann::json recent = nlohmann::json::array();
+        std::size_t total = 0;
+        for (const auto& [path, count] : request_log.counts()) {
+            paths[path] = count;
+            total += count;
+        }
+        for (const auto& r : request_log.recent(k_stats_recent)) {
+            recent.push_back({{"method", r.method},
+                              {"path", r.path},
+                              {"status", r.status},
+                              {"error", r.error},
+                              {"fault", r.fault ? fault_kind_name(*r.fault) : ""}});
+        }
+        nlohmann::json issued = nlohmann::json::object();
+        {
+            std::lock_guard lock(data_mutex);
+            for (const auto& [refresh, indexes] : state.issued_by_refresh) {
+                issued[refresh] = indexes.size();
             }
-        };
-    };
-    server.Post("/_fake/accounts", json_route([this](const httplib::Request& req) {
-                    auto json = nlohmann::json::parse(req.body);
-                    if (!json.is_array()) {
-                        json = nlohmann::json::array({json});
-                    }
-                    std::vector<OAuthAccount> accounts;
-                    for (const auto& item : json) {
-                        accounts.push_back(oauth_account_from_json(item));
-                    }
-                    std::lock_guard lock(data_mutex);
-                    for (auto& account : accounts) {
-                        add_account_locked(std::move(account));
-                    }
-                    return nlohmann::json{{"accounts", state.accounts.size()}};
-                }));
-    server.Post("/_fake/revoke", json_route([this](const httplib::Request& req) {
-                    const auto token = req.get_param_value("refresh_token");
-                    const bool revoked = req.get_param_value("revoked") != "false";
-                    std::lock_guard lock(data_mutex);
-                    state.accounts.at(token).revoked = revoked;
-                    return nlohmann::json{{"revoked", revoked}};
-                }));
-    server.Post("/_fake/faults", json_route([this](const httplib::Request& req) {
-                    auto json = nlohmann::json::parse(req.body);
-                    if (!json.is_array()) {
-                        json = nlohmann::json::array({json});
-                    }
-                    std::vector<Fault> parsed;
-                    for (const auto& item : json) {
-                        parsed.push_back(fault_from_json(item));
-                    }
-                    std::lock_guard lock(fault_mutex);
-                    faults.insert(faults.end(), parsed.begin(), parsed.end());
-                    return nlohmann::json{{"injected", parsed.size()}};
-                }));
-    server.Delete("/_fake/faults", json_route([this](const httplib::Request&) {
-                      std::lock_guard lock(fault_mutex);
-                      faults.clear();
-                      return nlohmann::json::object();
-                  }));
-    server.Post("/_fake/clock", json_route([this](const httplib::Request& req) {
-                    clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
-                    return nlohmann::json{{"now", format_iso_ms(now_ms())}};
-                }));
-    server.Get("/_fake/stats", json_route([this](const httplib::Request&) {
-                   nlohmann::json paths = nlohmann::json::object();
-                   nlohmann::json recent = nlohmann::json::array();
-                   std::size_t total = 0;
-                   {
-                       std::lock_guard lock(stats_mutex);
-                       for (const auto& [path, count] : count_by_path) {
-                           paths[path] = count;
-                           total += count;
-                       }
-                       const auto skip =
-                           recorded.size() > k_stats_recent ? recorded.size() - k_stats_recent : 0;
-                       for (auto it = recorded.begin() + static_cast<std::ptrdiff_t>(skip);
-                            it != recorded.end(); ++it) {
-                           recent.push_back({{"method", it->method},
-                                             {"path", it->path},
-                                             {"status", it->status},
-                                             {"error", it->error},
-                                             {"fault", it->fault ? fault_name(*it->fault) : ""}});
-                       }
-                   }
-                   nlohmann::json issued = nlohmann::json::object();
-                   {
-                       std::lock_guard lock(data_mutex);
-                       for (const auto& [refresh, indexes] : state.issued_by_refresh) {
-                           issued[refresh] = indexes.size();
-                       }
-                   }
-                   return nlohmann::json{{"total", total},
-                                         {"paths", paths},
-                                         {"tokens_issued", issued},
-                                         {"pending_faults", pending()},
-                                         {"recent", recent}};
-               }));
-    server.Get("/_fake/token", json_route([this](const httplib::Request& req) {
-                   std::lock_guard lock(data_mutex);
-                   const auto token = validate_locked(req.get_param_value("access_token"));
-                   if (!token) {
-                       return nlohmann::json{{"valid", false}};
-                   }
-                   auto out = to_json(*token);
-                   out["valid"] = true;
-                   return out;
-               }));
-    server.Post("/_fake/shutdown", json_route([this](const httplib::Request&) {
-                    std::function<void()> handler;
-                    {
-                        std::lock_guard lock(shutdown_mutex);
-                        handler = shutdown_handler;
-                    }
-                    if (handler) {
-                        handler();
-                    }
-                    return nlohmann::json{{"shutdown", true}};
-                }));
+        }
+        return nlohmann::json{{"total", total},
+                              {"paths", paths},
+                              {"tokens_issued", issued},
+                              {"pending_faults", faults.pending()},
+                              {"recent", recent}};
+    });
+    routes.get("/_fake/token", [this](const httplib::Request& req) {
+        std::lock_guard lock(data_mutex);
+        const auto token = validate_locked(req.get_param_value("access_token"));
+        if (!token) {
+            return nlohmann::json{{"valid", false}};
+        }
+        auto out = to_json(*token);
+        out["valid"] = true;
+        return out;
+    });
+    routes.shutdown(shutdown_hook);
 }
 
 // ---- OAuthTokenFake ---------------------------------------------------------------------------
@@ -500,11 +391,7 @@ int OAuthTokenFake::start(int port) {
 }
 
 void OAuthTokenFake::stop() {
-    {
-        std::lock_guard lock(m_impl->stop_mutex);
-        m_impl->stopping = true;
-    }
-    m_impl->stop_cv.notify_all();
+    m_impl->stop_flag.raise();
     m_impl->listener.stop();
 }
 
@@ -526,38 +413,19 @@ void OAuthTokenFake::set_revoked(const std::string& refresh_token, bool revoked)
     m_impl->state.accounts.at(refresh_token).revoked = revoked;
 }
 
-void OAuthTokenFake::inject(Fault fault) {
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.push_back(std::move(fault));
-}
+void OAuthTokenFake::inject(Fault fault) { m_impl->faults.push(std::move(fault)); }
 
-void OAuthTokenFake::clear_faults() {
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.clear();
-}
+void OAuthTokenFake::clear_faults() { m_impl->faults.clear(); }
 
-std::size_t OAuthTokenFake::pending_faults() const { return m_impl->pending(); }
+std::size_t OAuthTokenFake::pending_faults() const { return m_impl->faults.pending(); }
 
 std::size_t OAuthTokenFake::request_count(std::string_view path_prefix) const {
-    std::lock_guard lock(m_impl->stats_mutex);
-    std::size_t total = 0;
-    for (auto it = m_impl->count_by_path.lower_bound(path_prefix);
-         it != m_impl->count_by_path.end() && it->first.starts_with(path_prefix); ++it) {
-        total += it->second;
-    }
-    return total;
+    return m_impl->request_log.count_with_prefix(path_prefix);
 }
 
-std::vector<TokenRequest> OAuthTokenFake::requests() const {
-    std::lock_guard lock(m_impl->stats_mutex);
-    return {m_impl->recorded.begin(), m_impl->recorded.end()};
-}
+std::vector<TokenRequest> OAuthTokenFake::requests() const { return m_impl->request_log.records(); }
 
-void OAuthTokenFake::reset_stats() {
-    std::lock_guard lock(m_impl->stats_mutex);
-    m_impl->recorded.clear();
-    m_impl->count_by_path.clear();
-}
+void OAuthTokenFake::reset_stats() { m_impl->request_log.clear(); }
 
 std::size_t OAuthTokenFake::tokens_issued(const std::string& refresh_token) const {
     std::lock_guard lock(m_impl->data_mutex);
@@ -576,16 +444,13 @@ std::optional<IssuedToken> OAuthTokenFake::validate(const std::string& access_to
 }
 
 void OAuthTokenFake::set_clock_offset(std::chrono::milliseconds offset) {
-    m_impl->clock_offset_ms = offset.count();
+    m_impl->clock.set_offset(offset);
 }
 
-std::chrono::system_clock::time_point OAuthTokenFake::now() const {
-    return std::chrono::system_clock::time_point(std::chrono::milliseconds(m_impl->now_ms()));
-}
+std::chrono::system_clock::time_point OAuthTokenFake::now() const { return m_impl->clock.now(); }
 
 void OAuthTokenFake::set_shutdown_handler(std::function<void()> handler) {
-    std::lock_guard lock(m_impl->shutdown_mutex);
-    m_impl->shutdown_handler = std::move(handler);
+    m_impl->shutdown_hook.set(std::move(handler));
 }
 
 } // namespace crmsync::fakes

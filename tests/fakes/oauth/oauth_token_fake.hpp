@@ -4,7 +4,7 @@
 // server on 127.0.0.1 with registered accounts, issued access tokens, fault injection, request
 // statistics and an injectable clock. Subclasses supply the provider's rules in answer().
 //
-// A token request goes: fault (as in dialfire_fake.hpp; faults act before everything else) ->
+// A token request goes: fault (tests/fakes/common/fault.hpp; faults act before everything else) ->
 // answer() under the fake's data lock -> recorded. Unknown paths get 404 and are recorded.
 // With control endpoints (the executable), these answer on the same port without auth:
 //   POST /_fake/accounts (an account object or an array), POST /_fake/revoke?refresh_token=
@@ -13,7 +13,7 @@
 //
 // Thread safety: every public method may be called from any thread while the server runs.
 
-#include "tests/fakes/dialfire/dialfire_fake.hpp"
+#include "tests/fakes/common/fault.hpp"
 
 #include <nlohmann/json_fwd.hpp>
 

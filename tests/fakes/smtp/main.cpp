@@ -5,34 +5,12 @@
 
 #include "tests/fakes/smtp/smtp_fake.hpp"
 
+#include "tests/fakes/common/fake_main.hpp"
+
 #include <CLI/CLI.hpp>
 
-#include <pthread.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <csignal>
-#include <ctime>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-
-namespace {
-
-// Readers poll for the port file, so it must appear complete or not at all.
-void write_port_file(const std::string& path, int port) {
-    const auto temp = path + ".tmp." + std::to_string(::getpid());
-    {
-        std::ofstream out(temp, std::ios::trunc);
-        out << port << '\n';
-        if (!out.flush()) {
-            throw std::runtime_error("cannot write " + temp);
-        }
-    }
-    std::filesystem::rename(temp, path);
-}
-
-} // namespace
 
 int main(int argc, char** argv) {
     using crmsync::fakes::SmtpFake;
@@ -62,15 +40,9 @@ int main(int argc, char** argv) {
         ->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
-    // Every thread inherits this mask, so SIGINT/SIGTERM reach only the sigtimedwait below.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
+    const crmsync::fakes::StopSignals stop_signals;
 
-    try {
+    return crmsync::fakes::run_fake_main("smtp_fake", [&] {
         if (!user.empty()) {
             options.credentials = crmsync::fakes::SmtpCredentials{user, password};
         }
@@ -81,25 +53,17 @@ int main(int argc, char** argv) {
         const int bound = fake.start(port);
         const int control_bound = fake.start_control(control_port);
         if (!control_port_file.empty()) {
-            write_port_file(control_port_file, control_bound);
+            crmsync::fakes::write_port_file(control_port_file, control_bound);
         }
         if (!port_file.empty()) {
-            write_port_file(port_file, bound);
+            crmsync::fakes::write_port_file(port_file, bound);
         }
         std::cout << "smtp_fake: listening on " << fake.url()
                   << ", control on http://127.0.0.1:" << control_bound << ", AUTH "
                   << (options.credentials ? "required" : "off") << std::endl;
-        while (!shutdown_requested) {
-            timespec slice{0, 200'000'000};
-            if (sigtimedwait(&signals, nullptr, &slice) > 0) {
-                break;
-            }
-        }
+        stop_signals.wait(shutdown_requested);
         fake.stop();
         std::cout << "smtp_fake: stopped" << std::endl;
-    } catch (const std::exception& e) {
-        std::cerr << "smtp_fake: error: " << e.what() << '\n';
-        return 1;
-    }
-    return 0;
+        return 0;
+    });
 }

@@ -1,9 +1,11 @@
 #include "tests/fakes/smtp/smtp_fake.hpp"
 
-#include "tests/fakes/dialfire/abortable_server.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
-#include "tests/fakes/webhook_receiver/base64.hpp"
-#include "tests/fakes/webhook_receiver/http_listener.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
+#include "tests/fakes/common/base64.hpp"
+#include "tests/fakes/common/control_routes.hpp"
+#include "tests/fakes/common/fake_clock.hpp"
+#include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/http_listener.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -264,8 +266,7 @@ struct SmtpFake::Impl {
     SmtpStats stats;
 
     HttpListener control;
-    std::mutex shutdown_mutex;
-    std::function<void()> shutdown_handler;
+    ShutdownHook shutdown_hook;
 };
 
 // One SMTP connection: the RFC 5321 command loop.
@@ -673,65 +674,47 @@ void SmtpFake::Impl::record(SmtpMessage message) {
 }
 
 void SmtpFake::Impl::setup_control_routes(AbortableServer& server) {
-    // Every control answer is JSON; a thrown exception (bad input) becomes a 400.
-    const auto json_route = [](auto body) {
-        return [body](const httplib::Request& req, httplib::Response& res) {
-            try {
-                res.set_content(body(req).dump(), "application/json");
-            } catch (const std::exception& e) {
-                res.status = 400;
-                res.set_content(nlohmann::json{{"error", e.what()}}.dump(), "application/json");
-            }
-        };
-    };
-    server.Get("/_fake/messages", json_route([this](const httplib::Request&) {
-                   nlohmann::json out = nlohmann::json::array();
-                   std::lock_guard lock(data_mutex);
-                   for (const auto& m : messages) {
-                       out.push_back(to_json(m));
-                   }
-                   return out;
-               }));
-    server.Delete("/_fake/messages", json_route([this](const httplib::Request&) {
-                      std::lock_guard lock(data_mutex);
-                      messages.clear();
-                      return nlohmann::json::object();
-                  }));
-    server.Post("/_fake/refuse", json_route([this](const httplib::Request& req) {
-                    const auto json = nlohmann::json::parse(req.body);
-                    SmtpRefusal refusal;
-                    refusal.stage = stage_from_name(json.value("stage", std::string("data")));
-                    refusal.code = json.value("code", refusal.code);
-                    refusal.text = json.value("text", refusal.text);
-                    refusal.count = json.value("count", refusal.count);
-                    std::lock_guard lock(data_mutex);
-                    refusals.push_back(std::move(refusal));
-                    return nlohmann::json{{"pending", refusals.size()}};
-                }));
-    server.Delete("/_fake/refuse", json_route([this](const httplib::Request&) {
-                      std::lock_guard lock(data_mutex);
-                      refusals.clear();
-                      return nlohmann::json::object();
-                  }));
-    server.Get("/_fake/stats", json_route([this](const httplib::Request&) {
-                   std::lock_guard lock(data_mutex);
-                   return nlohmann::json{{"connections", stats.connections},
-                                         {"accepted", stats.accepted},
-                                         {"refused", stats.refused},
-                                         {"auth_failures", stats.auth_failures},
-                                         {"messages", messages.size()}};
-               }));
-    server.Post("/_fake/shutdown", json_route([this](const httplib::Request&) {
-                    std::function<void()> handler;
-                    {
-                        std::lock_guard lock(shutdown_mutex);
-                        handler = shutdown_handler;
-                    }
-                    if (handler) {
-                        handler();
-                    }
-                    return nlohmann::json{{"shutdown", true}};
-                }));
+    ControlRoutes routes(server, [](std::string_view message) {
+        return nlohmann::json{{"error", message}}.dump();
+    });
+    routes.get("/_fake/messages", [this](const httplib::Request&) {
+        nlohmann::json out = nlohmann::json::array();
+        std::lock_guard lock(data_mutex);
+        for (const auto& m : messages) {
+            out.push_back(to_json(m));
+        }
+        return out;
+    });
+    routes.del("/_fake/messages", [this](const httplib::Request&) {
+        std::lock_guard lock(data_mutex);
+        messages.clear();
+        return nlohmann::json::object();
+    });
+    routes.post("/_fake/refuse", [this](const httplib::Request& req) {
+        const auto json = nlohmann::json::parse(req.body);
+        SmtpRefusal refusal;
+        refusal.stage = stage_from_name(json.value("stage", std::string("data")));
+        refusal.code = json.value("code", refusal.code);
+        refusal.text = json.value("text", refusal.text);
+        refusal.count = json.value("count", refusal.count);
+        std::lock_guard lock(data_mutex);
+        refusals.push_back(std::move(refusal));
+        return nlohmann::json{{"pending", refusals.size()}};
+    });
+    routes.del("/_fake/refuse", [this](const httplib::Request&) {
+        std::lock_guard lock(data_mutex);
+        refusals.clear();
+        return nlohmann::json::object();
+    });
+    routes.get("/_fake/stats", [this](const httplib::Request&) {
+        std::lock_guard lock(data_mutex);
+        return nlohmann::json{{"connections", stats.connections},
+                              {"accepted", stats.accepted},
+                              {"refused", stats.refused},
+                              {"auth_failures", stats.auth_failures},
+                              {"messages", messages.size()}};
+    });
+    routes.shutdown(shutdown_hook);
 }
 
 // ---- SmtpFake ---------------------------------------------------------------------------------
@@ -860,8 +843,7 @@ int SmtpFake::start_control(int port) {
 }
 
 void SmtpFake::set_shutdown_handler(std::function<void()> handler) {
-    std::lock_guard lock(m_impl->shutdown_mutex);
-    m_impl->shutdown_handler = std::move(handler);
+    m_impl->shutdown_hook.set(std::move(handler));
 }
 
 } // namespace crmsync::fakes

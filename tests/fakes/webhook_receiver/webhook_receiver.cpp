@@ -1,8 +1,10 @@
 #include "tests/fakes/webhook_receiver/webhook_receiver.hpp"
 
-#include "tests/fakes/dialfire/abortable_server.hpp"
-#include "tests/fakes/dialfire/fake_time.hpp"
-#include "tests/fakes/webhook_receiver/http_listener.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
+#include "tests/fakes/common/control_routes.hpp"
+#include "tests/fakes/common/fake_clock.hpp"
+#include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/http_listener.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -48,22 +50,6 @@ std::string error_body(std::string_view error, std::string_view detail) {
     return nlohmann::json{{"error", error}, {"detail", detail}}.dump();
 }
 
-std::string_view fault_name(FaultKind kind) {
-    switch (kind) {
-    case FaultKind::status:
-        return "status";
-    case FaultKind::reset:
-        return "reset";
-    case FaultKind::truncate:
-        return "truncate";
-    case FaultKind::malformed:
-        return "malformed";
-    case FaultKind::slow:
-        return "slow";
-    }
-    return "status";
-}
-
 std::int64_t to_ms(std::chrono::system_clock::time_point at) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
 }
@@ -82,7 +68,7 @@ nlohmann::json to_json(const ReceivedWebhook& r) {
             {"id", r.id},
             {"signature", signature_check_name(r.signature)},
             {"status", r.status},
-            {"fault", r.fault ? fault_name(*r.fault) : ""},
+            {"fault", r.fault ? fault_kind_name(*r.fault) : ""},
             {"received_at", format_iso_ms(to_ms(r.received_at))},
             {"remote_port", r.remote_port}};
 }
@@ -113,8 +99,6 @@ struct WebhookReceiver::Impl {
     [[nodiscard]] ReceivedWebhook make_record(const httplib::Request& req) const;
     std::uint64_t push_record(ReceivedWebhook record);
     void finish_record(std::uint64_t seq, int status, std::optional<FaultKind> fault);
-    std::optional<Fault> take_fault(const std::string& method, const std::string& path);
-    [[nodiscard]] std::size_t pending_faults() const;
     [[nodiscard]] std::uint64_t generation() const;
     /// False if the receiver went down or stopped during the sleep.
     bool sleep_unless_interrupted(std::chrono::milliseconds delay, std::uint64_t since);
@@ -134,15 +118,14 @@ struct WebhookReceiver::Impl {
     std::optional<std::string> key; // HMAC key bytes of the secret.
     std::chrono::milliseconds response_delay{0};
 
-    mutable std::mutex fault_mutex;
-    std::deque<Fault> faults;
+    FaultQueue<Fault> faults;
 
     mutable std::mutex records_mutex;
     mutable std::condition_variable records_cv;
     std::deque<ReceivedWebhook> records;
     std::uint64_t next_seq = 1;
 
-    std::atomic<std::int64_t> clock_offset_ms{0};
+    FakeClock clock;
 
     // Sleeping handlers watch the generation; going down or stopping bumps it.
     mutable std::mutex sleep_mutex;
@@ -162,13 +145,10 @@ struct WebhookReceiver::Impl {
     std::thread revival;
 
     HttpListener control;
-    std::mutex shutdown_mutex;
-    std::function<void()> shutdown_handler;
+    ShutdownHook shutdown_hook;
 };
 
-std::int64_t WebhookReceiver::Impl::now_ms() const {
-    return to_ms(std::chrono::system_clock::now()) + clock_offset_ms.load();
-}
+std::int64_t WebhookReceiver::Impl::now_ms() const { return clock.now_ms(); }
 
 void WebhookReceiver::Impl::setup_routes(AbortableServer& server) {
     const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
@@ -228,7 +208,7 @@ void WebhookReceiver::Impl::handle(const httplib::Request& req, httplib::Respons
     const auto signature = record.signature;
     const auto seq = push_record(std::move(record));
 
-    const auto fault = take_fault(req.method, req.path);
+    const auto fault = faults.take(req.method, req.path);
     const auto kind = fault ? std::optional(fault->kind) : std::nullopt;
     const auto reset = [&] {
         AbortableServer::abort_current_connection();
@@ -304,31 +284,6 @@ void WebhookReceiver::Impl::finish_record(std::uint64_t seq, int status,
         }
     }
     records_cv.notify_all();
-}
-
-std::optional<Fault> WebhookReceiver::Impl::take_fault(const std::string& method,
-                                                       const std::string& path) {
-    std::lock_guard lock(fault_mutex);
-    for (auto it = faults.begin(); it != faults.end(); ++it) {
-        if ((!it->method.empty() && it->method != method) || !path.starts_with(it->path_prefix)) {
-            continue;
-        }
-        auto fault = *it;
-        if (--it->count <= 0) {
-            faults.erase(it);
-        }
-        return fault;
-    }
-    return std::nullopt;
-}
-
-std::size_t WebhookReceiver::Impl::pending_faults() const {
-    std::lock_guard lock(fault_mutex);
-    std::size_t pending = 0;
-    for (const auto& f : faults) {
-        pending += static_cast<std::size_t>(std::max(f.count, 0));
-    }
-    return pending;
 }
 
 std::uint64_t WebhookReceiver::Impl::generation() const {
@@ -428,154 +383,109 @@ std::map<std::string, std::size_t> WebhookReceiver::Impl::acknowledged_locked() 
 }
 
 void WebhookReceiver::Impl::setup_control_routes(AbortableServer& server) {
-    // Every control answer is JSON; a thrown exception (bad input) becomes a 400.
-    const auto json_route = [](auto body) {
-        return [body](const httplib::Request& req, httplib::Response& res) {
-            try {
-                res.set_content(body(req).dump(), "application/json");
-            } catch (const std::exception& e) {
-                res.status = 400;
-                res.set_content(error_body("bad_request", e.what()), "application/json");
+    ControlRoutes routes(
+        server, [](std::string_view message) { return error_body("bad_request", message); });
+    routes.get("/_fake/stats", [this](const httplib::Request&) {
+        nlohmann::json by_status = nlohmann::json::object();
+        std::size_t total = 0;
+        std::size_t acknowledged = 0;
+        std::set<std::string> distinct;
+        {
+            std::lock_guard lock(records_mutex);
+            total = records.size();
+            for (const auto& r : records) {
+                const auto key_text = std::to_string(r.status);
+                by_status[key_text] = by_status.value(key_text, 0) + 1;
+                if (!r.id.empty()) {
+                    distinct.insert(r.id);
+                }
             }
-        };
-    };
-    server.Get("/_fake/stats", json_route([this](const httplib::Request&) {
-                   nlohmann::json by_status = nlohmann::json::object();
-                   std::size_t total = 0;
-                   std::size_t acknowledged = 0;
-                   std::set<std::string> distinct;
-                   {
-                       std::lock_guard lock(records_mutex);
-                       total = records.size();
-                       for (const auto& r : records) {
-                           const auto key_text = std::to_string(r.status);
-                           by_status[key_text] = by_status.value(key_text, 0) + 1;
-                           if (!r.id.empty()) {
-                               distinct.insert(r.id);
-                           }
-                       }
-                       acknowledged = acknowledged_locked().size();
-                   }
-                   std::int64_t delay_ms = 0;
-                   {
-                       std::lock_guard lock(config_mutex);
-                       delay_ms = response_delay.count();
-                   }
-                   return nlohmann::json{
-                       {"up", listener.running()},         {"total", total},
-                       {"by_status", by_status},           {"distinct_ids", distinct.size()},
-                       {"acknowledged_ids", acknowledged}, {"pending_faults", pending_faults()},
-                       {"response_delay_ms", delay_ms}};
-               }));
-    server.Get("/_fake/requests", json_route([this](const httplib::Request& req) {
-                   const auto limit = req.has_param("limit")
-                                          ? std::stoul(req.get_param_value("limit"))
-                                          : k_default_listed_requests;
-                   nlohmann::json out = nlohmann::json::array();
-                   std::lock_guard lock(records_mutex);
-                   const auto skip = records.size() > limit ? records.size() - limit : 0;
-                   for (auto it = records.begin() + static_cast<std::ptrdiff_t>(skip);
-                        it != records.end(); ++it) {
-                       out.push_back(to_json(*it));
-                   }
-                   return out;
-               }));
-    server.Delete("/_fake/requests", json_route([this](const httplib::Request&) {
-                      std::lock_guard lock(records_mutex);
-                      records.clear();
-                      return nlohmann::json::object();
-                  }));
-    server.Get("/_fake/ids", json_route([this](const httplib::Request&) {
-                   nlohmann::json order = nlohmann::json::array();
-                   nlohmann::json counts = nlohmann::json::object();
-                   std::lock_guard lock(records_mutex);
-                   for (const auto& r : records) {
-                       if (r.id.empty()) {
-                           continue;
-                       }
-                       if (!counts.contains(r.id)) {
-                           order.push_back(r.id);
-                       }
-                       counts[r.id] = counts.value(r.id, 0) + 1;
-                   }
-                   return nlohmann::json{{"distinct", order},
-                                         {"count", counts},
-                                         {"acknowledged", acknowledged_locked()}};
-               }));
-    server.Post("/_fake/faults", json_route([this](const httplib::Request& req) {
-                    auto json = nlohmann::json::parse(req.body);
-                    if (!json.is_array()) {
-                        json = nlohmann::json::array({json});
-                    }
-                    std::vector<Fault> parsed;
-                    for (const auto& item : json) {
-                        parsed.push_back(fault_from_json(item));
-                    }
-                    std::lock_guard lock(fault_mutex);
-                    faults.insert(faults.end(), parsed.begin(), parsed.end());
-                    return nlohmann::json{{"injected", parsed.size()}};
-                }));
-    server.Delete("/_fake/faults", json_route([this](const httplib::Request&) {
-                      std::lock_guard lock(fault_mutex);
-                      faults.clear();
-                      return nlohmann::json::object();
-                  }));
-    server.Post("/_fake/down", json_route([this](const httplib::Request& req) {
-                    if (req.has_param("for_ms")) {
-                        go_down_for(
-                            std::chrono::milliseconds(std::stoll(req.get_param_value("for_ms"))));
-                    } else {
-                        go_down();
-                    }
-                    return nlohmann::json{{"up", false}};
-                }));
-    server.Post("/_fake/up", json_route([this](const httplib::Request&) {
-                    come_up();
-                    return nlohmann::json{{"up", listener.running()}};
-                }));
-    server.Post("/_fake/restore", json_route([this](const httplib::Request&) {
-                    {
-                        std::lock_guard lock(fault_mutex);
-                        faults.clear();
-                    }
-                    {
-                        std::lock_guard lock(config_mutex);
-                        response_delay = std::chrono::milliseconds(0);
-                    }
-                    come_up();
-                    return nlohmann::json{{"up", listener.running()}};
-                }));
-    server.Post("/_fake/delay", json_route([this](const httplib::Request& req) {
-                    const auto ms = std::stoll(req.get_param_value("ms"));
-                    std::lock_guard lock(config_mutex);
-                    response_delay = std::chrono::milliseconds(std::max<std::int64_t>(ms, 0));
-                    return nlohmann::json{{"response_delay_ms", response_delay.count()}};
-                }));
-    server.Post("/_fake/secret", json_route([this](const httplib::Request& req) {
-                    const auto json = nlohmann::json::parse(req.body);
-                    std::optional<std::string> fresh;
-                    if (json.contains("secret") && !json["secret"].is_null()) {
-                        fresh = webhook_key(json["secret"].get<std::string>());
-                    }
-                    std::lock_guard lock(config_mutex);
-                    key = std::move(fresh);
-                    return nlohmann::json{{"checking", key.has_value()}};
-                }));
-    server.Post("/_fake/clock", json_route([this](const httplib::Request& req) {
-                    clock_offset_ms = std::stoll(req.get_param_value("offset_ms"));
-                    return nlohmann::json{{"now", format_iso_ms(now_ms())}};
-                }));
-    server.Post("/_fake/shutdown", json_route([this](const httplib::Request&) {
-                    std::function<void()> handler;
-                    {
-                        std::lock_guard lock(shutdown_mutex);
-                        handler = shutdown_handler;
-                    }
-                    if (handler) {
-                        handler();
-                    }
-                    return nlohmann::json{{"shutdown", true}};
-                }));
+            acknowledged = acknowledged_locked().size();
+        }
+        std::int64_t delay_ms = 0;
+        {
+            std::lock_guard lock(config_mutex);
+            delay_ms = response_delay.count();
+        }
+        return nlohmann::json{
+            {"up", listener.running()},         {"total", total},
+            {"by_status", by_status},           {"distinct_ids", distinct.size()},
+            {"acknowledged_ids", acknowledged}, {"pending_faults", faults.pending()},
+            {"response_delay_ms", delay_ms}};
+    });
+    routes.get("/_fake/requests", [this](const httplib::Request& req) {
+        const auto limit = req.has_param("limit") ? std::stoul(req.get_param_value("limit"))
+                                                  : k_default_listed_requests;
+        nlohmann::json out = nlohmann::json::array();
+        std::lock_guard lock(records_mutex);
+        const auto skip = records.size() > limit ? records.size() - limit : 0;
+        for (auto it = records.begin() + static_cast<std::ptrdiff_t>(skip); it != records.end();
+             ++it) {
+            out.push_back(to_json(*it));
+        }
+        return out;
+    });
+    routes.del("/_fake/requests", [this](const httplib::Request&) {
+        std::lock_guard lock(records_mutex);
+        records.clear();
+        return nlohmann::json::object();
+    });
+    routes.get("/_fake/ids", [this](const httplib::Request&) {
+        nlohmann::json order = nlohmann::json::array();
+        nlohmann::json counts = nlohmann::json::object();
+        std::lock_guard lock(records_mutex);
+        for (const auto& r : records) {
+            if (r.id.empty()) {
+                continue;
+            }
+            if (!counts.contains(r.id)) {
+                order.push_back(r.id);
+            }
+            counts[r.id] = counts.value(r.id, 0) + 1;
+        }
+        return nlohmann::json{
+            {"distinct", order}, {"count", counts}, {"acknowledged", acknowledged_locked()}};
+    });
+    routes.faults<Fault>(faults, fault_from_json);
+    routes.post("/_fake/down", [this](const httplib::Request& req) {
+        if (req.has_param("for_ms")) {
+            go_down_for(std::chrono::milliseconds(std::stoll(req.get_param_value("for_ms"))));
+        } else {
+            go_down();
+        }
+        return nlohmann::json{{"up", false}};
+    });
+    routes.post("/_fake/up", [this](const httplib::Request&) {
+        come_up();
+        return nlohmann::json{{"up", listener.running()}};
+    });
+    routes.post("/_fake/restore", [this](const httplib::Request&) {
+        faults.clear();
+        {
+            std::lock_guard lock(config_mutex);
+            response_delay = std::chrono::milliseconds(0);
+        }
+        come_up();
+        return nlohmann::json{{"up", listener.running()}};
+    });
+    routes.post("/_fake/delay", [this](const httplib::Request& req) {
+        const auto ms = std::stoll(req.get_param_value("ms"));
+        std::lock_guard lock(config_mutex);
+        response_delay = std::chrono::milliseconds(std::max<std::int64_t>(ms, 0));
+        return nlohmann::json{{"response_delay_ms", response_delay.count()}};
+    });
+    routes.post("/_fake/secret", [this](const httplib::Request& req) {
+        const auto json = nlohmann::json::parse(req.body);
+        std::optional<std::string> fresh;
+        if (json.contains("secret") && !json["secret"].is_null()) {
+            fresh = webhook_key(json["secret"].get<std::string>());
+        }
+        std::lock_guard lock(config_mutex);
+        key = std::move(fresh);
+        return nlohmann::json{{"checking", key.has_value()}};
+    });
+    routes.clock(clock, format_iso_ms);
+    routes.shutdown(shutdown_hook);
 }
 
 // ---- WebhookReceiver --------------------------------------------------------------------------
@@ -654,16 +564,12 @@ void WebhookReceiver::inject(Fault fault) {
     if (fault.count <= 0) {
         return;
     }
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.push_back(std::move(fault));
+    m_impl->faults.push(std::move(fault));
 }
 
-void WebhookReceiver::clear_faults() {
-    std::lock_guard lock(m_impl->fault_mutex);
-    m_impl->faults.clear();
-}
+void WebhookReceiver::clear_faults() { m_impl->faults.clear(); }
 
-std::size_t WebhookReceiver::pending_faults() const { return m_impl->pending_faults(); }
+std::size_t WebhookReceiver::pending_faults() const { return m_impl->faults.pending(); }
 
 void WebhookReceiver::set_response_delay(std::chrono::milliseconds delay) {
     std::lock_guard lock(m_impl->config_mutex);
@@ -737,7 +643,7 @@ void WebhookReceiver::clear() {
 }
 
 void WebhookReceiver::set_clock_offset(std::chrono::milliseconds offset) {
-    m_impl->clock_offset_ms = offset.count();
+    m_impl->clock.set_offset(offset);
 }
 
 std::chrono::system_clock::time_point WebhookReceiver::now() const {
@@ -752,8 +658,7 @@ int WebhookReceiver::start_control(int port) {
 }
 
 void WebhookReceiver::set_shutdown_handler(std::function<void()> handler) {
-    std::lock_guard lock(m_impl->shutdown_mutex);
-    m_impl->shutdown_handler = std::move(handler);
+    m_impl->shutdown_hook.set(std::move(handler));
 }
 
 } // namespace crmsync::fakes

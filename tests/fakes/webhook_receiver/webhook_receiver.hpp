@@ -7,7 +7,8 @@
 //
 // How a request is answered, first match wins:
 //   1. down: nothing listens on the port, so clients get "connection refused";
-//   2. an injected Fault matching method and path (see dialfire_fake.hpp): status (JSON body,
+//   2. an injected Fault matching method and path (tests/fakes/common/fault.hpp): status (JSON
+//   body,
 //      Retry-After if set), reset (TCP RST, no bytes), malformed (200, not JSON); slow and
 //      truncate modify the normal answer below. Faults are consumed in injection order;
 //   3. a method other than POST: 405;
@@ -23,7 +24,7 @@
 // Thread safety: every public method may be called from any thread, but none from inside
 // the receiver's own request handling.
 
-#include "tests/fakes/dialfire/dialfire_fake.hpp"
+#include "tests/fakes/common/fault.hpp"
 #include "tests/fakes/webhook_receiver/webhook_signature.hpp"
 
 #include <chrono>

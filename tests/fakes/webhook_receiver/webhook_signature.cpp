@@ -1,6 +1,6 @@
 #include "tests/fakes/webhook_receiver/webhook_signature.hpp"
 
-#include "tests/fakes/webhook_receiver/base64.hpp"
+#include "tests/fakes/common/base64.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

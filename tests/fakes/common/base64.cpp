@@ -1,4 +1,4 @@
-#include "tests/fakes/webhook_receiver/base64.hpp"
+#include "tests/fakes/common/base64.hpp"
 
 #include <openssl/evp.h>
 

@@ -4,17 +4,20 @@
 // a child process, the way out-of-process tests use them: pass port-file paths from path(),
 // wait for the ports, stop it with SIGTERM and check that it exited cleanly.
 
+#include "tests/support/child_process.hpp"
+#include "tests/support/temp_dir.hpp"
+
 #include <chrono>
+#include <memory>
 #include <string>
-#include <sys/types.h>
 #include <vector>
 
-namespace crmsync::fakes {
+namespace crmsync::testing {
 
 class FakeProcess {
 public:
     /// Creates a private temporary directory for port files and the child's output.
-    FakeProcess();
+    FakeProcess() = default;
     /// Kills a child that is still running (SIGTERM, then SIGKILL) and removes the directory.
     ~FakeProcess();
     FakeProcess(const FakeProcess&) = delete;
@@ -35,9 +38,9 @@ public:
     [[nodiscard]] std::string output() const;
 
 private:
-    std::string m_dir;
-    pid_t m_pid = -1;
+    TempDir m_dir;
+    std::unique_ptr<ChildProcess> m_child;
     int m_exit_code = -1;
 };
 
-} // namespace crmsync::fakes
+} // namespace crmsync::testing

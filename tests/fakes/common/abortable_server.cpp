@@ -1,4 +1,4 @@
-#include "tests/fakes/dialfire/abortable_server.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,4 +1,4 @@
-#include "tests/fakes/dialfire/fake_time.hpp"
+#include "tests/fakes/common/fake_time.hpp"
 
 #include <array>
 #include <cstdio>

@@ -1,7 +1,7 @@
 #pragma once
 
-// Time formats spoken by the Dialfire API (reference dbsync2.md §2.3, §2.5), with milliseconds
-// since the Unix epoch (UTC) as the single internal representation.
+// Time formats the fakes send and read (Dialfire: reference dbsync2.md §2.3, §2.5; the HTTP
+// Date header), with milliseconds since the Unix epoch (UTC) as the single internal representation.
 
 #include <cstdint>
 #include <optional>

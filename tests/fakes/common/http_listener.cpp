@@ -1,4 +1,4 @@
-#include "tests/fakes/webhook_receiver/http_listener.hpp"
+#include "tests/fakes/common/http_listener.hpp"
 
 #include <sys/socket.h>
 
@@ -15,14 +15,14 @@ constexpr auto k_read_timeout = std::chrono::seconds(10);
 constexpr auto k_write_timeout = std::chrono::seconds(30);
 constexpr auto k_keep_alive_idle = std::chrono::seconds(5);
 constexpr std::size_t k_keep_alive_max_requests = 10'000;
-constexpr std::size_t k_max_payload = std::size_t{64} * 1024 * 1024;
 constexpr auto k_start_timeout = std::chrono::seconds(5);
 
 } // namespace
 
 HttpListener::~HttpListener() { stop(); }
 
-int HttpListener::start(int port, const Setup& setup, std::size_t worker_threads) {
+int HttpListener::start(int port, const Setup& setup, std::size_t worker_threads,
+                        std::size_t max_payload) {
     std::lock_guard lock(m_mutex);
     if (m_server) {
         throw std::logic_error("HttpListener::start called while running");
@@ -38,7 +38,7 @@ int HttpListener::start(int port, const Setup& setup, std::size_t worker_threads
     });
     server->set_read_timeout(k_read_timeout);
     server->set_write_timeout(k_write_timeout);
-    server->set_payload_max_length(k_max_payload);
+    server->set_payload_max_length(max_payload);
     server->set_keep_alive(k_keep_alive_max_requests, k_keep_alive_idle);
     // Only for the Keep-Alive response header; AbortableServer runs the keep-alive loop.
     server->set_keep_alive_max_count(k_keep_alive_max_requests);

@@ -1,4 +1,4 @@
-#include "tests/fakes/dialfire/json_writer.hpp"
+#include "tests/fakes/common/json_writer.hpp"
 
 #include <array>
 #include <cmath>

@@ -5,7 +5,7 @@
 // again after stop(), on the same port, which is how the webhook receiver goes "down" and
 // comes back.
 
-#include "tests/fakes/dialfire/abortable_server.hpp"
+#include "tests/fakes/common/abortable_server.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -26,11 +26,15 @@ public:
     HttpListener(const HttpListener&) = delete;
     HttpListener& operator=(const HttpListener&) = delete;
 
+    /// Request bodies larger than this are refused with 413 unless start() says otherwise.
+    static constexpr std::size_t k_default_max_payload = std::size_t{64} * 1024 * 1024;
+
     /// Binds 127.0.0.1:`port` (0 = any free port) with a new server prepared by `setup`, serves
     /// it on `worker_threads` threads and returns the bound port once the accept loop runs.
     /// Throws std::logic_error if already running, std::runtime_error if binding fails.
     /// Must not be called from one of this listener's own handlers.
-    int start(int port, const Setup& setup, std::size_t worker_threads);
+    int start(int port, const Setup& setup, std::size_t worker_threads,
+              std::size_t max_payload = k_default_max_payload);
     /// Closes the listening socket, lets in-flight requests finish and joins every thread.
     /// Idempotent. Must not be called from one of this listener's own handlers (it would wait
     /// for itself). running() turns false before in-flight requests finish.
