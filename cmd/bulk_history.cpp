@@ -79,14 +79,7 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
         throw Error(ErrorKind::usage, "--env '" + o.env + "' is not PROD, TEST or DEV",
                     "pass --env PROD, TEST or DEV");
     }
-    for (const char c : o.table_prefix) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
-            throw Error(ErrorKind::usage,
-                        "table prefix '" + o.table_prefix +
-                            "' may hold only letters, digits and '_'",
-                        "e.g. --table-prefix b24_");
-        }
-    }
+    check_table_prefix(o.table_prefix, "b24_");
     s.table_prefix = o.table_prefix;
     if (o.category >= 0) {
         s.category = o.category;
@@ -98,12 +91,8 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
     util::register_secret(s.api.webhook.code);
     util::register_secret(s.api.webhook.base);
     s.since = parse_time_option(o.since, "--since");
-    const auto budget = parse_duration_option(o.common.max_runtime, "--max-runtime");
-    if (budget.count() > 0) {
-        s.deadline = std::chrono::steady_clock::now() + budget;
-    }
-    s.retry.max_attempts = o.common.retry_attempts;
-    s.retry.base_delay = parse_duration_option(o.common.retry_base, "--retry-base");
+    s.deadline = run_deadline(o.common);
+    s.retry = retry_policy(o.common);
     return s;
 }
 

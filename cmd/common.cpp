@@ -81,6 +81,16 @@ std::string check_url_option(std::string& value) {
 
 } // namespace
 
+void check_table_prefix(const std::string& prefix, const std::string& example) {
+    for (const char c : prefix) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
+            throw Error(ErrorKind::usage,
+                        "table prefix '" + prefix + "' may hold only letters, digits and '_'",
+                        "e.g. --table-prefix " + example);
+        }
+    }
+}
+
 void check_campaign(const std::string& campaign) {
     if (campaign.empty()) {
         throw Error(ErrorKind::usage, "no campaign given", "pass --campaign ID (or --c ID)");
@@ -112,6 +122,21 @@ std::chrono::milliseconds parse_duration_option(const std::string& text, const c
                     "write e.g. 90s, 10m, 2h or 1d");
     }
     return *d;
+}
+
+std::optional<std::chrono::steady_clock::time_point> run_deadline(const CommonOptions& o) {
+    const auto budget = parse_duration_option(o.max_runtime, "--max-runtime");
+    if (budget.count() <= 0) {
+        return std::nullopt;
+    }
+    return std::chrono::steady_clock::now() + budget;
+}
+
+http::RetryPolicy retry_policy(const CommonOptions& o) {
+    http::RetryPolicy policy;
+    policy.max_attempts = o.retry_attempts;
+    policy.base_delay = parse_duration_option(o.retry_base, "--retry-base");
+    return policy;
 }
 
 void add_common(CLI::App& app, CommonOptions& o) {
@@ -245,9 +270,9 @@ pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& co
     n.mail_from = o.notify_from;
     n.url = o.notify_url;
     n.verify_tls = !o.insecure;
-    n.state = !o.notify_state.empty() ? o.notify_state
-              : !state_path.empty()   ? state_path
-                                      : state::default_state_path();
+    settings.episodes_state = !o.notify_state.empty() ? o.notify_state
+                              : !state_path.empty()   ? state_path
+                                                      : state::default_state_path();
     if (!n.smtp_url.empty()) {
         if (const char* password = std::getenv(k_smtp_password_env); password != nullptr) {
             n.smtp_password = password;

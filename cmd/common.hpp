@@ -2,6 +2,7 @@
 
 #include "lib/core/clock.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/retry_policy.hpp"
 #include "lib/pipeline/job.hpp"
 #include "lib/pipeline/summary.hpp"
 
@@ -42,6 +43,13 @@ void add_common(CLI::App& app, CommonOptions& options);
 std::optional<SystemTime> parse_time_option(const std::string& text, const char* flag);
 // "90s", "10m", "2h", "1d"; throws Error(usage) naming the flag.
 std::chrono::milliseconds parse_duration_option(const std::string& text, const char* flag);
+// The run's end by --max-runtime, counted from now (nullopt for 0 = none). Throws Error(usage).
+std::optional<std::chrono::steady_clock::time_point> run_deadline(const CommonOptions& options);
+// The HTTP retry policy of --retry-attempts and --retry-base. Throws Error(usage).
+http::RetryPolicy retry_policy(const CommonOptions& options);
+
+// Checks a --table-prefix (letters, digits, '_'); throws Error(usage) with `example` as hint.
+void check_table_prefix(const std::string& prefix, const std::string& example);
 // Checks a Dialfire campaign ID (letters, digits, '_', '-'); throws Error(usage).
 void check_campaign(const std::string& campaign);
 

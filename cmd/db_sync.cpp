@@ -18,15 +18,7 @@ namespace {
 drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
     drivers::dialfire::SyncOptions s;
     check_campaign(o.campaign);
-    for (const char c : o.table_prefix) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
-            throw Error(ErrorKind::usage,
-                        "table prefix '" + o.table_prefix +
-                            "' may hold only "
-                            "letters, digits and '_'",
-                        "e.g. --table-prefix dfire_");
-        }
-    }
+    check_table_prefix(o.table_prefix, "dfire_");
     s.api.campaign = o.campaign;
     util::parse_http_url(o.api_url);
     s.api.base_url = o.api_url;
@@ -47,12 +39,8 @@ drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
     s.mode = o.mode == "init"     ? drivers::dialfire::SyncMode::initial
              : o.mode == "update" ? drivers::dialfire::SyncMode::recent
                                   : drivers::dialfire::SyncMode::incremental;
-    const auto budget = parse_duration_option(o.common.max_runtime, "--max-runtime");
-    if (budget.count() > 0) {
-        s.deadline = std::chrono::steady_clock::now() + budget;
-    }
-    s.retry.max_attempts = o.common.retry_attempts;
-    s.retry.base_delay = parse_duration_option(o.common.retry_base, "--retry-base");
+    s.deadline = run_deadline(o.common);
+    s.retry = retry_policy(o.common);
     return s;
 }
 

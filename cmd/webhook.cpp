@@ -99,8 +99,7 @@ int run_webhook(const WebhookOptions& o) {
     source.workers = o.workers;
     source.lookback = parse_duration_option(o.lookback, "--lookback");
     source.since = parse_time_option(o.since, "--since");
-    source.retry.max_attempts = o.common.retry_attempts;
-    source.retry.base_delay = parse_duration_option(o.common.retry_base, "--retry-base");
+    source.retry = retry_policy(o.common);
 
     drivers::webhook::SenderOptions sender;
     sender.url = o.url;
@@ -111,10 +110,7 @@ int run_webhook(const WebhookOptions& o) {
     sender.timeout = parse_duration_option(o.timeout, "--timeout");
     sender.verify_tls = !o.common.insecure;
     sender.backoff.base_delay = source.retry.base_delay;
-    const auto budget = parse_duration_option(o.common.max_runtime, "--max-runtime");
-    if (budget.count() > 0) {
-        source.deadline = sender.deadline = std::chrono::steady_clock::now() + budget;
-    }
+    source.deadline = sender.deadline = run_deadline(o.common);
     sender.secret = read_signing_secret(o.secret_env, o.secret_file);
     source.api.token = resolve_token(o.common);
     const std::string state_path =

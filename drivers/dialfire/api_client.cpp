@@ -1,6 +1,7 @@
 #include "drivers/dialfire/api_client.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
 #include "lib/util/utf8.hpp"
@@ -21,6 +22,14 @@ Error shape_error(const std::string& what, const std::string& detail) {
 }
 
 } // namespace
+
+SystemTime server_time(const std::optional<SystemTime>& date_header) {
+    if (date_header) {
+        return *date_header;
+    }
+    log::warn("the API sent no Date header; using the local clock for the checkpoint");
+    return Clock::real().wall_now();
+}
 
 std::string format_dialfire_time(SystemTime t) {
     std::string text = util::format_sql_timestamp(t);

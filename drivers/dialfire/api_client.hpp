@@ -19,6 +19,10 @@ inline constexpr int k_list_page_size = 1000;
 // "2024-01-01T10:00:00.123" (UTC, no zone): the API's from/to parameter format.
 std::string format_dialfire_time(SystemTime t);
 
+// The run's clock: the server's Date header when it sent one, else (with a warning in the log)
+// the local clock. Checkpoints come from it.
+SystemTime server_time(const std::optional<SystemTime>& date_header);
+
 struct ApiConfig {
     std::string base_url = k_default_api_url; // without trailing slash
     std::string campaign;

@@ -24,13 +24,9 @@ public:
 
     // E1: the campaign's fields decide the contacts table's columns; also the server's clock.
     const DialfireSchema& discover(std::size_t max_identifier_bytes) {
-        std::optional<SystemTime> server_now;
-        const auto fields = m_api.fields(&server_now);
-        if (!server_now) {
-            server_now = Clock::real().wall_now();
-            log::warn("the API sent no Date header; using the local clock for the checkpoint");
-        }
-        m_server_now = *server_now;
+        std::optional<SystemTime> date_header;
+        const auto fields = m_api.fields(&date_header);
+        m_server_now = server_time(date_header);
         m_schema = DialfireSchema::build(m_options.table_prefix, fields,
                                          m_options.max_custom_fields, max_identifier_bytes);
         if (fields.size() > m_schema.custom_fields.size()) {

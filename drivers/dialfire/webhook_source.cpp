@@ -94,13 +94,9 @@ public:
           m_api(options.api, m_retry) {}
 
     void open(const std::optional<std::string>& stored) override {
-        std::optional<SystemTime> server_now;
-        m_api.fields(&server_now);
-        if (!server_now) {
-            server_now = Clock::real().wall_now();
-            log::warn("the API sent no Date header; using the local clock for the checkpoint");
-        }
-        m_server_now = *server_now;
+        std::optional<SystemTime> date_header;
+        m_api.fields(&date_header);
+        m_server_now = server_time(date_header);
         SystemTime from = m_server_now - m_options.lookback;
         if (m_options.since) {
             from = *m_options.since;

@@ -34,20 +34,13 @@ void report(const JobSettings& settings, const RunSummary& summary) {
 // next run; the exit code stays the same.
 void notify_outcome(const JobSettings& settings, const RunSummary& summary, bool ok,
                     const std::string& error) {
-    const auto& n = settings.notify;
-    if (n.smtp_url.empty() && n.url.empty()) {
+    if (settings.notify.smtp_url.empty() && settings.notify.url.empty()) {
         return;
     }
     try {
-        notify::NotifierOptions options;
-        options.smtp_url = n.smtp_url;
-        options.smtp_password = n.smtp_password;
-        options.mail_to = n.mail_to;
-        options.mail_from = n.mail_from;
-        options.url = n.url;
-        options.verify_tls = n.verify_tls;
-        notify::Notifier notifier(std::move(options));
-        state::StateStore store(n.state.empty() ? state::default_state_path() : n.state);
+        notify::Notifier notifier(settings.notify);
+        state::StateStore store(settings.episodes_state.empty() ? state::default_state_path()
+                                                                : settings.episodes_state);
         notify::RunOutcome outcome;
         outcome.command = settings.command;
         outcome.job = settings.notify_job.empty() ? summary.job : settings.notify_job;

@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/notify/notifier.hpp"
 #include "lib/pipeline/runner.hpp"
 #include "lib/pipeline/sink.hpp"
 #include "lib/pipeline/summary.hpp"
@@ -12,26 +13,16 @@
 
 namespace crmsync::pipeline {
 
-// Where error notices go (lib/notify); empty smtp_url and url: no notices.
-struct NotifySettings {
-    std::string smtp_url; // smtp[s]://user@host:port
-    std::string smtp_password;
-    std::vector<std::string> mail_to;
-    std::string mail_from;
-    std::string url;   // JSON POST per notice
-    std::string state; // the state file keeping error episodes
-    bool verify_tls = true;
-};
-
 // Everything run_job needs to know about a job besides its work.
 struct JobSettings {
-    std::string command;      // "db_sync": the summary's command and the log file's mode part
-    std::string job;          // "DEMO0000CAMPAIGN": the summary's job
-    std::string log_job;      // the log file's job part (default: job)
-    log::LogOptions log;      // log.file empty: no log file
-    std::string summary_json; // --summary-json FILE, "" = none
-    std::string notify_job;   // how notices name the job (default: the summary's job)
-    NotifySettings notify;
+    std::string command;            // "db_sync": the summary's command and the log file's mode part
+    std::string job;                // "DEMO0000CAMPAIGN": the summary's job
+    std::string log_job;            // the log file's job part (default: job)
+    log::LogOptions log;            // log.file empty: no log file
+    std::string summary_json;       // --summary-json FILE, "" = none
+    std::string notify_job;         // how notices name the job (default: the summary's job)
+    notify::NotifierOptions notify; // no smtp_url and no url: no notices
+    std::string episodes_state;     // the state file keeping the job's error episodes
     // false: no summary line on stdout (it belongs to the command's output); --summary-json
     // is still written.
     bool print_summary = true;
