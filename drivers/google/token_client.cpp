@@ -1,6 +1,5 @@
 #include "drivers/google/token_client.hpp"
 
-#include "lib/http/form_request.hpp"
 #include "lib/http/retry_policy.hpp"
 #include "lib/util/url.hpp"
 
@@ -74,12 +73,7 @@ std::unique_ptr<oauth::Provider> make_oauth_provider(std::string token_url_overr
 
 http::HttpRequest refresh_request(const std::string& token_url, const state::Account& account,
                                   std::chrono::milliseconds timeout) {
-    return http::form_post(token_url,
-                           {{"grant_type", "refresh_token"},
-                            {"client_id", account.client_id},
-                            {"client_secret", account.client_secret},
-                            {"refresh_token", account.refresh_token}},
-                           timeout);
+    return oauth::refresh_grant_request(token_url, account, timeout);
 }
 
 state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at) {

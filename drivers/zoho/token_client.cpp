@@ -1,6 +1,5 @@
 #include "drivers/zoho/token_client.hpp"
 
-#include "lib/http/form_request.hpp"
 #include "lib/http/retry_policy.hpp"
 #include "lib/util/url.hpp"
 
@@ -142,12 +141,7 @@ std::string token_url(const std::string& dc, const std::string& override_url) {
 
 http::HttpRequest refresh_request(const std::string& url, const state::Account& account,
                                   std::chrono::milliseconds timeout) {
-    return http::form_post(url,
-                           {{"grant_type", "refresh_token"},
-                            {"client_id", account.client_id},
-                            {"client_secret", account.client_secret},
-                            {"refresh_token", account.refresh_token}},
-                           timeout);
+    return oauth::refresh_grant_request(url, account, timeout);
 }
 
 state::TokenAnswer read_refresh_answer(const http::HttpResponse& response, SystemTime sent_at) {

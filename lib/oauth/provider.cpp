@@ -1,6 +1,7 @@
 #include "lib/oauth/provider.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/http/form_request.hpp"
 
 namespace crmsync::oauth {
 
@@ -27,6 +28,16 @@ std::vector<std::string> ProviderTable::names() const {
         out.emplace_back(provider->name());
     }
     return out;
+}
+
+http::HttpRequest refresh_grant_request(const std::string& token_url, const state::Account& account,
+                                        std::chrono::milliseconds timeout) {
+    return http::form_post(token_url,
+                           {{"grant_type", "refresh_token"},
+                            {"client_id", account.client_id},
+                            {"client_secret", account.client_secret},
+                            {"refresh_token", account.refresh_token}},
+                           timeout);
 }
 
 } // namespace crmsync::oauth

@@ -80,4 +80,9 @@ private:
     std::vector<std::unique_ptr<Provider>> m_providers;
 };
 
+// The standard refresh grant (RFC 6749 section 6) as a form POST to `token_url`, client
+// credentials in the body: what Google and Zoho both take.
+http::HttpRequest refresh_grant_request(const std::string& token_url, const state::Account& account,
+                                        std::chrono::milliseconds timeout);
+
 } // namespace crmsync::oauth
