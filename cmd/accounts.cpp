@@ -4,8 +4,10 @@
 #include "drivers/zoho/token_client.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
+#include "lib/oauth/account_secrets.hpp"
 #include "lib/oauth/account_text.hpp"
 #include "lib/state/accounts.hpp"
+#include "lib/util/identifiers.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
 
@@ -23,32 +25,10 @@
 namespace crmsync::cli {
 namespace {
 
-constexpr const char* k_secrets_hint =
-    R"(give one JSON object: {"client_secret": "...", "refresh_token": "..."})";
 constexpr std::size_t k_max_secrets_bytes = 64 * 1024;
-
-struct Secrets {
-    std::string client_secret;
-    std::string refresh_token;
-};
 
 std::string state_path_of(const AccountsOptions& o) {
     return o.state_path.empty() ? state::default_state_path() : o.state_path;
-}
-
-bool plain_address(const std::string& value) {
-    const auto at = value.find('@');
-    return at != std::string::npos && at > 0 && at + 1 < value.size() &&
-           std::none_of(value.begin(), value.end(), [](char c) {
-               return std::isspace(static_cast<unsigned char>(c)) || c == '<' || c == '>' ||
-                      c == ',' || c == '"' || static_cast<unsigned char>(c) < 0x20;
-           });
-}
-
-bool plain_token(const std::string& value) {
-    return !value.empty() && std::none_of(value.begin(), value.end(), [](char c) {
-        return std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20;
-    });
 }
 
 std::string read_secrets_text(const AccountsOptions& o) {
@@ -74,65 +54,10 @@ std::string read_secrets_text(const AccountsOptions& o) {
         text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     }
     if (text.size() > k_max_secrets_bytes) {
-        throw Error(ErrorKind::usage, "the secrets are longer than 64 KiB", k_secrets_hint);
+        throw Error(ErrorKind::usage, "the secrets are longer than 64 KiB",
+                    oauth::k_account_secrets_hint);
     }
     return text;
-}
-
-// Never quotes the input in an error: it is made of secrets.
-Secrets parse_secrets(const std::string& text, const std::string& source) {
-    const auto j = nlohmann::json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-        throw Error(
-            ErrorKind::usage,
-            source + " does not hold a JSON object" +
-                (text.find_first_not_of(" \t\r\n") == std::string::npos ? " (it is empty)" : ""),
-            k_secrets_hint);
-    }
-    Secrets secrets;
-    for (const auto& [key, value] : j.items()) {
-        std::string* target = key == "client_secret"   ? &secrets.client_secret
-                              : key == "refresh_token" ? &secrets.refresh_token
-                                                       : nullptr;
-        if (target == nullptr) {
-            throw Error(ErrorKind::usage, source + " has an unexpected key '" + key + "'",
-                        k_secrets_hint);
-        }
-        if (!value.is_string() || !plain_token(value.get<std::string>())) {
-            throw Error(ErrorKind::usage,
-                        source + ": \"" + key + "\" must be a non-empty string without spaces",
-                        k_secrets_hint);
-        }
-        *target = value.get<std::string>();
-    }
-    for (const auto& [name, value] : {std::pair{"client_secret", &secrets.client_secret},
-                                      std::pair{"refresh_token", &secrets.refresh_token}}) {
-        if (value->empty()) {
-            throw Error(ErrorKind::usage, source + " lacks \"" + name + "\"", k_secrets_hint);
-        }
-    }
-    util::register_secret(secrets.client_secret);
-    util::register_secret(secrets.refresh_token);
-    return secrets;
-}
-
-// A secret as `accounts list` shows it: never more than its last four characters, and those
-// only for long secrets.
-std::string mask(const std::string& secret) {
-    if (secret.empty()) {
-        return "-";
-    }
-    return secret.size() >= 20 ? "***" + secret.substr(secret.size() - 4) : std::string("***");
-}
-
-std::string relative(SystemTime t, SystemTime now) {
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(t - now).count();
-    const auto magnitude = seconds < 0 ? -seconds : seconds;
-    const std::string amount = magnitude < 120      ? fmt::format("{}s", magnitude)
-                               : magnitude < 7200   ? fmt::format("{}m", magnitude / 60)
-                               : magnitude < 172800 ? fmt::format("{}h", magnitude / 3600)
-                                                    : fmt::format("{}d", magnitude / 86400);
-    return seconds >= 0 ? "in " + amount : amount + " ago";
 }
 
 std::string one_line(std::string text, std::size_t limit) {
@@ -155,11 +80,11 @@ state::Account find_or_fail(state::AccountStore& accounts, const AccountsOptions
 }
 
 int run_add(const AccountsOptions& o) {
-    if (!plain_address(o.email)) {
+    if (!util::is_plain_mail_address(o.email)) {
         throw Error(ErrorKind::usage, "--email '" + o.email + "' is not a mail address",
                     "e.g. --email alice@example.com");
     }
-    if (!plain_token(o.client_id)) {
+    if (!oauth::is_plain_token(o.client_id)) {
         throw Error(ErrorKind::usage, "--client-id is empty or holds spaces",
                     "give the OAuth client id of the app the refresh token was issued to");
     }
@@ -180,8 +105,8 @@ int run_add(const AccountsOptions& o) {
         throw Error(ErrorKind::usage, "--zoho-dc is for Zoho accounts only",
                     "leave it out for --provider google");
     }
-    const auto secrets =
-        parse_secrets(read_secrets_text(o), o.secrets_file.empty() ? "stdin" : o.secrets_file);
+    const auto secrets = oauth::parse_account_secrets(
+        read_secrets_text(o), o.secrets_file.empty() ? "stdin" : o.secrets_file);
     account.client_secret = secrets.client_secret;
     account.refresh_token = secrets.refresh_token;
 
@@ -219,9 +144,9 @@ int run_list(const AccountsOptions& o) {
             j["status"] = a.status;
             j["last_error"] = a.last_error;
             j["client_id"] = a.client_id;
-            j["client_secret"] = mask(a.client_secret);
-            j["refresh_token"] = mask(a.refresh_token);
-            j["access_token"] = mask(a.access_token);
+            j["client_secret"] = oauth::mask_secret(a.client_secret);
+            j["refresh_token"] = oauth::mask_secret(a.refresh_token);
+            j["access_token"] = oauth::mask_secret(a.access_token);
             j["expires_at"] = a.expires_at ? util::format_iso8601(*a.expires_at) : "";
             j["refreshed_at"] = a.refreshed_at;
             j["created_at"] = a.created_at;
@@ -236,13 +161,14 @@ int run_list(const AccountsOptions& o) {
                                                 "STATUS", "TOKEN EXPIRES", "REFRESH TOKEN",
                                                 "LAST ERROR"}};
     for (const auto& a : list) {
-        rows.push_back(
-            {std::to_string(a.id), a.provider, a.email, a.owner.empty() ? "-" : a.owner,
-             a.zoho_dc.empty() ? "-" : a.zoho_dc, a.active ? "yes" : "no", a.status,
-             a.expires_at && !a.access_token.empty()
-                 ? util::format_iso8601(*a.expires_at) + " (" + relative(*a.expires_at, now) + ")"
-                 : "-",
-             mask(a.refresh_token), a.last_error.empty() ? "-" : one_line(a.last_error, 80)});
+        rows.push_back({std::to_string(a.id), a.provider, a.email, a.owner.empty() ? "-" : a.owner,
+                        a.zoho_dc.empty() ? "-" : a.zoho_dc, a.active ? "yes" : "no", a.status,
+                        a.expires_at && !a.access_token.empty()
+                            ? util::format_iso8601(*a.expires_at) + " (" +
+                                  oauth::relative_time(*a.expires_at, now) + ")"
+                            : "-",
+                        oauth::mask_secret(a.refresh_token),
+                        a.last_error.empty() ? "-" : one_line(a.last_error, 80)});
     }
     std::vector<std::size_t> widths(rows.front().size(), 0);
     for (const auto& row : rows) {

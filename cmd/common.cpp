@@ -3,6 +3,7 @@
 #include "lib/core/error.hpp"
 #include "lib/notify/notifier.hpp"
 #include "lib/state/state_store.hpp"
+#include "lib/util/identifiers.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
@@ -36,12 +37,6 @@ std::string read_secret_file(const std::string& path) {
     return text;
 }
 
-bool usable_dir(const std::filesystem::path& dir) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    return std::filesystem::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
-}
-
 // CLI11 validators: an empty string means valid. Error texts never carry a password, since
 // parse_smtp_url refuses URLs holding one before it quotes them.
 std::string check_smtp_option(std::string& value) {
@@ -59,12 +54,7 @@ std::string check_smtp_option(std::string& value) {
 }
 
 std::string check_address(std::string& value) {
-    const auto at = value.find('@');
-    const bool plain = std::none_of(value.begin(), value.end(), [](char c) {
-        return std::isspace(static_cast<unsigned char>(c)) || c == '<' || c == '>' || c == ',' ||
-               c == '"' || static_cast<unsigned char>(c) < 0x20;
-    });
-    if (at == std::string::npos || at == 0 || at + 1 == value.size() || !plain) {
+    if (!util::is_plain_mail_address(value)) {
         return "'" + value + "' is not a plain mail address (name@example.com)";
     }
     return {};
@@ -122,21 +112,6 @@ std::chrono::milliseconds parse_duration_option(const std::string& text, const c
                     "write e.g. 90s, 10m, 2h or 1d");
     }
     return *d;
-}
-
-std::optional<std::chrono::steady_clock::time_point> run_deadline(const CommonOptions& o) {
-    const auto budget = parse_duration_option(o.max_runtime, "--max-runtime");
-    if (budget.count() <= 0) {
-        return std::nullopt;
-    }
-    return std::chrono::steady_clock::now() + budget;
-}
-
-http::RetryPolicy retry_policy(const CommonOptions& o) {
-    http::RetryPolicy policy;
-    policy.max_attempts = o.retry_attempts;
-    policy.base_delay = parse_duration_option(o.retry_base, "--retry-base");
-    return policy;
 }
 
 void add_common(CLI::App& app, CommonOptions& o) {
@@ -210,76 +185,6 @@ std::string resolve_token(const CommonOptions& o) {
     }
     util::register_secret(token);
     return token;
-}
-
-std::string log_file_path(const CommonOptions& o, const std::string& job, const std::string& mode) {
-    std::vector<std::filesystem::path> candidates;
-    if (!o.log_dir.empty()) {
-        candidates.emplace_back(o.log_dir);
-    } else {
-        candidates.emplace_back("/var/log/crmsync");
-        if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
-            candidates.emplace_back(std::filesystem::path(home) / ".crmsync" / "logs");
-        }
-    }
-    for (const auto& dir : candidates) {
-        if (usable_dir(dir)) {
-            const std::time_t now = std::time(nullptr);
-            std::tm tm{};
-            gmtime_r(&now, &tm);
-            char stamp[32];
-            std::strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
-            std::string safe_job = job;
-            for (char& c : safe_job) {
-                if (c == '/' || c == '\\' || c == '\0') {
-                    c = '_';
-                }
-            }
-            return (dir / fmt::format("{}_{}_{}.log", safe_job, mode, stamp)).string();
-        }
-    }
-    throw Error(ErrorKind::io, "no writable log directory",
-                "pass --log-dir DIR, or make /var/log/crmsync or ~/.crmsync/logs writable");
-}
-
-void init_logging(const CommonOptions& o, const std::string& job, const std::string& mode) {
-    log::LogOptions options;
-    options.file = log_file_path(o, job, mode);
-    options.level = static_cast<log::Level>(o.log_level);
-    options.to_stdout = o.log_stdout;
-    log::init(options);
-}
-
-pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& command,
-                                   const std::string& job, const std::string& log_job,
-                                   const std::string& notify_job, const std::string& state_path) {
-    pipeline::JobSettings settings;
-    settings.command = command;
-    settings.job = job;
-    settings.log_job = log_job;
-    if (!log_job.empty()) {
-        settings.log.file = log_file_path(o, log_job, command);
-    }
-    settings.log.level = static_cast<log::Level>(o.log_level);
-    settings.log.to_stdout = o.log_stdout;
-    settings.summary_json = o.summary_json;
-    settings.notify_job = notify_job;
-    auto& n = settings.notify;
-    n.smtp_url = o.notify_smtp;
-    n.mail_to = o.notify_to;
-    n.mail_from = o.notify_from;
-    n.url = o.notify_url;
-    n.verify_tls = !o.insecure;
-    settings.episodes_state = !o.notify_state.empty() ? o.notify_state
-                              : !state_path.empty()   ? state_path
-                                                      : state::default_state_path();
-    if (!n.smtp_url.empty()) {
-        if (const char* password = std::getenv(k_smtp_password_env); password != nullptr) {
-            n.smtp_password = password;
-            util::register_secret(n.smtp_password);
-        }
-    }
-    return settings;
 }
 
 } // namespace crmsync::cli

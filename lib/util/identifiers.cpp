@@ -3,6 +3,9 @@
 #include "lib/util/hash.hpp"
 #include "lib/util/utf8.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 namespace crmsync::util {
 namespace {
 
@@ -69,6 +72,15 @@ std::string IdentifierAllocator::allocate(std::string_view original) {
             with_suffix(candidate, std::string(original) + std::to_string(salt), m_max_bytes);
     }
     return candidate;
+}
+
+bool is_plain_mail_address(std::string_view value) {
+    const auto at = value.find('@');
+    return at != std::string::npos && at > 0 && at + 1 < value.size() &&
+           std::none_of(value.begin(), value.end(), [](char c) {
+               return std::isspace(static_cast<unsigned char>(c)) || c == '<' || c == '>' ||
+                      c == ',' || c == '"' || static_cast<unsigned char>(c) < 0x20;
+           });
 }
 
 } // namespace crmsync::util

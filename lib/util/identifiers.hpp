@@ -37,4 +37,8 @@ private:
     std::set<std::string> m_taken;
 };
 
+// name@domain without spaces, quotes, angle brackets, commas or control characters: an
+// address that can go into a mail header as it is.
+bool is_plain_mail_address(std::string_view value);
+
 } // namespace crmsync::util

@@ -198,3 +198,15 @@ TEST_CASE("util::IdentifierAllocator", "[unit]") {
         CHECK(names.allocate("$id") == other.allocate("$id"));
     }
 }
+
+TEST_CASE("util::is_plain_mail_address", "[unit]") {
+    SECTION("takes name@domain") { CHECK(util::is_plain_mail_address("alice@example.com")); }
+    SECTION("refuses what could break a mail header or hide a second address") {
+        for (const char* bad :
+             {"", "alice", "@example.com", "alice@", "a b@example.com", "<alice@example.com>",
+              "a@x.com,b@y.com", "\"a\"@x.com", "a@x.com\r\nBcc: e@vil.com"}) {
+            CAPTURE(bad);
+            CHECK_FALSE(util::is_plain_mail_address(bad));
+        }
+    }
+}
