@@ -81,14 +81,7 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
         throw Error(ErrorKind::usage, "--api-url is required",
                     "e.g. --api-url https://host/api/v1");
     }
-    for (const char c : o.table_prefix) {
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') {
-            throw Error(ErrorKind::usage,
-                        "table prefix '" + o.table_prefix +
-                            "' may hold only letters, digits and '_'",
-                        "e.g. --table-prefix cc_");
-        }
-    }
+    check_table_prefix(o.table_prefix, "cc_");
     util::parse_http_url(o.api_url);
     s.base_url = o.api_url;
     while (!s.base_url.empty() && s.base_url.back() == '/') {
@@ -115,12 +108,8 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
     s.full_refresh = o.full_refresh;
     s.page_size = o.page_size;
     s.verify_tls = !o.common.insecure;
-    const auto budget = parse_duration_option(o.common.max_runtime, "--max-runtime");
-    if (budget.count() > 0) {
-        s.deadline = std::chrono::steady_clock::now() + budget;
-    }
-    s.retry.max_attempts = o.common.retry_attempts;
-    s.retry.base_delay = parse_duration_option(o.common.retry_base, "--retry-base");
+    s.deadline = run_deadline(o.common);
+    s.retry = retry_policy(o.common);
     return s;
 }
 
