@@ -2,6 +2,7 @@
 
 #include "cmd/accounts.hpp"
 #include "cmd/bulk_history.hpp"
+#include "cmd/callcenter.hpp"
 #include "cmd/db_sync.hpp"
 #include "cmd/refresh_tokens.hpp"
 #include "cmd/status.hpp"
@@ -48,6 +49,12 @@ std::vector<Subcommand> subcommands() {
              auto options = std::make_shared<BulkHistoryOptions>();
              add_bulk_history(app, *options);
              return std::function<int()>([options] { return run_bulk_history(*options); });
+         }},
+        {"callcenter", "Sync a call center's contacts, activities and agents into SQL or a webhook",
+         [](CLI::App& app) {
+             auto options = std::make_shared<CallcenterOptions>();
+             add_callcenter(app, *options);
+             return std::function<int()>([options] { return run_callcenter(*options); });
          }},
         {"accounts", "Manage the OAuth accounts (Google, Zoho) kept in the state file",
          [](CLI::App& app) {
