@@ -4,11 +4,11 @@
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/rest/rest_source.hpp"
+#include "lib/util/url.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cctype>
 
 namespace crmsync::drivers::callcenter {
 namespace {
@@ -25,25 +25,10 @@ constexpr Route k_routes[] = {
     {"roles", "/roles"},           {"sip_accounts", "/sip-accounts"},
 };
 
-std::string url_segment(const std::string& text) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (const unsigned char c : text) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
 rest::Stream make_stream(const SyncOptions& o, const Route& route) {
     rest::Stream s;
     s.name = route.stream;
-    s.path = "/callcenters/" + url_segment(o.call_center) + route.path;
+    s.path = "/callcenters/" + util::percent_encode(o.call_center) + route.path;
     s.query = {{"includeDeleted", "true"}};
     s.records_pointer = "/result";
     s.paging = rest::keyset({{{"updatedFrom", "/updatedAt"}, {"afterId", "/_id"}},
