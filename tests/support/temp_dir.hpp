@@ -2,6 +2,7 @@
 
 // A private temporary directory that is removed with everything in it.
 
+#include <filesystem>
 #include <string>
 
 namespace crmsync::testing {
@@ -18,6 +19,13 @@ public:
 
 private:
     std::string m_path;
+};
+
+/// A state file path ("state.db", not created yet) in a fresh TempDir.
+struct TempState {
+    TempDir temp;
+    std::filesystem::path dir{temp.path()};
+    std::string path() const { return (dir / "state.db").string(); }
 };
 
 /// The whole file, "" if it cannot be read.

@@ -1,4 +1,5 @@
 #include "lib/notify/episodes.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -13,19 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempState {
-    fs::path dir;
-    TempState() {
-        std::string pattern = (fs::temp_directory_path() / "crmsync-episodes.XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir = pattern;
-    }
-    ~TempState() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string path() const { return (dir / "state.db").string(); }
-};
+using crmsync::testing::TempState;
 
 // Records what would have been sent; a channel can be made to fail.
 struct Recorder {

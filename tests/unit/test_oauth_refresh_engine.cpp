@@ -1,4 +1,5 @@
 #include "lib/oauth/refresh_engine.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include "drivers/google/token_client.hpp"
 #include "drivers/zoho/token_client.hpp"
@@ -16,19 +17,7 @@ using Kind = oauth::RefreshOutcome::Kind;
 
 namespace {
 
-struct TempState {
-    fs::path dir;
-    TempState() {
-        std::string pattern = (fs::temp_directory_path() / "crmsync-oauth.XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir = pattern;
-    }
-    ~TempState() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string path() const { return (dir / "state.db").string(); }
-};
+using crmsync::testing::TempState;
 
 fakes::OAuthAccount oauth_account(const std::string& n) {
     return {"client-" + n, "secret-" + n, "refresh-" + n, "", false};

@@ -1,4 +1,5 @@
 #include "lib/oauth/refresh_run.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include "drivers/google/token_client.hpp"
 #include "lib/core/error.hpp"
@@ -15,19 +16,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempState {
-    fs::path dir;
-    TempState() {
-        std::string pattern = (fs::temp_directory_path() / "crmsync-run.XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir = pattern;
-    }
-    ~TempState() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string path() const { return (dir / "state.db").string(); }
-};
+using crmsync::testing::TempState;
 
 } // namespace
 

@@ -1,4 +1,5 @@
 #include "lib/oauth/token_provider.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include "drivers/google/token_client.hpp"
 #include "drivers/zoho/token_client.hpp"
@@ -17,19 +18,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct TempState {
-    fs::path dir;
-    TempState() {
-        std::string pattern = (fs::temp_directory_path() / "crmsync-tokens.XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir = pattern;
-    }
-    ~TempState() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string path() const { return (dir / "state.db").string(); }
-};
+using crmsync::testing::TempState;
 
 std::int64_t add_account(state::AccountStore& accounts, const std::string& provider,
                          const std::string& email, const fakes::OAuthAccount& secrets) {

@@ -1,4 +1,5 @@
 #include "lib/state/state_store.hpp"
+#include "tests/support/temp_dir.hpp"
 
 #include "lib/core/error.hpp"
 #include "lib/state/episodes.hpp"
@@ -19,19 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempState {
-    fs::path dir;
-    TempState() {
-        std::string pattern = (fs::temp_directory_path() / "crmsync-state.XXXXXX").string();
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        dir = pattern;
-    }
-    ~TempState() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string path() const { return (dir / "state.db").string(); }
-};
+using crmsync::testing::TempState;
 
 // Runs `child` in a forked process (another process, as a second cron run would be) and
 // returns its exit code.
