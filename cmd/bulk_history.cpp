@@ -99,13 +99,7 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
 } // namespace
 
 void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
-    add_common(app, o.common);
-    // The Dialfire token flags mean nothing here; the webhook URL is the credential.
-    for (const char* name : {"--ct", "--token-env", "--token-file"}) {
-        if (auto* option = app.get_option_no_throw(name)) {
-            app.remove_option(option);
-        }
-    }
+    add_common(app, o.common, TokenFlags::none);
     app.add_option("--portal-url-env", o.portal_url_env,
                    "Environment variable holding the portal's inbound webhook URL "
                    "(https://PORTAL/rest/USER_ID/CODE/; default CRMSYNC_PORTAL_URL)");

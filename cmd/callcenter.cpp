@@ -116,7 +116,7 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
 } // namespace
 
 void add_callcenter(CLI::App& app, CallcenterOptions& o) {
-    add_common(app, o.common);
+    add_common(app, o.common, TokenFlags::none);
     app.add_option("--api-url", o.api_url, "Base URL of the call-center API (https://host/api/v1)")
         ->envname("CRMSYNC_CALLCENTER_API_URL");
     app.add_option("--callcenter", o.call_center, "Call center ID");

@@ -114,13 +114,15 @@ std::chrono::milliseconds parse_duration_option(const std::string& text, const c
     return *d;
 }
 
-void add_common(CLI::App& app, CommonOptions& o) {
-    app.add_option("--ct", o.token,
-                   "API token (dbsync2 compatibility; visible in ps: prefer --token-env)")
-        ->envname("DBSYNC_CT");
-    app.add_option("--token-env", o.token_env,
-                   "Name of the environment variable holding the token");
-    app.add_option("--token-file", o.token_file, "File holding the token");
+void add_common(CLI::App& app, CommonOptions& o, TokenFlags token_flags) {
+    if (token_flags == TokenFlags::api_token) {
+        app.add_option("--ct", o.token,
+                       "API token (dbsync2 compatibility; visible in ps: prefer --token-env)")
+            ->envname("DBSYNC_CT");
+        app.add_option("--token-env", o.token_env,
+                       "Name of the environment variable holding the token");
+        app.add_option("--token-file", o.token_file, "File holding the token");
+    }
     app.add_option("--l,--log-level", o.log_level, "Log level 0 (critical) .. 5 (debug)")
         ->check(CLI::Range(0, 5))
         ->envname("DBSYNC_L");

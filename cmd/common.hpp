@@ -36,7 +36,13 @@ struct CommonOptions {
     std::string notify_state; // where episodes live; default: the command's state file
 };
 
-void add_common(CLI::App& app, CommonOptions& options);
+// Which credential flags a command takes besides the common ones.
+enum class TokenFlags {
+    api_token, // --ct, --token-env, --token-file (the Dialfire campaign token)
+    none,      // the command has credentials of its own (a portal URL, OAuth accounts...)
+};
+void add_common(CLI::App& app, CommonOptions& options,
+                TokenFlags token_flags = TokenFlags::api_token);
 
 // "2024-02-01" or "2024-02-01T15:04:05" (UTC) for `flag`; empty gives nullopt. Throws
 // Error(usage) naming the flag.

@@ -29,12 +29,6 @@ const ProviderRow k_providers[] = {
 } // namespace
 
 void add_token_endpoint_options(CLI::App& app, TokenEndpointOptions& o) {
-    // add_common's Dialfire token flags mean nothing to OAuth accounts.
-    for (const char* name : {"--ct", "--token-env", "--token-file"}) {
-        if (auto* option = app.get_option_no_throw(name)) {
-            app.remove_option(option);
-        }
-    }
     app.add_option("--state", o.state_path,
                    "State file holding the accounts (default $XDG_STATE_HOME/crmsync/state.db)");
     app.add_option("--google-token-url", o.google_token_url,

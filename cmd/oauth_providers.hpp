@@ -19,7 +19,7 @@ struct TokenEndpointOptions {
     std::string timeout = "30s";   // one token request
 };
 
-// Adds the endpoint flags; call after add_common (it drops common's Dialfire token flags).
+// Adds the endpoint flags (call add_common with TokenFlags::none: accounts hold the credentials).
 void add_token_endpoint_options(CLI::App& app, TokenEndpointOptions& options);
 
 // Checks the endpoint flags (exit 2 before any I/O) and fills the settings they decide.
