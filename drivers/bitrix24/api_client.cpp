@@ -4,6 +4,7 @@
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/json_body.hpp"
 #include "lib/util/utf8.hpp"
 
 #include <fmt/format.h>
@@ -189,12 +190,13 @@ nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& 
     request.headers = {{"Content-Type", "application/json"}, {"Accept", "application/json"}};
     request.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     nlohmann::json parsed;
+    std::size_t too_deep = 0;
     // A 2xx body that does not parse or is not an envelope (cut off, a proxy's HTML page) is
-    // retried like a 5xx.
-    const auto check = [&parsed](const http::HttpResponse& response) {
-        std::string text = response.body;
-        util::repair_utf8(text);
-        parsed = nlohmann::json::parse(text, nullptr, false);
+    // retried like a 5xx. Lone surrogates become U+FFFD rather than failing the whole body.
+    const auto check = [&parsed, &too_deep](const http::HttpResponse& response) {
+        auto answer = http::parse_json_body(response.body);
+        parsed = std::move(answer.doc);
+        too_deep = answer.too_deep.size();
         return !parsed.is_discarded() && parsed.is_object() &&
                (parsed.contains("result") || parsed.contains("error"));
     };
@@ -215,6 +217,10 @@ nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& 
                             "(https://PORTAL/rest/USER_ID/CODE/)");
         }
         throw;
+    }
+    if (too_deep > 0) {
+        log::warn("Bitrix24 {}: values nested deeper than {} levels were left out", method,
+                  http::k_max_json_depth);
     }
     if (parsed.contains("error")) {
         const std::string code = error_code_of(parsed);

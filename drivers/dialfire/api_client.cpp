@@ -2,11 +2,14 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/json_body.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
-#include "lib/util/utf8.hpp"
 
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
 
 namespace crmsync::drivers::dialfire {
 namespace {
@@ -46,28 +49,42 @@ ApiClient::ApiClient(ApiConfig config, http::RetryContext retry)
 }
 
 nlohmann::json ApiClient::send_json(http::HttpRequest request, const std::string& what,
-                                    std::optional<SystemTime>* server_now) {
+                                    std::optional<SystemTime>* server_now,
+                                    std::vector<std::size_t>* too_deep, bool* unparsable) {
     request.headers.emplace_back("Authorization", "Bearer " + m_config.token);
     request.headers.emplace_back("Accept", "application/json");
-    nlohmann::json parsed;
-    long repaired = 0;
-    // A 2xx whose body does not parse (cut off, garbled) is retried like a 5xx.
+    http::JsonBody parsed;
+    std::optional<std::string> bad_body;
+    // A 2xx whose body does not parse (cut off, garbled) is retried like a 5xx; the same bytes
+    // twice are no accident of the transfer, and retrying them again would stop the job for good.
     const auto check = [&](const http::HttpResponse& response) {
-        std::string body = response.body;
-        repaired = static_cast<long>(util::repair_utf8(body));
-        parsed = nlohmann::json::parse(body, nullptr, false);
-        return !parsed.is_discarded();
+        parsed = http::parse_json_body(response.body);
+        if (!parsed.doc.is_discarded()) {
+            return true;
+        }
+        if (unparsable != nullptr && bad_body && *bad_body == response.body) {
+            *unparsable = true;
+            return true;
+        }
+        bad_body = response.body;
+        return false;
     };
     http::RetryContext context = m_retry;
     context.what = what;
     const auto response = http::send_with_retry(m_http, request, context, check);
-    m_repaired += repaired;
+    m_repaired += parsed.repaired_bytes;
     if (server_now != nullptr) {
         if (const auto* date = response.header("date")) {
             *server_now = util::parse_http_date(*date);
         }
     }
-    return parsed;
+    if (too_deep != nullptr) {
+        *too_deep = std::move(parsed.too_deep);
+    } else if (!parsed.too_deep.empty()) {
+        throw shape_error(
+            what, fmt::format("values nested deeper than {} levels", http::k_max_json_depth));
+    }
+    return std::move(parsed.doc);
 }
 
 nlohmann::json ApiClient::get_json(const std::string& path_and_query, const std::string& what,
@@ -136,14 +153,12 @@ ContactListPage ApiClient::list_contacts(const std::string& changed_since,
                                                                  : std::string{}});
         }
     }
-    if (!page.cursor.empty() && page.contacts.empty()) {
-        // A cursor with no results would page forever.
-        page.cursor.clear();
-    }
+    // A cursor with no results is not the end: the API may skip filtered entries on a page.
+    // The caller stops on an empty or a repeated cursor.
     return page;
 }
 
-std::vector<nlohmann::json> ApiClient::fetch_contacts(const std::vector<std::string>& ids) {
+FetchedContacts ApiClient::fetch_contacts(const std::vector<std::string>& ids) {
     http::HttpRequest request;
     request.method = "POST";
     request.url = m_config.base_url + "/api/campaigns/" + util::percent_encode(m_config.campaign) +
@@ -151,16 +166,78 @@ std::vector<nlohmann::json> ApiClient::fetch_contacts(const std::vector<std::str
     request.headers.emplace_back("Content-Type", "application/json");
     request.body = nlohmann::json(ids).dump();
     const std::string what = fmt::format("POST contacts ({} ids)", ids.size());
-    auto doc = send_json(std::move(request), what, nullptr);
+    std::vector<std::size_t> too_deep;
+    bool unparsable = false;
+    auto doc = send_json(std::move(request), what, nullptr, &too_deep, &unparsable);
+    FetchedContacts fetched;
+    std::string asked;
+    for (const auto& id : ids) {
+        asked += (asked.empty() ? "" : ",") + id;
+    }
+    // The transform stores ids with NUL as U+FFFD; a reject names them the same way.
+    for (auto pos = asked.find('\0'); pos != std::string::npos; pos = asked.find('\0', pos)) {
+        asked.replace(pos, 1, "\xEF\xBF\xBD");
+    }
+    if (unparsable && ids.size() > 1) {
+        // One contact spoils the whole body: ask for each alone, so only it is rejected.
+        for (const auto& id : ids) {
+            auto one = fetch_contacts({id});
+            for (auto& contact : one.contacts) {
+                fetched.contacts.push_back(std::move(contact));
+            }
+            for (auto& reject : one.rejects) {
+                fetched.rejects.push_back(std::move(reject));
+            }
+            fetched.missing += one.missing;
+        }
+        return fetched;
+    }
+    if (unparsable) {
+        fetched.rejects.push_back({asked,
+                                   what +
+                                       " answered twice with the same body that is not JSON "
+                                       "(or nested deeper than " +
+                                       std::to_string(http::k_max_json_depth) + " levels)",
+                                   ""});
+        return fetched;
+    }
     if (!doc.is_array()) {
         throw shape_error(what, "expected an array");
     }
-    std::vector<nlohmann::json> contacts;
-    contacts.reserve(doc.size());
-    for (auto& contact : doc) {
-        contacts.push_back(std::move(contact));
+    std::set<std::string> returned;
+    std::size_t next_deep = 0;
+    bool deep_without_id = false;
+    std::size_t without_id = 0;
+    for (std::size_t i = 0; i < doc.size(); ++i) {
+        auto& contact = doc[i];
+        const auto id = contact.is_object() ? contact.find("$id") : contact.end();
+        const bool has_id = contact.is_object() && id != contact.end() && id->is_string();
+        if (has_id) {
+            returned.insert(id->get<std::string>());
+        } else {
+            ++without_id; // returned, to be rejected by the transform: not missing
+        }
+        if (next_deep < too_deep.size() && too_deep[next_deep] == i) {
+            ++next_deep;
+            deep_without_id = deep_without_id || !has_id;
+            fetched.rejects.push_back(
+                {has_id ? id->get<std::string>() : asked,
+                 fmt::format("contact holds values nested deeper than {} levels",
+                             http::k_max_json_depth),
+                 contact.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
+            continue;
+        }
+        fetched.contacts.push_back(std::move(contact));
     }
-    return contacts;
+    for (const auto& id : ids) {
+        fetched.missing += returned.count(id) == 0 ? 1 : 0;
+    }
+    fetched.missing -= std::min(fetched.missing, without_id);
+    if (deep_without_id) {
+        // That reject names every id asked for: none of them is missing unnoticed.
+        fetched.missing = 0;
+    }
+    return fetched;
 }
 
 JsonPage ApiClient::inbound_calls(const std::string& from, const std::string& to,

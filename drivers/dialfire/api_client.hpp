@@ -45,6 +45,20 @@ struct ContactListPage {
     std::string cursor; // empty on the last page
 };
 
+// A record that came back in a form that cannot be stored: kept as a reject, so one hostile
+// record never stops the job.
+struct RecordReject {
+    std::string id; // the record's id, or the ids asked for (comma separated) when unknown
+    std::string reason;
+    std::string raw; // what is left of the record, for inspection
+};
+
+struct FetchedContacts {
+    std::vector<nlohmann::json> contacts;
+    std::vector<RecordReject> rejects;
+    std::size_t missing = 0; // ids asked for that came back neither as contact nor as reject
+};
+
 struct JsonPage {
     std::vector<nlohmann::json> results;
     std::string cursor;
@@ -61,8 +75,11 @@ public:
     std::vector<CampaignField> fields(std::optional<SystemTime>* server_now = nullptr);
     // E2. `changed_since` is a date (YYYY-MM-DD) or empty for all contacts.
     ContactListPage list_contacts(const std::string& changed_since, const std::string& cursor);
-    // E3, at most k_contacts_per_request ids.
-    std::vector<nlohmann::json> fetch_contacts(const std::vector<std::string>& ids);
+    // E3, at most k_contacts_per_request ids. A body that does not parse, received twice with
+    // the same bytes (so not damaged in transit), is asked for again id by id; an id whose own
+    // answer does not parse becomes a reject naming it. Contacts nested deeper than
+    // http::k_max_json_depth become rejects too.
+    FetchedContacts fetch_contacts(const std::vector<std::string>& ids);
     // E5. from/to in the API's format (2006-01-02T15:04:05.999, UTC); `to` may be empty.
     JsonPage inbound_calls(const std::string& from, const std::string& to,
                            const std::string& cursor);
@@ -80,8 +97,12 @@ public:
 private:
     nlohmann::json get_json(const std::string& path_and_query, const std::string& what,
                             std::optional<SystemTime>* server_now = nullptr);
+    // `unparsable`, when given, accepts a body that fails to parse twice with the same bytes:
+    // it is then set and the discarded document returned.
     nlohmann::json send_json(http::HttpRequest request, const std::string& what,
-                             std::optional<SystemTime>* server_now);
+                             std::optional<SystemTime>* server_now,
+                             std::vector<std::size_t>* too_deep = nullptr,
+                             bool* unparsable = nullptr);
 
     ApiConfig m_config;
     http::RetryContext m_retry;

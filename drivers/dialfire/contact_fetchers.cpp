@@ -77,7 +77,9 @@ void ContactFetchers::work(const ApiConfig& api, http::RetryContext retry) {
     try {
         ApiClient client(api, std::move(retry));
         while (auto ids = m_jobs.pop()) {
-            FetchedBatch batch{client.fetch_contacts(*ids)};
+            auto fetched = client.fetch_contacts(*ids);
+            FetchedBatch batch{std::move(fetched.contacts), std::move(fetched.rejects),
+                               fetched.missing};
             if (!m_results.push(std::move(batch))) {
                 break;
             }

@@ -20,6 +20,8 @@ namespace crmsync::drivers::dialfire {
 
 struct FetchedBatch {
     std::vector<nlohmann::json> contacts;
+    std::vector<RecordReject> rejects;
+    std::size_t missing = 0; // ids asked for that the API did not return
 };
 
 // Threads that fetch contacts by id (E3, at most k_contacts_per_request per request) with

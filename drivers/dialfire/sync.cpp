@@ -78,6 +78,9 @@ public:
 
     void report(pipeline::RunSummary& summary) const override {
         summary.skipped += m_skipped;
+        if (m_missing > 0) {
+            summary.counters.emplace_back("missing", m_missing);
+        }
         summary.retries += m_stats.retries.load();
     }
 
@@ -114,9 +117,25 @@ private:
             return std::nullopt;
         }
         m_fetched += static_cast<long>(batch->contacts.size());
+        if (batch->missing > 0) {
+            // Listed but not returned (deleted meanwhile, or lost): the next run asks again.
+            m_missing += static_cast<long>(batch->missing);
+            if (m_may_checkpoint) {
+                log::warn("{} contacts listed were not returned; the checkpoint stays",
+                          batch->missing);
+            }
+            m_may_checkpoint = false;
+        }
         pipeline::Page page;
         page.stream = "contacts";
         page.records = std::move(batch->contacts);
+        if (!batch->rejects.empty()) {
+            page.context["rejects"] = nlohmann::json::array();
+            for (const auto& r : batch->rejects) {
+                page.context["rejects"].push_back(
+                    {{"id", r.id}, {"reason", r.reason}, {"raw", r.raw}});
+            }
+        }
         page.progress = progress_json("contacts");
         return page;
     }
@@ -127,7 +146,15 @@ private:
         const auto page = m_api.list_contacts(changed_since, m_cursor);
         m_listed += static_cast<long>(page.contacts.size());
         m_fetchers->add_ids(changed_ids(page.contacts));
-        m_cursor = page.cursor;
+        // A page may come without results but with a cursor; only an empty or a repeated
+        // cursor ends the list (a repeated one would page forever).
+        const bool repeated = !page.cursor.empty() && page.cursor == m_cursor;
+        if (repeated) {
+            log::warn("contacts/list answered the cursor it was asked with; listing stops and "
+                      "the checkpoint stays");
+            m_may_checkpoint = false;
+        }
+        m_cursor = repeated ? std::string{} : page.cursor;
         return !m_cursor.empty();
     }
 
@@ -194,6 +221,7 @@ private:
     long m_listed = 0;
     long m_fetched = 0;
     long m_skipped = 0;
+    long m_missing = 0;
 };
 
 } // namespace
@@ -210,6 +238,12 @@ pipeline::Ending run_sync(const SyncOptions& options, pipeline::Sink& sink,
     TransformCounters counters;
     const auto transform = [&](const pipeline::Page& page, pipeline::Emitter& out,
                                pipeline::RunSummary& s) {
+        if (const auto rejects = page.context.find("rejects"); rejects != page.context.end()) {
+            const auto& table = schema.specs[schema.contacts].table.name;
+            for (const auto& r : *rejects) {
+                out.reject(table, r.value("id", ""), r.value("reason", ""), r.value("raw", ""));
+            }
+        }
         for (const auto& record : page.records) {
             if (page.stream == "contacts") {
                 transform_contact(record, schema, options.filter, out, counters);

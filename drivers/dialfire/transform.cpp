@@ -23,7 +23,13 @@ std::optional<std::string> string_field(const json& record, const char* name) {
     if (it == record.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
         return std::nullopt;
     }
-    return it->get<std::string>();
+    // Ids become keys, computed keys and reject keys: a NUL becomes U+FFFD there exactly as in
+    // the columns filled from the record, so nothing is cut where a value is bound.
+    std::string text = it->get<std::string>();
+    for (auto pos = text.find('\0'); pos != std::string::npos; pos = text.find('\0', pos)) {
+        text.replace(pos, 1, "\xEF\xBF\xBD");
+    }
+    return text;
 }
 
 // The record without the nested arrays that get rows of their own, so _raw holds every field

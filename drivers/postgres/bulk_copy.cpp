@@ -73,8 +73,8 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
                                       const sql::Table& table,
                                       const std::vector<const sql::Column*>& columns,
                                       const std::vector<std::vector<const sql::Value*>>& rows) {
-    const std::string stage =
-        dialect.quote("crmsync_stage_" + util::md5_hex(table.name).substr(0, 12));
+    const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
+    const std::string stage = dialect.quote(stage_name);
     const std::string target = dialect.quote(table.name);
     std::string names;
     std::string source;
@@ -123,12 +123,11 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
     sql::Database::BulkResult result;
     result.existing = std::atol(PQgetvalue(existing.get(), 0, 0));
 
-    // The dialect's upsert with the staging table in place of VALUES.
-    std::string upsert = dialect.upsert(table, columns, 1);
-    const auto values_at = upsert.find(" VALUES (");
-    const auto values_end = upsert.find(")", values_at + 9);
-    upsert.replace(values_at, values_end - values_at + 1, " SELECT " + names + " FROM " + stage);
-    const auto done = run(connection, upsert, "upserting into " + table.name);
+    const auto upsert = dialect.upsert_from_table(table, columns, stage_name);
+    if (!upsert) {
+        throw Error(ErrorKind::internal, "the dialect has no upsert from a staging table");
+    }
+    const auto done = run(connection, *upsert, "upserting into " + table.name);
     result.affected = std::atol(PQcmdTuples(done.get()));
     return result;
 }

@@ -79,11 +79,7 @@ public:
 
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
-        std::string sql = "INSERT INTO " + quote(table.name) + " AS t (";
-        for (std::size_t i = 0; i < columns.size(); ++i) {
-            sql += (i ? ", " : "") + quote(columns[i]->name);
-        }
-        sql += ") VALUES ";
+        std::string sql = insert_into(table, columns) + " VALUES ";
         std::size_t p = 0;
         for (std::size_t r = 0; r < rows; ++r) {
             sql += r ? ", (" : "(";
@@ -92,6 +88,45 @@ public:
             }
             sql += ")";
         }
+        return sql + on_conflict(table, columns);
+    }
+
+    std::optional<std::string> upsert_from_table(const sql::Table& table,
+                                                 const std::vector<const sql::Column*>& columns,
+                                                 std::string_view source) const override {
+        std::string names;
+        for (const auto* c : columns) {
+            names += (names.empty() ? "" : ", ") + quote(c->name);
+        }
+        return insert_into(table, columns) + " SELECT " + names + " FROM " + quote(source) +
+               on_conflict(table, columns);
+    }
+
+    std::vector<std::string> session_setup() const override {
+        return {"SET TIME ZONE 'UTC'", "SET client_encoding = 'UTF8'"};
+    }
+
+    std::optional<std::string> try_lock_query() const override {
+        return "SELECT CASE WHEN pg_try_advisory_lock(CAST(:lock AS bigint)) THEN 1 ELSE 0 END";
+    }
+
+    std::string lock_parameter(std::string_view job_key) const override {
+        return std::to_string(util::md5_int64(job_key));
+    }
+
+private:
+    std::string insert_into(const sql::Table& table,
+                            const std::vector<const sql::Column*>& columns) const {
+        std::string sql = "INSERT INTO " + quote(table.name) + " AS t (";
+        for (std::size_t i = 0; i < columns.size(); ++i) {
+            sql += (i ? ", " : "") + quote(columns[i]->name);
+        }
+        return sql + ")";
+    }
+
+    // Rows equal to the stored ones are left untouched (see Dialect::upsert).
+    std::string on_conflict(const sql::Table& table,
+                            const std::vector<const sql::Column*>& columns) const {
         std::string set;
         std::string before;
         std::string after;
@@ -105,7 +140,7 @@ public:
                 after += (after.empty() ? "" : ", ") + std::string("EXCLUDED.") + quote(c->name);
             }
         }
-        sql += " ON CONFLICT (" + quote(table.key()) + ") ";
+        std::string sql = " ON CONFLICT (" + quote(table.key()) + ") ";
         if (set.empty()) {
             return sql + "DO NOTHING";
         }
@@ -114,18 +149,6 @@ public:
             sql += " WHERE ROW(" + before + ") IS DISTINCT FROM ROW(" + after + ")";
         }
         return sql;
-    }
-
-    std::vector<std::string> session_setup() const override {
-        return {"SET TIME ZONE 'UTC'", "SET client_encoding = 'UTF8'"};
-    }
-
-    std::optional<std::string> try_lock_query() const override {
-        return "SELECT CASE WHEN pg_try_advisory_lock(CAST(:lock AS bigint)) THEN 1 ELSE 0 END";
-    }
-
-    std::string lock_parameter(std::string_view job_key) const override {
-        return std::to_string(util::md5_int64(job_key));
     }
 };
 

@@ -104,10 +104,36 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
         }
         return std::nullopt;
     }
+    case ColumnType::integer: {
+        std::string_view digits = value;
+        const bool negative = !digits.empty() && digits.front() == '-';
+        if (negative || (!digits.empty() && digits.front() == '+')) {
+            digits.remove_prefix(1);
+        }
+        while (digits.size() > 1 && digits.front() == '0') {
+            digits.remove_prefix(1);
+        }
+        const std::string_view limit = negative ? "9223372036854775808" : "9223372036854775807";
+        const bool all_digits =
+            !digits.empty() && digits.find_first_not_of("0123456789") == std::string_view::npos;
+        if (!all_digits || digits.size() > limit.size() ||
+            (digits.size() == limit.size() && digits > limit)) {
+            return fmt::format("{} = {} is not a 64-bit integer", column.name, value.substr(0, 40));
+        }
+        return std::nullopt;
+    }
     case ColumnType::timestamp: {
         int year = 0;
-        for (std::size_t i = 0; i < 4 && i < value.size(); ++i) {
-            year = year * 10 + (value[i] - '0');
+        std::size_t year_digits = 0;
+        while (year_digits < value.size() && value[year_digits] >= '0' &&
+               value[year_digits] <= '9') {
+            year = year_digits < 6 ? year * 10 + (value[year_digits] - '0') : year;
+            ++year_digits;
+        }
+        if (year_digits != 4) {
+            return fmt::format("{} = {} is not a time between the years 0 and 9999 that {} can "
+                               "hold",
+                               column.name, value.substr(0, 40), column_type(column));
         }
         if (year < min_timestamp_year()) {
             return fmt::format("{} = {} is before the year {} that {} can hold", column.name, value,

@@ -40,6 +40,17 @@ public:
     // included, so the affected-row count tells inserted + updated apart from unchanged.
     virtual std::string upsert(const Table& table, const std::vector<const Column*>& columns,
                                std::size_t rows) const = 0;
+    // The same upsert taking its rows from every row of the table `source` (a staging table
+    // with `columns`): INSERT ... SELECT ... FROM source. nullopt when the dialect has no bulk
+    // path that needs it (the default).
+    virtual std::optional<std::string> upsert_from_table(const Table& table,
+                                                         const std::vector<const Column*>& columns,
+                                                         std::string_view source) const {
+        (void)table;
+        (void)columns;
+        (void)source;
+        return std::nullopt;
+    }
     // Rows updated by an upsert of `rows` rows that reported `affected` rows, of which
     // `inserted` were new.
     virtual long updated_from_affected(long affected, long inserted, long rows) const {

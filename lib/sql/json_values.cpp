@@ -52,6 +52,14 @@ std::string describe(const nlohmann::json& value) {
     return text.size() > 40 ? text.substr(0, 40) + "..." : text;
 }
 
+// Whether a normalized decimal without fraction lies in the 64-bit integer range.
+bool fits_int64(std::string_view number) {
+    const bool negative = !number.empty() && number.front() == '-';
+    const std::string_view digits = number.substr(negative ? 1 : 0);
+    const std::string_view limit = negative ? "9223372036854775808" : "9223372036854775807";
+    return digits.size() < limit.size() || (digits.size() == limit.size() && digits <= limit);
+}
+
 bool fail(std::string& problem, std::string_view expected, const nlohmann::json& value) {
     problem = fmt::format("expected {}, got {}", expected, describe(value));
     return false;
@@ -173,6 +181,9 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
         if (type == ColumnType::integer && number->find('.') != std::string::npos) {
             return fail(problem, "an integer", value);
         }
+        if (type == ColumnType::integer && !fits_int64(*number)) {
+            return fail(problem, "a 64-bit integer", value);
+        }
         out = std::move(number);
         return true;
     }
@@ -207,7 +218,12 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
         }
         if (value.is_string()) {
             if (const auto t = util::parse_iso8601(value.get_ref<const std::string&>())) {
-                out = util::format_sql_timestamp(*t);
+                std::string text = util::format_sql_timestamp(*t);
+                // A zone offset can carry 9999-12-31 into a year no column type holds.
+                if (text.size() < 5 || text[4] != '-' || text.front() == '-') {
+                    return fail(problem, "a time between the years 0 and 9999", value);
+                }
+                out = std::move(text);
                 return true;
             }
         }
@@ -242,6 +258,11 @@ bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
         if (source.empty()) {
             if (const auto it = computed.find(columns[i].name); it != computed.end()) {
                 out[i] = it->second;
+                // Drivers build these from API text: a NUL would end the value when bound and
+                // break COPY, so it becomes U+FFFD as in every other column.
+                if (out[i] && out[i]->find('\0') != std::string::npos) {
+                    out[i] = scrub_nul(std::move(*out[i]));
+                }
             }
             continue;
         }

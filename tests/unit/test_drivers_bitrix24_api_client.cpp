@@ -5,9 +5,11 @@
 #include "tests/fakes/bitrix24/bitrix24_fake.hpp"
 
 #include <catch2/catch.hpp>
+#include <httplib.h>
 
 #include <chrono>
 #include <set>
+#include <thread>
 
 using namespace crmsync;
 using namespace crmsync::drivers::bitrix24;
@@ -194,4 +196,43 @@ TEST_CASE("bitrix24 ApiClient retries the portal's limits and refuses a bad webh
         // The first request goes at once, the next three 100 ms apart.
         CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(290));
     }
+}
+
+TEST_CASE("bitrix24 ApiClient with hostile answers", "[unit][http]") {
+    httplib::Server server;
+    std::string answer;
+    server.Post(R"(/rest/1/code/.*)", [&answer](const httplib::Request&, httplib::Response& res) {
+        res.set_content(answer, "application/json");
+    });
+    const int port = server.bind_to_any_port("127.0.0.1");
+    std::thread thread([&] { server.listen_after_bind(); });
+    http::RetryPolicy policy;
+    policy.base_delay = std::chrono::milliseconds(1);
+    policy.max_attempts = 2;
+    http::RetryStats stats;
+    ApiConfig config;
+    config.webhook =
+        parse_webhook_url("http://127.0.0.1:" + std::to_string(port) + "/rest/1/code/", "$TEST");
+    config.source = "$TEST";
+    config.rate = 0;
+    ApiClient api(config, http::RetryContext{policy, stats, Clock::real(), std::nullopt, ""});
+
+    SECTION("stores a lone surrogate as U+FFFD instead of refusing the answer") {
+        answer = R"({"result":[{"NAME":"a\ud800b"}],"total":1})";
+        const auto envelope = api.call("crm.status.list", nlohmann::json::object());
+        REQUIRE(envelope.result.is_array());
+        CHECK(envelope.result[0]["NAME"] == "a\xEF\xBF\xBD"
+                                            "b");
+        CHECK(stats.retries.load() == 0);
+    }
+    SECTION("builds no value nested deeper than 128 levels, so nothing overflows the stack") {
+        answer = R"({"result":[{"NAME":"n","DEEP":)" + std::string(200'000, '[') +
+                 std::string(200'000, ']') + "}],\"total\":1}";
+        const auto envelope = api.call("crm.status.list", nlohmann::json::object());
+        REQUIRE(envelope.result.is_array());
+        CHECK(envelope.result[0]["NAME"] == "n");
+        CHECK_FALSE(envelope.result.dump().empty());
+    }
+    server.stop();
+    thread.join();
 }

@@ -504,3 +504,19 @@ TEST_CASE("dialfire::transform_inbound_call into SQLite", "[sqlite]") {
         CHECK(rejects[0][0] == "dfire_inbound_calls");
     }
 }
+
+TEST_CASE("dialfire::transform_contact with NUL bytes in the id", "[sqlite]") {
+    SqliteTarget target;
+    SECTION("the id becomes U+FFFD in the contact and in every key computed from it") {
+        json contact = sample_contact();
+        contact["$id"] = std::string("CON\0TACT", 8);
+        target.write(contact);
+        const std::string scrubbed = "CON\xEF\xBF\xBDTACT";
+        const auto contacts = target.rows(R"(SELECT "$id" FROM "dfire_contacts")");
+        REQUIRE(contacts.size() == 1);
+        CHECK(contacts[0][0] == scrubbed);
+        const auto txs = target.rows(R"(SELECT DISTINCT "contact_id" FROM "dfire_transactions")");
+        REQUIRE(txs.size() == 1);
+        CHECK(txs[0][0] == scrubbed);
+    }
+}

@@ -123,6 +123,16 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
               R"(SELECT "id", "name" FROM "small" WHERE "id" IN (:k0, :k1, :k2))");
     }
+    SECTION("upsert_from_table selects from the staging table, whatever the column names say") {
+        CHECK(
+            d->upsert_from_table(t, bound_columns(t), "stage") ==
+            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "name", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))");
+        Table hostile = t;
+        hostile.columns[1].name = "x VALUES (y)";
+        CHECK(
+            d->upsert_from_table(hostile, bound_columns(hostile), "stage") ==
+            R"sql(INSERT INTO "small" AS t ("id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "x VALUES (y)" = EXCLUDED."x VALUES (y)", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."x VALUES (y)", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."x VALUES (y)", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))sql");
+    }
     SECTION("try_lock_query takes a session advisory lock on a bigint key") {
         CHECK(d->try_lock_query() ==
               "SELECT CASE WHEN pg_try_advisory_lock(CAST(:lock AS bigint)) THEN 1 ELSE 0 END");
@@ -461,6 +471,18 @@ TEST_CASE("Dialect::value_problem", "[unit][sqlserver]") {
         CHECK_FALSE(my->value_problem(stamp, "1000-01-01 00:00:00.000").has_value());
         CHECK_FALSE(pg->value_problem(stamp, early).has_value());
         CHECK_FALSE(ss->value_problem(stamp, early).has_value());
+    }
+    SECTION("an integer beyond 64 bits and a year past 9999 fit no dialect") {
+        const Column count = column("count", ColumnType::integer);
+        for (const auto* d : all) {
+            INFO(d->name());
+            CHECK(d->value_problem(count, "1" + std::string(30, '0')).has_value());
+            CHECK(d->value_problem(count, "9223372036854775808").has_value());
+            CHECK_FALSE(d->value_problem(count, "9223372036854775807").has_value());
+            CHECK_FALSE(d->value_problem(count, "-9223372036854775808").has_value());
+            CHECK(d->value_problem(stamp, "10000-01-01 04:30:00.000").has_value());
+            CHECK_FALSE(d->value_problem(stamp, "9999-12-31 23:59:59.999").has_value());
+        }
     }
     SECTION("year 0 fits no dialect") {
         for (const auto* d : {pg.get(), my.get(), ss.get()}) {

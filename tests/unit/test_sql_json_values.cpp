@@ -82,6 +82,14 @@ TEST_CASE("sql::to_column_value for numbers", "[unit]") {
         CHECK(rejected("12.5", ColumnType::integer));
         CHECK(convert("", ColumnType::integer) == "<NULL>");
     }
+    SECTION("integer columns reject whole numbers beyond 64 bits") {
+        CHECK(rejected(1e30, ColumnType::integer));
+        CHECK(rejected("1e30", ColumnType::integer));
+        CHECK(rejected("9223372036854775808", ColumnType::integer));
+        CHECK(convert("9223372036854775807", ColumnType::integer) == "9223372036854775807");
+        CHECK(convert("-9223372036854775808", ColumnType::integer) == "-9223372036854775808");
+        CHECK(rejected("-9223372036854775809", ColumnType::integer));
+    }
 }
 
 TEST_CASE("sql::to_column_value for booleans", "[unit]") {
@@ -129,6 +137,13 @@ TEST_CASE("sql::to_column_value for timestamps", "[unit]") {
         CHECK(rejected("2024-02-30", ColumnType::timestamp));
         CHECK(rejected(1704103200, ColumnType::timestamp));
         CHECK(rejected(true, ColumnType::timestamp));
+    }
+}
+
+TEST_CASE("sql::to_column_value for times past the year 9999", "[unit]") {
+    SECTION("a zone offset that carries the time into the year 10000 is rejected") {
+        CHECK(rejected("9999-12-31T23:30:00-05:00", ColumnType::timestamp));
+        CHECK(convert("9999-12-31T23:30:00Z", ColumnType::timestamp) == "9999-12-31 23:30:00.000");
     }
 }
 
@@ -283,6 +298,13 @@ TEST_CASE("sql::row_from_json", "[unit]") {
         CHECK_FALSE(sql::row_from_json(spec, {{"amount", "abc"}}, {{"id", "X1"}}, row, problem));
         CHECK(problem.rfind("amount: ", 0) == 0);
         CHECK(problem.find("abc") != std::string::npos);
+    }
+    SECTION("NUL bytes in computed values become U+FFFD instead of cutting the value") {
+        sql::Row row;
+        std::string problem;
+        REQUIRE(sql::row_from_json(spec, json::object(), {{"id", std::string("X\0Y", 3)}}, row,
+                                   problem));
+        CHECK(row[0] == Value("X" + k_fffd + "Y"));
     }
     SECTION("a record that is not an object fills only computed columns") {
         sql::Row row;

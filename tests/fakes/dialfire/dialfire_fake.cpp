@@ -1012,6 +1012,44 @@ std::string DialfireFake::add_raw_contact(const nlohmann::json& contact) {
     return id;
 }
 
+std::vector<HostileItem> DialfireFake::add_hardening_cases() {
+    const std::string values_field = "x VALUES (y)";
+    const std::string amount_field = "hostile_amount";
+    add_custom_field(values_field);
+    add_custom_field(amount_field, "number");
+    touch_contacts(options().contacts);
+    const auto contact = [](const std::string& id, const std::string& members) {
+        nlohmann::json head = {{"$id", id}, {"$campaign_id", "HOSTILE"}};
+        std::string text = head.dump();
+        text.pop_back();
+        return text + "," + members + "}";
+    };
+    const std::string nul_id("HOSTILENUL\0ID001", 16);
+    const std::string deep(200'000, '[');
+    const std::vector<HostileItem> items{
+        {HostileCase::lone_surrogate, "HOSTILESURROGATE", values_field, "a lone surrogate"},
+        {HostileCase::number_1e30, "HOSTILENUMBER001", amount_field, "1e30 in a number"},
+        {HostileCase::year_past_9999, "HOSTILEYEAR10000", "$created_date",
+         "9999-12-31T23:30:00-05:00"},
+        {HostileCase::nul_in_id, nul_id, "$id", "a NUL inside $id"},
+        {HostileCase::deep_nesting, "HOSTILEDEEPNEST1", "deep", "200,000 levels of nesting"},
+        {HostileCase::unparsable_contact, "HOSTILEBROKEN001", "", "E3 text that is no JSON"},
+        {HostileCase::field_name_values, "", values_field, "field named x VALUES (y)"},
+    };
+    set_contact_text(items[0].contact_id,
+                     contact(items[0].contact_id, R"j("x VALUES (y)":"a\ud800b\udc00")j"));
+    set_contact_text(items[1].contact_id, contact(items[1].contact_id, R"("hostile_amount":1e30)"));
+    set_contact_text(
+        items[2].contact_id,
+        contact(items[2].contact_id, R"("$created_date":"9999-12-31T23:30:00-05:00")"));
+    set_contact_text(nul_id, contact(nul_id, R"j("x VALUES (y)":"nul")j"));
+    set_contact_text(
+        items[4].contact_id,
+        contact(items[4].contact_id, R"("deep":)" + deep + std::string(deep.size(), ']')));
+    set_contact_text(items[5].contact_id, R"({"$id":"HOSTILEBROKEN001", nope)");
+    return items;
+}
+
 void DialfireFake::inject(Fault fault) { m_impl->faults.push(std::move(fault)); }
 
 void DialfireFake::clear_faults() { m_impl->faults.clear(); }

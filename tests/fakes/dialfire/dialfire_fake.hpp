@@ -96,6 +96,10 @@ public:
     /// Adds a contact under its "$id", or under a fresh generated id if it has none (E3 then
     /// sends it without $id, exactly as given). Returns the id listed by E2.
     std::string add_raw_contact(const nlohmann::json& contact);
+    /// Adds the hostile records that once stopped a job for good (the HostileCase values from
+    /// lone_surrogate on): one raw contact each, plus the field "x VALUES (y)", which every
+    /// generated contact then carries (they are touched). Returns what it added.
+    std::vector<HostileItem> add_hardening_cases();
 
     // ---- Faults -----------------------------------------------------------------------------
     void inject(Fault fault);

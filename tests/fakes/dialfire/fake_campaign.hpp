@@ -72,6 +72,14 @@ enum class HostileCase {
     pause_time_not_number,
     transaction_without_fired,
     duplicate_fired, ///< Two transactions of one contact with the same `fired` millisecond.
+    // Added by DialfireFake::add_hardening_cases(), never by the generator:
+    lone_surrogate,     ///< "\ud800" (legal JSON text, no Unicode character) in a value.
+    number_1e30,        ///< 1e30 in a number field.
+    year_past_9999,     ///< A time whose zone offset carries it into the year 10000.
+    nul_in_id,          ///< A NUL byte inside "$id" (E2 lists it the same way).
+    deep_nesting,       ///< A value nested 200,000 levels deep.
+    unparsable_contact, ///< E3 text that is no JSON: every E3 body holding it fails to parse.
+    field_name_values,  ///< A custom field named "x VALUES (y)", with a value in every contact.
 };
 
 /// One piece of hostile data. Field cases name the field; contact cases name the contact

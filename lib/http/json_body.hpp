@@ -1,0 +1,32 @@
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace crmsync::http {
+
+// Deeper nesting than this is never built: dump() and tree walks recurse once per level.
+inline constexpr int k_max_json_depth = 128;
+
+// A JSON answer of an API, parsed so that hostile content cannot stop a job.
+struct JsonBody {
+    nlohmann::json doc;                // discarded when the text is not JSON
+    long repaired_bytes = 0;           // invalid UTF-8 bytes and lone surrogates made U+FFFD
+    std::vector<std::size_t> too_deep; // positions, in a top-level array, of elements that held
+                                       // values nested deeper than k_max_json_depth (dropped
+                                       // from them); {0} for a top-level value that is not an array
+};
+
+// Replaces the \u escapes of lone UTF-16 surrogates (legal JSON text, no Unicode character)
+// by \ufffd, so a strict parser takes the text. Returns how many were replaced.
+std::size_t replace_lone_surrogates(std::string& text);
+
+// Parses `text` (a 2xx body): invalid UTF-8 and lone surrogates become U+FFFD, and values
+// nested deeper than k_max_json_depth are left out and reported in `too_deep`. Never throws
+// for bad text: `doc` is then discarded.
+JsonBody parse_json_body(std::string text);
+
+} // namespace crmsync::http
