@@ -13,6 +13,8 @@
 #include "lib/core/log.hpp"
 #include "lib/util/redact.hpp"
 
+#include "crmsync_git_commit.hpp"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
@@ -101,7 +103,31 @@ bool is_subcommand(const std::string& arg) {
     return false;
 }
 
+// "db_sync, webhook, ..." for messages.
+std::string command_list() {
+    std::string names;
+    for (const auto& s : subcommands()) {
+        names += (names.empty() ? "" : ", ") + std::string(s.name);
+    }
+    return names;
+}
+
+// The first word that is not an option must name a command. CLI11 alone would say "A
+// subcommand is required" for `crmsync leads`, and print the top-level help with exit 0 for
+// `crmsync leads --help`, so a script could not tell that the command does not exist.
+void check_command_word(const std::vector<std::string>& args) {
+    if (args.size() < 2 || args[1].empty() || args[1].front() == '-' || is_subcommand(args[1])) {
+        return;
+    }
+    throw Error(ErrorKind::usage, "unknown command '" + util::redact(args[1]) + "'",
+                "the commands are: " + command_list() + " (see 'crmsync --help')");
+}
+
 } // namespace
+
+std::string version_text() {
+    return std::string("crmsync ") + CRMSYNC_VERSION + " (commit " + CRMSYNC_GIT_COMMIT + ")";
+}
 
 std::vector<std::string> translate_dbsync2(const std::vector<std::string>& args,
                                            const char* env_mode) {
@@ -149,11 +175,12 @@ int run(int argc, char** argv) {
     try {
         std::vector<std::string> args(argv, argv + argc);
         args = translate_dbsync2(args, std::getenv("DBSYNC_A"));
+        check_command_word(args);
 
         CLI::App app{"crmsync: sync contact-center and CRM data into SQL databases and web "
                      "services. Every run picks up where the last one stopped.",
                      "crmsync"};
-        app.set_version_flag("--version", "crmsync " CRMSYNC_VERSION);
+        app.set_version_flag("--version", version_text());
         app.require_subcommand(1);
         std::function<int()> runner;
         for (const auto& s : subcommands()) {
