@@ -13,6 +13,10 @@ int run(int argc, char** argv);
 // ("-modified" when the tree had uncommitted changes, "unknown" without git).
 std::string version_text();
 
+struct CommandCatalog;
+// The commands of the registration table and their flags (for jobs files and tests).
+CommandCatalog command_catalog();
+
 // dbsync2 command lines ("--a db_init --c X ...", or DBSYNC_A) rewritten to subcommand form
 // ("db_sync --mode init --c X ..."); other command lines come back unchanged. Throws
 // Error(usage) for an unknown --a mode.
