@@ -5,6 +5,7 @@
 #include "cmd/callcenter.hpp"
 #include "cmd/config_file.hpp"
 #include "cmd/db_sync.hpp"
+#include "cmd/doctor.hpp"
 #include "cmd/refresh_tokens.hpp"
 #include "cmd/run_jobs.hpp"
 #include "cmd/status.hpp"
@@ -85,6 +86,9 @@ std::vector<Subcommand> subcommands() {
              add_status(app, *options);
              return std::function<int()>([options] { return run_status(*options); });
          }},
+        {"doctor",
+         "Check what a first run of a command needs: crmsync doctor COMMAND [its options]",
+         [](CLI::App& app) { return add_doctor(app); }},
         {"run", "Run many jobs from one TOML file (one cron line), at most --jobs at once",
          [](CLI::App& app) {
              auto options = std::make_shared<RunJobsOptions>();
@@ -224,7 +228,12 @@ int run(int argc, char** argv) {
                             "crmsync COMMAND --config FILE ('crmsync run' takes a jobs file)");
             }
             app.set_config("--config");
-            app.config_formatter(command_config_reader(args[1], *config_file));
+            std::vector<std::string> command_path{args[1]};
+            if (args[1] == "doctor" && args.size() > 2) {
+                command_path.push_back(
+                    args[2]); // doctor takes the options of the command it checks
+            }
+            app.config_formatter(command_config_reader(command_path, *config_file));
             app.allow_config_extras(CLI::config_extras_mode::error);
             args.insert(args.begin() + 1, {"--config", *config_file});
         }

@@ -19,7 +19,7 @@ bool has_url_password(const std::string& value) {
 
 class CommandConfig final : public CLI::ConfigTOML {
 public:
-    CommandConfig(std::string command, std::string file)
+    CommandConfig(std::vector<std::string> command, std::string file)
         : m_command(std::move(command)), m_file(std::move(file)) {}
 
     std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
@@ -33,13 +33,13 @@ public:
                             "(key = value); sections are for 'crmsync run' job files");
             }
             refuse_secret_in_file(m_file, item.name, item.inputs);
-            item.parents = {m_command};
+            item.parents = m_command;
         }
         return read;
     }
 
 private:
-    std::string m_command;
+    std::vector<std::string> m_command;
     std::string m_file;
 };
 
@@ -102,7 +102,8 @@ std::optional<std::string> take_config_option(std::vector<std::string>& args) {
     return file;
 }
 
-std::shared_ptr<CLI::Config> command_config_reader(std::string command, std::string file) {
+std::shared_ptr<CLI::Config> command_config_reader(std::vector<std::string> command,
+                                                   std::string file) {
     return std::make_shared<CommandConfig>(std::move(command), std::move(file));
 }
 

@@ -27,7 +27,9 @@ std::optional<std::string> take_config_option(std::vector<std::string>& args);
 // COMMAND's long flag names without "--" (`campaign = "ABC"`, `fp = ["fc_", "qc_"]`,
 // `verbose = true`). Values given on the command line win over the file, the file wins over
 // the environment. Sections, secrets and unknown keys are errors (Error(usage)).
-std::shared_ptr<CLI::Config> command_config_reader(std::string command, std::string file);
+// `command` is the path of subcommands ({"db_sync"}, or {"doctor", "db_sync"}).
+std::shared_ptr<CLI::Config> command_config_reader(std::vector<std::string> command,
+                                                   std::string file);
 
 // "--key=value" arguments for the items of one TOML section (arrays repeat the flag), for
 // `crmsync run` which starts each job as a command line.
