@@ -167,7 +167,12 @@ private:
         FailedAttempt failed;
         failed.attempt = d.attempts + 1;
         failed.created_ms = d.created_ms;
-        if (r.answered) {
+        if (!r.answered && r.failure.status != 0) {
+            // Only the body was too long: the status says what the receiver meant.
+            status = static_cast<int>(r.failure.status);
+            failed.error = fmt::format("HTTP {}: {}", r.failure.status, r.failure.message);
+            failed.retryable = http::RetryPolicy::is_retryable_status(r.failure.status);
+        } else if (r.answered) {
             status = static_cast<int>(r.response.status);
             failed.error = fmt::format("HTTP {}: {}", r.response.status, snippet(r.response.body));
             failed.retryable = http::RetryPolicy::is_retryable_status(r.response.status);

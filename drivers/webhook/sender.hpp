@@ -68,11 +68,11 @@ struct SendStats {
 
 // Delivers a job's pending outbox entries: one POST each, Standard Webhooks headers, up to
 // `in_flight` at once on keep-alive connections, paced by a token bucket, deliveries of one
-// group (contact) strictly in order. 2xx -> delivered (also when its body is over
-// max_response_bytes: the receiver took it); 408/425/429/5xx and network errors -> retried
-// by options.retry (after_failure; Retry-After honoured; attempts survive across runs); other
-// 4xx and an answer too large -> dead at once with the answer saved. Returns when nothing is
-// due before the deadline.
+// group (contact) strictly in order. 2xx -> delivered; 408/425/429/5xx and network errors ->
+// retried by options.retry (after_failure; Retry-After honoured; attempts survive across
+// runs); other 4xx -> dead at once with the answer saved. An answer over max_response_bytes
+// is not read further and counts by its status (the error says it was too large). Returns
+// when nothing is due before the deadline.
 SendStats deliver_pending(state::StateStore& store, const std::string& job,
                           const SenderOptions& options);
 

@@ -56,30 +56,30 @@ struct DeliveryFixture {
     }
 
     ProcessResult run(std::vector<std::string> extra = {}) const {
-        std::vector<std::string> a{"webhook",
-                                   "--campaign",
-                                   fake.options().campaign_id,
-                                   "--api-url",
-                                   fake.base_url(),
-                                   "--url",
-                                   receiver.base_url() + "/hook",
-                                   "--state",
-                                   dir.file("state.db"),
-                                   "--log-dir",
-                                   dir.file("logs"),
-                                   "--summary-json",
-                                   dir.file("summary.json"),
-                                   "--since",
-                                   utc_text(std::chrono::system_clock::now() -
-                                            std::chrono::hours(48)),
-                                   "--wr",
-                                   "0",
-                                   "--w",
-                                   "8",
-                                   "--retry-base",
-                                   "50ms",
-                                   "--secret-env",
-                                   "HOOK_SECRET"};
+        std::vector<std::string> a{
+            "webhook",
+            "--campaign",
+            fake.options().campaign_id,
+            "--api-url",
+            fake.base_url(),
+            "--url",
+            receiver.base_url() + "/hook",
+            "--state",
+            dir.file("state.db"),
+            "--log-dir",
+            dir.file("logs"),
+            "--summary-json",
+            dir.file("summary.json"),
+            "--since",
+            utc_text(std::chrono::system_clock::now() - std::chrono::hours(48)),
+            "--wr",
+            "0",
+            "--w",
+            "8",
+            "--retry-base",
+            "50ms",
+            "--secret-env",
+            "HOOK_SECRET"};
         a.insert(a.end(), extra.begin(), extra.end());
         return crmsync::testing::run_crmsync(
             a, {{"CRMSYNC_TOKEN", fake.options().token}, {"HOOK_SECRET", k_secret}}, dir);
@@ -163,8 +163,8 @@ TEST_CASE("webhook delivers everything once to a receiver that was down for ten 
     // webhook-timestamp) move together.
     const auto run_at = [&f](minutes later) {
         f.receiver.set_clock_offset(later);
-        return f.run({"--now", utc_text(std::chrono::system_clock::now() + later), "--max-runtime",
-                      "2s"});
+        return f.run(
+            {"--now", utc_text(std::chrono::system_clock::now() + later), "--max-runtime", "2s"});
     };
 
     f.receiver.go_down();

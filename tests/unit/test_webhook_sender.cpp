@@ -6,6 +6,7 @@
 #include "tests/support/temp_dir.hpp"
 
 #include "lib/http/retry_policy.hpp"
+#include "lib/state/open_file.hpp"
 #include "lib/state/outbox.hpp"
 #include "lib/state/state_store.hpp"
 #include "lib/util/time.hpp"
@@ -234,4 +235,57 @@ TEST_CASE("webhook::deliver_pending gives up by age across runs", "[unit][http][
             CHECK(counts.pending == 0);
         }
     }
+}
+
+TEST_CASE("webhook::deliver_pending reads a receiver's answer up to its cap",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    httplib::Server server;
+    std::atomic<int> requests{0};
+    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+        ++requests;
+        // Answers too long for the cap: accepted (2xx), unavailable (503) or gone (410).
+        const auto id = req.get_header_value("webhook-id");
+        res.status = id == "msg_take" ? 200 : id == "msg_later" ? 503 : 410;
+        res.set_content(std::string(std::size_t{2} << 20, 'z'), "text/plain");
+    });
+    const int port = server.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    std::thread thread([&] { server.listen_after_bind(); });
+    while (!server.is_running()) {
+        std::this_thread::sleep_for(1ms);
+    }
+    webhook::SenderOptions options;
+    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.rate = 0;
+    options.retry.base_delay = 1ms;
+    options.deadline = std::chrono::steady_clock::now() + 500ms;
+    state::Outbox outbox(store);
+    for (const char* id : {"msg_take", "msg_later", "msg_gone"}) {
+        state::Delivery d;
+        d.id = id;
+        d.job = "job";
+        d.group_key = id;
+        d.event = "new";
+        d.body = "{}";
+        REQUIRE(outbox.enqueue(d));
+    }
+    const auto sent = webhook::deliver_pending(store, "job", options);
+    server.stop();
+    thread.join();
+    // Each counts by its status, the body unread past the cap.
+    CHECK(sent.delivered == 1);
+    CHECK(sent.died == 1);
+    CHECK(sent.retried >= 1);
+    CHECK(requests.load() >= 3);
+    const auto counts = outbox.counts("job");
+    CHECK(counts.delivered == 1);
+    CHECK(counts.dead == 1);
+    CHECK(counts.pending == 1);
+    auto& db = state::detail::connection(store);
+    const std::string error =
+        db.execAndGet("SELECT last_error FROM outbox WHERE id = 'msg_later'").getString();
+    CHECK(error.find("HTTP 503: response from http://127.0.0.1:") != std::string::npos);
+    CHECK(error.find("larger than 1 MiB") != std::string::npos);
 }
