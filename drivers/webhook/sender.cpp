@@ -168,7 +168,7 @@ private:
         failed.attempt = d.attempts + 1;
         failed.created_ms = d.created_ms;
         if (!r.answered && r.failure.status != 0) {
-            // Only the body was too long: the status says what the receiver meant.
+            // Only the body was too long: the status (and headers) say what the receiver meant.
             status = static_cast<int>(r.failure.status);
             failed.error = fmt::format("HTTP {}: {}", r.failure.status, r.failure.message);
             failed.retryable = http::RetryPolicy::is_retryable_status(r.failure.status);
@@ -176,13 +176,13 @@ private:
             status = static_cast<int>(r.response.status);
             failed.error = fmt::format("HTTP {}: {}", r.response.status, snippet(r.response.body));
             failed.retryable = http::RetryPolicy::is_retryable_status(r.response.status);
-            if (r.response.status == 429 || r.response.status == 503) {
-                failed.retry_after =
-                    http::RetryPolicy::retry_after(r.response, m_options.clock.wall_now());
-            }
         } else {
             failed.error = r.failure.message;
             failed.retryable = http::RetryPolicy::is_retryable_transport(r.failure.curl_code);
+        }
+        if (status == 429 || status == 503) {
+            failed.retry_after =
+                http::RetryPolicy::retry_after(r.response, m_options.clock.wall_now());
         }
         const std::int64_t now = unix_ms();
         const auto next = after_failure(m_options.retry, failed, now);
