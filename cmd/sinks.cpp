@@ -23,8 +23,11 @@ void add_http_target_options(CLI::App& app, HttpTargetOptions& o) {
         ->check(CLI::Range(0.0, 100000.0))
         ->capture_default_str();
     app.add_option("--webhook-max-attempts", o.max_attempts,
-                   "http(s) target: attempts before a delivery is dead")
-        ->check(CLI::Range(1, 1000))
+                   "http(s) target: attempts before a delivery is dead (0 = no limit)")
+        ->check(CLI::Range(0, 1000000))
+        ->capture_default_str();
+    app.add_option("--webhook-max-age", o.max_age,
+                   "http(s) target: a delivery still failing after this long is dead")
         ->capture_default_str();
     app.add_option("--webhook-timeout", o.timeout, "http(s) target: time one delivery may take")
         ->capture_default_str();
@@ -36,6 +39,34 @@ void add_http_target_options(CLI::App& app, HttpTargetOptions& o) {
 
 bool is_http_target(const std::string& url) {
     return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+}
+
+drivers::webhook::DeliveryRetryRules delivery_retry_rules(const CommonOptions& common,
+                                                          const std::string& max_age,
+                                                          const char* age_flag, int max_attempts) {
+    drivers::webhook::DeliveryRetryRules rules;
+    rules.base_delay = parse_duration_option(common.retry_base, "--retry-base");
+    rules.max_age = parse_duration_option(max_age, age_flag);
+    if (rules.max_age <= std::chrono::milliseconds(0)) {
+        throw Error(ErrorKind::usage, std::string(age_flag) + " must be longer than 0",
+                    "write e.g. 72h, 30m or 3d");
+    }
+    rules.max_attempts = max_attempts;
+    return rules;
+}
+
+Clock delivery_clock(const std::string& now, const char* flag) {
+    Clock clock;
+    const auto start = parse_time_option(now, flag);
+    if (!start) {
+        return clock;
+    }
+    const auto steady_start = std::chrono::steady_clock::now();
+    clock.wall_now = [start = *start, steady_start] {
+        return start + std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - steady_start);
+    };
+    return clock;
 }
 
 std::string read_signing_secret(const std::string& env, const std::string& file) {
@@ -71,10 +102,10 @@ SinkChoice::SinkChoice(const std::string& url, const CommonOptions& common,
     sender.in_flight = http.in_flight;
     sender.rate = http.rate;
     sender.burst = 2 * http.rate;
-    sender.max_attempts = http.max_attempts;
+    sender.retry =
+        delivery_retry_rules(common, http.max_age, "--webhook-max-age", http.max_attempts);
     sender.timeout = parse_duration_option(http.timeout, "--webhook-timeout");
     sender.verify_tls = !common.insecure;
-    sender.backoff.base_delay = parse_duration_option(common.retry_base, "--retry-base");
     sender.secret = read_signing_secret(http.secret_env, http.secret_file);
     m_http = std::move(sender);
     m_state_path = http.state_path.empty() ? state::default_state_path() : http.state_path;

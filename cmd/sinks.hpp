@@ -17,18 +17,31 @@ namespace crmsync::cli {
 struct HttpTargetOptions {
     std::string state_path; // the outbox; "" = $XDG_STATE_HOME/crmsync/state.db
     std::size_t in_flight = 4;
-    double rate = 0; // deliveries per second, 0 = no limit
-    int max_attempts = 10;
+    double rate = 0;      // deliveries per second, 0 = no limit
+    int max_attempts = 0; // 0: a delivery dies by age, not by count
+    std::string max_age = "72h";
     std::string timeout = "30s";
     std::string secret_env; // Standard Webhooks signing secret
     std::string secret_file;
 };
 
-// --state, --webhook-in-flight, --webhook-rate, --webhook-max-attempts, --webhook-timeout,
-// --webhook-secret-env, --webhook-secret-file: used only when --url is http(s)://.
+// --state, --webhook-in-flight, --webhook-rate, --webhook-max-attempts, --webhook-max-age,
+// --webhook-timeout, --webhook-secret-env, --webhook-secret-file: used only when --url is
+// http(s)://.
 void add_http_target_options(CLI::App& app, HttpTargetOptions& options);
 
 bool is_http_target(const std::string& url);
+
+// The retry rules of deliveries: --retry-base, a --max-age (a duration above zero, for
+// `age_flag` in messages) and --max-attempts (0 = none). Throws Error(usage).
+drivers::webhook::DeliveryRetryRules delivery_retry_rules(const CommonOptions& common,
+                                                          const std::string& max_age,
+                                                          const char* age_flag, int max_attempts);
+
+// The wall clock deliveries run by: the real one for "", else one that reads `now` (a
+// --now time, UTC) at this call and runs on from there. Tests use it to let a run happen
+// "ten minutes later" without waiting. Throws Error(usage) naming `flag`.
+Clock delivery_clock(const std::string& now, const char* flag);
 
 // The signing secret from --secret-env VAR or --secret-file PATH ("" when neither is given),
 // registered as a secret. Throws Error(config) when the variable is empty or the file

@@ -67,9 +67,15 @@ void add_webhook(CLI::App& app, WebhookOptions& o) {
     app.add_option("--wb", o.burst, "Burst of the rate limit (0 = twice --wr)")
         ->check(CLI::Range(0.0, 100000.0))
         ->envname("DBSYNC_WB");
-    app.add_option("--max-attempts", o.max_attempts, "Attempts before a delivery is dead")
-        ->check(CLI::Range(1, 1000))
+    app.add_option("--max-attempts", o.max_attempts,
+                   "Attempts before a delivery is dead (0 = no limit: --max-age decides)")
+        ->check(CLI::Range(0, 1000000))
         ->capture_default_str();
+    app.add_option("--max-age", o.max_age,
+                   "A delivery still failing this long after it was queued is dead (72h, 3d...)")
+        ->capture_default_str();
+    // Hidden, for tests: the outbox's wall clock starts at this UTC time.
+    app.add_option("--now", o.now, "")->group("");
     app.add_option("--timeout", o.timeout, "Time one delivery may take")->capture_default_str();
     app.add_option("--secret-env", o.secret_env,
                    "Environment variable with the signing secret (Standard Webhooks)");
@@ -106,10 +112,10 @@ int run_webhook(const WebhookOptions& o) {
     sender.in_flight = o.in_flight;
     sender.rate = o.rate;
     sender.burst = o.burst > 0 ? o.burst : 2 * o.rate;
-    sender.max_attempts = o.max_attempts;
+    sender.retry = delivery_retry_rules(o.common, o.max_age, "--max-age", o.max_attempts);
+    sender.clock = delivery_clock(o.now, "--now");
     sender.timeout = parse_duration_option(o.timeout, "--timeout");
     sender.verify_tls = !o.common.insecure;
-    sender.backoff.base_delay = source.retry.base_delay;
     source.deadline = sender.deadline = run_deadline(o.common);
     sender.secret = read_signing_secret(o.secret_env, o.secret_file);
     source.api.token = resolve_token(o.common);
@@ -124,7 +130,7 @@ int run_webhook(const WebhookOptions& o) {
         run.require_lock(sink.lock(), "the webhook of campaign " + o.campaign);
         if (o.replay_dead) {
             log::info("queued {} dead deliveries again",
-                      state::Outbox(sink.store()).replay_dead(job));
+                      state::Outbox(sink.store(), sender.clock).replay_dead(job));
         }
         pipeline::sync_and_finish(run, sink, [&] {
             return drivers::dialfire::enqueue_transactions(source, sink, run.summary());

@@ -37,6 +37,12 @@ nlohmann::json value_json(const sql::Column& column, const std::string& text) {
 
 } // namespace
 
+std::string delivery_id(const std::string& job, const std::string& key, std::int64_t revision,
+                        const std::string& content_md5) {
+    return "msg_" +
+           util::md5_hex(fmt::format("{}\x1f{}\x1f{}\x1f{}", job, key, revision, content_md5));
+}
+
 std::optional<Message> row_message(const sql::Table& table, const sql::Row& row) {
     const std::size_t key = table.position(table.key());
     if (key == std::string::npos || key >= row.size() || !row[key]) {
@@ -93,7 +99,7 @@ void OutboxSink::reject(const std::string& table, const std::string& key, const 
 void OutboxSink::commit(const std::optional<std::string>& checkpoint,
                         const std::string& /*progress*/) {
     std::lock_guard guard(m_mutex);
-    state::Outbox outbox(m_store);
+    state::Outbox outbox(m_store, m_sender.clock);
     state::Ledger ledger(m_store);
     long added_new = 0;
     long added_updated = 0;
@@ -101,24 +107,25 @@ void OutboxSink::commit(const std::optional<std::string>& checkpoint,
     state::Transaction transaction(m_store);
     for (const auto& message : m_buffer) {
         const std::string md5 = util::md5_hex(message.content);
-        const auto delivered_md5 = ledger.content_md5(m_job, message.key);
-        if (delivered_md5 == md5) {
+        const auto before = ledger.entry(m_job, message.key);
+        if (before && before->content_md5 == md5) {
             ++unchanged;
             continue;
         }
-        const std::string event = delivered_md5 ? "updated" : "new";
+        const std::int64_t revision = before ? before->revision + 1 : 1;
+        const std::string event = before ? "updated" : "new";
         nlohmann::json body = message.fields;
         body["state"] = event;
         state::Delivery d;
-        d.id = "msg_" + util::md5_hex(m_job + "\x1f" + message.key + "\x1f" + md5);
+        d.id = delivery_id(m_job, message.key, revision, md5);
         d.job = m_job;
         d.group_key = message.group_key;
         d.order_key = message.order_key;
         d.event = event;
         d.body = sql::to_json_text(body);
         outbox.enqueue(d);
-        ledger.record(m_job, message.key, md5, d.id);
-        ++(delivered_md5 ? added_updated : added_new);
+        ledger.record(m_job, message.key, md5, revision, d.id);
+        ++(before ? added_updated : added_new);
     }
     if (checkpoint) {
         m_store.set_checkpoint(m_job, *checkpoint);
@@ -134,11 +141,17 @@ void OutboxSink::commit(const std::optional<std::string>& checkpoint,
 }
 
 std::map<std::string, std::vector<std::optional<std::string>>>
-OutboxSink::lookup(const sql::Table& /*table*/, const std::vector<std::string>& /*columns*/,
+OutboxSink::lookup(const sql::Table& /*table*/, const std::vector<std::string>& columns,
                    const std::vector<std::string>& keys) {
+    std::map<std::string, std::vector<std::optional<std::string>>> found;
+    // The outbox keeps no rows, only the ledger: any other column would be answered with a
+    // value of another meaning, so it is not answered at all (the Sink default: the source
+    // fetches again).
+    if (columns.size() != 1 || columns[0] != k_ledger_md5_column) {
+        return found;
+    }
     std::lock_guard guard(m_mutex);
     state::Ledger ledger(m_store);
-    std::map<std::string, std::vector<std::optional<std::string>>> found;
     for (const auto& key : keys) {
         if (auto md5 = ledger.content_md5(m_job, key)) {
             found.emplace(key, std::vector<std::optional<std::string>>{std::move(md5)});
@@ -149,7 +162,7 @@ OutboxSink::lookup(const sql::Table& /*table*/, const std::vector<std::string>& 
 
 pipeline::Sink::Finished OutboxSink::finish(pipeline::RunSummary& summary) {
     const auto sent = deliver_pending(m_store, m_job, m_sender);
-    const auto counts = state::Outbox(m_store).counts(m_job);
+    const auto counts = state::Outbox(m_store, m_sender.clock).counts(m_job);
     summary.retries += sent.retried;
     summary.counters.emplace_back("new", m_new);
     summary.counters.emplace_back("updated", m_updated);

@@ -31,12 +31,18 @@ using MessageFormat = std::function<std::optional<Message>(const sql::Table&, co
 // "state": "new"|"updated"}, keyed by table and key, grouped by table, content = the record.
 std::optional<Message> row_message(const sql::Table& table, const sql::Row& row);
 
+// The id of revision `revision` (LedgerEntry) of a record's content: "msg_" + md5 of job, key,
+// revision and content md5. Every change of content gets a new id (A, B, A: three ids); the
+// same content enqueued again (a rerun, a --lookback overlap) is unchanged and not enqueued.
+std::string delivery_id(const std::string& job, const std::string& key, std::int64_t revision,
+                        const std::string& content_md5);
+
 // The HTTP Sink: rows become deliveries in the durable outbox of the state file, each with a
-// stable id ("msg_" + md5(job, key, content md5)), kept in one transaction with the ledger
-// and the checkpoint; finish() delivers what is pending (Standard Webhooks headers, retries,
-// order per group; drivers/webhook/sender.hpp). The ledger decides new / updated / unchanged:
-// an unchanged row is not sent again. Rejects are logged and counted (the state file keeps
-// no reject table). The lock is the state file's job lock.
+// stable id (delivery_id), kept in one transaction with the ledger and the checkpoint; finish()
+// delivers what is pending (Standard Webhooks headers, retries, order per group;
+// drivers/webhook/sender.hpp). The ledger decides new / updated / unchanged: an unchanged row is
+// not sent again. Rejects are logged and counted (the state file keeps no reject table). The lock
+// is the state file's job lock.
 class OutboxSink final : public pipeline::Sink {
 public:
     OutboxSink(state::StateStore& store, std::string job, SenderOptions sender,
@@ -57,8 +63,11 @@ public:
     std::size_t buffered() const override { return m_buffer.size(); }
     void commit(const std::optional<std::string>& checkpoint, const std::string& progress) override;
 
-    // The content md5 the ledger holds for each of `keys` (as the one column asked for,
-    // whatever its name): sources use it to find records delivered before.
+    // The one column an outbox can answer: the ledger's md5 of the content last enqueued
+    // (k_ledger_md5_column, asked alone), by message key (Message::key, not a row's key),
+    // for the keys enqueued before; sources use it to find records delivered before. Any
+    // other column gets an empty answer (nothing known), whatever the table.
+    static constexpr const char* k_ledger_md5_column = "content_md5";
     std::map<std::string, std::vector<std::optional<std::string>>>
     lookup(const sql::Table& table, const std::vector<std::string>& columns,
            const std::vector<std::string>& keys) override;

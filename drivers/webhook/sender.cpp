@@ -7,35 +7,47 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <limits>
 #include <set>
 #include <thread>
 
 namespace crmsync::drivers::webhook {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::size_t k_page = 2000;
 // Outcomes are written in groups: one SQLite commit per this many or per this long.
 constexpr long k_commit_every = 500;
 constexpr milliseconds k_commit_interval{200};
-
-std::int64_t unix_ms() {
-    return std::chrono::duration_cast<milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+// The longest a run sleeps for a retry to fall due (the in-run cap of http::RetryPolicy).
+constexpr milliseconds k_longest_wait_in_run{300'000};
 
 std::string snippet(const std::string& text) {
     return text.size() > 500 ? text.substr(0, 500) + "..." : text;
 }
 
+http::HttpClientOptions client_options(const SenderOptions& options) {
+    http::HttpClientOptions o;
+    o.verify_tls = options.verify_tls;
+    o.max_response_bytes = options.max_response_bytes;
+    return o;
+}
+
+// a + b for a duration b >= 0, saturating instead of overflowing.
+std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
+    return a > std::numeric_limits<std::int64_t>::max() - b
+               ? std::numeric_limits<std::int64_t>::max()
+               : a + b;
+}
+
 class Delivery {
 public:
     Delivery(state::StateStore& store, const std::string& job, const SenderOptions& options)
-        : m_store(store), m_outbox(store), m_job(job), m_options(options),
-          m_client(options.in_flight, http::HttpClientOptions{options.verify_tls}),
+        : m_store(store), m_outbox(store, options.clock), m_job(job), m_options(options),
+          m_client(options.in_flight, client_options(options)),
           m_limiter(options.rate, options.burst) {}
 
     SendStats run() {
@@ -71,7 +83,7 @@ public:
                     ++next;
                     continue;
                 }
-                if (!m_limiter.try_acquire(Clock::now())) {
+                if (!m_limiter.try_acquire(SteadyClock::now())) {
                     break;
                 }
                 m_blocked.insert(d.group_key);
@@ -84,7 +96,7 @@ public:
                 break;
             } else if (next < page.size()) {
                 std::this_thread::sleep_for(
-                    std::min(milliseconds(50), m_limiter.wait_time(Clock::now())));
+                    std::min(milliseconds(50), m_limiter.wait_time(SteadyClock::now())));
             }
         }
         flush();
@@ -92,7 +104,11 @@ public:
     }
 
 private:
-    bool past_deadline() const { return m_options.deadline && Clock::now() >= *m_options.deadline; }
+    std::int64_t unix_ms() const { return m_options.clock.wall_now().time_since_epoch().count(); }
+
+    bool past_deadline() const {
+        return m_options.deadline && SteadyClock::now() >= *m_options.deadline;
+    }
 
     // Sleeps until the earliest retry is due, if that is within the run's budget.
     bool wait_for_next_due() {
@@ -101,7 +117,9 @@ private:
             return false;
         }
         const auto wait = milliseconds(std::max<std::int64_t>(0, *due - unix_ms()));
-        if (m_options.deadline && Clock::now() + wait >= *m_options.deadline) {
+        // Without a deadline a run still ends: a retry further away is the next run's.
+        if (wait > k_longest_wait_in_run ||
+            (m_options.deadline && SteadyClock::now() + wait >= *m_options.deadline)) {
             return false;
         }
         for (auto left = wait; left > milliseconds(0); left -= milliseconds(100)) {
@@ -115,7 +133,7 @@ private:
 
     void send(state::Delivery d) {
         const long long timestamp = std::chrono::duration_cast<std::chrono::seconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
+                                        m_options.clock.wall_now().time_since_epoch())
                                         .count();
         http::HttpRequest request;
         request.method = "POST";
@@ -137,46 +155,54 @@ private:
 
     void finished(const state::Delivery& d, const http::TransferResult& r) {
         ++m_pending_writes;
-        const int attempt = d.attempts + 1;
-        if (r.answered && r.response.status >= 200 && r.response.status < 300) {
-            m_outbox.mark_delivered(d, static_cast<int>(r.response.status));
+        // A 2xx whose body was too long to read was still taken by the receiver.
+        const long status_seen = r.answered ? r.response.status : r.failure.status;
+        if (status_seen >= 200 && status_seen < 300) {
+            m_outbox.mark_delivered(d, static_cast<int>(status_seen));
             ++m_stats.delivered;
             m_blocked.erase(d.group_key);
             return;
         }
         std::optional<int> status;
-        std::string error;
-        bool retryable = true;
-        std::optional<milliseconds> wait;
-        if (r.answered) {
+        FailedAttempt failed;
+        failed.attempt = d.attempts + 1;
+        failed.created_ms = d.created_ms;
+        if (!r.answered && r.failure.status != 0) {
+            // Only the body was too long: the status (and headers) say what the receiver meant.
+            status = static_cast<int>(r.failure.status);
+            failed.error = fmt::format("HTTP {}: {}", r.failure.status, r.failure.message);
+            failed.retryable = http::RetryPolicy::is_retryable_status(r.failure.status);
+        } else if (r.answered) {
             status = static_cast<int>(r.response.status);
-            error = fmt::format("HTTP {}: {}", r.response.status, snippet(r.response.body));
-            retryable = http::RetryPolicy::is_retryable_status(r.response.status);
-            if (r.response.status == 429 || r.response.status == 503) {
-                wait =
-                    http::RetryPolicy::retry_after(r.response, crmsync::Clock::real().wall_now());
-            }
+            failed.error = fmt::format("HTTP {}: {}", r.response.status, snippet(r.response.body));
+            failed.retryable = http::RetryPolicy::is_retryable_status(r.response.status);
         } else {
-            error = r.failure.message;
-            retryable = http::RetryPolicy::is_retryable_transport(r.failure.curl_code);
+            failed.error = r.failure.message;
+            failed.retryable = http::RetryPolicy::is_retryable_transport(r.failure.curl_code);
         }
-        if (!retryable || attempt >= m_options.max_attempts) {
-            m_outbox.mark_dead(d, status, error);
+        if (status == 429 || status == 503) {
+            failed.retry_after =
+                http::RetryPolicy::retry_after(r.response, m_options.clock.wall_now());
+        }
+        const std::int64_t now = unix_ms();
+        const auto next = after_failure(m_options.retry, failed, now);
+        if (next.dead) {
+            m_outbox.mark_dead(d, status, next.reason);
             ++m_stats.died;
-            log::warn("delivery {} is dead after {} attempt(s): {}", d.id, attempt, error);
+            log::warn("delivery {} is dead after {} attempt(s): {}", d.id, failed.attempt,
+                      next.reason);
             // The contact's later deliveries stay blocked this run: order is kept.
             return;
         }
-        const auto delay = wait.value_or(m_options.backoff.backoff(attempt));
-        m_outbox.mark_retry(d, status, error, unix_ms() + delay.count());
+        m_outbox.mark_retry(d, status, failed.error, next.next_attempt_ms);
         ++m_stats.retried;
-        log::info("delivery {} attempt {} failed ({}); retry in {} ms", d.id, attempt, error,
-                  delay.count());
+        log::info("delivery {} attempt {} failed ({}); retry in {} ms", d.id, failed.attempt,
+                  failed.error, next.next_attempt_ms - now);
     }
 
     void begin_batch() {
         m_transaction = std::make_unique<state::Transaction>(m_store);
-        m_batch_started = Clock::now();
+        m_batch_started = SteadyClock::now();
         m_pending_writes = 0;
     }
 
@@ -190,7 +216,7 @@ private:
 
     void maybe_flush() {
         if (m_pending_writes >= k_commit_every ||
-            (m_pending_writes > 0 && Clock::now() - m_batch_started >= k_commit_interval)) {
+            (m_pending_writes > 0 && SteadyClock::now() - m_batch_started >= k_commit_interval)) {
             flush();
         }
     }
@@ -203,12 +229,46 @@ private:
     http::RateLimiter m_limiter;
     std::set<std::string> m_blocked;
     std::unique_ptr<state::Transaction> m_transaction;
-    Clock::time_point m_batch_started;
+    SteadyClock::time_point m_batch_started;
     long m_pending_writes = 0;
     SendStats m_stats;
 };
 
 } // namespace
+
+NextStep after_failure(const DeliveryRetryRules& rules, const FailedAttempt& failed,
+                       std::int64_t now_ms) {
+    NextStep step;
+    if (!failed.retryable) {
+        step.dead = true;
+        step.reason = failed.error + " (not retryable)";
+        return step;
+    }
+    if (rules.max_attempts > 0 && failed.attempt >= rules.max_attempts) {
+        step.dead = true;
+        step.reason =
+            fmt::format("{} (after {} attempts, the most allowed)", failed.error, failed.attempt);
+        return step;
+    }
+    const std::int64_t age = now_ms > failed.created_ms ? now_ms - failed.created_ms : 0;
+    if (age >= rules.max_age.count()) {
+        step.dead = true;
+        step.reason = fmt::format("{} (given up: first queued {} h ago, --max-age is {} h)",
+                                  failed.error, age / 3'600'000, rules.max_age.count() / 3'600'000);
+        return step;
+    }
+    http::RetryPolicy backoff;
+    backoff.base_delay = rules.base_delay;
+    backoff.max_delay = rules.max_delay;
+    milliseconds delay = backoff.backoff(failed.attempt);
+    if (failed.retry_after) {
+        delay = std::clamp(*failed.retry_after, milliseconds(0), rules.max_retry_after);
+    }
+    // The last attempt falls at the end of the delivery's life, not after it.
+    const std::int64_t expires = saturating_add(failed.created_ms, rules.max_age.count());
+    step.next_attempt_ms = std::min(saturating_add(now_ms, delay.count()), expires);
+    return step;
+}
 
 SendStats deliver_pending(state::StateStore& store, const std::string& job,
                           const SenderOptions& options) {

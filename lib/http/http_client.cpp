@@ -1,18 +1,29 @@
 #include "lib/http/http_client.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/util/url.hpp"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <mutex>
 
 namespace crmsync::http {
 namespace {
 
+// Counts decoded bytes: CURLOPT_MAXFILESIZE_LARGE sees only what the server declares (and the
+// compressed size), so a gzip bomb or a body without Content-Length is stopped here.
 size_t write_body(char* data, size_t size, size_t count, void* user) {
-    auto* body = static_cast<std::string*>(user);
-    body->append(data, size * count);
-    return size * count;
+    auto* buffer = static_cast<detail::BodyBuffer*>(user);
+    const size_t n = size * count;
+    if (n > buffer->limit - std::min(buffer->limit, buffer->body->size())) {
+        buffer->too_large = true;
+        return 0; // any short count aborts the transfer (CURLE_WRITE_ERROR)
+    }
+    buffer->body->append(data, n);
+    return n;
 }
 
 size_t write_header(char* data, size_t size, size_t count, void* user) {
@@ -62,10 +73,15 @@ HttpClient::HttpClient(HttpClientOptions options) : m_options(std::move(options)
 namespace detail {
 
 void prepare_transfer(CURL* h, const HttpRequest& request, HttpResponse& response,
-                      CurlSlist& headers, char* error_buffer, const HttpClientOptions& options) {
+                      CurlSlist& headers, char* error_buffer, BodyBuffer& body,
+                      const HttpClientOptions& options) {
     curl_easy_reset(h);
     error_buffer[0] = '\0';
     response = HttpResponse{};
+    body.body = &response.body;
+    body.limit = options.max_response_bytes;
+    body.too_large = false;
+    body.source = util::redact_url(request.url);
     headers.reset();
     const auto append = [&](const std::string& line) {
         curl_slist* appended = curl_slist_append(headers.get(), line.c_str());
@@ -96,7 +112,11 @@ void prepare_transfer(CURL* h, const HttpRequest& request, HttpResponse& respons
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, options.verify_tls ? 2L : 0L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, write_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &response.body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+    // Refuses a declared Content-Length over the cap before any byte is read.
+    constexpr auto k_off_max = static_cast<std::size_t>(std::numeric_limits<curl_off_t>::max());
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE,
+                     static_cast<curl_off_t>(std::min(body.limit, k_off_max)));
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, write_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &response.headers);
     if (request.method == "GET") {
@@ -110,11 +130,25 @@ void prepare_transfer(CURL* h, const HttpRequest& request, HttpResponse& respons
     }
 }
 
-bool finish_transfer(CURL* h, CURLcode code, const char* error_buffer, HttpResponse& response,
-                     TransportFailure& failure) {
+std::string too_large_message(const std::string& source, std::size_t limit) {
+    constexpr std::size_t mib = std::size_t{1} << 20;
+    return limit % mib == 0 && limit > 0
+               ? fmt::format("response from {} larger than {} MiB", source, limit / mib)
+               : fmt::format("response from {} larger than {} bytes", source, limit);
+}
+
+bool finish_transfer(CURL* h, CURLcode code, const char* error_buffer, const BodyBuffer& body,
+                     HttpResponse& response, TransportFailure& failure) {
     curl_off_t elapsed_us = 0;
     curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &elapsed_us);
     response.elapsed = std::chrono::milliseconds(elapsed_us / 1000);
+    if (code == CURLE_FILESIZE_EXCEEDED || (code == CURLE_WRITE_ERROR && body.too_large)) {
+        failure.curl_code = static_cast<int>(CURLE_FILESIZE_EXCEEDED);
+        failure.message = too_large_message(body.source, body.limit);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &failure.status);
+        response.body.clear();
+        return false;
+    }
     if (code != CURLE_OK) {
         failure.curl_code = static_cast<int>(code);
         failure.message = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code);
@@ -131,9 +165,10 @@ bool HttpClient::perform(const HttpRequest& request, HttpResponse& response,
     CURL* h = m_handle.get();
     char error_buffer[CURL_ERROR_SIZE] = {};
     CurlSlist headers;
-    detail::prepare_transfer(h, request, response, headers, error_buffer, m_options);
+    detail::BodyBuffer body;
+    detail::prepare_transfer(h, request, response, headers, error_buffer, body, m_options);
     const CURLcode code = curl_easy_perform(h);
-    const bool ok = detail::finish_transfer(h, code, error_buffer, response, failure);
+    const bool ok = detail::finish_transfer(h, code, error_buffer, body, response, failure);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);
     return ok;
 }

@@ -12,6 +12,9 @@ namespace crmsync::http {
 
 inline constexpr std::chrono::milliseconds k_connect_timeout{10'000};
 inline constexpr std::chrono::milliseconds k_default_request_timeout{60'000};
+// The largest response body an API answer may have once decoded (gzip is accepted, so a small
+// transfer can decode to gigabytes).
+inline constexpr std::size_t k_default_max_response_bytes = std::size_t{256} << 20;
 
 struct HttpRequest {
     std::string method = "GET";
@@ -31,25 +34,41 @@ struct HttpResponse {
 };
 
 // Outcome of one attempt that never produced an HTTP status (refused, reset, timeout, TLS...).
+// A body over HttpClientOptions::max_response_bytes is such a failure too (curl_code
+// CURLE_FILESIZE_EXCEEDED, not retryable): repeating the request would fetch it again.
 struct TransportFailure {
     int curl_code = 0;
     std::string message; // curl's error buffer, never containing request headers
+    long status = 0;     // the HTTP status if one arrived before the failure (a body too large)
 };
 
 struct HttpClientOptions {
     bool verify_tls = true;
     std::string user_agent = "crmsync/" CRMSYNC_VERSION;
+    // Bodies longer than this (declared or decoded) end the transfer with a TransportFailure.
+    std::size_t max_response_bytes = k_default_max_response_bytes;
 };
 
 namespace detail {
+// Where a transfer's body goes: `body`, up to `limit` decoded bytes; more sets `too_large`.
+struct BodyBuffer {
+    std::string* body = nullptr;
+    std::size_t limit = k_default_max_response_bytes;
+    bool too_large = false;
+    std::string source; // the URL without secrets, for the error message
+};
 // Sets every option of one transfer on `handle` (reset first): URL, method, body, headers,
-// timeouts, TLS, and the callbacks that fill `response`. `headers` and `error_buffer` must
-// outlive the transfer. Shared by HttpClient and MultiClient.
+// timeouts, TLS, size cap, and the callbacks that fill `response`. `headers`, `error_buffer`
+// and `body` must outlive the transfer. Shared by HttpClient and MultiClient.
 void prepare_transfer(CURL* handle, const HttpRequest& request, HttpResponse& response,
-                      CurlSlist& headers, char* error_buffer, const HttpClientOptions& options);
-// Fills status and elapsed time after a transfer; returns false with `failure` on an error.
-bool finish_transfer(CURL* handle, CURLcode code, const char* error_buffer, HttpResponse& response,
-                     TransportFailure& failure);
+                      CurlSlist& headers, char* error_buffer, BodyBuffer& body,
+                      const HttpClientOptions& options);
+// Fills status and elapsed time after a transfer; returns false with `failure` on an error
+// (a body over the cap included).
+bool finish_transfer(CURL* handle, CURLcode code, const char* error_buffer, const BodyBuffer& body,
+                     HttpResponse& response, TransportFailure& failure);
+// "response from URL larger than N MiB" (or N bytes for a cap that is no whole MiB).
+std::string too_large_message(const std::string& source, std::size_t limit);
 } // namespace detail
 
 // One libcurl easy handle, reused across requests so connections stay alive. Not thread safe:

@@ -12,6 +12,7 @@ struct MultiClient::Transfer {
     HttpRequest request;
     HttpResponse response;
     char error_buffer[CURL_ERROR_SIZE] = {};
+    detail::BodyBuffer body;
     std::function<void(TransferResult&&)> done;
 };
 
@@ -50,7 +51,7 @@ void MultiClient::start(HttpRequest request, std::function<void(TransferResult&&
     transfer->done = std::move(done);
     CURL* easy = transfer->handle.get();
     detail::prepare_transfer(easy, transfer->request, transfer->response, transfer->headers,
-                             transfer->error_buffer, m_options);
+                             transfer->error_buffer, transfer->body, m_options);
     curl_multi_add_handle(m_multi.get(), easy);
     m_active.emplace(easy, std::move(transfer));
 }
@@ -73,8 +74,8 @@ void MultiClient::poll(std::chrono::milliseconds timeout) {
         }
         auto transfer = std::move(node.mapped());
         TransferResult result;
-        result.answered = detail::finish_transfer(easy, code, transfer->error_buffer,
-                                                  transfer->response, result.failure);
+        result.answered = detail::finish_transfer(
+            easy, code, transfer->error_buffer, transfer->body, transfer->response, result.failure);
         result.response = std::move(transfer->response);
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, nullptr);
         m_idle.push_back(std::move(transfer->handle));

@@ -52,6 +52,7 @@ bool RetryPolicy::is_retryable_transport(int curl_code) noexcept {
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_OUT_OF_MEMORY:
+    case CURLE_FILESIZE_EXCEEDED: // the same request would bring the same body
         return false;
     default:
         return true;
@@ -60,8 +61,11 @@ bool RetryPolicy::is_retryable_transport(int curl_code) noexcept {
 
 std::chrono::milliseconds RetryPolicy::backoff(int attempt) const {
     const int shift = std::clamp(attempt - 1, 0, 30);
-    const long long ceiling =
-        std::min<long long>(max_delay.count(), base_delay.count() * (1LL << shift));
+    // base * 2^shift compared as max / 2^shift first: a long --retry-base must not overflow.
+    const long long base = std::max<long long>(base_delay.count(), 0);
+    const long long ceiling = base > (max_delay.count() >> shift)
+                                  ? max_delay.count()
+                                  : std::min<long long>(max_delay.count(), base << shift);
     std::uniform_int_distribution<long long> dist(0, std::max<long long>(ceiling, 1));
     return std::chrono::milliseconds(dist(rng()));
 }
@@ -74,9 +78,18 @@ std::optional<std::chrono::milliseconds> RetryPolicy::retry_after(const HttpResp
     }
     long long seconds = 0;
     auto [ptr, ec] = std::from_chars(value->data(), value->data() + value->size(), seconds);
+    if (ptr == value->data() + value->size() && ec == std::errc::result_out_of_range) {
+        // Digits beyond long long: a negative one is garbage, a positive one means "very long".
+        return (*value)[0] == '-' ? std::nullopt
+                                  : std::optional<std::chrono::milliseconds>(k_longest_retry_after);
+    }
     if (ec == std::errc{} && ptr == value->data() + value->size()) {
         if (seconds <= 0) {
             return std::nullopt;
+        }
+        // Compared in seconds first: seconds * 1000 may not fit.
+        if (seconds >= k_longest_retry_after.count() / 1000) {
+            return k_longest_retry_after;
         }
         return std::chrono::milliseconds(seconds * 1000);
     }
@@ -94,7 +107,8 @@ std::optional<std::chrono::milliseconds> RetryPolicy::retry_after(const HttpResp
     if (wait <= std::chrono::milliseconds(0)) {
         return std::nullopt;
     }
-    return std::chrono::duration_cast<std::chrono::milliseconds>(wait);
+    return std::min<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(wait), k_longest_retry_after);
 }
 
 HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
@@ -145,6 +159,12 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
             }
         } else {
             last_problem = failure.message;
+            if (failure.curl_code == CURLE_FILESIZE_EXCEEDED) {
+                throw Error(ErrorKind::connection,
+                            fmt::format("{} failed: {}", context.what, failure.message),
+                            "the service answered with far more data than expected; check the "
+                            "URL, or ask for smaller pages");
+            }
             if (!RetryPolicy::is_retryable_transport(failure.curl_code)) {
                 throw Error(ErrorKind::connection,
                             fmt::format("{} failed: {}", context.what, failure.message),

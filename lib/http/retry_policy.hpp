@@ -27,8 +27,13 @@ struct RetryPolicy {
     // Random full-jitter delay before attempt number `attempt` + 1 (attempt counts from 1).
     std::chrono::milliseconds backoff(int attempt) const;
 
+    // The longest wait retry_after() reports: a larger (or overflowing) ask is cut to it, so
+    // callers may add it to a time without overflow. Callers cap it further for their purpose.
+    static constexpr std::chrono::milliseconds k_longest_retry_after{24LL * 3600 * 1000};
+
     // The wait a Retry-After header asks for, measured against the response's Date header when
-    // present (the server's clock), else against `now`. nullopt if absent, malformed or zero.
+    // present (the server's clock), else against `now`. nullopt if absent, malformed, negative
+    // or zero; at most k_longest_retry_after.
     static std::optional<std::chrono::milliseconds> retry_after(const HttpResponse& response,
                                                                 SystemTime now);
 };

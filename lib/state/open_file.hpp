@@ -46,6 +46,10 @@ auto guarded(StateStore& store, std::string_view doing, Body&& body) -> decltype
     }
 }
 
+// Brings the outbox and ledger tables of a file made by an older crmsync up to date (adds
+// ledger.revision). Idempotent; called on every open, after the schema is created.
+void upgrade_outbox_schema(SQLite::Database& db);
+
 // A write of several statements: its own IMMEDIATE transaction unless the caller has one open,
 // whose commit then covers it.
 class WriteScope {

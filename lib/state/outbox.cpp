@@ -5,11 +5,12 @@
 #include "lib/util/time.hpp"
 
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
 
 namespace crmsync::state {
 namespace {
 
-std::string now_text() { return util::format_iso8601(Clock::real().wall_now()); }
+std::string now_text(const Clock& clock) { return util::format_iso8601(clock.wall_now()); }
 
 void bind_optional(SQLite::Statement& st, int index, std::optional<int> value) {
     if (value) {
@@ -36,7 +37,7 @@ bool Outbox::enqueue(const Delivery& d) {
         st.bind(4, d.order_key);
         st.bind(5, d.event);
         st.bind(6, d.body);
-        st.bind(7, now_text());
+        st.bind(7, now_text(m_clock));
         return st.exec() == 1;
     });
 }
@@ -44,10 +45,11 @@ bool Outbox::enqueue(const Delivery& d) {
 std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after_seq,
                                       std::size_t limit) {
     return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::vector<Delivery> {
-        SQLite::Statement st(detail::connection(m_store),
-                             "SELECT seq, id, group_key, order_key, event, body, attempts, "
-                             "next_attempt_ms FROM outbox WHERE job = ? AND status = 'pending' AND "
-                             "seq > ? ORDER BY seq LIMIT ?");
+        SQLite::Statement st(
+            detail::connection(m_store),
+            "SELECT seq, id, group_key, order_key, event, body, attempts, "
+            "next_attempt_ms, created_at FROM outbox WHERE job = ? AND status = 'pending' AND "
+            "seq > ? ORDER BY seq LIMIT ?");
         st.bind(1, job);
         st.bind(2, static_cast<std::int64_t>(after_seq));
         st.bind(3, static_cast<std::int64_t>(limit));
@@ -63,6 +65,9 @@ std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after
             d.body = st.getColumn(5).getString();
             d.attempts = st.getColumn(6).getInt();
             d.next_attempt_ms = st.getColumn(7).getInt64();
+            // An unreadable stamp counts as "now": such a delivery is never old too early.
+            const auto created = util::parse_iso8601(st.getColumn(8).getString());
+            d.created_ms = (created ? *created : m_clock.wall_now()).time_since_epoch().count();
             out.push_back(std::move(d));
         }
         return out;
@@ -89,7 +94,7 @@ void Outbox::mark_delivered(const Delivery& d, int status) {
                              "last_status = ?, last_error = NULL, delivered_at = ?, body = '' "
                              "WHERE id = ?");
         st.bind(1, status);
-        st.bind(2, now_text());
+        st.bind(2, now_text(m_clock));
         st.bind(3, d.id);
         st.exec();
     });
@@ -148,40 +153,72 @@ long Outbox::replay_dead(const std::string& job) {
     return detail::guarded(m_store, "cannot update the outbox", [&]() -> long {
         SQLite::Statement st(detail::connection(m_store),
                              "UPDATE outbox SET status = 'pending', attempts = 0, "
-                             "next_attempt_ms = 0 WHERE job = ? AND status = 'dead'");
-        st.bind(1, job);
+                             "next_attempt_ms = 0, created_at = ? WHERE job = ? AND "
+                             "status = 'dead'");
+        st.bind(1, now_text(m_clock));
+        st.bind(2, job);
         return st.exec();
     });
 }
 
-std::optional<std::string> Ledger::content_md5(const std::string& job, const std::string& key) {
-    return detail::guarded(m_store, "cannot read the ledger", [&]() -> std::optional<std::string> {
+std::optional<LedgerEntry> Ledger::entry(const std::string& job, const std::string& key) {
+    return detail::guarded(m_store, "cannot read the ledger", [&]() -> std::optional<LedgerEntry> {
         SQLite::Statement st(detail::connection(m_store),
-                             "SELECT content_md5 FROM ledger WHERE job = ? AND record_key = ?");
+                             "SELECT content_md5, revision FROM ledger WHERE job = ? AND "
+                             "record_key = ?");
         st.bind(1, job);
         st.bind(2, key);
         if (st.executeStep()) {
-            return st.getColumn(0).getString();
+            return LedgerEntry{st.getColumn(0).getString(), st.getColumn(1).getInt64()};
         }
         return std::nullopt;
     });
 }
 
+std::optional<std::string> Ledger::content_md5(const std::string& job, const std::string& key) {
+    auto found = entry(job, key);
+    return found ? std::optional<std::string>(std::move(found->content_md5)) : std::nullopt;
+}
+
 void Ledger::record(const std::string& job, const std::string& key, const std::string& md5,
-                    const std::string& delivery_id) {
+                    std::int64_t revision, const std::string& delivery_id) {
     detail::guarded(m_store, "cannot write the ledger", [&] {
         SQLite::Statement st(
             detail::connection(m_store),
-            "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
-            "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id");
+            "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen, revision) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
+            "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id, "
+            "revision = excluded.revision");
         st.bind(1, job);
         st.bind(2, key);
         st.bind(3, md5);
         st.bind(4, delivery_id);
-        st.bind(5, now_text());
+        st.bind(5, now_text(Clock::real()));
+        st.bind(6, static_cast<std::int64_t>(revision));
         st.exec();
     });
 }
+
+namespace detail {
+
+void upgrade_outbox_schema(SQLite::Database& db) {
+    // Files made before revisions lack ledger.revision. Checked and added under a write lock,
+    // so two runs opening an old file at once do not both add it.
+    const auto has_revision = [&db] {
+        SQLite::Statement st(db, "SELECT 1 FROM pragma_table_info('ledger') WHERE name = "
+                                 "'revision'");
+        return st.executeStep();
+    };
+    if (has_revision()) {
+        return;
+    }
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    if (!has_revision()) {
+        db.exec("ALTER TABLE ledger ADD COLUMN revision INTEGER NOT NULL DEFAULT 0");
+    }
+    transaction.commit();
+}
+
+} // namespace detail
 
 } // namespace crmsync::state

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lib/core/clock.hpp"
 #include "lib/state/state_store.hpp"
 
 #include <cstdint>
@@ -22,6 +23,7 @@ struct Delivery {
     std::string status = "pending"; // pending | delivered | dead
     int attempts = 0;
     std::int64_t next_attempt_ms = 0; // unix ms; due when <= now
+    std::int64_t created_ms = 0;      // unix ms of the enqueue: the delivery's age counts from it
     std::optional<int> last_status;
     std::string last_error;
 };
@@ -35,11 +37,13 @@ struct OutboxCounts {
 
 // The durable queue of a job's deliveries in the state file. A delivery enters before the
 // checkpoint moves past its event and leaves the pending state only on a 2xx (delivered) or
-// when it is given up (dead: attempts exhausted, or a non-retryable answer). Writes join the
-// caller's transaction if one is open.
+// when the sender gives it up (dead: too old, or a non-retryable answer). Writes join the
+// caller's transaction if one is open. `clock` stamps created_at and delivered_at (its wall
+// time; tests shift it).
 class Outbox {
 public:
-    explicit Outbox(StateStore& store) : m_store(store) {}
+    explicit Outbox(StateStore& store, const Clock& clock = Clock::real())
+        : m_store(store), m_clock(clock) {}
 
     // Adds the delivery unless one with the same id exists; returns whether it was added.
     bool enqueue(const Delivery& delivery);
@@ -57,20 +61,33 @@ public:
     void mark_dead(const Delivery& delivery, std::optional<int> status, const std::string& error);
 
     OutboxCounts counts(const std::string& job);
-    // Dead deliveries of `job` become pending with a fresh attempt budget; returns how many.
+    // Dead deliveries of `job` become pending, due now, with a fresh attempt count and age
+    // (created again now); returns how many.
     long replay_dead(const std::string& job);
 
 private:
     StateStore& m_store;
+    const Clock& m_clock;
+};
+
+// What the ledger holds for one record: the content last enqueued and its revision, which
+// grows by one with every change of content (A, B, A are revisions 1, 2, 3), so a delivery id
+// made from it is new for every change and the same for a rerun of unchanged content. State
+// files from before revisions start their records at 0.
+struct LedgerEntry {
+    std::string content_md5;
+    std::int64_t revision = 0;
 };
 
 // What was sent for each record: the content hash decides new / updated / unchanged.
 class Ledger {
 public:
     explicit Ledger(StateStore& store) : m_store(store) {}
+    std::optional<LedgerEntry> entry(const std::string& job, const std::string& key);
     std::optional<std::string> content_md5(const std::string& job, const std::string& key);
+    // Stores `content_md5` as revision `revision` of the record, enqueued as `delivery_id`.
     void record(const std::string& job, const std::string& key, const std::string& content_md5,
-                const std::string& delivery_id);
+                std::int64_t revision, const std::string& delivery_id);
 
 private:
     StateStore& m_store;

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     content_md5 TEXT NOT NULL,
     delivery_id TEXT NOT NULL,
     first_seen TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job, record_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
@@ -142,6 +143,7 @@ std::unique_ptr<detail::OpenFile> open_file(const std::string& path, const struc
         file->db->exec("PRAGMA journal_mode = WAL");
         file->db->exec("PRAGMA synchronous = NORMAL");
         file->db->exec(k_schema);
+        detail::upgrade_outbox_schema(*file->db);
     } catch (const SQLite::Exception& e) {
         throw detail::translate(path, e, "cannot open it");
     }

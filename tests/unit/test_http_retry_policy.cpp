@@ -387,6 +387,29 @@ TEST_CASE("http::RetryPolicy::retry_after", "[unit][http]") {
                                                    {"date", "Sun, 06 Nov 1994 08:49:36 GMT"}}),
                                              now) == 1000ms);
     }
+    SECTION("a huge delay-seconds is cut to the longest wait, never overflowing") {
+        for (const char* v : {"99999999999999999999", "9223372036854775807", "9223372036854775",
+                              "86400", "31536000"}) {
+            INFO(v);
+            CHECK(http::RetryPolicy::retry_after(with({{"retry-after", v}}), now) ==
+                  http::RetryPolicy::k_longest_retry_after);
+        }
+        CHECK(http::RetryPolicy::retry_after(with({{"retry-after", "86399"}}), now) ==
+              86'399'000ms);
+    }
+    SECTION("negative or garbage huge values give nullopt") {
+        for (const char* v : {"-99999999999999999999", "-9223372036854775808", "99999999999x",
+                              "1e30", "+5", " 5"}) {
+            INFO(v);
+            CHECK_FALSE(
+                http::RetryPolicy::retry_after(with({{"retry-after", v}}), now).has_value());
+        }
+    }
+    SECTION("an HTTP date far in the future is cut to the longest wait") {
+        CHECK(
+            http::RetryPolicy::retry_after(with({{"retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"}}),
+                                           now) == http::RetryPolicy::k_longest_retry_after);
+    }
     SECTION("an HTTP date in the past gives nullopt") {
         CHECK_FALSE(http::RetryPolicy::retry_after(
                         with({{"retry-after", "Sun, 06 Nov 1994 08:49:00 GMT"}}), now)

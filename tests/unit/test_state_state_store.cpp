@@ -148,7 +148,7 @@ TEST_CASE("state::StateStore errors", "[unit]") {
             state::Transaction transaction(store);
             state::Ledger ledger(store);
             for (int n = 0; n < 10000; ++n) {
-                ledger.record("job", std::string(500, 'k') + std::to_string(n), "md5", "id");
+                ledger.record("job", std::string(500, 'k') + std::to_string(n), "md5", 1, "id");
             }
             transaction.commit();
         });

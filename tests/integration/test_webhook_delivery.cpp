@@ -1,0 +1,228 @@
+// Webhook deliveries across runs, end to end: the crmsync binary as a child process, the
+// Dialfire emulator and a recording webhook receiver on loopback. A record whose content goes
+// A, B, A reaches the receiver three times and ends as A; a receiver down for ten minutes
+// ("--now" moves crmsync's wall clock, so no test waits ten minutes) gets every delivery once.
+
+#include "tests/integration/support.hpp"
+
+#include "lib/util/time.hpp"
+#include "tests/fakes/dialfire/dialfire_fake.hpp"
+#include "tests/fakes/webhook_receiver/webhook_receiver.hpp"
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+using namespace crmsync;
+using crmsync::testing::ProcessResult;
+using crmsync::testing::TempDir;
+
+namespace {
+
+constexpr const char* k_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+std::string utc_text(std::chrono::system_clock::time_point t) {
+    return util::format_iso8601(std::chrono::time_point_cast<std::chrono::milliseconds>(t))
+        .substr(0, 19);
+}
+
+struct DeliveryFixture {
+    TempDir dir;
+    fakes::DialfireFake fake;
+    fakes::WebhookReceiver receiver;
+
+    explicit DeliveryFixture(std::size_t contacts)
+        : fake(campaign(contacts)), receiver(signed_receiver()) {
+        fake.start();
+        receiver.start();
+    }
+
+    static fakes::FakeCampaignOptions campaign(std::size_t contacts) {
+        fakes::FakeCampaignOptions o;
+        o.contacts = contacts;
+        o.history_end = std::chrono::system_clock::now() - std::chrono::minutes(1);
+        o.history_span = std::chrono::hours(24);
+        return o;
+    }
+
+    static fakes::WebhookReceiverOptions signed_receiver() {
+        fakes::WebhookReceiverOptions o;
+        o.secret = k_secret;
+        return o;
+    }
+
+    ProcessResult run(std::vector<std::string> extra = {}) const {
+        std::vector<std::string> a{
+            "webhook",
+            "--campaign",
+            fake.options().campaign_id,
+            "--api-url",
+            fake.base_url(),
+            "--url",
+            receiver.base_url() + "/hook",
+            "--state",
+            dir.file("state.db"),
+            "--log-dir",
+            dir.file("logs"),
+            "--summary-json",
+            dir.file("summary.json"),
+            "--since",
+            utc_text(std::chrono::system_clock::now() - std::chrono::hours(48)),
+            "--wr",
+            "0",
+            "--w",
+            "8",
+            "--retry-base",
+            "50ms",
+            "--secret-env",
+            "HOOK_SECRET"};
+        a.insert(a.end(), extra.begin(), extra.end());
+        return crmsync::testing::run_crmsync(
+            a, {{"CRMSYNC_TOKEN", fake.options().token}, {"HOOK_SECRET", k_secret}}, dir);
+    }
+
+    nlohmann::json summary() const {
+        return nlohmann::json::parse(crmsync::testing::read_file(dir.file("summary.json")));
+    }
+};
+
+std::string explain(const ProcessResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
+} // namespace
+
+TEST_CASE("webhook sends content going A, B, A three times, with three ids, ending with A",
+          "[http]") {
+    DeliveryFixture f(5);
+    REQUIRE(f.run().exit_code == 0);
+    // A new transaction (content A) on one contact, in the window of the next run.
+    const auto touched = f.fake.touch_contacts(1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100)); // past the run's server "now"
+    REQUIRE(f.run().exit_code == 0);
+    auto original = nlohmann::json::parse(*f.fake.contact_text(touched[0]));
+    original.erase("$md5");
+    const auto transaction_a = original["$task_log"].back()["transactions"].back();
+    const std::string fired = transaction_a["fired"].get<std::string>();
+
+    auto changed = original;
+    changed["$task_log"].back()["transactions"].back()["result"] = "content B";
+    f.fake.set_contact_json(touched[0], changed);
+    const auto to_b = f.run();
+    INFO(explain(to_b));
+    REQUIRE(to_b.exit_code == 0);
+
+    f.fake.set_contact_json(touched[0], original);
+    const auto back_to_a = f.run();
+    INFO(explain(back_to_a));
+    REQUIRE(back_to_a.exit_code == 0);
+    CHECK(f.summary()["updated"].get<long>() == 1);
+
+    // Every acknowledged delivery of this transaction, in order of arrival.
+    std::vector<nlohmann::json> bodies;
+    std::set<std::string> ids;
+    for (const auto& r : f.receiver.requests()) {
+        const auto body = nlohmann::json::parse(r.body);
+        if (r.acknowledged() && body["contact"]["$id"] == touched[0] &&
+            body["transaction"]["fired"] == fired) {
+            bodies.push_back(body);
+            ids.insert(r.id);
+        }
+    }
+    REQUIRE(bodies.size() == 3);
+    CHECK(ids.size() == 3);
+    CHECK(bodies[0]["state"] == "new");
+    CHECK(bodies[1]["transaction"]["result"] == "content B");
+    CHECK(bodies[2]["state"] == "updated");
+    CHECK(bodies[2]["transaction"] == transaction_a);
+    for (const auto& [id, times] : f.receiver.acknowledged_ids()) {
+        CHECK(times == 1);
+    }
+
+    SECTION("a rerun with no change sends nothing") {
+        f.receiver.clear();
+        const auto again = f.run();
+        INFO(explain(again));
+        CHECK(again.exit_code == 0);
+        CHECK(f.receiver.request_count() == 0);
+        CHECK(f.summary()["updated"].get<long>() == 0);
+        CHECK(f.summary()["new"].get<long>() == 0);
+    }
+}
+
+TEST_CASE("webhook delivers everything once to a receiver that was down for ten minutes",
+          "[http]") {
+    using std::chrono::minutes;
+    DeliveryFixture f(10);
+    const auto events = static_cast<long>(f.fake.event_count());
+    // Runs "at" a later time: crmsync's wall clock (--now) and the receiver's (which checks
+    // webhook-timestamp) move together.
+    const auto run_at = [&f](minutes later) {
+        f.receiver.set_clock_offset(later);
+        return f.run(
+            {"--now", utc_text(std::chrono::system_clock::now() + later), "--max-runtime", "2s"});
+    };
+
+    f.receiver.go_down();
+    for (int minute = 0; minute <= 10; minute += 2) {
+        const auto down = run_at(minutes(minute));
+        INFO("minute " << minute << ": " << explain(down));
+        CHECK(down.exit_code == 3);
+        CHECK(f.summary()["dead"].get<long>() == 0);
+        CHECK(f.summary()["pending"].get<long>() == events);
+    }
+    f.receiver.come_up();
+    // Cron keeps running every few minutes; each delivery is due again within an hour.
+    ProcessResult up;
+    int minute = 11;
+    for (; minute <= 10 + 65; minute += 5) {
+        up = run_at(minutes(minute));
+        if (f.summary()["pending"].get<long>() == 0) {
+            break;
+        }
+    }
+    INFO("last run at minute " << minute << ": " << explain(up));
+    CHECK(up.exit_code == 0);
+    CHECK(f.summary()["dead"].get<long>() == 0);
+    CHECK(f.summary()["pending"].get<long>() == 0);
+    const auto acknowledged = f.receiver.acknowledged_ids();
+    CHECK(acknowledged.size() == static_cast<std::size_t>(events));
+    for (const auto& [id, times] : acknowledged) {
+        CHECK(times == 1);
+    }
+    for (const auto& r : f.receiver.requests()) {
+        CHECK(r.signature == fakes::SignatureCheck::valid);
+    }
+}
+
+TEST_CASE("webhook makes a delivery dead once it is older than --max-age", "[http]") {
+    using std::chrono::hours;
+    DeliveryFixture f(3);
+    const auto events = static_cast<long>(f.fake.event_count());
+    f.receiver.go_down();
+    const auto first = f.run({"--max-age", "3d", "--max-runtime", "2s"});
+    INFO(explain(first));
+    CHECK(f.summary()["pending"].get<long>() == events);
+    const auto later = hours(73);
+    f.receiver.set_clock_offset(later);
+    const auto old = f.run({"--max-age", "3d", "--max-runtime", "2s", "--now",
+                            utc_text(std::chrono::system_clock::now() + later)});
+    INFO(explain(old));
+    CHECK(old.exit_code == 3);
+    CHECK(f.summary()["dead"].get<long>() == events);
+    CHECK(f.summary()["pending"].get<long>() == 0);
+}
+
+TEST_CASE("webhook rejects a --max-age that is no duration or not above zero", "[http]") {
+    DeliveryFixture f(1);
+    for (const char* bad : {"soon", "0s"}) {
+        const auto r = f.run({"--max-age", bad});
+        INFO(explain(r));
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find("crmsync: error: --max-age") != std::string::npos);
+    }
+}

@@ -1,0 +1,214 @@
+// Response size caps of HttpClient and MultiClient against a real server on loopback: a body
+// over the cap (declared or not) and a gzip bomb (small on the wire, large decoded).
+
+#include "lib/core/error.hpp"
+#include "lib/http/http_client.hpp"
+#include "lib/http/multi_client.hpp"
+#include "lib/http/retry_policy.hpp"
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+
+using namespace std::chrono_literals;
+namespace http = crmsync::http;
+
+namespace {
+
+constexpr std::size_t k_mib = std::size_t{1} << 20;
+
+// `size` zero bytes, gzip-compressed (a few KiB for many MiB).
+std::string gzip_of_zeros(std::size_t size) {
+    z_stream z{};
+    REQUIRE(deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) ==
+            Z_OK);
+    const std::string zeros(k_mib, '\0');
+    std::string out;
+    char chunk[65536];
+    std::size_t left = size;
+    int flush = Z_NO_FLUSH;
+    do {
+        const std::size_t n = std::min(left, zeros.size());
+        left -= n;
+        flush = left == 0 ? Z_FINISH : Z_NO_FLUSH;
+        z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(zeros.data()));
+        z.avail_in = static_cast<uInt>(n);
+        do {
+            z.next_out = reinterpret_cast<Bytef*>(chunk);
+            z.avail_out = sizeof chunk;
+            deflate(&z, flush);
+            out.append(chunk, sizeof chunk - z.avail_out);
+        } while (z.avail_out == 0);
+    } while (flush != Z_FINISH);
+    deflateEnd(&z);
+    return out;
+}
+
+// Serves /big (2 MiB with Content-Length), /chunked (2 MiB, no length), /bomb (64 MiB of
+// zeros gzip-compressed), /small (100 bytes) and POST /accepted (200 with 2 MiB).
+class BigAnswers {
+public:
+    BigAnswers() : m_bomb(gzip_of_zeros(64 * k_mib)) {
+        m_server.Get("/big", [](const httplib::Request&, httplib::Response& res) {
+            res.set_content(std::string(2 * k_mib, 'x'), "text/plain");
+        });
+        m_server.Get("/chunked", [](const httplib::Request&, httplib::Response& res) {
+            res.set_chunked_content_provider(
+                "text/plain",
+                [sent = std::size_t{0}](std::size_t, httplib::DataSink& sink) mutable {
+                    if (sent >= 2 * k_mib) {
+                        sink.done();
+                        return true;
+                    }
+                    const std::string piece(64 * 1024, 'y');
+                    sent += piece.size();
+                    return sink.write(piece.data(), piece.size());
+                });
+        });
+        m_server.Get("/bomb", [this](const httplib::Request&, httplib::Response& res) {
+            ++m_bomb_requests;
+            res.set_header("Content-Encoding", "gzip");
+            res.set_content(m_bomb, "application/json");
+        });
+        m_server.Get("/small", [](const httplib::Request&, httplib::Response& res) {
+            res.set_content(std::string(100, 's'), "text/plain");
+        });
+        m_server.Post("/accepted", [](const httplib::Request&, httplib::Response& res) {
+            res.set_content(std::string(2 * k_mib, 'a'), "text/plain");
+        });
+        m_port = m_server.bind_to_any_port("127.0.0.1");
+        REQUIRE(m_port > 0);
+        m_thread = std::thread([this] { m_server.listen_after_bind(); });
+        while (!m_server.is_running()) {
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    ~BigAnswers() {
+        m_server.stop();
+        m_thread.join();
+    }
+    std::string url(const char* path) const {
+        return "http://127.0.0.1:" + std::to_string(m_port) + path;
+    }
+    std::size_t bomb_size() const { return m_bomb.size(); }
+    int bomb_requests() const { return m_bomb_requests.load(); }
+
+private:
+    std::string m_bomb;
+    httplib::Server m_server;
+    int m_port = 0;
+    std::thread m_thread;
+    std::atomic<int> m_bomb_requests{0};
+};
+
+http::HttpClientOptions capped(std::size_t bytes) {
+    http::HttpClientOptions o;
+    o.max_response_bytes = bytes;
+    return o;
+}
+
+} // namespace
+
+TEST_CASE("http::HttpClient caps response bodies", "[unit][http]") {
+    BigAnswers server;
+    http::HttpClient client(capped(k_mib));
+    http::HttpRequest request;
+    http::HttpResponse response;
+    http::TransportFailure failure;
+
+    SECTION("a body declared over the cap fails with a clear message") {
+        request.url = server.url("/big");
+        CHECK_FALSE(client.perform(request, response, failure));
+        CHECK(failure.curl_code == CURLE_FILESIZE_EXCEEDED);
+        CHECK(failure.message == "response from " + server.url("/big") + " larger than 1 MiB");
+        CHECK(failure.status == 200);
+        CHECK(response.body.empty());
+    }
+    SECTION("a body without Content-Length is stopped at the cap") {
+        request.url = server.url("/chunked");
+        CHECK_FALSE(client.perform(request, response, failure));
+        CHECK(failure.curl_code == CURLE_FILESIZE_EXCEEDED);
+        CHECK(failure.message.find("larger than 1 MiB") != std::string::npos);
+    }
+    SECTION("a gzip bomb is stopped by its decoded size") {
+        REQUIRE(server.bomb_size() < k_mib / 8); // small on the wire: only decoding shows it
+        request.url = server.url("/bomb");
+        CHECK_FALSE(client.perform(request, response, failure));
+        CHECK(failure.curl_code == CURLE_FILESIZE_EXCEEDED);
+        CHECK(failure.message.find("larger than 1 MiB") != std::string::npos);
+    }
+    SECTION("a cap of no whole MiB is stated in bytes") {
+        http::HttpClient tiny(capped(50));
+        request.url = server.url("/small");
+        CHECK_FALSE(tiny.perform(request, response, failure));
+        CHECK(failure.message.find("larger than 50 bytes") != std::string::npos);
+    }
+    SECTION("a body under the cap is read whole, and the handle works on after a refusal") {
+        request.url = server.url("/big");
+        CHECK_FALSE(client.perform(request, response, failure));
+        request.url = server.url("/small");
+        REQUIRE(client.perform(request, response, failure));
+        CHECK(response.status == 200);
+        CHECK(response.body == std::string(100, 's'));
+    }
+    SECTION("the default cap lets a 64 MiB decoded body through") {
+        http::HttpClient roomy;
+        request.url = server.url("/bomb");
+        REQUIRE(roomy.perform(request, response, failure));
+        CHECK(response.body.size() == 64 * k_mib);
+    }
+}
+
+TEST_CASE("http::send_with_retry does not retry a body over the cap", "[unit][http]") {
+    BigAnswers server;
+    http::HttpClient client(capped(k_mib));
+    http::RetryPolicy policy;
+    policy.max_attempts = 5;
+    policy.base_delay = 1ms;
+    http::RetryStats stats;
+    http::HttpRequest request;
+    request.url = server.url("/bomb");
+    const http::RetryContext context{policy, stats, crmsync::Clock::real(), std::nullopt,
+                                     "GET /bomb"};
+    try {
+        http::send_with_retry(client, request, context);
+        FAIL("no error thrown");
+    } catch (const crmsync::Error& e) {
+        CHECK(e.kind() == crmsync::ErrorKind::connection);
+        CHECK(std::string(e.what()).find("larger than 1 MiB") != std::string::npos);
+    }
+    CHECK(server.bomb_requests() == 1);
+    CHECK(stats.retries.load() == 0);
+}
+
+TEST_CASE("http::MultiClient caps response bodies", "[unit][http]") {
+    BigAnswers server;
+    http::MultiClient client(2, capped(k_mib));
+    std::vector<http::TransferResult> results;
+    for (const char* path : {"/bomb", "/small"}) {
+        http::HttpRequest request;
+        request.url = server.url(path);
+        client.start(std::move(request),
+                     [&](http::TransferResult&& r) { results.push_back(std::move(r)); });
+    }
+    while (client.in_flight() > 0) {
+        client.poll(50ms);
+    }
+    REQUIRE(results.size() == 2);
+    std::size_t refused = 0;
+    for (const auto& r : results) {
+        if (r.answered) {
+            CHECK(r.response.body == std::string(100, 's'));
+        } else {
+            ++refused;
+            CHECK(r.failure.curl_code == CURLE_FILESIZE_EXCEEDED);
+            CHECK(r.failure.message.find("larger than 1 MiB") != std::string::npos);
+        }
+    }
+    CHECK(refused == 1);
+}

@@ -1,0 +1,121 @@
+// The ledger's revisions, and state files made before them (the old schema is upgraded in
+// place, its records and deliveries kept).
+
+#include "lib/state/outbox.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include "lib/state/state_store.hpp"
+#include "lib/util/time.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <catch2/catch.hpp>
+
+using namespace crmsync;
+using crmsync::testing::TempState;
+
+namespace {
+
+// The ledger and outbox tables as crmsync wrote them before revisions.
+void make_old_state_file(const std::string& path) {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec(R"sql(
+CREATE TABLE checkpoints (job TEXT PRIMARY KEY, checkpoint TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE ledger (
+    job TEXT NOT NULL, record_key TEXT NOT NULL, content_md5 TEXT NOT NULL,
+    delivery_id TEXT NOT NULL, first_seen TEXT NOT NULL, PRIMARY KEY (job, record_key)
+) WITHOUT ROWID;
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, job TEXT NOT NULL,
+    group_key TEXT NOT NULL, order_key TEXT NOT NULL, event TEXT NOT NULL, body TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT,
+    created_at TEXT NOT NULL, delivered_at TEXT
+);
+INSERT INTO ledger VALUES ('job', 'k1', 'md5-a', 'msg_old', '2026-01-01T00:00:00.000Z');
+INSERT INTO outbox (id, job, group_key, order_key, event, body, attempts, created_at)
+    VALUES ('msg_old', 'job', 'g', '', 'new', '{}', 3, '2026-01-01T00:00:00.000Z');
+INSERT INTO checkpoints VALUES ('job', 'cp-1', '2026-01-01T00:00:00.000Z');
+)sql");
+}
+
+} // namespace
+
+TEST_CASE("state::Ledger revisions", "[unit][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    state::Ledger ledger(store);
+
+    SECTION("an unknown record has no entry") {
+        CHECK_FALSE(ledger.entry("job", "k").has_value());
+        CHECK_FALSE(ledger.content_md5("job", "k").has_value());
+    }
+    SECTION("record keeps content and revision, per job") {
+        ledger.record("job", "k", "md5-a", 1, "msg_1");
+        ledger.record("job", "k", "md5-b", 2, "msg_2");
+        const auto e = ledger.entry("job", "k");
+        REQUIRE(e.has_value());
+        CHECK(e->content_md5 == "md5-b");
+        CHECK(e->revision == 2);
+        CHECK(ledger.content_md5("job", "k") == std::optional<std::string>("md5-b"));
+        CHECK_FALSE(ledger.entry("other", "k").has_value());
+    }
+}
+
+TEST_CASE("state::StateStore upgrades a state file made before ledger revisions",
+          "[unit][sqlite]") {
+    TempState temp;
+    make_old_state_file(temp.path());
+    {
+        state::StateStore store(temp.path());
+        state::Ledger ledger(store);
+        const auto e = ledger.entry("job", "k1");
+        REQUIRE(e.has_value());
+        CHECK(e->content_md5 == "md5-a");
+        CHECK(e->revision == 0);
+        CHECK(store.checkpoint("job") == std::optional<std::string>("cp-1"));
+        const auto pending = state::Outbox(store).pending("job", 0, 10);
+        REQUIRE(pending.size() == 1);
+        CHECK(pending[0].id == "msg_old");
+        CHECK(pending[0].attempts == 3);
+        CHECK(pending[0].created_ms ==
+              util::parse_iso8601("2026-01-01T00:00:00Z")->time_since_epoch().count());
+        ledger.record("job", "k1", "md5-b", 1, "msg_new");
+    }
+    // Opened again: the upgrade is not repeated and what was written stays.
+    state::StateStore again(temp.path());
+    const auto e = state::Ledger(again).entry("job", "k1");
+    REQUIRE(e.has_value());
+    CHECK(e->revision == 1);
+    CHECK(e->content_md5 == "md5-b");
+}
+
+TEST_CASE("state::Outbox stamps and ages deliveries by its clock", "[unit][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    Clock clock;
+    const auto t0 = *util::parse_iso8601("2030-05-01T12:00:00Z");
+    clock.wall_now = [&] { return t0; };
+    state::Outbox outbox(store, clock);
+    state::Delivery d;
+    d.id = "msg_1";
+    d.job = "job";
+    d.group_key = "g";
+    d.event = "new";
+    d.body = "{}";
+    REQUIRE(outbox.enqueue(d));
+    CHECK_FALSE(outbox.enqueue(d));
+    auto pending = outbox.pending("job", 0, 10);
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].created_ms == t0.time_since_epoch().count());
+
+    SECTION("a replayed dead delivery starts a new life at the replay") {
+        outbox.mark_dead(pending[0], 500, "HTTP 500");
+        const auto later = t0 + std::chrono::hours(100);
+        clock.wall_now = [&] { return later; };
+        CHECK(outbox.replay_dead("job") == 1);
+        pending = outbox.pending("job", 0, 10);
+        REQUIRE(pending.size() == 1);
+        CHECK(pending[0].attempts == 0);
+        CHECK(pending[0].created_ms == later.time_since_epoch().count());
+    }
+}

@@ -1,0 +1,296 @@
+// The webhook sender's retry rules: by age, not by count; backoff up to an hour; Retry-After
+// capped and overflow-free; and deliver_pending against a real receiver on loopback with an
+// injected wall clock, so days pass in milliseconds.
+
+#include "drivers/webhook/sender.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include "lib/http/retry_policy.hpp"
+#include "lib/state/open_file.hpp"
+#include "lib/state/outbox.hpp"
+#include "lib/state/state_store.hpp"
+#include "lib/util/time.hpp"
+
+#include <catch2/catch.hpp>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <thread>
+
+using namespace crmsync;
+using namespace std::chrono_literals;
+using crmsync::testing::TempState;
+namespace webhook = crmsync::drivers::webhook;
+
+namespace {
+
+constexpr std::int64_t k_hour_ms = 3'600'000;
+const std::int64_t k_t0 = util::parse_iso8601("2030-05-01T12:00:00Z")->time_since_epoch().count();
+
+webhook::FailedAttempt failure(int attempt, std::int64_t created_ms) {
+    webhook::FailedAttempt f;
+    f.attempt = attempt;
+    f.created_ms = created_ms;
+    f.error = "HTTP 503: down";
+    return f;
+}
+
+std::chrono::milliseconds header_wait(const char* value) {
+    http::HttpResponse r;
+    r.status = 503;
+    r.headers["retry-after"] = value;
+    return http::RetryPolicy::retry_after(r, SystemTime{}).value();
+}
+
+} // namespace
+
+TEST_CASE("webhook::after_failure", "[unit][http]") {
+    webhook::DeliveryRetryRules rules; // defaults: 500 ms base, 1 h apart, 72 h of life
+
+    SECTION("a retryable failure is retried for 72 hours, however many attempts that takes") {
+        for (int attempt = 1; attempt <= 5000; attempt += 7) {
+            INFO(attempt);
+            const auto step =
+                webhook::after_failure(rules, failure(attempt, k_t0), k_t0 + 71 * k_hour_ms);
+            CHECK_FALSE(step.dead);
+            CHECK(step.next_attempt_ms >= k_t0 + 71 * k_hour_ms);
+        }
+    }
+    SECTION("the backoff grows exponentially, with jitter, up to one hour apart") {
+        const std::int64_t now = k_t0 + 1000;
+        std::int64_t longest_early = 0;
+        std::int64_t longest_late = 0;
+        for (int i = 0; i < 200; ++i) {
+            const auto early = webhook::after_failure(rules, failure(3, k_t0), now);
+            const auto late = webhook::after_failure(rules, failure(40, k_t0), now);
+            CHECK(early.next_attempt_ms - now <= 2000); // 500 ms * 2^2
+            CHECK(late.next_attempt_ms - now <= k_hour_ms);
+            longest_early = std::max(longest_early, early.next_attempt_ms - now);
+            longest_late = std::max(longest_late, late.next_attempt_ms - now);
+        }
+        CHECK(longest_late > 30 * 60'000); // 200 draws in [0, 1 h]: one is past half an hour
+        CHECK(longest_early < longest_late);
+    }
+    SECTION("a delivery older than max-age dies at its next failure") {
+        const auto step =
+            webhook::after_failure(rules, failure(2, k_t0), k_t0 + 72 * k_hour_ms + 1);
+        CHECK(step.dead);
+        CHECK(step.reason.find("HTTP 503: down") != std::string::npos);
+        CHECK(step.reason.find("--max-age is 72 h") != std::string::npos);
+        rules.max_age = 30min;
+        CHECK(webhook::after_failure(rules, failure(1, k_t0), k_t0 + 31 * 60'000).dead);
+        CHECK_FALSE(webhook::after_failure(rules, failure(1, k_t0), k_t0 + 29 * 60'000).dead);
+    }
+    SECTION("the last attempt falls at the end of the delivery's life, not after it") {
+        const std::int64_t now = k_t0 + 72 * k_hour_ms - 1000;
+        for (int i = 0; i < 50; ++i) {
+            const auto step = webhook::after_failure(rules, failure(30, k_t0), now);
+            CHECK_FALSE(step.dead);
+            CHECK(step.next_attempt_ms <= k_t0 + 72 * k_hour_ms);
+        }
+    }
+    SECTION("a non-retryable answer dies at once, however young") {
+        auto f = failure(1, k_t0);
+        f.retryable = false;
+        f.error = "HTTP 410: gone";
+        const auto step = webhook::after_failure(rules, f, k_t0);
+        CHECK(step.dead);
+        CHECK(step.reason.find("HTTP 410: gone") != std::string::npos);
+    }
+    SECTION("a count limit applies only when set") {
+        rules.max_attempts = 10;
+        CHECK(webhook::after_failure(rules, failure(10, k_t0), k_t0 + 1000).dead);
+        CHECK_FALSE(webhook::after_failure(rules, failure(9, k_t0), k_t0 + 1000).dead);
+    }
+    SECTION("Retry-After is honoured up to one hour, a huge one without overflow") {
+        auto f = failure(1, k_t0);
+        f.retry_after = header_wait("120");
+        CHECK(webhook::after_failure(rules, f, k_t0).next_attempt_ms == k_t0 + 120'000);
+        for (const char* huge : {"99999999999999999999", "9223372036854775807", "86400"}) {
+            INFO(huge);
+            f.retry_after = header_wait(huge);
+            const auto step = webhook::after_failure(rules, f, k_t0);
+            CHECK_FALSE(step.dead);
+            CHECK(step.next_attempt_ms == k_t0 + k_hour_ms);
+        }
+    }
+    SECTION("extreme times and settings never overflow") {
+        const std::int64_t max = std::numeric_limits<std::int64_t>::max();
+        rules.max_age = std::chrono::milliseconds(max);
+        rules.max_delay = std::chrono::milliseconds(max);
+        rules.base_delay = std::chrono::milliseconds(max / 2);
+        auto f = failure(1000, max - 10);
+        f.retry_after = std::chrono::milliseconds(max);
+        rules.max_retry_after = std::chrono::milliseconds(max);
+        const auto step = webhook::after_failure(rules, f, max - 5);
+        CHECK_FALSE(step.dead);
+        CHECK(step.next_attempt_ms >= max - 5);
+    }
+}
+
+namespace {
+
+// A receiver on loopback whose answer the test sets: 503 (down) or 200.
+class SwitchableReceiver {
+public:
+    SwitchableReceiver() {
+        m_server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
+            ++m_requests;
+            m_last_timestamp = req.get_header_value("webhook-timestamp");
+            res.status = m_up ? 200 : 503;
+            res.set_content("{}", "application/json");
+        });
+        m_port = m_server.bind_to_any_port("127.0.0.1");
+        REQUIRE(m_port > 0);
+        m_thread = std::thread([this] { m_server.listen_after_bind(); });
+        while (!m_server.is_running()) {
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    ~SwitchableReceiver() {
+        m_server.stop();
+        m_thread.join();
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
+    void set_up(bool up) { m_up = up; }
+    int requests() const { return m_requests.load(); }
+    std::string last_timestamp() const { return m_last_timestamp; }
+
+private:
+    httplib::Server m_server;
+    int m_port = 0;
+    std::thread m_thread;
+    std::atomic<bool> m_up{false};
+    std::atomic<int> m_requests{0};
+    std::string m_last_timestamp;
+};
+
+} // namespace
+
+TEST_CASE("webhook::deliver_pending gives up by age across runs", "[unit][http][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    SwitchableReceiver receiver;
+    // The injected wall clock runs at real speed from where the test sets it.
+    std::int64_t shift_ms = 0;
+    const auto real_ms = [] { return Clock::real().wall_now().time_since_epoch().count(); };
+    const auto set_now = [&](std::int64_t ms) { shift_ms = ms - real_ms(); };
+    webhook::SenderOptions options;
+    options.url = receiver.url();
+    options.rate = 0;
+    options.retry.base_delay = 1ms;
+    options.clock.wall_now = [&] {
+        return SystemTime(std::chrono::milliseconds(real_ms() + shift_ms));
+    };
+    set_now(k_t0);
+    // Each "run" may try for a short moment only.
+    const auto run = [&] {
+        options.deadline = std::chrono::steady_clock::now() + 300ms;
+        return webhook::deliver_pending(store, "job", options);
+    };
+    state::Outbox outbox(store, options.clock);
+    for (int i = 0; i < 3; ++i) {
+        state::Delivery d;
+        d.id = "msg_" + std::to_string(i);
+        d.job = "job";
+        d.group_key = "g" + std::to_string(i);
+        d.event = "new";
+        d.body = "{}";
+        REQUIRE(outbox.enqueue(d));
+    }
+
+    SECTION("many failed attempts over 70 hours leave every delivery pending") {
+        std::int64_t now_ms = 0;
+        for (int hour = 0; hour <= 70; hour += 10) {
+            now_ms = k_t0 + hour * k_hour_ms + k_hour_ms / 2;
+            set_now(now_ms);
+            run();
+        }
+        CHECK(receiver.requests() > 30); // far more than the old limit of 10 per delivery
+        auto counts = outbox.counts("job");
+        CHECK(counts.dead == 0);
+        CHECK(counts.pending == 3);
+        // The timestamp header follows the injected clock.
+        const auto stamp = std::stoll(receiver.last_timestamp());
+        CHECK(stamp >= now_ms / 1000);
+        CHECK(stamp <= now_ms / 1000 + 2);
+
+        SECTION("and the receiver back gets each of them once") {
+            receiver.set_up(true);
+            set_now(now_ms + k_hour_ms + 1000); // every retry is due within an hour of its failure
+            const auto sent = run();
+            CHECK(sent.delivered == 3);
+            counts = outbox.counts("job");
+            CHECK(counts.delivered == 3);
+            CHECK(counts.pending == 0);
+        }
+        SECTION("past 72 hours the next failure makes them dead") {
+            set_now(k_t0 + 72 * k_hour_ms + 1);
+            const auto sent = run();
+            CHECK(sent.died == 3);
+            counts = outbox.counts("job");
+            CHECK(counts.dead == 3);
+            CHECK(counts.pending == 0);
+        }
+    }
+}
+
+TEST_CASE("webhook::deliver_pending reads a receiver's answer up to its cap",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    httplib::Server server;
+    std::atomic<int> requests{0};
+    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+        ++requests;
+        // Answers too long for the cap: accepted (2xx), unavailable (503) or gone (410).
+        const auto id = req.get_header_value("webhook-id");
+        res.status = id == "msg_take" ? 200 : id == "msg_later" ? 503 : 410;
+        res.set_header("Retry-After", "120");
+        res.set_content(std::string(std::size_t{2} << 20, 'z'), "text/plain");
+    });
+    const int port = server.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    std::thread thread([&] { server.listen_after_bind(); });
+    while (!server.is_running()) {
+        std::this_thread::sleep_for(1ms);
+    }
+    webhook::SenderOptions options;
+    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.rate = 0;
+    options.retry.base_delay = 1ms;
+    options.deadline = std::chrono::steady_clock::now() + 500ms;
+    state::Outbox outbox(store);
+    for (const char* id : {"msg_take", "msg_later", "msg_gone"}) {
+        state::Delivery d;
+        d.id = id;
+        d.job = "job";
+        d.group_key = id;
+        d.event = "new";
+        d.body = "{}";
+        REQUIRE(outbox.enqueue(d));
+    }
+    const auto sent = webhook::deliver_pending(store, "job", options);
+    server.stop();
+    thread.join();
+    // Each counts by its status, the body unread past the cap.
+    CHECK(sent.delivered == 1);
+    CHECK(sent.died == 1);
+    // Its Retry-After is honoured: one attempt this run, the next in two minutes.
+    CHECK(sent.retried == 1);
+    CHECK(requests.load() == 3);
+    const auto counts = outbox.counts("job");
+    CHECK(counts.delivered == 1);
+    CHECK(counts.dead == 1);
+    CHECK(counts.pending == 1);
+    auto& db = state::detail::connection(store);
+    const std::string error =
+        db.execAndGet("SELECT last_error FROM outbox WHERE id = 'msg_later'").getString();
+    CHECK(error.find("HTTP 503: response from http://127.0.0.1:") != std::string::npos);
+    CHECK(error.find("larger than 1 MiB") != std::string::npos);
+    const auto due = outbox.next_due("job");
+    REQUIRE(due.has_value());
+    CHECK(*due - Clock::real().wall_now().time_since_epoch().count() > 100'000);
+}
