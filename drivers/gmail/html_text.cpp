@@ -203,8 +203,14 @@ std::string html_to_text(std::string_view html) {
             }
             if (name == "br") {
                 emit_break("\n");
+            } else if (name == "p") {
+                // A paragraph stands apart: a blank line around it (tidy_lines merges runs).
+                emit_break("\n\n");
             } else if (is_block(name)) {
-                emit_break("\n");
+                if (!out.empty() && out.back() != '\n') {
+                    emit_break("\n");
+                }
+                space_pending = false;
             } else if (name == "td" || name == "th") {
                 space_pending = true;
             }

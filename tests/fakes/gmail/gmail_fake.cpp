@@ -37,13 +37,12 @@ std::string base64url(const std::string& bytes) {
 
 json rpc_error(int code, const std::string& status, const std::string& reason,
                const std::string& message, const std::string& domain = "global") {
-    return {{"error",
-             {{"code", code},
-              {"message", message},
-              {"errors", json::array({{{"message", message},
-                                        {"domain", domain},
-                                        {"reason", reason}}})},
-              {"status", status}}}};
+    return {
+        {"error",
+         {{"code", code},
+          {"message", message},
+          {"errors", json::array({{{"message", message}, {"domain", domain}, {"reason", reason}}})},
+          {"status", status}}}};
 }
 
 json body_for_status(int status, const std::string& reason) {
@@ -410,9 +409,8 @@ json GmailFake::multipart(const std::string& mime_type, std::vector<json> childr
     return {{"partId", ""},
             {"mimeType", mime_type},
             {"filename", ""},
-            {"headers",
-             json::array({{{"name", "Content-Type"},
-                           {"value", mime_type + "; boundary=\"000000000000b1\""}}})},
+            {"headers", json::array({{{"name", "Content-Type"},
+                                      {"value", mime_type + "; boundary=\"000000000000b1\""}}})},
             {"body", {{"size", 0}}},
             {"parts", std::move(children)}};
 }

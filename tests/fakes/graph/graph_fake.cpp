@@ -70,8 +70,8 @@ json body_for_code(int code, int subcode, bool transient) {
         return graph_error("(#200) Requires leads_retrieval permission", "OAuthException", 200,
                            subcode, false);
     default:
-        return graph_error("(#" + std::to_string(code) + ") An error occurred",
-                           "OAuthException", code, subcode, transient);
+        return graph_error("(#" + std::to_string(code) + ") An error occurred", "OAuthException",
+                           code, subcode, transient);
     }
 }
 
@@ -189,8 +189,7 @@ struct GraphFake::Impl {
 
     // The request's own URL with `after` replaced.
     std::string url_with_after(const httplib::Request& req, const std::string& after) const {
-        std::string url =
-            "http://127.0.0.1:" + std::to_string(listener.port()) + req.path + "?";
+        std::string url = "http://127.0.0.1:" + std::to_string(listener.port()) + req.path + "?";
         bool first = true;
         for (const auto& [name, value] : req.params) {
             if (name == "after" || name == "before") {
@@ -214,8 +213,7 @@ struct GraphFake::Impl {
             return std::nullopt;
         }
         for (const auto& f : filters) {
-            if (!f.is_object() || f.value("field", "") != "time_created" ||
-                !f.contains("value")) {
+            if (!f.is_object() || f.value("field", "") != "time_created" || !f.contains("value")) {
                 return std::nullopt;
             }
             std::int64_t v = 0;
@@ -274,8 +272,9 @@ struct GraphFake::Impl {
             try {
                 limit = std::clamp(std::stoll(req.get_param_value("limit")), 1LL, k_max_limit);
             } catch (const std::exception&) {
-                answer(res, 400, graph_error("(#100) Param limit must be a number",
-                                             "OAuthException", 100, 0, false));
+                answer(res, 400,
+                       graph_error("(#100) Param limit must be a number", "OAuthException", 100, 0,
+                                   false));
                 return;
             }
         }
@@ -283,8 +282,8 @@ struct GraphFake::Impl {
         if (req.has_param("after")) {
             after = decode_cursor(req.get_param_value("after"));
             if (!after) {
-                answer(res, 400, graph_error("(#100) Invalid cursor", "OAuthException", 100, 0,
-                                             false));
+                answer(res, 400,
+                       graph_error("(#100) Invalid cursor", "OAuthException", 100, 0, false));
                 return;
             }
         }
@@ -343,7 +342,9 @@ struct GraphFake::Impl {
 
     void serve(const httplib::Request& req, httplib::Response& res) {
         const auto fault = faults.take(req.method, req.path);
-        const auto record = [&](int status) { log.add(req.path, {req.path, query_of(req), status}); };
+        const auto record = [&](int status) {
+            log.add(req.path, {req.path, query_of(req), status});
+        };
         if (fault && fault->graph_kind == GraphFaultKind::common) {
             switch (fault->kind) {
             case FaultKind::reset:
@@ -354,12 +355,11 @@ struct GraphFake::Impl {
                 if (fault->retry_after) {
                     res.set_header("Retry-After", *fault->retry_after);
                 }
-                const json body =
-                    fault->graph_code != 0
-                        ? body_for_code(fault->graph_code, fault->graph_subcode,
-                                        fault->is_transient)
-                        : graph_error("Service temporarily unavailable", "OAuthException", 2, 0,
-                                      fault->status >= 500);
+                const json body = fault->graph_code != 0
+                                      ? body_for_code(fault->graph_code, fault->graph_subcode,
+                                                      fault->is_transient)
+                                      : graph_error("Service temporarily unavailable",
+                                                    "OAuthException", 2, 0, fault->status >= 500);
                 answer(res, fault->status, body);
                 record(fault->status);
                 return;
@@ -376,8 +376,8 @@ struct GraphFake::Impl {
                 break; // after the answer is built
             }
         }
-        std::string token = req.has_param("access_token") ? req.get_param_value("access_token")
-                                                          : std::string();
+        std::string token =
+            req.has_param("access_token") ? req.get_param_value("access_token") : std::string();
         const auto bearer = req.get_header_value("Authorization");
         if (token.empty() && bearer.rfind("Bearer ", 0) == 0) {
             token = bearer.substr(7);
