@@ -76,6 +76,37 @@ std::optional<GraphError> graph_error(const http::HttpResponse& response) {
     return out;
 }
 
+// The longest "estimated_time_to_regain_access" (minutes) of a throttled answer's business
+// use case usage header: {"<business id>": [{"type": "pages", "call_count": 100, ...,
+// "estimated_time_to_regain_access": 19}]}. nullopt when absent or zero.
+std::optional<std::chrono::minutes> regain_access_after(const http::HttpResponse& response) {
+    const std::string* header = response.header("x-business-use-case-usage");
+    if (header == nullptr) {
+        return std::nullopt;
+    }
+    const auto doc = json::parse(*header, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) {
+        return std::nullopt;
+    }
+    long longest = 0;
+    for (const auto& [business, usages] : doc.items()) {
+        if (!usages.is_array()) {
+            continue;
+        }
+        for (const auto& usage : usages) {
+            const auto it =
+                usage.is_object() ? usage.find("estimated_time_to_regain_access") : usage.end();
+            if (it != usage.end() && it->is_number_integer()) {
+                longest = std::max(longest, it->get<long>());
+            }
+        }
+    }
+    if (longest <= 0) {
+        return std::nullopt;
+    }
+    return std::chrono::minutes(longest);
+}
+
 void sleep_interruptibly(const Clock& clock, std::chrono::milliseconds total) {
     using namespace std::chrono_literals;
     while (total > 0ms) {
@@ -296,7 +327,19 @@ private:
                                            response.status, response.body.size());
             } else {
                 last_problem = classify_failure(response, what);
-                if (response.status == 429 || response.status == 503) {
+                if (const auto regain = regain_access_after(response)) {
+                    // Business use case throttling says how long it lasts: wait that long
+                    // when the run can, else leave the rest to a later run at once.
+                    if (*regain > policy.max_retry_after) {
+                        throw Error(ErrorKind::connection,
+                                    fmt::format("{}: throttled by the Graph API for about {} min "
+                                                "({})",
+                                                what, regain->count(), last_problem),
+                                    "the next run continues from the checkpoint once the limit "
+                                    "has passed");
+                    }
+                    wait = std::chrono::duration_cast<std::chrono::milliseconds>(*regain);
+                } else if (response.status == 429 || response.status == 503) {
                     wait = http::RetryPolicy::retry_after(response, clock.wall_now());
                     if (wait && *wait > policy.max_retry_after) {
                         throw Error(ErrorKind::connection,

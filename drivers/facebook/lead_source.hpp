@@ -52,8 +52,10 @@ struct LeadSourceOptions {
 // Errors (crmsync::Error, with the form and page): Graph code 190 -> auth ("page token
 // expired"); codes 10, 102 and 200-299 -> auth (permissions); throttling (codes 4, 17, 32, 341,
 // 613, 80001, 80005, or is_transient) and 5xx, 429, cut-off bodies, transport failures are
-// retried with backoff within options.retry and the deadline, then connection; other Graph
-// errors (an unknown form id: code 100) -> usage; a 2xx body that stays unreadable -> data;
+// retried with backoff within options.retry and the deadline, then connection (a throttled
+// answer whose X-Business-Use-Case-Usage gives estimated_time_to_regain_access is retried
+// after that time, or fails at once as connection when it exceeds retry.max_retry_after); other
+// Graph errors (an unknown form id: code 100) -> usage; a 2xx body that stays unreadable -> data;
 // a stored checkpoint this source did not write -> data.
 std::unique_ptr<pipeline::Source> make_lead_source(const LeadSourceOptions& options);
 

@@ -297,6 +297,34 @@ TEST_CASE("facebook lead source retries throttling and transient failures", "[ht
         CHECK(e.describe().find("time budget") != std::string::npos);
         CHECK(std::chrono::steady_clock::now() - started < 3s);
     }
+    SECTION("business use case throttling longer than a run waits fails at once") {
+        GraphFault buc;
+        buc.status = 400;
+        buc.graph_code = 80005;
+        buc.regain_minutes = 60;
+        fake.inject(buc);
+        const auto e = error_of(options);
+        CHECK(e.kind() == ErrorKind::connection);
+        CHECK(e.describe().find("about 60 min") != std::string::npos);
+        CHECK(fake.requests().size() == 1);
+    }
+    SECTION("a short estimated_time_to_regain_access is waited for, then the run goes on") {
+        GraphFault buc;
+        buc.status = 400;
+        buc.graph_code = 80005;
+        buc.regain_minutes = 1;
+        fake.inject(buc);
+        std::vector<std::chrono::milliseconds> waits;
+        crmsync::Clock clock;
+        clock.sleep_for = [&waits](std::chrono::milliseconds d) { waits.push_back(d); };
+        options.clock = &clock;
+        CHECK(drain(options, std::nullopt).records.size() == 5);
+        std::chrono::milliseconds waited{0};
+        for (const auto w : waits) {
+            waited += w;
+        }
+        CHECK(waited == std::chrono::milliseconds(60'000));
+    }
     SECTION("an answer that is never JSON is a data error") {
         GraphFault html;
         html.kind = FaultKind::malformed;

@@ -166,6 +166,7 @@ GraphFault graph_fault_from_json(const json& j) {
                             fault.graph_code = m.value("graph_code", 0);
                             fault.graph_subcode = m.value("graph_subcode", 0);
                             fault.is_transient = m.value("is_transient", true);
+                            fault.regain_minutes = m.value("regain_minutes", 0);
                         }));
     return fault;
 }
@@ -354,6 +355,16 @@ struct GraphFake::Impl {
             case FaultKind::status: {
                 if (fault->retry_after) {
                     res.set_header("Retry-After", *fault->retry_after);
+                }
+                if (fault->regain_minutes > 0) {
+                    const json usage = {
+                        {"1234567890", json::array({{{"type", "pages"},
+                                                     {"call_count", 100},
+                                                     {"total_cputime", 30},
+                                                     {"total_time", 40},
+                                                     {"estimated_time_to_regain_access",
+                                                      fault->regain_minutes}}})}};
+                    res.set_header("X-Business-Use-Case-Usage", usage.dump());
                 }
                 const json body = fault->graph_code != 0
                                       ? body_for_code(fault->graph_code, fault->graph_subcode,

@@ -62,6 +62,9 @@ struct GraphFault {
     int graph_code = 0; ///< 0: the generic body for `status`
     int graph_subcode = 0;
     bool is_transient = true;
+    /// > 0: the answer carries X-Business-Use-Case-Usage with this
+    /// estimated_time_to_regain_access (minutes), as Graph sends with BUC throttling.
+    int regain_minutes = 0;
 
     [[nodiscard]] bool matches(std::string_view request_method, std::string_view path) const {
         return (method.empty() || method == request_method) && path.starts_with(path_prefix);
@@ -69,7 +72,7 @@ struct GraphFault {
 };
 
 /// The common fault keys plus "graph_kind" ("common", "empty_page", "repeat_next"),
-/// "graph_code", "graph_subcode", "is_transient". Throws std::invalid_argument.
+/// "graph_code", "graph_subcode", "is_transient", "regain_minutes". Throws std::invalid_argument.
 GraphFault graph_fault_from_json(const nlohmann::json& json);
 
 struct GraphRequest {
