@@ -283,11 +283,14 @@ TEST_CASE("gmail lead source retries rate limits and transient failures", "[http
     SECTION("a 429 with Retry-After waits as asked") {
         GmailFault limited;
         limited.status = 429;
-        limited.retry_after = "1";
+        limited.retry_after = "7";
         fake.inject(limited);
-        const auto started = std::chrono::steady_clock::now();
+        std::chrono::milliseconds waited{0};
+        crmsync::Clock clock;
+        clock.sleep_for = [&waited](std::chrono::milliseconds d) { waited += d; };
+        options.clock = &clock;
         CHECK(drain(options, std::nullopt).records.size() == 3);
-        CHECK(std::chrono::steady_clock::now() - started >= 1s);
+        CHECK(waited == 7s);
     }
     SECTION("the daily quota is a connection error for the next run") {
         GmailFault daily;
