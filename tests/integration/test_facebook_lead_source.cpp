@@ -340,6 +340,45 @@ TEST_CASE("facebook lead source retries throttling and transient failures", "[ht
     }
 }
 
+TEST_CASE("facebook lead source survives odd and hostile answers", "[http]") {
+    GraphFake fake({"v21.0", k_token});
+    fake.start();
+    fake.add_form("700100");
+    const auto options = options_for(fake, {"700100"});
+    const auto answer = [&fake](const std::string& body) {
+        GraphFault raw;
+        raw.graph_kind = GraphFaultKind::raw_body;
+        raw.raw_body = body;
+        fake.inject(raw);
+    };
+
+    SECTION("invalid UTF-8 in a lead becomes U+FFFD; the lead is still read") {
+        answer(std::string(R"({"data": [{"id": "1", "created_time": "2025-12-03T10:00:00+0000",)"
+                           R"( "field_data": [{"name": "full_name", "values": ["Jo)") +
+               "\xff" + R"("]}, {"name": "email", "values": ["j@example.com"]}]}]})");
+        const auto run = drain(options, std::nullopt);
+        REQUIRE(run.records.size() == 1);
+        CHECK(run.records[0]["name"] == "Jo\xEF\xBF\xBD");
+        CHECK(run.records[0]["email"] == "j@example.com");
+    }
+    SECTION("a lead without created_time is a record with the reason; the others move the "
+            "checkpoint") {
+        answer(R"({"data": [{"id": "2", "created_time": "2025-12-03T10:05:00+0000"},
+                            {"id": "1", "field_data": []}]})");
+        const auto run = drain(options, std::nullopt);
+        REQUIRE(run.records.size() == 2);
+        CHECK(run.records[1]["error"] == "the lead has no readable created_time");
+        CHECK(json::parse(*run.checkpoint)["forms"]["700100"]["since"] ==
+              "2025-12-03T10:05:00.000Z");
+    }
+    SECTION("data that is not an array is a data error") {
+        answer(R"({"data": {"id": "1"}})");
+        const auto e = error_of(options);
+        CHECK(e.kind() == ErrorKind::data);
+        CHECK(e.describe().find("without a data array") != std::string::npos);
+    }
+}
+
 TEST_CASE("facebook lead source fails clearly on token and form errors", "[http]") {
     GraphFake fake({"v21.0", k_token});
     fake.start();

@@ -160,6 +160,9 @@ GraphFault graph_fault_from_json(const json& j) {
                                 fault.graph_kind = GraphFaultKind::empty_page;
                             } else if (kind == "repeat_next") {
                                 fault.graph_kind = GraphFaultKind::repeat_next;
+                            } else if (kind == "raw_body") {
+                                fault.graph_kind = GraphFaultKind::raw_body;
+                                fault.raw_body = m.value("raw_body", std::string());
                             } else if (kind != "common") {
                                 throw std::invalid_argument("unknown graph_kind '" + kind + "'");
                             }
@@ -346,6 +349,12 @@ struct GraphFake::Impl {
         const auto record = [&](int status) {
             log.add(req.path, {req.path, query_of(req), status});
         };
+        if (fault && fault->graph_kind == GraphFaultKind::raw_body) {
+            res.status = 200;
+            res.set_content(fault->raw_body, "application/json; charset=UTF-8");
+            record(200);
+            return;
+        }
         if (fault && fault->graph_kind == GraphFaultKind::common) {
             switch (fault->kind) {
             case FaultKind::reset:

@@ -48,6 +48,7 @@ enum class GraphFaultKind {
     common,      ///< as `action` says (status, reset, truncate, malformed, slow)
     empty_page,  ///< 200 with "data": [] and a next link to the same position
     repeat_next, ///< the normal answer, with "next" repeating the request's own URL
+    raw_body,    ///< 200 with `raw_body` as it is (hostile or odd answers)
 };
 
 struct GraphFault {
@@ -65,14 +66,16 @@ struct GraphFault {
     /// > 0: the answer carries X-Business-Use-Case-Usage with this
     /// estimated_time_to_regain_access (minutes), as Graph sends with BUC throttling.
     int regain_minutes = 0;
+    std::string raw_body; ///< for GraphFaultKind::raw_body
 
     [[nodiscard]] bool matches(std::string_view request_method, std::string_view path) const {
         return (method.empty() || method == request_method) && path.starts_with(path_prefix);
     }
 };
 
-/// The common fault keys plus "graph_kind" ("common", "empty_page", "repeat_next"),
-/// "graph_code", "graph_subcode", "is_transient", "regain_minutes". Throws std::invalid_argument.
+/// The common fault keys plus "graph_kind" ("common", "empty_page", "repeat_next",
+/// "raw_body"), "graph_code", "graph_subcode", "is_transient", "regain_minutes", "raw_body". Throws
+/// std::invalid_argument.
 GraphFault graph_fault_from_json(const nlohmann::json& json);
 
 struct GraphRequest {
