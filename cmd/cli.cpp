@@ -3,8 +3,10 @@
 #include "cmd/accounts.hpp"
 #include "cmd/bulk_history.hpp"
 #include "cmd/callcenter.hpp"
+#include "cmd/config_file.hpp"
 #include "cmd/db_sync.hpp"
 #include "cmd/refresh_tokens.hpp"
+#include "cmd/run_jobs.hpp"
 #include "cmd/status.hpp"
 #include "cmd/token.hpp"
 #include "cmd/webhook.hpp"
@@ -13,8 +15,11 @@
 #include "lib/core/log.hpp"
 #include "lib/util/redact.hpp"
 
+#include "crmsync_git_commit.hpp"
+
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -80,6 +85,13 @@ std::vector<Subcommand> subcommands() {
              add_status(app, *options);
              return std::function<int()>([options] { return run_status(*options); });
          }},
+        {"run", "Run many jobs from one TOML file (one cron line), at most --jobs at once",
+         [](CLI::App& app) {
+             auto options = std::make_shared<RunJobsOptions>();
+             add_run_jobs(app, *options);
+             return std::function<int()>(
+                 [options] { return run_run_jobs(*options, command_catalog()); });
+         }},
     };
 }
 
@@ -101,7 +113,51 @@ bool is_subcommand(const std::string& arg) {
     return false;
 }
 
+// "db_sync, webhook, ..." for messages.
+std::string command_list() {
+    std::string names;
+    for (const auto& s : subcommands()) {
+        names += (names.empty() ? "" : ", ") + std::string(s.name);
+    }
+    return names;
+}
+
+// The first word that is not an option must name a command. CLI11 alone would say "A
+// subcommand is required" for `crmsync leads`, and print the top-level help with exit 0 for
+// `crmsync leads --help`, so a script could not tell that the command does not exist.
+void check_command_word(const std::vector<std::string>& args) {
+    if (args.size() < 2 || args[1].empty() || args[1].front() == '-' || is_subcommand(args[1])) {
+        return;
+    }
+    throw Error(ErrorKind::usage, "unknown command '" + util::redact(args[1]) + "'",
+                "the commands are: " + command_list() + " (see 'crmsync --help')");
+}
+
 } // namespace
+
+CommandCatalog command_catalog() {
+    CommandCatalog catalog;
+    catalog.exists = [](const std::string& command) {
+        const auto all = subcommands();
+        return std::any_of(all.begin(), all.end(),
+                           [&](const auto& s) { return command == s.name; });
+    };
+    catalog.takes_flag = [](const std::string& command, const std::string& flag) {
+        for (const auto& s : subcommands()) {
+            if (command == s.name) {
+                CLI::App app;
+                s.setup(app);
+                return app.get_option_no_throw("--" + flag) != nullptr;
+            }
+        }
+        return false;
+    };
+    return catalog;
+}
+
+std::string version_text() {
+    return std::string("crmsync ") + CRMSYNC_VERSION + " (commit " + CRMSYNC_GIT_COMMIT + ")";
+}
 
 std::vector<std::string> translate_dbsync2(const std::vector<std::string>& args,
                                            const char* env_mode) {
@@ -149,18 +205,41 @@ int run(int argc, char** argv) {
     try {
         std::vector<std::string> args(argv, argv + argc);
         args = translate_dbsync2(args, std::getenv("DBSYNC_A"));
+        check_command_word(args);
+        const auto config_file = take_config_option(args);
+        const std::string command_word =
+            args.size() > 1 && args[1].front() != '-' ? args[1] : "COMMAND";
 
         CLI::App app{"crmsync: sync contact-center and CRM data into SQL databases and web "
                      "services. Every run picks up where the last one stopped.",
                      "crmsync"};
-        app.set_version_flag("--version", "crmsync " CRMSYNC_VERSION);
+        app.set_version_flag("--version", version_text());
         app.require_subcommand(1);
+        if (config_file) {
+            // CLI11 reads config files for the top-level app (subcommand options in a section
+            // named after the command), so the option moves there and the reader adds the
+            // section.
+            if (args.size() < 2 || args[1].front() == '-' || args[1] == "run") {
+                throw Error(ErrorKind::usage, "--config goes with a command",
+                            "crmsync COMMAND --config FILE ('crmsync run' takes a jobs file)");
+            }
+            app.set_config("--config");
+            app.config_formatter(command_config_reader(args[1], *config_file));
+            app.allow_config_extras(CLI::config_extras_mode::error);
+            args.insert(args.begin() + 1, {"--config", *config_file});
+        }
         std::function<int()> runner;
         for (const auto& s : subcommands()) {
             auto* sub = app.add_subcommand(s.name, s.description);
             // A flag given twice takes its last value, so wrappers can override defaults.
             sub->option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
             auto run_it = s.setup(*sub);
+            if (std::string(s.name) != "run") {
+                // Taken out of the arguments before parsing (above); declared for --help.
+                sub->add_option("--config", "TOML file of this command's flags (key = value, long "
+                                            "names without --); the command line wins over it, "
+                                            "it wins over the environment");
+            }
             sub->callback([&runner, run_it] { runner = run_it; });
         }
         std::vector<char*> raw;
@@ -176,6 +255,21 @@ int run(int argc, char** argv) {
             return app.exit(e);
         } catch (const CLI::CallForVersion& e) {
             return app.exit(e);
+        } catch (const CLI::ConfigError& e) {
+            // CLI11 says "INI was not able to parse db_sync.bogus" for an unknown key.
+            std::string what = e.what();
+            const std::string unparsed = "was not able to parse " + command_word + ".";
+            if (const auto at = what.find(unparsed); at != std::string::npos) {
+                what =
+                    "'" + what.substr(at + unparsed.size()) + "' is not a flag of " + command_word;
+            }
+            throw Error(ErrorKind::usage, "config file " + config_file.value_or("") + ": " + what,
+                        "keys are the command's long flag names without '--' (see 'crmsync " +
+                            command_word + " --help')");
+        } catch (const CLI::FileError& e) {
+            throw Error(ErrorKind::usage,
+                        config_file ? "cannot read config file " + *config_file : e.what(),
+                        "check the path given to --config");
         } catch (const CLI::ParseError& e) {
             throw Error(ErrorKind::usage, e.what(),
                         "run 'crmsync --help' or 'crmsync COMMAND --help'");

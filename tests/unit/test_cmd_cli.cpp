@@ -215,6 +215,24 @@ TEST_CASE("crmsync binary: help and usage errors", "[cli]") {
         REQUIRE_FALSE(r.err_lines().empty());
         CHECK(starts_with(r.err_lines()[0], "crmsync: error: "));
     }
+    SECTION("an unknown command exits 2 and lists the commands, with or without --help") {
+        for (const Args& args : {Args{"no-such-command"}, Args{"no-such-command", "--help"},
+                                 Args{"no-such-command", "--url", "sqlite://x.db"}}) {
+            const auto r = run_crmsync(args, home.path);
+            CHECK(r.exit_code == 2);
+            CHECK(r.out.empty());
+            REQUIRE(r.err_lines().size() >= 2);
+            CHECK(r.err_lines()[0] == "crmsync: error: unknown command 'no-such-command'");
+            CHECK(r.err_lines()[1].find("db_sync, webhook") != std::string::npos);
+        }
+    }
+    SECTION("--version names the release and the git commit") {
+        const auto r = run_crmsync({"--version"}, home.path);
+        CHECK(r.exit_code == 0);
+        CHECK(starts_with(r.out, "crmsync " CRMSYNC_VERSION " (commit "));
+        CHECK(r.out.find("(commit )") == std::string::npos);
+        CHECK(r.out == crmsync::cli::version_text() + "\n");
+    }
     SECTION("db_sync without campaign exits 2 with the error line, then a hint") {
         const auto r =
             run_crmsync(with_io({"db_sync"}), home.path, {{"CRMSYNC_TOKEN", "tok3n-value"}});
