@@ -11,6 +11,9 @@
 namespace crmsync::drivers::postgres {
 namespace {
 
+// crmsync's own URL parameter (not libpq's): sslverify=false keeps sslmode=require unverified.
+constexpr const char* k_verify_param = "sslverify";
+
 // libpq conninfo values: single-quoted, backslash escapes for ' and \.
 std::string quoted(const std::string& value) {
     std::string out = "'";
@@ -40,9 +43,34 @@ void check_url(util::DatabaseUrl& url) {
     if (url.path.size() > 1) {
         throw Error(ErrorKind::usage, "the database name in the target URL contains '/'");
     }
+    if (const auto it = url.params.find(k_verify_param);
+        it != url.params.end() && it->second != "true" && it->second != "false") {
+        throw Error(ErrorKind::usage, "sslverify must be true or false",
+                    "sslverify=false keeps sslmode=require unverified; leave it out to verify");
+    }
+}
+
+// The sslmode to send: a request for TLS (require, prefer) becomes verify-full, since TLS that
+// does not check who answers protects the password from nobody; ?sslverify=false keeps it.
+std::string effective_sslmode(const util::DatabaseUrl& url) {
+    const auto it = url.params.find("sslmode");
+    if (it == url.params.end()) {
+        return {};
+    }
+    const auto verify = url.params.find(k_verify_param);
+    const bool unverified = verify != url.params.end() && verify->second == "false";
+    if ((it->second == "require" || it->second == "prefer") && !unverified) {
+        return "verify-full";
+    }
+    return it->second;
 }
 
 } // namespace
+
+bool encrypts(const util::DatabaseUrl& url) {
+    const auto mode = effective_sslmode(url);
+    return mode == "require" || mode == "verify-ca" || mode == "verify-full";
+}
 
 std::string connect_string(const util::DatabaseUrl& url) {
     std::string conninfo = "host=" + quoted(url.host);
@@ -56,6 +84,13 @@ std::string connect_string(const util::DatabaseUrl& url) {
     }
     conninfo += " application_name='crmsync' connect_timeout=10";
     for (const auto& [name, value] : url.params) {
+        if (name == k_verify_param) {
+            continue;
+        }
+        if (name == "sslmode") {
+            conninfo += " sslmode=" + quoted(effective_sslmode(url));
+            continue;
+        }
         bool plain = !name.empty();
         for (const char c : name) {
             plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
