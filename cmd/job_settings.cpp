@@ -95,7 +95,7 @@ pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& co
     n.mail_to = o.notify_to;
     n.mail_from = o.notify_from;
     n.url = o.notify_url;
-    n.verify_tls = !o.insecure;
+    n.verify_tls = n.smtp_url.empty() && n.url.empty() ? true : verify_tls(o, Endpoint::notify);
     settings.episodes_state = !o.notify_state.empty() ? o.notify_state
                               : !state_path.empty()   ? state_path
                                                       : state::default_state_path();

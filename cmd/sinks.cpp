@@ -66,6 +66,7 @@ SinkChoice::SinkChoice(const std::string& url, const CommonOptions& common,
         return;
     }
     util::parse_http_url(url);
+    util::register_url_secrets(url);
     drivers::webhook::SenderOptions sender;
     sender.url = url;
     sender.in_flight = http.in_flight;
@@ -73,9 +74,12 @@ SinkChoice::SinkChoice(const std::string& url, const CommonOptions& common,
     sender.burst = 2 * http.rate;
     sender.max_attempts = http.max_attempts;
     sender.timeout = parse_duration_option(http.timeout, "--webhook-timeout");
-    sender.verify_tls = !common.insecure;
+    sender.verify_tls = verify_tls(common, Endpoint::webhook);
     sender.backoff.base_delay = parse_duration_option(common.retry_base, "--retry-base");
     sender.secret = read_signing_secret(http.secret_env, http.secret_file);
+    if (!sender.secret.empty()) {
+        require_tls_for_credentials(url, "signed deliveries", "--url");
+    }
     m_http = std::move(sender);
     m_state_path = http.state_path.empty() ? state::default_state_path() : http.state_path;
 }
