@@ -3,6 +3,7 @@
 #include "drivers/postgres/bulk_copy.hpp"
 #include "drivers/postgres/dialect.hpp"
 #include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
 #include "lib/util/redact.hpp"
 
 #include <soci/postgresql/soci-postgresql.h>
@@ -24,6 +25,16 @@ std::string quoted(const std::string& value) {
         out += c;
     }
     return out + "'";
+}
+
+// libpq prints NOTICEs (e.g. "relation ... already exists, skipping" of CREATE ... IF NOT
+// EXISTS) on stderr by default; they are expected and belong in the log at debug level.
+void log_notice(void* /*arg*/, const char* message) {
+    std::string_view text = message == nullptr ? "" : message;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+        text.remove_suffix(1);
+    }
+    log::debug("postgres: {}", text);
 }
 
 class PostgresDatabase final : public sql::Database {
@@ -111,6 +122,8 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "cannot connect to PostgreSQL at " + url.host + ": " + util::redact(e.what()),
                     "check host, port, database, user and password (CRMSYNC_DB_PASSWORD)");
     }
+    auto* backend = static_cast<soci::postgresql_session_backend*>(session->get_backend());
+    PQsetNoticeProcessor(backend->conn_, log_notice, nullptr);
     const std::string description = "postgres://" + url.host + "/" + url.database;
     return std::make_unique<PostgresDatabase>(std::move(session), description);
 }

@@ -17,7 +17,8 @@ std::string connect_string(const util::DatabaseUrl& url);
 // verify-ca or verify-full after the rule above); libpq's default (prefer) is not.
 bool encrypts(const util::DatabaseUrl& url);
 
-// Opens the target. Throws crmsync::Error(connection) with a hint when it cannot.
+// Opens the target; the server's NOTICEs go to the log at debug level, not to stderr. Throws
+// crmsync::Error(connection) with a hint when it cannot.
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url);
 
 // This driver's row in the table of database drivers.
