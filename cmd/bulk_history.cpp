@@ -85,8 +85,10 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
         s.category = o.category;
     }
     s.api.rate = o.rate;
-    s.api.verify_tls = !o.common.insecure;
+    s.api.verify_tls = verify_tls(o.common, Endpoint::api);
     const std::string url = read_portal_url(o, s.api.source);
+    require_tls_for_credentials(url, "the portal URL, which holds the webhook code",
+                                "the portal URL");
     s.api.webhook = drivers::bitrix24::parse_webhook_url(url, s.api.source);
     util::register_secret(s.api.webhook.code);
     util::register_secret(s.api.webhook.base);
@@ -100,6 +102,7 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
 
 void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
     add_common(app, o.common, TokenFlags::none);
+    add_insecure_flags(app, o.common, {Endpoint::api});
     app.add_option("--portal-url-env", o.portal_url_env,
                    "Environment variable holding the portal's inbound webhook URL "
                    "(https://PORTAL/rest/USER_ID/CODE/; default CRMSYNC_PORTAL_URL)");

@@ -83,6 +83,8 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
     }
     check_table_prefix(o.table_prefix, "cc_");
     util::parse_http_url(o.api_url);
+    require_tls_for_credentials(o.api_url, "the API URL, which receives the credentials",
+                                "--api-url");
     s.base_url = o.api_url;
     while (!s.base_url.empty() && s.base_url.back() == '/') {
         s.base_url.pop_back();
@@ -107,7 +109,7 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
     s.lookback = parse_duration_option(o.lookback, "--lookback");
     s.full_refresh = o.full_refresh;
     s.page_size = o.page_size;
-    s.verify_tls = !o.common.insecure;
+    s.verify_tls = verify_tls(o.common, Endpoint::api);
     s.deadline = run_deadline(o.common);
     s.retry = retry_policy(o.common);
     return s;
@@ -117,6 +119,7 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
 
 void add_callcenter(CLI::App& app, CallcenterOptions& o) {
     add_common(app, o.common, TokenFlags::none);
+    add_insecure_flags(app, o.common, {Endpoint::api, Endpoint::webhook});
     app.add_option("--api-url", o.api_url, "Base URL of the call-center API (https://host/api/v1)")
         ->envname("CRMSYNC_CALLCENTER_API_URL");
     app.add_option("--callcenter", o.call_center, "Call center ID");

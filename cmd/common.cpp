@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <mutex>
+#include <set>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,7 +133,9 @@ void add_common(CLI::App& app, CommonOptions& o, TokenFlags token_flags) {
     app.add_option("--log-dir", o.log_dir,
                    "Directory for log files (default /var/log/crmsync, else ~/.crmsync/logs)");
     app.add_option("--summary-json", o.summary_json, "Write the run summary as JSON to FILE");
-    app.add_flag("--insecure", o.insecure, "Do not verify TLS certificates");
+    app.add_flag("--insecure", o.insecure,
+                 "Deprecated: do not verify TLS certificates of any endpoint (use --insecure-*)");
+    add_insecure_flags(app, o, {Endpoint::notify});
     app.add_option(
            "--max-runtime", o.max_runtime,
            "Time budget of the run (e.g. 55m, 0 = none); what is left waits for the next run")
@@ -163,6 +167,80 @@ void add_common(CLI::App& app, CommonOptions& o, TokenFlags token_flags) {
     app.add_option("--notify-state", o.notify_state,
                    "State file keeping the error episodes (default: the command's state file, "
                    "else $XDG_STATE_HOME/crmsync/state.db)");
+}
+
+namespace {
+
+struct EndpointRow {
+    Endpoint endpoint;
+    bool CommonOptions::*insecure; // the --insecure-* flag's value
+    const char* flag;
+    const char* what; // what is not verified, for the flag's help and the warning
+};
+
+constexpr EndpointRow k_endpoints[] = {
+    {Endpoint::api, &CommonOptions::insecure_api, "--insecure-api", "the source API"},
+    {Endpoint::webhook, &CommonOptions::insecure_webhook, "--insecure-webhook",
+     "the webhook receiver"},
+    {Endpoint::oauth, &CommonOptions::insecure_oauth, "--insecure-oauth",
+     "the OAuth token endpoints"},
+    {Endpoint::notify, &CommonOptions::insecure_notify, "--insecure-notify",
+     "the notification URL and SMTP server"},
+};
+
+const EndpointRow& row_of(Endpoint endpoint) {
+    for (const auto& row : k_endpoints) {
+        if (row.endpoint == endpoint) {
+            return row;
+        }
+    }
+    return k_endpoints[0];
+}
+
+} // namespace
+
+void add_insecure_flags(CLI::App& app, CommonOptions& o,
+                        std::initializer_list<Endpoint> endpoints) {
+    for (const Endpoint endpoint : endpoints) {
+        const auto& row = row_of(endpoint);
+        app.add_flag(row.flag, o.*row.insecure,
+                     std::string("Do not verify TLS certificates of ") + row.what);
+    }
+}
+
+bool verify_tls(const CommonOptions& o, Endpoint endpoint) {
+    const auto& row = row_of(endpoint);
+    if (!o.insecure && !(o.*row.insecure)) {
+        return true;
+    }
+    // One line per endpoint and process, however often a command asks.
+    static std::mutex mutex;
+    static std::set<Endpoint> warned;
+    const std::lock_guard lock(mutex);
+    if (warned.insert(endpoint).second) {
+        std::cerr << "crmsync: warning: TLS certificates of " << row.what << " are not verified ("
+                  << (o.insecure ? std::string("--insecure is deprecated: use ") + row.flag
+                                 : std::string(row.flag))
+                  << ")" << std::endl;
+    }
+    return false;
+}
+
+void require_tls_for_credentials(const std::string& url, const std::string& what,
+                                 const std::string& flag) {
+    if (url.size() < 7 || !std::equal(url.begin(), url.begin() + 7, "http://", [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) == b;
+        })) {
+        return;
+    }
+    const auto parsed = util::parse_http_url(url);
+    if (util::is_loopback_host(parsed.host)) {
+        return;
+    }
+    throw Error(ErrorKind::usage,
+                flag + " '" + util::redact_http_url(url) + "' is plain http: " + what +
+                    " would cross the network unencrypted",
+                "use https:// (http:// is accepted only for 127.0.0.1, ::1 and localhost)");
 }
 
 std::string resolve_token(const CommonOptions& o) {

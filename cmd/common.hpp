@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,7 +25,11 @@ struct CommonOptions {
     bool log_stdout = false; // --v
     std::string log_dir;     // --log-dir
     std::string summary_json;
-    bool insecure = false;
+    bool insecure = false; // deprecated: every insecure_* below at once
+    bool insecure_api = false;
+    bool insecure_webhook = false;
+    bool insecure_oauth = false;
+    bool insecure_notify = false;
     std::string max_runtime = "55m";
     int retry_attempts = 8;
     std::string retry_base = "500ms";
@@ -43,6 +48,30 @@ enum class TokenFlags {
 };
 void add_common(CLI::App& app, CommonOptions& options,
                 TokenFlags token_flags = TokenFlags::api_token);
+
+// The kinds of endpoint whose TLS verification can be switched off one by one.
+enum class Endpoint {
+    api,     // the source's API (Dialfire, Bitrix24 portal, call center)
+    webhook, // the receiver of deliveries (webhook command, an http(s) --url)
+    oauth,   // OAuth token endpoints
+    notify,  // --notify-url and --notify-smtp
+};
+
+// Declares --insecure-<endpoint> for each of `endpoints` a command talks to (add_common
+// declares --insecure-notify and the deprecated --insecure itself).
+void add_insecure_flags(CLI::App& app, CommonOptions& options,
+                        std::initializer_list<Endpoint> endpoints);
+
+// Whether TLS certificates of `endpoint` are verified. When not (its --insecure-* flag or the
+// deprecated --insecure), prints one `crmsync: warning:` line naming what is not verified, once
+// per endpoint and process.
+bool verify_tls(const CommonOptions& options, Endpoint endpoint);
+
+// Refuses (Error(usage), exit 2) an http:// `url` for an endpoint that receives a credential
+// (`what`: "the API URL, which receives the token") unless its host is loopback; `flag` names
+// the option in the message. Anything else passes (parse errors are parse_http_url's).
+void require_tls_for_credentials(const std::string& url, const std::string& what,
+                                 const std::string& flag);
 
 // "2024-02-01" or "2024-02-01T15:04:05" (UTC) for `flag`; empty gives nullopt. Throws
 // Error(usage) naming the flag.

@@ -21,8 +21,9 @@ drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
     check_table_prefix(o.table_prefix, "dfire_");
     s.api.campaign = o.campaign;
     util::parse_http_url(o.api_url);
+    require_tls_for_credentials(o.api_url, "the API URL, which receives the token", "--api-url");
     s.api.base_url = o.api_url;
-    s.api.verify_tls = !o.common.insecure;
+    s.api.verify_tls = verify_tls(o.common, Endpoint::api);
     s.table_prefix = o.table_prefix;
     s.max_custom_fields = o.max_custom_fields;
     s.lookback = parse_duration_option(o.lookback, "--lookback");
@@ -48,6 +49,7 @@ drivers::dialfire::SyncOptions resolve(const DbSyncOptions& o) {
 
 void add_db_sync(CLI::App& app, DbSyncOptions& o) {
     add_common(app, o.common);
+    add_insecure_flags(app, o.common, {Endpoint::api, Endpoint::webhook});
     app.add_option("--campaign,--c", o.campaign, "Dialfire campaign ID")->envname("DBSYNC_C");
     app.add_option("--url", o.url,
                    "Target: sqlite://FILE, postgres://, mysql://, "

@@ -15,6 +15,7 @@
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cctype>
 #include <chrono>
@@ -77,7 +78,8 @@ std::vector<DoctorCheck> check_dialfire(const CommonOptions& common, const std::
     }
     const std::string url =
         api_url + "/api/campaigns/" + util::percent_encode(campaign) + "/fields/list";
-    const auto p = probe(url, {{"Authorization", "Bearer " + token}}, !common.insecure);
+    const auto p = probe(url, {{"Authorization", "Bearer " + token}},
+                         !(common.insecure || common.insecure_api));
     if (!p.answered) {
         return {failed("api", "cannot reach " + api_url + ": " + p.failure,
                        "check --api-url, DNS, the proxy and the firewall")};
@@ -206,9 +208,21 @@ DoctorCheck check_state_file(const std::string& path) {
 }
 
 DoctorCheck check_tls(const CommonOptions& options) {
-    if (options.insecure) {
-        return {"tls", Verdict::warning, "--insecure: TLS certificates are not verified",
-                "drop --insecure; for a private CA, add it to the system's trust store"};
+    std::vector<std::string> unverified;
+    const std::pair<bool, const char*> endpoints[] = {
+        {options.insecure_api, "the API"},
+        {options.insecure_webhook, "the webhook receiver"},
+        {options.insecure_oauth, "OAuth token endpoints"},
+        {options.insecure_notify, "notices"}};
+    for (const auto& [off, name] : endpoints) {
+        if (off || options.insecure) {
+            unverified.emplace_back(name);
+        }
+    }
+    if (!unverified.empty()) {
+        return {"tls", Verdict::warning,
+                fmt::format("certificates are not verified for {}", fmt::join(unverified, ", ")),
+                "drop the --insecure* flags; for a private CA, add it to the system's trust store"};
     }
     return {"tls", Verdict::ok, "TLS certificates are verified", ""};
 }

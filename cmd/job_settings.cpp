@@ -9,15 +9,28 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <sys/stat.h>
 #include <unistd.h>
 
 // What the common flags decide about a run: its budget, retries, log file and lifecycle.
 namespace crmsync::cli {
 namespace {
 
+// Creates what is missing of `dir` private (0700, whatever the umask): the logs in it hold
+// customer data. Existing directories keep their mode.
+void create_private_dirs(const std::filesystem::path& dir) {
+    std::filesystem::path partial;
+    for (const auto& part : dir) {
+        partial /= part;
+        if (::mkdir(partial.c_str(), 0700) == 0) {
+            ::chmod(partial.c_str(), 0700); // mkdir applies the umask
+        }
+    }
+}
+
 bool usable_dir(const std::filesystem::path& dir) {
     std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
+    create_private_dirs(dir);
     return std::filesystem::is_directory(dir, ec) && ::access(dir.c_str(), W_OK) == 0;
 }
 
@@ -95,7 +108,7 @@ pipeline::JobSettings job_settings(const CommonOptions& o, const std::string& co
     n.mail_to = o.notify_to;
     n.mail_from = o.notify_from;
     n.url = o.notify_url;
-    n.verify_tls = !o.insecure;
+    n.verify_tls = n.smtp_url.empty() && n.url.empty() ? true : verify_tls(o, Endpoint::notify);
     settings.episodes_state = !o.notify_state.empty() ? o.notify_state
                               : !state_path.empty()   ? state_path
                                                       : state::default_state_path();

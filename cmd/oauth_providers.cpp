@@ -48,11 +48,17 @@ oauth::RefreshSettings refresh_settings(const CommonOptions& common,
     oauth::RefreshSettings s;
     if (!e.google_token_url.empty()) {
         util::parse_http_url(e.google_token_url);
+        require_tls_for_credentials(e.google_token_url,
+                                    "the token endpoint, which receives refresh tokens",
+                                    "--google-token-url");
     }
     if (!e.zoho_accounts_url.empty()) {
         util::parse_http_url(e.zoho_accounts_url);
+        require_tls_for_credentials(e.zoho_accounts_url,
+                                    "the token endpoint, which receives refresh tokens",
+                                    "--zoho-accounts-url");
     }
-    s.verify_tls = !common.insecure;
+    s.verify_tls = verify_tls(common, Endpoint::oauth);
     s.timeout = parse_duration_option(e.timeout, "--timeout");
     if (s.timeout.count() <= 0) {
         throw Error(ErrorKind::usage, "--timeout must be positive", "e.g. --timeout 30s");

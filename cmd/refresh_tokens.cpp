@@ -100,6 +100,7 @@ void refresh_job(pipeline::JobRun& job, const RefreshTokensOptions& o,
 void add_refresh_tokens(CLI::App& app, RefreshTokensOptions& o) {
     o.common.max_runtime = "5m";
     add_common(app, o.common, TokenFlags::none);
+    add_insecure_flags(app, o.common, {Endpoint::oauth});
     add_token_endpoint_options(app, o.endpoints);
     app.add_option("--within", o.within, "Refresh tokens that expire within this time (e.g. 10m)")
         ->capture_default_str();

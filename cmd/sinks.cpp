@@ -97,6 +97,7 @@ SinkChoice::SinkChoice(const std::string& url, const CommonOptions& common,
         return;
     }
     util::parse_http_url(url);
+    util::register_url_secrets(url);
     drivers::webhook::SenderOptions sender;
     sender.url = url;
     sender.in_flight = http.in_flight;
@@ -105,8 +106,11 @@ SinkChoice::SinkChoice(const std::string& url, const CommonOptions& common,
     sender.retry =
         delivery_retry_rules(common, http.max_age, "--webhook-max-age", http.max_attempts);
     sender.timeout = parse_duration_option(http.timeout, "--webhook-timeout");
-    sender.verify_tls = !common.insecure;
+    sender.verify_tls = verify_tls(common, Endpoint::webhook);
     sender.secret = read_signing_secret(http.secret_env, http.secret_file);
+    if (!sender.secret.empty()) {
+        require_tls_for_credentials(url, "signed deliveries", "--url");
+    }
     m_http = std::move(sender);
     m_state_path = http.state_path.empty() ? state::default_state_path() : http.state_path;
 }

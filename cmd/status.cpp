@@ -4,16 +4,32 @@
 #include "lib/core/exit_codes.hpp"
 #include "lib/sql/schema_manager.hpp"
 #include "lib/state/outbox.hpp"
+#include "lib/util/url.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <map>
 
 namespace crmsync::cli {
 namespace {
+
+// A job key as it may be shown: a URL inside it (a webhook job's receiver, which often
+// carries a token) in its redacted form. The stored key stays as it is (see webhook_job_key).
+std::string shown_job(const std::string& job) {
+    const auto scheme_end = job.find("://");
+    if (scheme_end == std::string::npos) {
+        return job;
+    }
+    auto start = scheme_end;
+    while (start > 0 && std::isalpha(static_cast<unsigned char>(job[start - 1]))) {
+        --start;
+    }
+    return job.substr(0, start) + util::redact_http_url(job.substr(start));
+}
 
 nlohmann::json target_jobs(const std::string& url) {
     auto db = open_target(parse_target(url));
@@ -31,7 +47,7 @@ nlohmann::json target_jobs(const std::string& url) {
     }
     for (const auto& row : db->query(d.job_states_query())) {
         const std::string job = row[0].value_or("");
-        jobs.push_back({{"job", job},
+        jobs.push_back({{"job", shown_job(job)},
                         {"checkpoint", row[1].value_or("")},
                         {"progress", row[2].value_or("")},
                         {"updated_at", row[3].value_or("")},
@@ -46,7 +62,7 @@ nlohmann::json state_jobs(const std::string& path) {
     nlohmann::json jobs = nlohmann::json::array();
     for (const auto& job : store.jobs()) {
         const auto counts = outbox.counts(job);
-        jobs.push_back({{"job", job},
+        jobs.push_back({{"job", shown_job(job)},
                         {"checkpoint", store.checkpoint(job).value_or("")},
                         {"pending", counts.pending},
                         {"dead", counts.dead},

@@ -8,6 +8,7 @@
 #include "lib/util/redact.hpp"
 
 #include <cstdlib>
+#include <iostream>
 
 namespace crmsync::cli {
 namespace {
@@ -74,7 +75,30 @@ util::DatabaseUrl parse_target(const std::string& url) {
     return parsed;
 }
 
+bool sends_password_in_clear(const util::DatabaseUrl& url) {
+    bool encrypted = false;
+    if (url.scheme == "postgres") {
+        // A host starting with '/' is a Unix socket directory: nothing leaves the machine.
+        encrypted = drivers::postgres::encrypts(url) || url.host.starts_with("/");
+    } else if (url.scheme == "mysql") {
+        encrypted = drivers::mysql::encrypts(url) || url.params.count("unix_socket") != 0;
+    } else if (url.scheme == "sqlserver") {
+        encrypted = drivers::sqlserver::encrypts(url);
+    } else {
+        return false; // a file: no network
+    }
+    const bool password =
+        !url.password.empty() || url.params.count("password") != 0 || url.params.count("pwd") != 0;
+    return password && !encrypted && !util::is_loopback_host(url.host);
+}
+
 std::unique_ptr<sql::Database> open_target(util::DatabaseUrl url) {
+    if (sends_password_in_clear(url)) {
+        std::cerr << "crmsync: warning: the password for " << url.scheme << "://" << url.host
+                  << " may travel unencrypted; ask for verified TLS in the URL (see README, "
+                     "\"Database URL options\")"
+                  << std::endl;
+    }
     return driver_of(url.scheme).connect(url);
 }
 

@@ -13,7 +13,12 @@ namespace crmsync::cli {
 // The one table of database drivers, one row each.
 const std::vector<sql::DatabaseDriver>& database_drivers();
 
-// Opens the target a URL names, through its driver.
+// Whether connecting to `url` would send a password to a host off this machine over a
+// connection not certain to be encrypted.
+bool sends_password_in_clear(const util::DatabaseUrl& url);
+
+// Opens the target a URL names, through its driver; first prints one `crmsync: warning:` line
+// when sends_password_in_clear(url).
 std::unique_ptr<sql::Database> open_target(util::DatabaseUrl url);
 
 // Parses a target URL and applies its driver's rules, without any I/O (throws Error(usage)).

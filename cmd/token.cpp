@@ -43,6 +43,7 @@ void add_token(CLI::App& app, TokenOptions& o) {
     o.common.max_runtime = "2m";
     app.add_option("account", o.account, "The account: its id or email")->required();
     add_common(app, o.common, TokenFlags::none);
+    add_insecure_flags(app, o.common, {Endpoint::oauth});
     add_token_endpoint_options(app, o.endpoints);
     app.add_option("--provider", o.provider, "The provider, when one email has two accounts")
         ->check(CLI::IsMember(oauth_provider_names()));

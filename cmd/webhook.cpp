@@ -34,6 +34,9 @@ std::optional<drivers::webhook::Message> transaction_message(const sql::Table& /
 
 } // namespace
 
+// The key stays what earlier versions stored (checkpoint, outbox, delivery ids and ledger hang
+// on it); what is shown of it is redacted instead (status, and register_url_secrets for logs
+// and notices).
 std::string webhook_job_key(const std::string& campaign, const std::string& url) {
     return "webhook:" + campaign + ":" + util::redact_url(url);
 }
@@ -41,6 +44,7 @@ std::string webhook_job_key(const std::string& campaign, const std::string& url)
 void add_webhook(CLI::App& app, WebhookOptions& o) {
     o.common.max_runtime = "50s";
     add_common(app, o.common);
+    add_insecure_flags(app, o.common, {Endpoint::api, Endpoint::webhook});
     app.add_option("--campaign,--c", o.campaign, "Dialfire campaign ID")->envname("DBSYNC_C");
     app.add_option("--url", o.url, "The web service receiving one POST per transaction")
         ->envname("DBSYNC_URL");
@@ -94,11 +98,13 @@ int run_webhook(const WebhookOptions& o) {
         throw Error(ErrorKind::usage, "no receiver URL given", "pass --url https://...");
     }
     util::parse_http_url(o.url);
+    util::register_url_secrets(o.url);
     util::parse_http_url(o.api_url);
+    require_tls_for_credentials(o.api_url, "the API URL, which receives the token", "--api-url");
     drivers::dialfire::WebhookSourceOptions source;
     source.api.campaign = o.campaign;
     source.api.base_url = o.api_url;
-    source.api.verify_tls = !o.common.insecure;
+    source.api.verify_tls = verify_tls(o.common, Endpoint::api);
     source.filter = drivers::dialfire::TransactionFilter::parse(o.filter_mode, o.filter_prefixes);
     source.filter_mode = o.filter_mode;
     source.task_prefixes = o.filter_prefixes;
@@ -115,9 +121,12 @@ int run_webhook(const WebhookOptions& o) {
     sender.retry = delivery_retry_rules(o.common, o.max_age, "--max-age", o.max_attempts);
     sender.clock = delivery_clock(o.now, "--now");
     sender.timeout = parse_duration_option(o.timeout, "--timeout");
-    sender.verify_tls = !o.common.insecure;
+    sender.verify_tls = verify_tls(o.common, Endpoint::webhook);
     source.deadline = sender.deadline = run_deadline(o.common);
     sender.secret = read_signing_secret(o.secret_env, o.secret_file);
+    if (!sender.secret.empty()) {
+        require_tls_for_credentials(o.url, "signed deliveries", "--url");
+    }
     source.api.token = resolve_token(o.common);
     const std::string state_path =
         o.state_path.empty() ? state::default_state_path() : o.state_path;

@@ -34,12 +34,29 @@ void check_url(util::DatabaseUrl& url) {
 void check_params(const util::DatabaseUrl& url) {
     for (const auto& [name, value] : url.params) {
         if (name == "sslca" || name == "sslcert" || name == "sslkey" || name == "unix_socket" ||
-            (name == "useSSL" && value == "false")) {
+            (name == "useSSL" && value == "false") ||
+            (name == "sslverify" && (value == "true" || value == "false"))) {
             continue;
         }
         throw Error(ErrorKind::usage, "the mysql URL parameter '" + name + "' is not supported",
                     "for TLS give ?sslca=FILE (and sslcert/sslkey for client certificates)");
     }
+    // The MariaDB client checks the server's certificate only against a CA it is given: TLS
+    // asked for without one would look safe and verify nothing.
+    const bool tls = url.params.count("sslcert") != 0 || url.params.count("sslkey") != 0;
+    const auto verify = url.params.find("sslverify");
+    const bool unverified = verify != url.params.end() && verify->second == "false";
+    if (tls && url.params.count("sslca") == 0 && !unverified) {
+        throw Error(ErrorKind::usage,
+                    "TLS to MySQL without ?sslca=FILE cannot verify the server's certificate",
+                    "add ?sslca=/etc/ssl/certs/ca-certificates.crt (or your CA), or "
+                    "sslverify=false to accept any certificate");
+    }
+}
+
+bool encrypts(const util::DatabaseUrl& url) {
+    return url.params.count("sslca") != 0 || url.params.count("sslcert") != 0 ||
+           url.params.count("sslkey") != 0;
 }
 
 std::string connect_string(const util::DatabaseUrl& url) {

@@ -14,8 +14,12 @@ std::string connect_string(const util::DatabaseUrl& url);
 // Refuses URL parameters this driver cannot honour, so a request for TLS is never dropped
 // silently (Debian's SOCI is built on the MariaDB client, which has no ssl-mode). Accepts
 // sslca, sslcert, sslkey (any of them turns TLS on), unix_socket, and dbsync2's useSSL=false.
-// Throws Error(usage).
+// TLS is verified against sslca: a client certificate without sslca is refused unless the
+// URL says sslverify=false. Throws Error(usage).
 void check_params(const util::DatabaseUrl& url);
+
+// Whether the connection `url` describes is encrypted (any of sslca, sslcert, sslkey).
+bool encrypts(const util::DatabaseUrl& url);
 
 // Opens the target. Throws crmsync::Error(connection) with a hint when it cannot.
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url);

@@ -3,6 +3,7 @@
 #include "drivers/postgres/bulk_copy.hpp"
 #include "drivers/postgres/dialect.hpp"
 #include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
 #include "lib/util/redact.hpp"
 
 #include <soci/postgresql/soci-postgresql.h>
@@ -10,6 +11,9 @@
 
 namespace crmsync::drivers::postgres {
 namespace {
+
+// crmsync's own URL parameter (not libpq's): sslverify=false keeps sslmode=require unverified.
+constexpr const char* k_verify_param = "sslverify";
 
 // libpq conninfo values: single-quoted, backslash escapes for ' and \.
 std::string quoted(const std::string& value) {
@@ -21,6 +25,16 @@ std::string quoted(const std::string& value) {
         out += c;
     }
     return out + "'";
+}
+
+// libpq prints NOTICEs (e.g. "relation ... already exists, skipping" of CREATE ... IF NOT
+// EXISTS) on stderr by default; they are expected and belong in the log at debug level.
+void log_notice(void* /*arg*/, const char* message) {
+    std::string_view text = message == nullptr ? "" : message;
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) {
+        text.remove_suffix(1);
+    }
+    log::debug("postgres: {}", text);
 }
 
 class PostgresDatabase final : public sql::Database {
@@ -40,9 +54,34 @@ void check_url(util::DatabaseUrl& url) {
     if (url.path.size() > 1) {
         throw Error(ErrorKind::usage, "the database name in the target URL contains '/'");
     }
+    if (const auto it = url.params.find(k_verify_param);
+        it != url.params.end() && it->second != "true" && it->second != "false") {
+        throw Error(ErrorKind::usage, "sslverify must be true or false",
+                    "sslverify=false keeps sslmode=require unverified; leave it out to verify");
+    }
+}
+
+// The sslmode to send: a request for TLS (require, prefer) becomes verify-full, since TLS that
+// does not check who answers protects the password from nobody; ?sslverify=false keeps it.
+std::string effective_sslmode(const util::DatabaseUrl& url) {
+    const auto it = url.params.find("sslmode");
+    if (it == url.params.end()) {
+        return {};
+    }
+    const auto verify = url.params.find(k_verify_param);
+    const bool unverified = verify != url.params.end() && verify->second == "false";
+    if ((it->second == "require" || it->second == "prefer") && !unverified) {
+        return "verify-full";
+    }
+    return it->second;
 }
 
 } // namespace
+
+bool encrypts(const util::DatabaseUrl& url) {
+    const auto mode = effective_sslmode(url);
+    return mode == "require" || mode == "verify-ca" || mode == "verify-full";
+}
 
 std::string connect_string(const util::DatabaseUrl& url) {
     std::string conninfo = "host=" + quoted(url.host);
@@ -56,6 +95,13 @@ std::string connect_string(const util::DatabaseUrl& url) {
     }
     conninfo += " application_name='crmsync' connect_timeout=10";
     for (const auto& [name, value] : url.params) {
+        if (name == k_verify_param) {
+            continue;
+        }
+        if (name == "sslmode") {
+            conninfo += " sslmode=" + quoted(effective_sslmode(url));
+            continue;
+        }
         bool plain = !name.empty();
         for (const char c : name) {
             plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
@@ -76,6 +122,8 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "cannot connect to PostgreSQL at " + url.host + ": " + util::redact(e.what()),
                     "check host, port, database, user and password (CRMSYNC_DB_PASSWORD)");
     }
+    auto* backend = static_cast<soci::postgresql_session_backend*>(session->get_backend());
+    PQsetNoticeProcessor(backend->conn_, log_notice, nullptr);
     const std::string description = "postgres://" + url.host + "/" + url.database;
     return std::make_unique<PostgresDatabase>(std::move(session), description);
 }

@@ -9,19 +9,24 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <filesystem>
 #include <sys/file.h>
 #include <unistd.h>
 
 namespace crmsync::drivers::sqlite {
 namespace {
 
-// SQLite has no server to hold a lock, so a job's lock is an flock on "<file>.lock"; the kernel
-// drops it when the process dies, so a killed run never blocks the next one.
+// SQLite has no server to hold a lock, so a job's lock is an flock on "<real file>.lock"; the
+// kernel drops it when the process dies, so a killed run never blocks the next one. The name
+// comes from the file's real path (symlinks resolved), so every path to one database shares
+// one lock; for a file reached without symlinks it is the name earlier versions used.
+// (Not the database file itself: closing any descriptor of it would drop SQLite's own locks.)
 class SqliteDatabase final : public sql::Database {
 public:
-    SqliteDatabase(std::unique_ptr<soci::session> session, std::string path)
+    SqliteDatabase(std::unique_ptr<soci::session> session, const std::string& path,
+                   std::string lock_path)
         : Database(make_dialect(), std::move(session), "sqlite://" + path),
-          m_lock_path(std::move(path) + ".lock") {}
+          m_lock_path(std::move(lock_path)) {}
 
     ~SqliteDatabase() override {
         if (m_lock_fd >= 0) {
@@ -64,6 +69,16 @@ void check_url(util::DatabaseUrl& url) {
 // (check_url refuses '=' in SQLite paths). The busy timeout is set by session_setup().
 std::string connect_string(const util::DatabaseUrl& url) { return url.database; }
 
+std::string lock_file_of(const std::string& database) {
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(database, ec);
+    if (ec) {
+        throw Error(ErrorKind::io, "cannot resolve SQLite file " + database + ": " + ec.message(),
+                    "check that the file exists and its directory is readable");
+    }
+    return real.string() + ".lock";
+}
+
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
     // The file holds personal data: create it private (SQLite would use the umask).
     const int fd = ::open(url.database.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -73,6 +88,7 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "check that the directory exists and is writable");
     }
     ::close(fd);
+    const std::string lock_path = lock_file_of(url.database);
     auto session = std::make_unique<soci::session>();
     try {
         session->open(soci::sqlite3, connect_string(url));
@@ -80,7 +96,7 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
         throw Error(ErrorKind::io, "cannot open SQLite file " + url.database + ": " + e.what(),
                     "check that the file is a SQLite database and is writable");
     }
-    return std::make_unique<SqliteDatabase>(std::move(session), url.database);
+    return std::make_unique<SqliteDatabase>(std::move(session), url.database, lock_path);
 }
 
 sql::DatabaseDriver driver() {

@@ -36,8 +36,22 @@ std::string freetds_driver() {
     return "{FreeTDS}";
 }
 
+bool asks_for_tls(const std::string& encrypt) {
+    return encrypt == "strict" || encrypt == "true" || encrypt == "yes" || encrypt == "mandatory";
+}
+
 // dbsync2's form HOST:PORT/INSTANCE/DB names an instance before the database.
 void check_url(util::DatabaseUrl& url) {
+    for (const auto& [name, value] : url.params) {
+        const bool known = (name == "encrypt" && (asks_for_tls(value) || value == "false" ||
+                                                  value == "no" || value == "optional")) ||
+                           name == "password" || name == "pwd";
+        if (!known) {
+            throw Error(ErrorKind::usage,
+                        "the sqlserver URL parameter '" + name + "=" + value + "' is not supported",
+                        "for TLS give ?encrypt=strict (see README: SQL Server URL options)");
+        }
+    }
     if (url.path.size() < 2) {
         return;
     }
@@ -49,6 +63,11 @@ void check_url(util::DatabaseUrl& url) {
 }
 
 } // namespace
+
+bool encrypts(const util::DatabaseUrl& url) {
+    const auto it = url.params.find("encrypt");
+    return it != url.params.end() && asks_for_tls(it->second);
+}
 
 std::string connect_string(const util::DatabaseUrl& url) {
     std::string server = url.host;
@@ -64,10 +83,22 @@ std::string connect_string(const util::DatabaseUrl& url) {
     if (!url.user.empty()) {
         s += ";UID=" + odbc_value(url.user);
     }
-    if (!url.password.empty()) {
-        s += ";PWD=" + odbc_value(url.password);
+    std::string password = url.password;
+    for (const char* key : {"password", "pwd"}) {
+        if (const auto it = url.params.find(key); password.empty() && it != url.params.end()) {
+            password = it->second;
+        }
     }
-    return s + ";TDS_Version=7.4;ClientCharset=UTF-8";
+    if (!password.empty()) {
+        s += ";PWD=" + odbc_value(password);
+    }
+    s += ";TDS_Version=7.4;ClientCharset=UTF-8";
+    // FreeTDS's "require" refuses a server without TLS. It checks the certificate only
+    // against a "ca file" from freetds.conf (the ODBC string cannot name one): see README.
+    if (encrypts(url)) {
+        s += ";Encryption=require";
+    }
+    return s;
 }
 
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {

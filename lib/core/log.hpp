@@ -16,7 +16,8 @@ struct LogOptions {
     bool to_stdout = false; // dbsync2's --v
 };
 
-// Opens the log file (created 0600, appended to). Every line passes through util::redact, so
+// Opens the log file (created 0600, appended to, kept open by descriptor; a symlink or a
+// non-regular file is refused with Error(io)). Every line passes through util::redact, so
 // a registered secret never reaches it. Safe to call once; before it, log lines are dropped
 // (errors still reach the user through the one `crmsync: error:` line of cli::run).
 void init(const LogOptions& options);

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace crmsync::pipeline {
@@ -78,16 +79,50 @@ std::string RunSummary::to_json() const {
 }
 
 void write_summary_file(const RunSummary& summary, const std::string& path) {
-    const std::string temp = path + ".tmp";
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    const auto fail = [&](const char* doing) {
+        return Error(ErrorKind::io, std::string("cannot write summary ") + path + " (" + doing +
+                                        "): " + std::strerror(errno));
+    };
+    // A unique temporary name beside the file: two runs writing the same summary, or a
+    // leftover from a killed run, never meet; rename() makes the new content appear whole.
+    const auto slash = path.rfind('/');
+    std::string temp = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) +
+                       ".crmsync-summary-XXXXXX";
+    const int fd = ::mkostemp(temp.data(), O_CLOEXEC); // created 0600
     if (fd < 0) {
-        throw Error(ErrorKind::io, "cannot write summary " + path + ": " + std::strerror(errno));
+        throw fail("create a temporary file");
+    }
+    // An existing summary keeps its mode (someone chose it); a new one stays 0600.
+    struct stat existing {};
+    if (::stat(path.c_str(), &existing) == 0) {
+        ::fchmod(fd, existing.st_mode & 07777);
     }
     const std::string text = summary.to_json() + "\n";
-    const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    std::size_t written = 0;
+    while (written < text.size()) {
+        const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            const Error error = fail("write");
+            ::close(fd);
+            ::unlink(temp.c_str());
+            throw error;
+        }
+        written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        const Error error = fail("fsync");
+        ::close(fd);
+        ::unlink(temp.c_str());
+        throw error;
+    }
     ::close(fd);
-    if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
-        throw Error(ErrorKind::io, "cannot write summary " + path + ": " + std::strerror(errno));
+    if (std::rename(temp.c_str(), path.c_str()) != 0) {
+        const Error error = fail("rename");
+        ::unlink(temp.c_str());
+        throw error;
     }
 }
 

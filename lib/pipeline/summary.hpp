@@ -44,7 +44,9 @@ struct RunSummary {
     std::string to_json() const;
 };
 
-// Writes the JSON summary atomically (temp file, rename), mode 0600.
+// Writes the JSON summary atomically: a mkstemp file in the same directory, fsync, rename, so
+// a reader sees the old or the new summary whole and no fixed ".tmp" name can be raced or
+// left behind. Mode 0600, or the existing file's mode. Throws Error(io).
 void write_summary_file(const RunSummary& summary, const std::string& path);
 
 } // namespace crmsync::pipeline

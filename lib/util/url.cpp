@@ -1,6 +1,7 @@
 #include "lib/util/url.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/util/redact.hpp"
 
 #include <cctype>
 #include <charconv>
@@ -268,16 +269,174 @@ std::string redact_url(std::string_view url) {
     return out;
 }
 
+bool looks_like_token(std::string_view segment) {
+    if (segment.size() >= 16) {
+        return true;
+    }
+    bool letter = false;
+    bool digit = false;
+    for (const char ch : segment) {
+        const auto c = static_cast<unsigned char>(ch);
+        letter = letter || std::isalpha(c) != 0;
+        digit = digit || std::isdigit(c) != 0;
+    }
+    return segment.size() >= 8 && letter && digit;
+}
+
+bool is_loopback_host(std::string_view host) {
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    if (!host.empty() && host.back() == '.') {
+        host.remove_suffix(1);
+    }
+    const std::string lower = lowercase(host);
+    if (lower == "localhost" || lower == "::1" || lower == "0:0:0:0:0:0:0:1") {
+        return true;
+    }
+    std::string_view v4 = lower;
+    if (v4.starts_with("::ffff:")) {
+        v4.remove_prefix(7);
+    }
+    // A dotted quad whose first octet is 127; inet_pton's strict form, written out.
+    int octets = 0;
+    int first = -1;
+    while (!v4.empty()) {
+        const auto dot = v4.find('.');
+        const auto part = v4.substr(0, dot);
+        int value = -1;
+        const auto [ptr, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+        if (part.empty() || part.size() > 3 || ec != std::errc{} ||
+            ptr != part.data() + part.size() || value < 0 || value > 255) {
+            return false;
+        }
+        first = octets == 0 ? value : first;
+        ++octets;
+        if (dot == std::string_view::npos) {
+            break;
+        }
+        v4.remove_prefix(dot + 1);
+        if (v4.empty()) {
+            return false;
+        }
+    }
+    return octets == 4 && first == 127;
+}
+
+std::string redact_http_url(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) {
+        // Not a URL at all: it may still be a token pasted in the wrong place.
+        return url.size() <= 12 && !looks_like_token(url) ? std::string(url) : "***";
+    }
+    std::string out(url.substr(0, scheme_end + 3));
+    std::string_view rest = url.substr(scheme_end + 3);
+    const auto fragment = rest.find('#');
+    const bool has_fragment = fragment != std::string_view::npos;
+    rest = rest.substr(0, fragment);
+    const auto path_start = rest.find_first_of("/?");
+    std::string_view authority = rest.substr(0, path_start);
+    rest = path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        out += "***@";
+        authority.remove_prefix(at + 1);
+    }
+    out += authority;
+    const auto query_start = rest.find('?');
+    std::string_view path = rest.substr(0, query_start);
+    while (!path.empty()) {
+        // path starts with '/'
+        path.remove_prefix(1);
+        const auto end = path.find('/');
+        const auto segment = path.substr(0, end);
+        out += '/';
+        out +=
+            looks_like_token(percent_decode(segment)) ? std::string("***") : std::string(segment);
+        path = end == std::string_view::npos ? std::string_view{} : path.substr(end);
+    }
+    if (query_start != std::string_view::npos) {
+        std::string_view query = rest.substr(query_start + 1);
+        out += '?';
+        for (bool first = true; !query.empty() || first; first = false) {
+            const auto amp = query.find('&');
+            const auto pair = query.substr(0, amp);
+            const auto eq = pair.find('=');
+            out += first ? "" : "&";
+            out += pair.substr(0, eq);
+            if (eq != std::string_view::npos) {
+                out += "=***";
+            }
+            if (amp == std::string_view::npos) {
+                break;
+            }
+            query.remove_prefix(amp + 1);
+        }
+    }
+    if (has_fragment) {
+        out += "#***";
+    }
+    return out;
+}
+
+void register_url_secrets(std::string_view url) {
+    const auto scheme_end = url.find("://");
+    if (scheme_end == std::string_view::npos) {
+        return;
+    }
+    std::string_view rest = url.substr(scheme_end + 3);
+    rest = rest.substr(0, rest.find('#'));
+    const auto path_start = rest.find_first_of("/?");
+    const auto authority = rest.substr(0, path_start);
+    rest = path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
+    std::vector<std::string> secrets;
+    if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+        const auto userinfo = authority.substr(0, at);
+        const auto colon = userinfo.find(':');
+        if (colon != std::string_view::npos) {
+            secrets.push_back(percent_decode(userinfo.substr(colon + 1)));
+        }
+    }
+    const auto query_start = rest.find('?');
+    for (std::string_view path = rest.substr(0, query_start); !path.empty();) {
+        path.remove_prefix(1);
+        const auto end = path.find('/');
+        const auto segment = percent_decode(path.substr(0, end));
+        if (looks_like_token(segment)) {
+            secrets.push_back(segment);
+        }
+        path = end == std::string_view::npos ? std::string_view{} : path.substr(end);
+    }
+    if (query_start != std::string_view::npos) {
+        for (const auto& [name, value] : parse_query(rest.substr(query_start + 1))) {
+            // "?format=json" must not blank out every "json" in the log.
+            const std::string key = lowercase(name);
+            bool named_secret = false;
+            for (const char* word :
+                 {"token", "key", "secret", "sig", "auth", "pass", "pwd", "code", "hash"}) {
+                named_secret = named_secret || key.find(word) != std::string::npos;
+            }
+            if (named_secret || looks_like_token(value)) {
+                secrets.push_back(value);
+            }
+        }
+    }
+    for (const auto& secret : secrets) {
+        register_secret(secret);
+    }
+}
+
 HttpUrl parse_http_url(std::string_view url) {
+    // Errors quote the URL redacted: a webhook URL often carries its token.
+    const std::string shown = redact_http_url(url);
     HttpUrl result;
     const auto scheme_end = url.find("://");
     if (scheme_end == std::string_view::npos) {
-        throw Error(ErrorKind::usage, "'" + std::string(url) + "' is not an http(s) URL",
+        throw Error(ErrorKind::usage, "'" + shown + "' is not an http(s) URL",
                     "write it as https://host[:port]/path");
     }
     result.scheme = lowercase(url.substr(0, scheme_end));
     if (result.scheme != "http" && result.scheme != "https") {
-        throw Error(ErrorKind::usage, "'" + std::string(url) + "' is not an http(s) URL",
+        throw Error(ErrorKind::usage, "'" + shown + "' is not an http(s) URL",
                     "write it as https://host[:port]/path");
     }
     std::string_view rest = url.substr(scheme_end + 3);
@@ -292,7 +451,7 @@ HttpUrl parse_http_url(std::string_view url) {
             result.port = authority[bracket + 1] == ':' ? parse_port(authority.substr(bracket + 2))
                                                         : std::nullopt;
             if (!result.port) {
-                throw Error(ErrorKind::usage, "'" + std::string(url) + "' has an invalid port",
+                throw Error(ErrorKind::usage, "'" + shown + "' has an invalid port",
                             "write it as https://host[:port]/path");
             }
         }
@@ -300,14 +459,14 @@ HttpUrl parse_http_url(std::string_view url) {
         result.host = std::string(authority.substr(0, colon));
         result.port = parse_port(authority.substr(colon + 1));
         if (!result.port) {
-            throw Error(ErrorKind::usage, "'" + std::string(url) + "' has an invalid port",
+            throw Error(ErrorKind::usage, "'" + shown + "' has an invalid port",
                         "write it as https://host[:port]/path");
         }
     } else {
         result.host = std::string(authority);
     }
     if (result.host.empty() || result.host.find('@') != std::string::npos) {
-        throw Error(ErrorKind::usage, "'" + std::string(url) + "' names no valid host",
+        throw Error(ErrorKind::usage, "'" + shown + "' names no valid host",
                     "write it as https://host[:port]/path");
     }
     return result;

@@ -55,10 +55,32 @@ std::string database_url_hint(const std::vector<DatabaseScheme>& schemes);
 // The URL with its password replaced by "***", safe for logs and errors.
 std::string redact_url(std::string_view url);
 
+// An http(s) URL as it may be shown (logs, errors, `status`, notices): scheme, host, port and
+// the path's shape stay; userinfo, every query value, the fragment and each path segment that
+// looks like a token (see looks_like_token) become "***". Not a parser: any text is accepted,
+// and text without "://" is masked whole unless it is short.
+std::string redact_http_url(std::string_view url);
+
+// Registers with util::register_secret the parts of an http(s) URL that are credentials: the
+// userinfo's password, token-like path segments, and query values that look like a token or
+// whose name says secret (token, key, sig, auth, pass, code...); "?format=json" is left alone
+// so ordinary words stay readable. Logs, errors and notices then never show them, whatever
+// form of the URL reaches them.
+void register_url_secrets(std::string_view url);
+
+// A path segment that is probably a credential rather than a name: 16+ characters, or 8+
+// characters mixing letters and digits ("v1", "api", "2024-01-01", "transactions" are not).
+bool looks_like_token(std::string_view segment);
+
+// 127.0.0.0/8, ::1 (also bracketed or as ::ffff:127.x) and "localhost" (any case, trailing dot
+// allowed): hosts whose traffic never leaves the machine.
+bool is_loopback_host(std::string_view host);
+
 std::string percent_decode(std::string_view text);
 std::string percent_encode(std::string_view text);
 
-// An http(s) URL split enough to validate it; throws crmsync::Error(usage).
+// An http(s) URL split enough to validate it; throws crmsync::Error(usage), whose message
+// shows the URL only in its redact_http_url form.
 struct HttpUrl {
     std::string scheme;
     std::string host;

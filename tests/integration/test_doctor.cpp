@@ -111,7 +111,8 @@ TEST_CASE("doctor db_sync: each failing check says what to do", "[sqlite][postgr
         CHECK(r.exit_code == 0);
         CHECK(has_line(r, "warning  log dir: "));
         CHECK(r.out.find("/logs is open to other users (mode 0755)") != std::string::npos);
-        CHECK(has_line(r, "warning  tls: --insecure"));
+        CHECK(has_line(r, "warning  tls: certificates are not verified for the API, the webhook "
+                          "receiver, OAuth token endpoints, notices"));
     }
     if (const char* admin = std::getenv("CRMSYNC_TEST_POSTGRES_URL")) {
         SECTION("a PostgreSQL user who may not create tables") {

@@ -543,7 +543,7 @@ TEST_CASE("postgres and mysql connect_string", "[unit]") {
     SECTION("postgres quotes values and escapes ' and \\ with a backslash") {
         CHECK(
             drivers::postgres::connect_string(url) ==
-            R"(host='h' port=5432 dbname='db' user='u' password='pa\'ss\\word' application_name='crmsync' connect_timeout=10 sslmode='require')");
+            R"(host='h' port=5432 dbname='db' user='u' password='pa\'ss\\word' application_name='crmsync' connect_timeout=10 sslmode='verify-full')");
     }
     SECTION("postgres passes only parameters with plain names") {
         auto hostile = url;
@@ -569,4 +569,77 @@ TEST_CASE("postgres and mysql connect_string", "[unit]") {
         const auto dbsync2 = util::parse_database_url("mysql://u:pw@h:3306/db?useSSL=false");
         CHECK_NOTHROW(drivers::mysql::check_params(dbsync2));
     }
+}
+
+TEST_CASE("database TLS: verified when the URL asks for it", "[unit]") {
+    const auto pg = [](const std::string& url) {
+        return drivers::postgres::connect_string(crmsync::cli::parse_target_url(url));
+    };
+    SECTION("postgres sslmode=require and prefer become verify-full") {
+        CHECK(pg("postgres://u@db.example/d?sslmode=require") ==
+              "host='db.example' port=5432 dbname='d' user='u' application_name='crmsync' "
+              "connect_timeout=10 sslmode='verify-full'");
+        CHECK(pg("postgres://u@db.example/d?sslmode=prefer").find("sslmode='verify-full'") !=
+              std::string::npos);
+    }
+    SECTION("postgres keeps what the URL says otherwise, and sslverify=false is not passed on") {
+        CHECK(pg("postgres://u@h/d?sslmode=verify-ca&sslrootcert=/ca.pem") ==
+              "host='h' port=5432 dbname='d' user='u' application_name='crmsync' "
+              "connect_timeout=10 sslmode='verify-ca' sslrootcert='/ca.pem'");
+        CHECK(pg("postgres://u@h/d?sslmode=require&sslverify=false") ==
+              "host='h' port=5432 dbname='d' user='u' application_name='crmsync' "
+              "connect_timeout=10 sslmode='require'");
+        CHECK(pg("postgres://u@h/d?sslmode=disable").find("sslmode='disable'") !=
+              std::string::npos);
+        CHECK_THROWS_AS(crmsync::cli::parse_target_url("postgres://u@h/d?sslverify=maybe"),
+                        crmsync::Error);
+    }
+    SECTION("postgres without sslmode leaves libpq's default and is not taken as encrypted") {
+        const auto url = crmsync::cli::parse_target_url("postgres://u:pw@db.example/d");
+        CHECK(drivers::postgres::connect_string(url).find("sslmode") == std::string::npos);
+        CHECK_FALSE(drivers::postgres::encrypts(url));
+        CHECK(drivers::postgres::encrypts(
+            crmsync::cli::parse_target_url("postgres://u:pw@db.example/d?sslmode=require")));
+    }
+    SECTION("mysql: a client certificate without a CA to verify against is refused") {
+        CHECK_THROWS_AS(crmsync::cli::parse_target_url(
+                            "mysql://u:pw@db.example/d?sslcert=/c.pem&sslkey=/k.pem"),
+                        crmsync::Error);
+        const auto unverified = crmsync::cli::parse_target_url(
+            "mysql://u:pw@db.example/d?sslcert=/c.pem&sslkey=/k.pem&sslverify=false");
+        CHECK(drivers::mysql::connect_string(unverified).find("sslverify") == std::string::npos);
+        const auto verified =
+            crmsync::cli::parse_target_url("mysql://u:pw@db.example/d?sslca=/ca.pem");
+        CHECK(drivers::mysql::connect_string(verified) ==
+              "host='db.example' port=3306 db='d' user='u' password='pw' charset=utf8mb4 "
+              "connect_timeout=10 sslca='/ca.pem'");
+        CHECK(drivers::mysql::encrypts(verified));
+    }
+    SECTION("sqlserver encrypt=strict asks FreeTDS to require encryption") {
+        const auto url =
+            crmsync::cli::parse_target_url("sqlserver://u:pw@db.example:1433/d?encrypt=strict");
+        CHECK(after_driver(drivers::sqlserver::connect_string(url)) ==
+              "SERVER=db.example;PORT=1433;DATABASE=d;UID=u;PWD=pw;TDS_Version=7.4;"
+              "ClientCharset=UTF-8;Encryption=require");
+        CHECK(drivers::sqlserver::encrypts(url));
+        CHECK_THROWS_AS(
+            crmsync::cli::parse_target_url("sqlserver://u:pw@h:1433/d?TrustServerCertificate=1"),
+            crmsync::Error);
+    }
+}
+
+TEST_CASE("cli::sends_password_in_clear", "[unit]") {
+    const auto clear = [](const std::string& url) {
+        return crmsync::cli::sends_password_in_clear(crmsync::cli::parse_target_url(url));
+    };
+    CHECK(clear("postgres://u:pw@db.example/d"));
+    CHECK(clear("mysql://u:pw@10.1.2.3/d"));
+    CHECK(clear("sqlserver://u:pw@db.example:1433/d"));
+    CHECK_FALSE(clear("postgres://u:pw@127.0.0.1/d"));
+    CHECK_FALSE(clear("postgres://u:pw@localhost/d"));
+    CHECK_FALSE(clear("postgres://u@db.example/d"));
+    CHECK_FALSE(clear("postgres://u:pw@db.example/d?sslmode=require"));
+    CHECK_FALSE(clear("mysql://u:pw@db.example/d?sslca=/ca.pem"));
+    CHECK_FALSE(clear("sqlserver://u:pw@db.example:1433/d?encrypt=strict"));
+    CHECK_FALSE(clear("sqlite:///tmp/x.db"));
 }

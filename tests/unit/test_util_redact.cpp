@@ -26,10 +26,19 @@ TEST_CASE("util::redact", "[unit]") {
         util::register_secret("second-secret");
         CHECK(util::redact("first-secret/second-secret") == "***/***");
     }
-    SECTION("secrets shorter than four bytes are ignored, so words stay readable") {
+    SECTION("a secret shorter than four bytes is masked where it stands alone") {
         util::register_secret("abc");
         util::register_secret("");
-        CHECK(util::redact("abc def") == "abc def");
+        CHECK(util::redact("abc def") == "*** def");
+        CHECK(util::redact("password=abc;") == "password=***;");
+    }
+    SECTION("a one-character secret is masked too") {
+        util::register_secret("7");
+        CHECK(util::redact("pw 7") == "pw ***");
+    }
+    SECTION("a short secret inside a longer word leaves the word readable") {
+        util::register_secret("ab");
+        CHECK(util::redact("about tab abc") == "about tab abc");
     }
     SECTION("clear_secrets_for_tests forgets every secret") {
         util::register_secret("forget-me");

@@ -345,3 +345,51 @@ TEST_CASE("util::parse_http_url", "[unit]") {
         }
     }
 }
+
+TEST_CASE("util::redact_http_url", "[unit]") {
+    SECTION("keeps scheme, host, port and plain path segments") {
+        CHECK(util::redact_http_url("https://hooks.example.com:8443/api/v1/transactions") ==
+              "https://hooks.example.com:8443/api/v1/transactions");
+    }
+    SECTION("masks userinfo, query values and the fragment") {
+        CHECK(util::redact_http_url("https://user:pw@h.example/x?token=abc&mode=1#frag") ==
+              "https://***@h.example/x?token=***&mode=***#***");
+    }
+    SECTION("masks path segments that look like tokens") {
+        CHECK(util::redact_http_url("https://hooks.slack.com/services/T0001/B0002/"
+                                    "XXXXXXXXXXXXXXXXXXXXXXXX") ==
+              "https://hooks.slack.com/services/T0001/B0002/***");
+        CHECK(util::redact_http_url("http://127.0.0.1:9/hook/ab12cd34") ==
+              "http://127.0.0.1:9/hook/***");
+    }
+    SECTION("text that is no URL is masked unless short and plain") {
+        CHECK(util::redact_http_url("nonsense") == "nonsense");
+        CHECK(util::redact_http_url("s3cr3t-t0ken-value") == "***");
+    }
+}
+
+TEST_CASE("util::is_loopback_host", "[unit]") {
+    for (const char* host : {"127.0.0.1", "127.1.2.3", "localhost", "LOCALHOST.", "::1", "[::1]",
+                             "::ffff:127.0.0.1"}) {
+        INFO(host);
+        CHECK(util::is_loopback_host(host));
+    }
+    for (const char* host : {"10.0.0.1", "127.0.0.1.example.com", "localhost.example.com",
+                             "128.0.0.1", "127.0.0", "db.example.com", "", "::2"}) {
+        INFO(host);
+        CHECK_FALSE(util::is_loopback_host(host));
+    }
+}
+
+TEST_CASE("util::parse_http_url errors never quote a token", "[unit]") {
+    const std::string url = "ftp://hooks.example.com/hook/0123456789abcdef0123?key=supersecret";
+    try {
+        util::parse_http_url(url);
+        FAIL("no error");
+    } catch (const crmsync::Error& e) {
+        const std::string what = e.what();
+        CHECK(what.find("0123456789abcdef0123") == std::string::npos);
+        CHECK(what.find("supersecret") == std::string::npos);
+        CHECK(what.find("ftp://hooks.example.com/hook/***?key=***") != std::string::npos);
+    }
+}
