@@ -168,7 +168,8 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
             if (!RetryPolicy::is_retryable_transport(failure.curl_code)) {
                 throw Error(ErrorKind::connection,
                             fmt::format("{} failed: {}", context.what, failure.message),
-                            "check the URL and TLS settings (--insecure skips verification)");
+                            "check the URL and TLS settings (--insecure-api or --insecure-webhook "
+                            "skips verification, with a warning)");
             }
         }
         if (attempt >= policy.max_attempts) {
