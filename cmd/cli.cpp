@@ -4,6 +4,7 @@
 #include "cmd/bulk_history.hpp"
 #include "cmd/callcenter.hpp"
 #include "cmd/db_sync.hpp"
+#include "cmd/leads.hpp"
 #include "cmd/refresh_tokens.hpp"
 #include "cmd/status.hpp"
 #include "cmd/token.hpp"
@@ -55,6 +56,12 @@ std::vector<Subcommand> subcommands() {
              auto options = std::make_shared<CallcenterOptions>();
              add_callcenter(app, *options);
              return std::function<int()>([options] { return run_callcenter(*options); });
+         }},
+        {"leads", "Create each new lead of Callback24, Facebook or Gmail in Pipedrive, once",
+         [](CLI::App& app) {
+             auto options = std::make_shared<LeadsOptions>();
+             add_leads(app, *options);
+             return std::function<int()>([options] { return run_leads(*options); });
          }},
         {"accounts", "Manage the OAuth accounts (Google, Zoho) kept in the state file",
          [](CLI::App& app) {
