@@ -482,6 +482,8 @@ void PipedriveFake::set_hook(
 
 void PipedriveFake::inject(Fault fault) { m_impl->faults.push(std::move(fault)); }
 
+void PipedriveFake::clear_faults() { m_impl->faults.clear(); }
+
 std::vector<PipedriveRequest> PipedriveFake::requests() const { return m_impl->log.records(); }
 
 std::size_t PipedriveFake::count(const std::string& method, const std::string& path_prefix) const {

@@ -100,6 +100,7 @@ public:
         std::function<bool(const std::string& method, const std::string& path, HookPoint point)>
             hook);
     void inject(Fault fault);
+    void clear_faults();
     std::vector<PipedriveRequest> requests() const;
     std::size_t count(const std::string& method, const std::string& path_prefix) const;
     PipedriveBudgetStats budget_stats() const;
