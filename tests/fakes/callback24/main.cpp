@@ -1,6 +1,6 @@
 // callback24_fake: the Callback24 fake as a process, for benchmarks and manual runs.
-// Generates --calls calls of --service (every tenth of another service), one a second back
-// from now, each with a page URL carrying UTM parameters. Exits 0 on SIGTERM or SIGINT.
+// Generates --calls calls of --service (with --other-every N, every Nth of another service),
+// one a second back from now, each with a page URL carrying UTM parameters. Exits 0 on SIGTERM or SIGINT.
 
 #include "tests/fakes/callback24/callback24_fake.hpp"
 #include "tests/fakes/common/fake_main.hpp"
@@ -20,6 +20,7 @@ int run(int argc, char** argv) {
     std::string port_file;
     long calls = 1000;
     std::string service = "shop.example";
+    long other_every = 0;
     CLI::App app{"Fake Callback24 API (call history, call info) for crmsync tests"};
     app.add_option("--port", port, "Port on 127.0.0.1 (0 = any free port)")
         ->check(CLI::Range(0, 65535));
@@ -27,6 +28,8 @@ int run(int argc, char** argv) {
     app.add_option("--token", options.token, "API key (X-API-TOKEN)")->capture_default_str();
     app.add_option("--calls", calls, "Calls to generate")->capture_default_str();
     app.add_option("--service", service, "service_name of the generated calls")
+        ->capture_default_str();
+    app.add_option("--other-every", other_every, "Every Nth call is of another service (0 = none)")
         ->capture_default_str();
     app.add_option("--threads", options.worker_threads, "Worker threads")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
@@ -41,7 +44,9 @@ int run(int argc, char** argv) {
         fake.put({{"id", 1'000'000 + i},
                   {"phone_number", "+48500" + std::to_string(100000 + i)},
                   {"addition_time", crmsync::fakes::callback24_time(at)},
-                  {"service_name", i % 10 == 9 ? "other.example" : service},
+                  {"service_name",
+                   other_every > 0 && i % other_every == other_every - 1 ? "other.example"
+                                                                         : service},
                   {"call_start_time", crmsync::fakes::callback24_time(at + 15000)},
                   {"has_status_realised", i % 2 == 0}},
                  "https://" + service + "/offer?utm_source=google&utm_campaign=c" +
