@@ -72,8 +72,7 @@ TEST_CASE("Pipedrive client", "[unit][http]") {
         CHECK(client.stats().retries == 2);
 
         fake.inject({"POST", "/api/v2/persons", fakes::FaultKind::status, 502, {}, 0, 1});
-        CHECK(kind_of([&] { client.create_person("A", "a@b.pl", ""); }) ==
-              ErrorKind::connection);
+        CHECK(kind_of([&] { client.create_person("A", "a@b.pl", ""); }) == ErrorKind::connection);
         CHECK(fake.count("POST", "/api/v2/persons") == 1);
         CHECK(fake.persons().empty());
     }
@@ -87,8 +86,7 @@ TEST_CASE("Pipedrive client", "[unit][http]") {
     }
 }
 
-TEST_CASE("Pipedrive client spends the burst budget, then waits for its reset",
-          "[unit][http]") {
+TEST_CASE("Pipedrive client spends the burst budget, then waits for its reset", "[unit][http]") {
     fakes::PipedriveFakeOptions options;
     options.burst_limit = 5;
     options.window_ms = 1000;

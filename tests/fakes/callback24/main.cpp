@@ -1,6 +1,7 @@
 // callback24_fake: the Callback24 fake as a process, for benchmarks and manual runs.
 // Generates --calls calls of --service (with --other-every N, every Nth of another service),
-// one a second back from now, each with a page URL carrying UTM parameters. Exits 0 on SIGTERM or SIGINT.
+// one a second back from now, each with a page URL carrying UTM parameters. Exits 0 on SIGTERM or
+// SIGINT.
 
 #include "tests/fakes/callback24/callback24_fake.hpp"
 #include "tests/fakes/common/fake_main.hpp"
@@ -41,16 +42,16 @@ int run(int argc, char** argv) {
                          .count();
     for (long i = 0; i < calls; ++i) {
         const auto at = now - (calls - i) * 1000;
-        fake.put({{"id", 1'000'000 + i},
-                  {"phone_number", "+48500" + std::to_string(100000 + i)},
-                  {"addition_time", crmsync::fakes::callback24_time(at)},
-                  {"service_name",
-                   other_every > 0 && i % other_every == other_every - 1 ? "other.example"
-                                                                         : service},
-                  {"call_start_time", crmsync::fakes::callback24_time(at + 15000)},
-                  {"has_status_realised", i % 2 == 0}},
-                 "https://" + service + "/offer?utm_source=google&utm_campaign=c" +
-                     std::to_string(i % 7));
+        fake.put(
+            {{"id", 1'000'000 + i},
+             {"phone_number", "+48500" + std::to_string(100000 + i)},
+             {"addition_time", crmsync::fakes::callback24_time(at)},
+             {"service_name",
+              other_every > 0 && i % other_every == other_every - 1 ? "other.example" : service},
+             {"call_start_time", crmsync::fakes::callback24_time(at + 15000)},
+             {"has_status_realised", i % 2 == 0}},
+            "https://" + service + "/offer?utm_source=google&utm_campaign=c" +
+                std::to_string(i % 7));
     }
     const int bound = fake.start(port);
     if (!port_file.empty()) {

@@ -75,6 +75,18 @@ struct PipedriveFake::Impl {
     RequestLog<PipedriveRequest> log{200000};
     mutable std::mutex mutex;
     std::map<std::int64_t, json> persons; // by id
+    // Lower-cased e-mails and phones -> person ids: exact searches stay fast at bench sizes.
+    std::map<std::string, std::set<std::int64_t>> by_email;
+    std::map<std::string, std::set<std::int64_t>> by_phone;
+
+    void index(std::int64_t id, const json& person) {
+        for (const auto& e : values_of(person["emails"])) {
+            by_email[lower(e)].insert(id);
+        }
+        for (const auto& p : values_of(person["phones"])) {
+            by_phone[lower(p)].insert(id);
+        }
+    }
     std::vector<json> leads;
     std::int64_t next_person = 1;
     std::function<bool(const std::string&, const std::string&, HookPoint)> hook;
@@ -164,7 +176,30 @@ struct PipedriveFake::Impl {
         long long matched = 0;
         bool more = false;
         std::lock_guard lock(mutex);
-        for (const auto& [id, person] : persons) {
+        // Exact matches on e-mail or phone only look at the persons the index names.
+        std::set<std::int64_t> candidates;
+        const bool indexed = exact && fields.find("name") == std::string::npos;
+        if (indexed) {
+            for (const auto* idx :
+                 {fields.find("email") != std::string::npos ? &by_email : nullptr,
+                  fields.find("phone") != std::string::npos ? &by_phone : nullptr}) {
+                if (idx != nullptr) {
+                    if (const auto it = idx->find(wanted); it != idx->end()) {
+                        candidates.insert(it->second.begin(), it->second.end());
+                    }
+                }
+            }
+        }
+        std::vector<std::int64_t> ids;
+        if (indexed) {
+            ids.assign(candidates.begin(), candidates.end());
+        } else {
+            for (const auto& entry : persons) {
+                ids.push_back(entry.first);
+            }
+        }
+        for (const auto id : ids) {
+            const auto& person = persons.at(id);
             bool found = false;
             if (fields.find("email") != std::string::npos) {
                 for (const auto& e : values_of(person["emails"])) {
@@ -221,6 +256,7 @@ struct PipedriveFake::Impl {
         persons[id] = person_json(id, body["name"].get<std::string>(),
                                   values_of(body.value("emails", json())),
                                   values_of(body.value("phones", json())));
+        index(id, persons[id]);
         return {200, json{{"success", true}, {"data", persons[id]}}.dump()};
     }
 
@@ -426,6 +462,7 @@ std::int64_t PipedriveFake::add_person(const std::string& name,
     std::lock_guard lock(m_impl->mutex);
     const auto id = m_impl->next_person++;
     m_impl->persons[id] = m_impl->person_json(id, name, emails, phones);
+    m_impl->index(id, m_impl->persons[id]);
     return id;
 }
 
