@@ -351,6 +351,28 @@ TEST_CASE("leads: a Pipedrive outage leaves the leads queued; one notice per epi
     CHECK(smtp.messages()[1].subject.find("recovered") != std::string::npos);
 }
 
+TEST_CASE("leads: unreadable calls are rejected with their reason, the rest go through",
+          "[cli][http]") {
+    Fixture f;
+    f.add_calls(1, 1);
+    auto no_phone = call(77, k_service, now_ms() - 60'000);
+    no_phone.erase("phone_number");
+    f.callback24.put(no_phone, "https://libertycar.pl/");
+    f.callback24.put("not a call", "");
+    f.callback24.put(call(78, k_service, now_ms() - 60'000), ""); // getCallInfo answers 404
+    f.callback24.inject(
+        {"GET", "/api/v1/phoneCalls/history", fakes::FaultKind::truncate, 200, {}, 0, 1});
+    const auto r = f.run();
+    INFO(explain(r));
+    CHECK(r.exit_code == 3);
+    CHECK(r.err.find("rejected lead callback24/77: the call has no phone number") !=
+          std::string::npos);
+    CHECK(r.err.find("a call in the history is not an object") != std::string::npos);
+    CHECK(r.out.find("rejected 2") != std::string::npos);
+    CHECK(f.titles() ==
+          std::vector<std::string>{"Callback24 1: +48500100201", "Callback24 78: +48500100278"});
+}
+
 TEST_CASE("leads: --dry-run prints the leads and writes nothing", "[cli][http]") {
     Fixture f;
     f.add_calls(1, 2);
