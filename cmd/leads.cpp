@@ -133,6 +133,7 @@ Resolved resolve(const LeadsOptions& o) {
     r.sink.client.retry = retry_policy(o.common);
     r.sink.client.deadline = run_deadline(o.common);
     r.sink.dry_run = o.dry_run;
+    r.sink.in_flight = o.pipedrive_in_flight;
     r.state_path = o.state_path.empty() ? state::default_state_path() : o.state_path;
     return r;
 }
@@ -190,6 +191,11 @@ void add_leads(CLI::App& app, LeadsOptions& o) {
                    "Environment variable holding the Pipedrive API token");
     app.add_option("--pipedrive-token-file", o.pipedrive_token_file,
                    "File holding the Pipedrive API token");
+    app.add_option("--pipedrive-in-flight", o.pipedrive_in_flight,
+                   "Leads worked at the same time (leads of one contact always one after the "
+                   "other)")
+        ->check(CLI::Range(1, 16))
+        ->capture_default_str();
     app.add_option("--state", o.state_path,
                    "State file: checkpoints and the lead ledger (default "
                    "$XDG_STATE_HOME/crmsync/state.db)");

@@ -24,6 +24,7 @@ struct LeadsOptions {
     std::string pipedrive_url;
     std::string pipedrive_token_env;
     std::string pipedrive_token_file;
+    std::size_t pipedrive_in_flight = 4;
     std::string state_path;
     std::string since;
     std::string lookback = "10m";

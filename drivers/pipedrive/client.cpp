@@ -91,41 +91,82 @@ std::int64_t id_of(const json& data, const std::string& what) {
 
 Client::Client(ClientOptions options)
     : m_options(std::move(options)), m_http(http::HttpClientOptions{m_options.verify_tls}) {
+    if (!m_options.budget) {
+        m_options.budget = std::make_shared<BurstBudget>();
+    }
     while (!m_options.base_url.empty() && m_options.base_url.back() == '/') {
         m_options.base_url.pop_back();
     }
 }
 
-void Client::wait_for_budget() {
-    if (!m_budget_resets) {
-        return;
-    }
-    const auto now = m_options.clock->steady_now();
-    if (now < *m_budget_resets) {
-        const auto wait =
-            std::chrono::duration_cast<std::chrono::milliseconds>(*m_budget_resets - now);
-        if (m_options.deadline && now + wait > *m_options.deadline) {
+void BurstBudget::acquire(const Clock& clock,
+                          const std::optional<std::chrono::steady_clock::time_point>& deadline) {
+    std::unique_lock lock(m_mutex);
+    bool waited = false;
+    const auto started = clock.steady_now();
+    for (;;) {
+        const auto now = clock.steady_now();
+        if (m_resets_at && now >= *m_resets_at) {
+            m_resets_at.reset();
+            m_remaining.reset(); // a fresh window: its budget is learnt from the next answer
+        }
+        if (!m_remaining || *m_remaining - m_in_flight > 0) {
+            ++m_in_flight;
+            if (waited) {
+                ++m_waits;
+                m_wait_ms += std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 clock.steady_now() - started)
+                                 .count();
+            }
+            return;
+        }
+        if (stop_requested()) {
+            throw Error(ErrorKind::interrupted, "interrupted while waiting for Pipedrive");
+        }
+        if (m_resets_at && deadline && *m_resets_at > *deadline) {
             throw Error(ErrorKind::connection,
                         "Pipedrive's request budget resets after the time budget ends",
                         "raise --max-runtime, or let the next run continue");
         }
-        ++m_stats.budget_waits;
-        m_stats.budget_wait_ms += wait.count();
-        sleep_interruptibly(*m_options.clock, wait);
+        waited = true;
+        // Woken by an answer that changes the budget, else at least every 100 ms (the reset,
+        // a stop signal).
+        const auto left =
+            m_resets_at ? std::chrono::duration_cast<std::chrono::milliseconds>(*m_resets_at - now)
+                        : 100ms;
+        m_changed.wait_for(lock, std::clamp<std::chrono::milliseconds>(left, 1ms, 100ms));
     }
-    m_budget_resets.reset();
 }
 
-void Client::note_budget(const http::HttpResponse& response) {
-    const auto remaining = header_number(response, "x-ratelimit-remaining");
-    if (!remaining || *remaining > 0) {
-        return;
+void BurstBudget::release(const Clock& clock, const http::HttpResponse* response) {
+    {
+        std::lock_guard lock(m_mutex);
+        --m_in_flight;
+        if (response != nullptr) {
+            if (const auto remaining = header_number(*response, "x-ratelimit-remaining")) {
+                m_remaining = *remaining;
+                if (*remaining <= 0) {
+                    // Spent: wait for the reset (whole seconds; a missing or zero reset still
+                    // pauses briefly, never a hot loop).
+                    const auto reset = header_number(*response, "x-ratelimit-reset").value_or(0);
+                    m_resets_at =
+                        clock.steady_now() + (reset > 0 ? std::chrono::milliseconds(reset * 1000)
+                                                        : std::chrono::milliseconds(100));
+                }
+            }
+        }
     }
-    // The budget of this window is spent: the next request waits for the reset (in whole
-    // seconds; at least a short pause so a missing or zero reset is no hot loop).
-    const auto reset = header_number(response, "x-ratelimit-reset").value_or(0);
-    const auto wait = reset > 0 ? std::chrono::milliseconds(reset * 1000) : 100ms;
-    m_budget_resets = m_options.clock->steady_now() + wait;
+    m_changed.notify_all();
+}
+
+long BurstBudget::waits() const {
+    std::lock_guard lock(m_mutex);
+    return m_waits;
+}
+
+long BurstBudget::wait_ms() const {
+    std::lock_guard lock(m_mutex);
+    return m_wait_ms;
 }
 
 json Client::call(const std::string& method, const std::string& path_and_query, const json* body,
@@ -153,14 +194,16 @@ json Client::call(const std::string& method, const std::string& path_and_query, 
                                     last_problem.empty() ? "" : "; last: " + last_problem),
                         "raise --max-runtime, or let the next run continue");
         }
-        wait_for_budget();
+        m_options.budget->acquire(*m_options.clock, m_options.deadline);
         ++attempt;
         ++m_stats.requests;
         http::HttpResponse response;
         http::TransportFailure failure;
         std::optional<std::chrono::milliseconds> wait;
         bool may_repeat = true;
-        if (!m_http.perform(request, response, failure)) {
+        const bool answered = m_http.perform(request, response, failure);
+        m_options.budget->release(*m_options.clock, answered ? &response : nullptr);
+        if (!answered) {
             last_problem = failure.message;
             if (!http::RetryPolicy::is_retryable_transport(failure.curl_code)) {
                 throw Error(ErrorKind::connection, fmt::format("{} failed: {}", what, last_problem),
@@ -168,7 +211,6 @@ json Client::call(const std::string& method, const std::string& path_and_query, 
             }
             may_repeat = !is_write || never_sent(failure.curl_code);
         } else {
-            note_budget(response);
             if (response.status >= 200 && response.status < 300) {
                 auto parsed = http::parse_json_body(response.body);
                 if (parsed.doc.is_object() && parsed.doc.value("success", false)) {

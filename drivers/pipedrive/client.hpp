@@ -7,13 +7,42 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
 namespace crmsync::drivers::pipedrive {
 
 inline constexpr const char* k_default_url = "https://api.pipedrive.com";
+
+// Pipedrive's 2-second burst budget as its answers report it (x-ratelimit-remaining and
+// x-ratelimit-reset), shared by every client of a run so that requests in flight together
+// never spend more than is left. Thread safe.
+class BurstBudget {
+public:
+    // Blocks until a request may start: budget is left beyond the requests in flight, or the
+    // window has reset. Throws Error(connection) when the reset comes after `deadline`,
+    // Error(interrupted) on a stop signal.
+    void acquire(const Clock& clock,
+                 const std::optional<std::chrono::steady_clock::time_point>& deadline);
+    // Ends the hold of acquire(); `response` (null for a transport failure) updates the budget.
+    void release(const Clock& clock, const http::HttpResponse* response);
+
+    long waits() const;
+    long wait_ms() const;
+
+private:
+    mutable std::mutex m_mutex;
+    std::condition_variable m_changed;
+    std::optional<long> m_remaining; // as last reported; unknown: no limit seen
+    int m_in_flight = 0;
+    std::optional<std::chrono::steady_clock::time_point> m_resets_at;
+    long m_waits = 0;
+    long m_wait_ms = 0;
+};
 
 struct ClientOptions {
     std::string base_url = k_default_url; // without /api/v1
@@ -22,15 +51,14 @@ struct ClientOptions {
     http::RetryPolicy retry;
     std::optional<std::chrono::steady_clock::time_point> deadline;
     const Clock* clock = &Clock::real();
+    std::shared_ptr<BurstBudget> budget; // shared by the clients of one run; null: its own
 };
 
 // What the client did about Pipedrive's limits, for the summary and the bench.
 struct ClientStats {
-    long requests = 0;       // HTTP requests sent
-    long retries = 0;        // repeated after a 5xx, a transport failure or a damaged body
-    long throttled = 0;      // 429 answers (waited for Retry-After, then repeated)
-    long budget_waits = 0;   // waits for the 2-second burst window to reset
-    long budget_wait_ms = 0; // time spent in those waits
+    long requests = 0;  // HTTP requests sent
+    long retries = 0;   // repeated after a 5xx, a transport failure or a damaged body
+    long throttled = 0; // 429 answers (waited for Retry-After, then repeated)
 };
 
 // A small Pipedrive client for leads: persons (v2 search with exact match, v2 create) and
@@ -64,6 +92,7 @@ public:
     std::string create_lead(const std::string& title, std::int64_t person_id);
 
     const ClientStats& stats() const { return m_stats; }
+    const BurstBudget& budget() const { return *m_options.budget; }
 
 private:
     // One request with the limits and the retry rules above; returns the parsed body of a 2xx
@@ -71,14 +100,10 @@ private:
     nlohmann::json call(const std::string& method, const std::string& path_and_query,
                         const nlohmann::json* body, const std::string& what);
     std::optional<std::int64_t> search_persons(const std::string& field, const std::string& term);
-    void wait_for_budget();
-    void note_budget(const http::HttpResponse& response);
 
     ClientOptions m_options;
     http::HttpClient m_http;
     ClientStats m_stats;
-    // When the burst window's budget is spent: the steady time it resets.
-    std::optional<std::chrono::steady_clock::time_point> m_budget_resets;
 };
 
 } // namespace crmsync::drivers::pipedrive

@@ -9,7 +9,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <iostream>
+#include <thread>
 
 namespace crmsync::drivers::pipedrive {
 namespace {
@@ -52,8 +55,8 @@ LeadsSink::LeadsSink(std::unique_ptr<state::StateStore> store, std::string job,
     if (m_store) {
         m_ledger = std::make_unique<state::LeadsLedger>(*m_store);
     }
-    if (!m_options.dry_run) {
-        m_client = std::make_unique<Client>(m_options.client);
+    if (!m_options.client.budget) {
+        m_options.client.budget = std::make_shared<BurstBudget>();
     }
 }
 
@@ -130,21 +133,25 @@ void LeadsSink::commit(const std::optional<std::string>& checkpoint,
     }
 }
 
-void LeadsSink::advance(state::LedgerLead& lead) {
+void LeadsSink::advance(Client& client, state::LedgerLead& lead) {
     const auto record = json::parse(lead.payload, nullptr, false);
     const std::string email = text_of(record, "email");
     const std::string phone = text_of(record, "phone");
     bool new_person = false;
     if (lead.step == state::LeadStep::queued || !lead.person_id) {
         // A killed run may have created the person without noting it: look first.
-        auto person = m_client->find_person(email, phone, text_of(record, "name"));
+        auto person = client.find_person(email, phone, text_of(record, "name"));
         if (person) {
-            m_ledger->set_person(lead, *person, state::LeadStep::person_found);
+            with_ledger([&](auto& ledger) {
+                ledger.set_person(lead, *person, state::LeadStep::person_found);
+            });
             lead.step = state::LeadStep::person_found;
             ++m_persons_found;
         } else {
-            person = m_client->create_person(person_name(record), email, phone);
-            m_ledger->set_person(lead, *person, state::LeadStep::person_created);
+            person = client.create_person(person_name(record), email, phone);
+            with_ledger([&](auto& ledger) {
+                ledger.set_person(lead, *person, state::LeadStep::person_created);
+            });
             lead.step = state::LeadStep::person_created;
             ++m_persons_created;
             new_person = true;
@@ -154,32 +161,33 @@ void LeadsSink::advance(state::LedgerLead& lead) {
     // A person created a moment ago has no leads; any other may hold one an earlier run
     // created before it could note it.
     if (!new_person) {
-        if (auto existing = m_client->find_lead(*lead.person_id,
-                                                leads::title_marker(lead.source, lead.lead_id))) {
-            m_ledger->set_done(lead, *existing);
+        if (auto existing =
+                client.find_lead(*lead.person_id, leads::title_marker(lead.source, lead.lead_id))) {
+            with_ledger([&](auto& ledger) { ledger.set_done(lead, *existing); });
             lead.step = state::LeadStep::done;
             ++m_leads_found;
             return;
         }
     }
-    const auto id = m_client->create_lead(leads::lead_title(record), *lead.person_id);
-    m_ledger->set_done(lead, id);
+    const auto id = client.create_lead(leads::lead_title(record), *lead.person_id);
+    with_ledger([&](auto& ledger) { ledger.set_done(lead, id); });
     lead.step = state::LeadStep::done;
     ++m_leads_created;
 }
 
-void LeadsSink::work(state::LedgerLead lead) {
+void LeadsSink::work(Client& client, state::LedgerLead lead) {
     const auto& policy = m_options.client.retry;
     const auto& clock = *m_options.client.clock;
     for (int attempt = 1;; ++attempt) {
         try {
-            advance(lead);
+            advance(client, lead);
             return;
         } catch (const Error& e) {
             if (e.kind() == ErrorKind::data) {
-                m_ledger->park(lead, e.what());
+                with_ledger([&](auto& ledger) { ledger.park(lead, e.what()); });
                 ++m_parked_now;
                 log::warn("lead {}/{} parked: {}", lead.source, lead.lead_id, e.what());
+                std::lock_guard lock(m_ledger_mutex); // one line at a time on stderr
                 std::cerr << "crmsync: lead " << lead.source << "/" << lead.lead_id
                           << " parked: " << e.what() << "\n";
                 return;
@@ -191,10 +199,10 @@ void LeadsSink::work(state::LedgerLead lead) {
             const auto& deadline = m_options.client.deadline;
             if (attempt >= policy.max_attempts ||
                 (deadline && clock.steady_now() + delay >= *deadline)) {
-                m_ledger->note_failure(lead, e.what());
+                with_ledger([&](auto& ledger) { ledger.note_failure(lead, e.what()); });
                 throw;
             }
-            ++m_summary.retries;
+            ++m_retries;
             log::warn("lead {}/{}: {}; looking again in {} ms", lead.source, lead.lead_id, e.what(),
                       delay.count());
             for (auto left = delay; left.count() > 0;) {
@@ -216,47 +224,85 @@ pipeline::Sink::Finished LeadsSink::finish(pipeline::RunSummary& summary) {
         summary.counters.emplace_back("would_create", m_queued);
         return finished;
     }
-    std::optional<Error> failure;
-    bool out_of_time = false;
+    // Leads of one contact share a worker (see LeadsSinkOptions::in_flight), in ledger order.
+    const std::size_t workers = std::max<std::size_t>(1, m_options.in_flight);
+    std::vector<std::vector<state::LedgerLead>> shares(workers);
     for (auto& lead : m_ledger->unfinished(m_job)) {
-        if (stop_requested()) {
-            break;
-        }
+        const auto record = json::parse(lead.payload, nullptr, false);
+        const auto contact = contact_of(record);
+        shares[std::hash<std::string>{}(contact) % workers].push_back(std::move(lead));
+    }
+    std::atomic<bool> give_up{false};
+    std::atomic<bool> out_of_time{false};
+    std::mutex failure_mutex;
+    std::optional<Error> failure;
+    std::vector<std::unique_ptr<Client>> clients;
+    for (std::size_t i = 0; i < workers; ++i) {
+        clients.push_back(std::make_unique<Client>(m_options.client));
+    }
+    const auto run_share = [&](std::size_t index) {
         const auto& deadline = m_options.client.deadline;
-        if (deadline && m_options.client.clock->steady_now() >= *deadline) {
-            out_of_time = true;
-            break;
-        }
-        try {
-            work(lead);
-        } catch (const Error& e) {
-            if (e.kind() == ErrorKind::interrupted) {
-                break;
+        for (auto& lead : shares[index]) {
+            if (give_up || stop_requested()) {
+                return;
             }
             if (deadline && m_options.client.clock->steady_now() >= *deadline) {
-                out_of_time = true; // the rest waits for the next run, as after a full budget
-                break;
+                out_of_time = true;
+                return;
             }
-            failure = e;
-            break;
+            try {
+                work(*clients[index], lead);
+            } catch (const Error& e) {
+                if (e.kind() != ErrorKind::interrupted && deadline &&
+                    m_options.client.clock->steady_now() >= *deadline) {
+                    out_of_time = true; // the rest waits for the next run
+                } else if (e.kind() != ErrorKind::interrupted) {
+                    std::lock_guard lock(failure_mutex);
+                    if (!failure) {
+                        failure = e;
+                    }
+                }
+                give_up = true;
+                return;
+            } catch (const std::exception& e) {
+                std::lock_guard lock(failure_mutex);
+                if (!failure) {
+                    failure = Error(ErrorKind::internal, e.what());
+                }
+                give_up = true;
+                return;
+            }
         }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < workers; ++i) {
+        threads.emplace_back(run_share, i);
+    }
+    run_share(0);
+    for (auto& thread : threads) {
+        thread.join();
     }
     const auto counts = m_ledger->counts(m_job);
-    const auto& stats = m_client->stats();
+    ClientStats stats;
+    for (const auto& client : clients) {
+        stats.requests += client->stats().requests;
+        stats.retries += client->stats().retries;
+        stats.throttled += client->stats().throttled;
+    }
     const long pending = counts.at(state::LeadStep::queued) +
                          counts.at(state::LeadStep::person_found) +
                          counts.at(state::LeadStep::person_created);
     summary.counters.emplace_back("queued", m_queued);
-    summary.counters.emplace_back("persons_found", m_persons_found);
-    summary.counters.emplace_back("persons_created", m_persons_created);
-    summary.counters.emplace_back("leads_created", m_leads_created);
-    summary.counters.emplace_back("leads_found", m_leads_found);
-    summary.counters.emplace_back("parked", m_parked_now);
+    summary.counters.emplace_back("persons_found", m_persons_found.load());
+    summary.counters.emplace_back("persons_created", m_persons_created.load());
+    summary.counters.emplace_back("leads_created", m_leads_created.load());
+    summary.counters.emplace_back("leads_found", m_leads_found.load());
+    summary.counters.emplace_back("parked", m_parked_now.load());
     summary.counters.emplace_back("pending", pending);
     summary.counters.emplace_back("requests", stats.requests);
     summary.counters.emplace_back("throttled", stats.throttled);
-    summary.counters.emplace_back("budget_waits", stats.budget_waits);
-    summary.retries += stats.retries + stats.throttled;
+    summary.counters.emplace_back("budget_waits", m_options.client.budget->waits());
+    summary.retries += stats.retries + stats.throttled + m_retries.load();
     if (failure) {
         if (failure->kind() == ErrorKind::connection) {
             failure->add_context(fmt::format("{} leads left for the next run", pending));
@@ -268,7 +314,7 @@ pipeline::Sink::Finished LeadsSink::finish(pipeline::RunSummary& summary) {
         finished.notice_error = fmt::format(
             "Pipedrive refused {} lead(s); they are parked with its answer (crmsync status "
             "--state shows them)",
-            m_parked_now);
+            m_parked_now.load());
     }
     return finished;
 }

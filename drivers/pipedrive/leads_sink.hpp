@@ -5,8 +5,10 @@
 #include "lib/state/leads_ledger.hpp"
 #include "lib/state/state_store.hpp"
 
+#include <atomic>
 #include <iosfwd>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -16,6 +18,10 @@ namespace crmsync::drivers::pipedrive {
 
 struct LeadsSinkOptions {
     ClientOptions client;
+    // Leads worked at the same time. Leads of one contact (e-mail, else phone, else name)
+    // always go through the same worker, one after the other, so no two requests can create
+    // the same person.
+    std::size_t in_flight = 4;
     // Print one line per lead that would be created, write nothing (no ledger, no
     // checkpoint, no Pipedrive write).
     bool dry_run = false;
@@ -59,23 +65,30 @@ public:
 
 private:
     // Takes `lead` as far as it goes (see the class comment); throws as the Client does.
-    void advance(state::LedgerLead& lead);
-    void work(state::LedgerLead lead);
+    void advance(Client& client, state::LedgerLead& lead);
+    // advance() with the retries of a transient failure; parks a refused lead.
+    void work(Client& client, state::LedgerLead lead);
+    // Runs `body` on the ledger under the lock the workers share.
+    template <typename Body> auto with_ledger(Body&& body) {
+        std::lock_guard lock(m_ledger_mutex);
+        return body(*m_ledger);
+    }
 
     std::unique_ptr<state::StateStore> m_store;
     std::unique_ptr<state::LeadsLedger> m_ledger;
     std::string m_job;
     LeadsSinkOptions m_options;
     pipeline::RunSummary& m_summary;
-    std::unique_ptr<Client> m_client;
+    std::mutex m_ledger_mutex;
     std::vector<state::LedgerLead> m_buffer;
     std::set<std::string> m_dry_run_seen;
     long m_queued = 0;
-    long m_persons_found = 0;
-    long m_persons_created = 0;
-    long m_leads_created = 0;
-    long m_leads_found = 0;
-    long m_parked_now = 0;
+    std::atomic<long> m_persons_found{0};
+    std::atomic<long> m_persons_created{0};
+    std::atomic<long> m_leads_created{0};
+    std::atomic<long> m_leads_found{0};
+    std::atomic<long> m_parked_now{0};
+    std::atomic<long> m_retries{0};
 };
 
 } // namespace crmsync::drivers::pipedrive

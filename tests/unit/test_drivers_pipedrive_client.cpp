@@ -99,5 +99,5 @@ TEST_CASE("Pipedrive client spends the burst budget, then waits for its reset", 
     const auto stats = fake.budget_stats();
     CHECK(stats.throttled == 0);
     CHECK(stats.requests == 12);
-    CHECK(client.stats().budget_waits == 2);
+    CHECK(client.budget().waits() == 2);
 }
