@@ -144,7 +144,9 @@ void BurstBudget::release(const Clock& clock, const http::HttpResponse* response
         --m_in_flight;
         if (response != nullptr) {
             if (const auto remaining = header_number(*response, "x-ratelimit-remaining")) {
-                m_remaining = *remaining;
+                // Answers of one window may arrive out of order: only a lower count is news
+                // (a fresh window starts unknown, see acquire()).
+                m_remaining = m_remaining ? std::min(*m_remaining, *remaining) : *remaining;
                 if (*remaining <= 0) {
                     // Spent: wait for the reset (whole seconds; a missing or zero reset still
                     // pauses briefly, never a hot loop).
