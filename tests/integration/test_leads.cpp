@@ -316,7 +316,7 @@ TEST_CASE("leads: Pipedrive's limits are waited for, never failed on", "[cli][ht
     }
 }
 
-TEST_CASE("leads: a Pipedrive outage leaves the leads queued; one notice per episode",
+TEST_CASE("leads: a Pipedrive outage leaves the leads queued, with one notice per episode",
           "[cli][http]") {
     Fixture f;
     fakes::SmtpFake smtp;
