@@ -6,6 +6,7 @@
 #include "cmd/config_file.hpp"
 #include "cmd/db_sync.hpp"
 #include "cmd/doctor.hpp"
+#include "cmd/leads.hpp"
 #include "cmd/refresh_tokens.hpp"
 #include "cmd/run_jobs.hpp"
 #include "cmd/status.hpp"
@@ -61,6 +62,12 @@ std::vector<Subcommand> subcommands() {
              auto options = std::make_shared<CallcenterOptions>();
              add_callcenter(app, *options);
              return std::function<int()>([options] { return run_callcenter(*options); });
+         }},
+        {"leads", "Create each new lead of Callback24, Facebook or Gmail in Pipedrive, once",
+         [](CLI::App& app) {
+             auto options = std::make_shared<LeadsOptions>();
+             add_leads(app, *options);
+             return std::function<int()>([options] { return run_leads(*options); });
          }},
         {"accounts", "Manage the OAuth accounts (Google, Zoho) kept in the state file",
          [](CLI::App& app) {

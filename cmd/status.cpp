@@ -3,13 +3,14 @@
 #include "cmd/targets.hpp"
 #include "lib/core/exit_codes.hpp"
 #include "lib/sql/schema_manager.hpp"
+#include "lib/state/leads_ledger.hpp"
 #include "lib/state/outbox.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -59,15 +60,33 @@ nlohmann::json target_jobs(const std::string& url) {
 nlohmann::json state_jobs(const std::string& path) {
     state::StateStore store(path);
     state::Outbox outbox(store);
+    state::LeadsLedger ledger(store);
+    const auto lead_jobs = ledger.jobs();
     nlohmann::json jobs = nlohmann::json::array();
     for (const auto& job : store.jobs()) {
         const auto counts = outbox.counts(job);
-        jobs.push_back({{"job", shown_job(job)},
-                        {"checkpoint", store.checkpoint(job).value_or("")},
-                        {"pending", counts.pending},
-                        {"dead", counts.dead},
-                        {"delivered", counts.delivered},
-                        {"oldest_pending", counts.oldest_pending.value_or("")}});
+        nlohmann::json entry = {{"job", shown_job(job)},
+                                {"checkpoint", store.checkpoint(job).value_or("")},
+                                {"pending", counts.pending},
+                                {"dead", counts.dead},
+                                {"delivered", counts.delivered},
+                                {"oldest_pending", counts.oldest_pending.value_or("")}};
+        if (std::find(lead_jobs.begin(), lead_jobs.end(), job) != lead_jobs.end()) {
+            nlohmann::json steps = nlohmann::json::object();
+            for (const auto& [step, n] : ledger.counts(job)) {
+                steps[std::string(state::to_string(step))] = n;
+            }
+            nlohmann::json parked = nlohmann::json::array();
+            for (const auto& lead : ledger.parked(job)) {
+                parked.push_back({{"source", lead.source},
+                                  {"id", lead.lead_id},
+                                  {"answer", lead.last_error},
+                                  {"at", lead.updated_at}});
+            }
+            entry["leads"] = steps;
+            entry["parked"] = parked;
+        }
+        jobs.push_back(std::move(entry));
     }
     return jobs;
 }
@@ -119,6 +138,19 @@ int run_status(const StatusOptions& o) {
                                  j["job"].get<std::string>(), or_none(j["checkpoint"]),
                                  j["pending"].get<long>(), j["dead"].get<long>(),
                                  j["delivered"].get<long>(), or_none(j["oldest_pending"]));
+        if (j.contains("leads")) {
+            std::string steps;
+            for (const auto& [step, n] : j["leads"].items()) {
+                steps += fmt::format("  {} {}", step, n.get<long>());
+            }
+            std::cout << "  leads:" << steps << "\n";
+            for (const auto& p : j["parked"]) {
+                std::cout << fmt::format("  parked {}/{} at {}: {}\n",
+                                         p["source"].get<std::string>(), p["id"].get<std::string>(),
+                                         p["at"].get<std::string>(),
+                                         p["answer"].get<std::string>());
+            }
+        }
     }
     return k_exit_ok;
 }
