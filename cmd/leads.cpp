@@ -1,9 +1,14 @@
 #include "cmd/leads.hpp"
 
+#include "cmd/oauth_providers.hpp"
 #include "drivers/callback24/source.hpp"
+#include "drivers/facebook/lead_source.hpp"
+#include "drivers/gmail/lead_source.hpp"
+#include "drivers/gmail/lead_template.hpp"
 #include "drivers/leads/lead_rows.hpp"
 #include "drivers/pipedrive/leads_sink.hpp"
 #include "lib/core/error.hpp"
+#include "lib/oauth/token_provider.hpp"
 #include "lib/pipeline/runner.hpp"
 #include "lib/state/state_store.hpp"
 #include "lib/util/redact.hpp"
@@ -129,7 +134,10 @@ Resolved resolve(const LeadsOptions& o) {
     util::parse_http_url(r.sink.client.base_url);
     parse_time_option(o.since, "--since");
     parse_duration_option(o.lookback, "--lookback");
-    r.sink.client.verify_tls = !o.common.insecure;
+    r.sink.client.verify_tls = verify_tls(o.common, Endpoint::api);
+    require_tls_for_credentials(r.sink.client.base_url,
+                                "the Pipedrive URL, which receives the API token",
+                                "--pipedrive-url");
     r.sink.client.retry = retry_policy(o.common);
     r.sink.client.deadline = run_deadline(o.common);
     r.sink.dry_run = o.dry_run;
@@ -147,7 +155,9 @@ std::unique_ptr<pipeline::Source> callback24_source(const LeadsOptions& o,
     s.services = split_list(o.services);
     s.since = parse_time_option(o.since, "--since");
     s.lookback = parse_duration_option(o.lookback, "--lookback");
-    s.verify_tls = !o.common.insecure;
+    require_tls_for_credentials(s.base_url, "the Callback24 URL, which receives the API key",
+                                "--api-url");
+    s.verify_tls = verify_tls(o.common, Endpoint::api);
     s.retry = retry_policy(o.common);
     s.deadline = resolved.sink.client.deadline;
     return drivers::callback24::make_lead_source(s);
@@ -155,18 +165,70 @@ std::unique_ptr<pipeline::Source> callback24_source(const LeadsOptions& o,
 
 } // namespace
 
-std::unique_ptr<pipeline::Source> facebook_source(const LeadsOptions& /*options*/) {
-    throw Error(ErrorKind::usage, "--source facebook is not available in this build yet",
-                "use --source callback24");
+std::unique_ptr<pipeline::Source> facebook_source(const LeadsOptions& o) {
+    drivers::facebook::LeadSourceOptions s;
+    if (!o.api_url.empty()) {
+        s.base_url = without_trailing_slash(o.api_url);
+    }
+    require_tls_for_credentials(s.base_url, "the Graph API URL, which receives the page token",
+                                "--api-url");
+    s.access_token = secret_from(o.token_env, o.token_file, "Facebook page access token",
+                                 "--token-env", "--token-file");
+    s.forms = split_list(o.forms);
+    s.since = parse_time_option(o.since, "--since");
+    s.lookback = parse_duration_option(o.lookback, "--lookback");
+    s.verify_tls = verify_tls(o.common, Endpoint::api);
+    s.retry = retry_policy(o.common);
+    s.deadline = run_deadline(o.common);
+    return drivers::facebook::make_lead_source(s);
 }
 
-std::unique_ptr<pipeline::Source> gmail_source(const LeadsOptions& /*options*/) {
-    throw Error(ErrorKind::usage, "--source gmail is not available in this build yet",
-                "use --source callback24");
+std::unique_ptr<pipeline::Source> gmail_source(const LeadsOptions& o) {
+    drivers::gmail::LeadSourceOptions s;
+    if (!o.api_url.empty()) {
+        s.base_url = without_trailing_slash(o.api_url);
+    }
+    require_tls_for_credentials(s.base_url, "the Gmail API URL, which receives the access token",
+                                "--api-url");
+    s.lead_template = std::make_shared<const drivers::gmail::LeadTemplate>(
+        drivers::gmail::load_lead_template(o.template_file));
+    s.since = parse_time_option(o.since, "--since");
+    s.lookback = parse_duration_option(o.lookback, "--lookback");
+    s.verify_tls = verify_tls(o.common, Endpoint::api);
+    s.retry = retry_policy(o.common);
+    s.deadline = run_deadline(o.common);
+
+    // The account's token, refreshed as `crmsync token` does (state file, refresh lock, the
+    // provider's budget). The source asks before every request, from the fetch thread only.
+    TokenEndpointOptions endpoints;
+    endpoints.state_path = o.state_path;
+    endpoints.google_token_url = o.google_token_url;
+    // The provider borrows the store and the provider table: all three live together.
+    struct Tokens {
+        state::StateStore store;
+        oauth::ProviderTable providers;
+        std::unique_ptr<oauth::TokenProvider> provider;
+        Tokens(const std::string& path, oauth::ProviderTable table)
+            : store(path), providers(std::move(table)) {}
+    };
+    const std::string state_path =
+        o.state_path.empty() ? state::default_state_path() : o.state_path;
+    oauth::StateTokenOptions token_options;
+    token_options.refresh = refresh_settings(o.common, endpoints);
+    auto tokens = std::make_shared<Tokens>(state_path, oauth_providers(endpoints));
+    tokens->provider =
+        oauth::make_state_token_provider(tokens->store, tokens->providers, token_options);
+    const std::string account = o.account;
+    s.access_token = [tokens, account] {
+        constexpr std::chrono::minutes k_min_valid{2};
+        return tokens->provider->token(account, "google", k_min_valid).access_token;
+    };
+    return drivers::gmail::make_lead_source(s);
 }
 
 void add_leads(CLI::App& app, LeadsOptions& o) {
     add_common(app, o.common, TokenFlags::none);
+    add_insecure_flags(app, o.common, {Endpoint::api, Endpoint::oauth});
     app.add_option("--source", o.source, "Where the leads come from: callback24, facebook, gmail")
         ->check(CLI::IsMember({"callback24", "facebook", "gmail"}));
     app.add_option("--api-url", o.api_url,

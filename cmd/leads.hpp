@@ -34,7 +34,8 @@ struct LeadsOptions {
 void add_leads(CLI::App& app, LeadsOptions& options);
 int run_leads(const LeadsOptions& options);
 
-// The Facebook Lead Ads and Gmail sources; they throw Error(usage) until this build has them.
+// The Facebook Lead Ads and Gmail sources built from the options (tokens read, template
+// checked); throw Error(usage|config) before any I/O but the state file (gmail).
 std::unique_ptr<pipeline::Source> facebook_source(const LeadsOptions& options);
 std::unique_ptr<pipeline::Source> gmail_source(const LeadsOptions& options);
 

@@ -393,8 +393,8 @@ TEST_CASE("leads: usage errors", "[cli]") {
     const auto facebook =
         crmsync::testing::run_crmsync({"leads", "--source", "facebook", "--form", "123"}, {}, dir);
     CHECK(facebook.exit_code == 2);
-    CHECK(facebook.err.find("crmsync: error: --source facebook is not available in this build "
-                            "yet") != std::string::npos);
+    CHECK(facebook.err.find("crmsync: error: no Facebook page access token given") !=
+          std::string::npos);
     const auto no_service =
         crmsync::testing::run_crmsync({"leads", "--source", "callback24"}, {}, dir);
     CHECK(no_service.exit_code == 2);
