@@ -37,7 +37,7 @@ if ((sanitize)); then
     # The crmsync children of the integration tests inherit these.
     export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-    if ((${#ctest_args[@]} == 0)); then ctest_args=(-R '^(unit|integration): '); fi
+    if ((${#ctest_args[@]} == 0)); then ctest_args=(-R '^(unit|integration):'); fi
 fi
 stage=start
 step() {
