@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build crmsync and run its tests against throw-away PostgreSQL and MariaDB servers.
 #
-#   tests/run.sh [--bench] [ctest args...]
+#   tests/run.sh [--bench] [--sanitize] [ctest args...]
 #
 #   tests/run.sh                 everything
 #   tests/run.sh -R sqlite       only tests whose name matches (any ctest argument passes through)
 #   tests/run.sh -L unit         only tests with a label
 #   tests/run.sh --bench         tests, then every executable tests/bench/*_bench{,.sh}
+#   tests/run.sh --sanitize      the unit and integration tests built with ASan + UBSan into
+#                                build-sanitize (any error stops the program and fails its test)
 #
 # Environment: CI=true adds -DCRMSYNC_WERROR=ON (CRMSYNC_WERROR=ON|OFF overrides either way);
 # CRMSYNC_BUILD_DIR (default build); CRMSYNC_TEST_TIMEOUT per-test default in seconds (900);
@@ -17,12 +19,26 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 bench=0
+sanitize=0
 ctest_args=()
 for arg in "$@"; do
-    if [[ $arg == --bench ]]; then bench=1; else ctest_args+=("$arg"); fi
+    case $arg in
+    --bench) bench=1 ;;
+    --sanitize) sanitize=1 ;;
+    *) ctest_args+=("$arg") ;;
+    esac
 done
 
 build_dir=${CRMSYNC_BUILD_DIR:-build}
+sanitize_flags=()
+if ((sanitize)); then
+    build_dir=${CRMSYNC_BUILD_DIR:-build-sanitize}
+    sanitize_flags=(-DCRMSYNC_ASAN=ON -DCRMSYNC_UBSAN=ON)
+    # The crmsync children of the integration tests inherit these.
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1}
+    export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+    if ((${#ctest_args[@]} == 0)); then ctest_args=(-R '^(unit|integration):'); fi
+fi
 stage=start
 step() {
     stage=$1
@@ -56,8 +72,9 @@ fi
 step "format"
 bash tests/check_format.sh
 
-step "configure ($build_dir, WERROR=$werror)"
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR="$werror"
+step "configure ($build_dir, WERROR=$werror${sanitize_flags[*]+, ASan + UBSan})"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR="$werror" \
+    ${sanitize_flags[@]+"${sanitize_flags[@]}"}
 
 step "build"
 cmake --build "$build_dir" -j2

@@ -97,6 +97,18 @@ std::string error_text_of(const nlohmann::json& error) {
     return description.empty() ? code : code + " (" + description + ")";
 }
 
+// The text of a body that does not parse, up to where parsing fails. Two answers that fail
+// on the same text are the same: the envelope's "time" after the result differs every call.
+std::string failing_prefix(const std::string& body) {
+    try {
+        [[maybe_unused]] const auto parsed = nlohmann::json::parse(body);
+    } catch (const nlohmann::json::parse_error& e) {
+        return body.substr(0, std::min(body.size(), e.byte));
+    } catch (const nlohmann::json::exception&) {
+    }
+    return body;
+}
+
 } // namespace
 
 WebhookUrl parse_webhook_url(std::string_view text, std::string_view source) {
@@ -182,7 +194,8 @@ void ApiClient::wait_for_rate_limit() {
     }
 }
 
-nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& body) {
+nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& body,
+                               std::string* unreadable) {
     wait_for_rate_limit();
     http::HttpRequest request;
     request.method = "POST";
@@ -191,12 +204,24 @@ nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& 
     request.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     nlohmann::json parsed;
     std::size_t too_deep = 0;
+    std::optional<std::string> bad_body;
+    std::string why_unreadable;
     // A 2xx body that does not parse or is not an envelope (cut off, a proxy's HTML page) is
     // retried like a 5xx. Lone surrogates become U+FFFD rather than failing the whole body.
-    const auto check = [&parsed, &too_deep](const http::HttpResponse& response) {
+    // The same unparsable text twice is no accident of the transfer: retrying it would stop
+    // the job for good, so a caller that can split the request takes it instead.
+    const auto check = [&](const http::HttpResponse& response) {
         auto answer = http::parse_json_body(response.body);
         parsed = std::move(answer.doc);
         too_deep = answer.too_deep.size();
+        if (parsed.is_discarded() && unreadable != nullptr) {
+            auto failing = failing_prefix(response.body);
+            if (bad_body && *bad_body == failing) {
+                why_unreadable = "the portal sent the same text that is not JSON twice";
+                return true;
+            }
+            bad_body = std::move(failing);
+        }
         return !parsed.is_discarded() && parsed.is_object() &&
                (parsed.contains("result") || parsed.contains("error"));
     };
@@ -218,6 +243,14 @@ nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& 
         }
         throw;
     }
+    if (too_deep > 0 && unreadable != nullptr && why_unreadable.empty()) {
+        why_unreadable =
+            fmt::format("it holds values nested deeper than {} levels", http::k_max_json_depth);
+    }
+    if (!why_unreadable.empty()) {
+        *unreadable = std::move(why_unreadable);
+        return nullptr;
+    }
     if (too_deep > 0) {
         log::warn("Bitrix24 {}: values nested deeper than {} levels were left out", method,
                   http::k_max_json_depth);
@@ -232,8 +265,16 @@ nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& 
 }
 
 Envelope ApiClient::call(const std::string& method, const nlohmann::json& params) {
-    auto doc = post(method, params);
+    return call(method, params, nullptr);
+}
+
+Envelope ApiClient::call(const std::string& method, const nlohmann::json& params,
+                         std::string* unreadable) {
+    auto doc = post(method, params, unreadable);
     Envelope envelope;
+    if (doc.is_null()) {
+        return envelope; // unreadable
+    }
     envelope.result = std::move(doc["result"]);
     if (const auto total = doc.find("total"); total != doc.end()) {
         envelope.total = as_integer(*total);
@@ -246,18 +287,28 @@ Envelope ApiClient::call(const std::string& method, const nlohmann::json& params
 
 HistoryPage ApiClient::stage_history(const HistoryQuery& query) {
     nlohmann::json filter = {{">ID", query.after_id}};
-    if (query.category) {
-        filter["CATEGORY_ID"] = *query.category;
+    if (query.only_id) {
+        filter = {{"ID", *query.only_id}};
+    } else {
+        if (query.category) {
+            filter["CATEGORY_ID"] = *query.category;
+        }
+        if (query.since) {
+            filter[">=CREATED_TIME"] = *query.since;
+        }
     }
-    if (query.since) {
-        filter[">=CREATED_TIME"] = *query.since;
+    nlohmann::json params = {{"entityTypeId", k_entity_deal},
+                             {"order", {{"ID", "ASC"}}},
+                             {"filter", filter},
+                             {"start", query.count ? 0 : -1}};
+    if (query.ids_only) {
+        params["select"] = {"ID"};
     }
-    const nlohmann::json params = {{"entityTypeId", k_entity_deal},
-                                   {"order", {{"ID", "ASC"}}},
-                                   {"filter", filter},
-                                   {"start", query.count ? 0 : -1}};
-    auto envelope = call("crm.stagehistory.list", params);
     HistoryPage page;
+    auto envelope = call("crm.stagehistory.list", params, &page.unreadable);
+    if (!page.unreadable.empty()) {
+        return page;
+    }
     if (query.count) {
         page.total = envelope.total;
     }

@@ -49,15 +49,21 @@ struct Envelope {
 };
 
 struct HistoryQuery {
-    std::int64_t after_id = 0;        // filter >ID
-    std::optional<int> category;      // filter CATEGORY_ID
-    std::optional<std::string> since; // filter >=CREATED_TIME, "2024-01-01T00:00:00+00:00"
-    bool count = false;               // start=0 (the portal counts: total) instead of start=-1
+    std::int64_t after_id = 0;           // filter >ID
+    std::optional<int> category;         // filter CATEGORY_ID
+    std::optional<std::string> since;    // filter >=CREATED_TIME, "2024-01-01T00:00:00+00:00"
+    bool count = false;                  // start=0 (the portal counts: total) instead of start=-1
+    bool ids_only = false;               // select ID alone (finds the items of an unreadable page)
+    std::optional<std::int64_t> only_id; // filter ID = this, instead of the filters above
 };
 
 struct HistoryPage {
     std::vector<nlohmann::json> items; // result.items, in ID order
     std::optional<std::int64_t> total; // only when counted
+    // Why the page could not be read, empty when it was: the same text that is not JSON came
+    // twice (no accident of the transfer), or it held values nested deeper than
+    // http::k_max_json_depth. `items` is then empty.
+    std::string unreadable;
 };
 
 // The Bitrix24 REST API through an inbound webhook: POST JSON to {base}{method}, at most
@@ -74,7 +80,8 @@ public:
 
     // One page of crm.stagehistory.list for deals, ordered by ID ascending (§1.3's bulk
     // pattern: filter >ID, start=-1 unless counting). Items lacking a readable ID are kept;
-    // the caller rejects them.
+    // the caller rejects them. A page whose content cannot be read is returned marked
+    // `unreadable` rather than failing the run: one hostile item must not stop the job.
     HistoryPage stage_history(const HistoryQuery& query);
 
     // Every deal stage of crm.status.list (ENTITY_ID DEAL_STAGE and DEAL_STAGE_<n>), or only
@@ -89,7 +96,11 @@ public:
     long requests() const noexcept { return m_requests; }
 
 private:
-    nlohmann::json post(const std::string& method, const nlohmann::json& body);
+    // `unreadable`, when given, accepts a 2xx body that fails to parse twice on the same text,
+    // or that holds values nested too deep: it is set to why, and null returned.
+    nlohmann::json post(const std::string& method, const nlohmann::json& body,
+                        std::string* unreadable = nullptr);
+    Envelope call(const std::string& method, const nlohmann::json& params, std::string* unreadable);
     void wait_for_rate_limit();
 
     ApiConfig m_config;

@@ -83,18 +83,71 @@ private:
             .dump();
     }
 
+    // A page whose content cannot be read, fetched again item by item: its IDs alone first,
+    // then each item on its own, so that only the hostile items are left out (listed in
+    // `unreadable` with why) and the job moves past them. Throws Error(data) when even the
+    // IDs cannot be read: the items cannot be named, and skipping blindly could lose rows.
+    HistoryPage fetch_item_by_item(const std::string& why, std::vector<std::int64_t>& ids,
+                                   nlohmann::json& unreadable) {
+        log::warn("Bitrix24 crm.stagehistory.list after ID {} cannot be read ({}); fetching "
+                  "its items one by one",
+                  m_query.after_id, why);
+        HistoryQuery ids_query = m_query;
+        ids_query.count = false;
+        ids_query.ids_only = true;
+        auto listed = m_api.stage_history(ids_query);
+        if (!listed.unreadable.empty()) {
+            throw Error(ErrorKind::data,
+                        fmt::format("Bitrix24 crm.stagehistory.list after ID {} cannot be read "
+                                    "({}), not even the IDs of its items",
+                                    m_query.after_id, listed.unreadable),
+                        "the portal or a proxy in front of it answers with a broken page; the "
+                        "next run retries from the checkpoint");
+        }
+        HistoryPage page;
+        for (const auto& item : listed.items) {
+            const auto id = integer_field(item, "ID");
+            if (!id) {
+                continue; // the full page had it too: it cannot be asked for, nor stored
+            }
+            ids.push_back(*id);
+            HistoryQuery one;
+            one.only_id = *id;
+            auto alone = m_api.stage_history(one);
+            if (!alone.unreadable.empty()) {
+                unreadable.push_back({{"id", *id}, {"why", alone.unreadable}});
+                continue;
+            }
+            for (auto& full : alone.items) {
+                page.items.push_back(std::move(full));
+            }
+        }
+        m_last_fetched = listed.items.size() < k_page_size;
+        return page;
+    }
+
     void fetch_group() {
         std::vector<pipeline::Page> group;
         while (group.size() < k_pages_per_title_batch && !m_last_fetched) {
             auto history = m_api.stage_history(m_query);
             m_query.count = false;
-            std::int64_t last_id = m_query.after_id;
+            std::vector<std::int64_t> ids;
+            auto unreadable = nlohmann::json::array();
+            if (!history.unreadable.empty()) {
+                history = fetch_item_by_item(history.unreadable, ids, unreadable);
+            } else {
+                m_last_fetched = history.items.size() < k_page_size;
+            }
             for (const auto& item : history.items) {
                 if (const auto id = integer_field(item, "ID")) {
-                    last_id = std::max(last_id, *id);
+                    ids.push_back(*id);
                 }
             }
-            if (!history.items.empty() && last_id <= m_query.after_id) {
+            std::int64_t last_id = m_query.after_id;
+            for (const auto id : ids) {
+                last_id = std::max(last_id, id);
+            }
+            if (!ids.empty() && last_id <= m_query.after_id) {
                 throw Error(ErrorKind::data,
                             fmt::format("Bitrix24 crm.stagehistory.list sent no item with an "
                                         "ID above {} for filter >ID {}",
@@ -104,12 +157,13 @@ private:
             if (history.total) {
                 log::info("{} history rows to fetch after ID {}", *history.total, m_query.after_id);
             }
-            m_last_fetched = history.items.size() < k_page_size;
             m_rows += static_cast<long>(history.items.size());
             pipeline::Page page;
             page.stream = "history";
             page.total = history.total;
-            page.context = {{"after_id", m_query.after_id}, {"titles", nlohmann::json::object()}};
+            page.context = {{"after_id", m_query.after_id},
+                            {"titles", nlohmann::json::object()},
+                            {"unreadable", std::move(unreadable)}};
             page.records = std::move(history.items);
             m_query.after_id = last_id;
             if (m_may_checkpoint) {
@@ -320,6 +374,15 @@ pipeline::Ending run_sync(const SyncOptions& options, sql::Database& db,
     });
     const auto transform = [&](const pipeline::Page& page, pipeline::Emitter& out,
                                pipeline::RunSummary& /*summary*/) {
+        const auto unreadable =
+            page.context.is_object() ? page.context.find("unreadable") : page.context.end();
+        for (const auto& item :
+             unreadable == page.context.end() ? nlohmann::json::array() : *unreadable) {
+            out.reject(history.table.name, std::to_string(item.at("id").get<std::int64_t>()),
+                       "crm.stagehistory.list cannot read this item: " +
+                           item.at("why").get<std::string>(),
+                       "");
+        }
         if (page.records.empty()) {
             return;
         }

@@ -223,23 +223,25 @@ std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
     long long value = 0;
     std::from_chars(text.data(), text.data() + digits, value);
     const std::string_view unit = text.substr(digits);
-    using namespace std::chrono;
+    long long unit_ms = 0;
     if (unit.empty() || unit == "s") {
-        return duration_cast<milliseconds>(seconds{value});
+        unit_ms = 1000;
+    } else if (unit == "ms") {
+        unit_ms = 1;
+    } else if (unit == "m" || unit == "min") {
+        unit_ms = 60'000;
+    } else if (unit == "h") {
+        unit_ms = 3'600'000;
+    } else if (unit == "d") {
+        unit_ms = 86'400'000;
+    } else {
+        return std::nullopt;
     }
-    if (unit == "ms") {
-        return milliseconds{value};
+    // 12 digits of days would overflow the milliseconds; no duration needs a century.
+    if (value > k_max_duration.count() / unit_ms) {
+        return std::nullopt;
     }
-    if (unit == "m" || unit == "min") {
-        return duration_cast<milliseconds>(minutes{value});
-    }
-    if (unit == "h") {
-        return duration_cast<milliseconds>(hours{value});
-    }
-    if (unit == "d") {
-        return duration_cast<milliseconds>(hours{24 * value});
-    }
-    return std::nullopt;
+    return std::chrono::milliseconds{value * unit_ms};
 }
 
 } // namespace crmsync::util

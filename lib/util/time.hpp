@@ -27,7 +27,11 @@ std::string format_date(SystemTime t);
 std::optional<SystemTime> parse_http_date(std::string_view text);
 std::string format_http_date(SystemTime t);
 
-// "90s", "10m", "2h", "1d", "1500ms" or a bare number of seconds; nullopt if malformed.
+// The longest duration parse_duration accepts: 100 years.
+inline constexpr std::chrono::milliseconds k_max_duration{100LL * 366 * 86'400'000};
+
+// "90s", "10m", "2h", "1d", "1500ms" or a bare number of seconds; nullopt if malformed or
+// longer than k_max_duration.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
 } // namespace crmsync::util

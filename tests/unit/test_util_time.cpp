@@ -144,4 +144,11 @@ TEST_CASE("util::parse_duration", "[unit]") {
             CHECK_FALSE(util::parse_duration(bad).has_value());
         }
     }
+    SECTION("durations beyond a century are rejected, never overflowed (found by fuzz_time)") {
+        CHECK_FALSE(util::parse_duration("901025019121d").has_value());
+        CHECK_FALSE(util::parse_duration("999999999999h").has_value());
+        CHECK_FALSE(util::parse_duration("36601d").has_value());
+        CHECK(util::parse_duration("36600d") == milliseconds{36600LL * 86'400'000});
+        CHECK(util::parse_duration("999999999999ms") == milliseconds{999'999'999'999});
+    }
 }

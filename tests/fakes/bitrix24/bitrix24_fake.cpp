@@ -232,7 +232,7 @@ struct Bitrix24Fake::Impl {
     [[nodiscard]] std::int64_t now_us() const { return clock.now_us(); }
     [[nodiscard]] std::int64_t now_ms() const { return clock.now_ms(); }
     [[nodiscard]] bitrix24::MethodContext context() const {
-        return {options.utc_offset_minutes, options.history_numbers_as_strings};
+        return {options.utc_offset_minutes, options.history_numbers_as_strings, &raw_history};
     }
 
     void setup_routes(AbortableServer& server);
@@ -257,6 +257,7 @@ struct Bitrix24Fake::Impl {
 
     mutable std::shared_mutex data_mutex;
     bitrix24::Portal portal;
+    std::map<std::int64_t, bitrix24::RawHistoryField> raw_history; // under data_mutex
 
     FaultQueue<Bitrix24Fault> faults;
 
@@ -905,6 +906,12 @@ std::vector<Bitrix24HistoryEntry> Bitrix24Fake::add_history(std::size_t n) {
     const auto now = m_impl->now_ms() / 1000;
     std::unique_lock lock(m_impl->data_mutex);
     return m_impl->portal.add_history(n, now);
+}
+
+void Bitrix24Fake::send_history_field_raw(std::int64_t history_id, std::string field,
+                                          std::string json) {
+    std::unique_lock lock(m_impl->data_mutex);
+    m_impl->raw_history[history_id] = {std::move(field), std::move(json)};
 }
 
 Bitrix24HistoryEntry Bitrix24Fake::move_deal(std::int64_t deal_id, const std::string& status_id) {

@@ -120,6 +120,10 @@ public:
     /// Moves the next `n` deals (round robin) one step along their pipelines, at the fake's
     /// now; the new rows get IDs above every existing one. Returns them.
     std::vector<Bitrix24HistoryEntry> add_history(std::size_t n);
+    /// From now on every answer that lists history row `history_id` sends `json` verbatim as
+    /// the value of `field` ("ID", "TYPE_ID", "STAGE_ID"...): hostile content such as bytes
+    /// that are not JSON, 1e30 or values nested 200 levels deep, in that row alone.
+    void send_history_field_raw(std::int64_t history_id, std::string field, std::string json);
     /// Moves a deal to a current stage (TYPE_ID 5 if its pipeline changes, 3 for a final
     /// stage, else 2). Throws std::invalid_argument for an unknown deal or stage.
     Bitrix24HistoryEntry move_deal(std::int64_t deal_id, const std::string& status_id);

@@ -350,12 +350,21 @@ CallResult stage_history_list(const Portal& portal, const Params& params,
     w.key("items").begin_array();
     for (const auto* row : page) {
         const auto& ref = portal.stage_ref(row->stage);
+        const RawHistoryField* raw = nullptr;
+        if (context.raw_history != nullptr) {
+            const auto it = context.raw_history->find(row->id);
+            raw = it == context.raw_history->end() ? nullptr : &it->second;
+        }
         w.begin_object();
         for (std::size_t f = 0; f < k_history_fields.size(); ++f) {
             if (!select[f]) {
                 continue;
             }
             w.key(k_history_fields[f].name);
+            if (raw != nullptr && raw->field == k_history_fields[f].name) {
+                w.raw(raw->json);
+                continue;
+            }
             switch (f) {
             case h_id:
                 number(row->id);

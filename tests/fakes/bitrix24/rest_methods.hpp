@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,9 +36,17 @@ struct CallResult {
 
 CallResult failure(int status, std::string error, std::string description);
 
+/// A history row field sent as given: hostile content a broken portal might send.
+struct RawHistoryField {
+    std::string field; ///< "ID", "TYPE_ID", ... as in the answer
+    std::string json;  ///< inserted verbatim as the field's value, valid JSON or not
+};
+
 struct MethodContext {
     int offset_minutes = 0;
     bool history_numbers_as_strings = false;
+    /// History row ID -> a field sent raw in every answer that lists the row; may be null.
+    const std::map<std::int64_t, RawHistoryField>* raw_history = nullptr;
 };
 
 /// Whether `method` (lower case, without ".json") is one of the methods above.

@@ -22,6 +22,7 @@
 #include <thread>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace crmsync::fakes {
 namespace {
@@ -251,6 +252,8 @@ struct DialfireFake::Impl {
     std::unordered_map<std::string, std::uint16_t> type_ids;
     std::size_t touch_cursor = 0;
     std::size_t next_fresh_index = 0;
+    ListPaging list_paging;                            // under data_mutex
+    std::unordered_set<std::string> withheld_contacts; // under data_mutex
 
     FaultQueue<Fault> faults;
     RequestLog<RecordedRequest> request_log{k_max_recorded_requests}; // Keyed by path.
@@ -575,29 +578,50 @@ Reply DialfireFake::Impl::contacts_list(const httplib::Request& req) {
         }
         since = start_of_day(*parsed);
     }
+    std::shared_lock lock(data_mutex);
+    const auto paging = list_paging;
     std::size_t begin = 0;
-    if (const auto cursor = param(req, "cursor")) {
+    // With empty_pages, a negative cursor -(i + 1) asks for the empty page before index i.
+    std::optional<std::size_t> empty_before;
+    const auto cursor = param(req, "cursor");
+    if (cursor) {
         const auto values = decode_cursor("e2", *cursor, 1);
-        if (!values || (*values)[0] < 0) {
+        if (!values || ((*values)[0] < 0 && !paging.empty_pages)) {
             return error_reply(400, "bad_request", "invalid cursor");
         }
-        begin = static_cast<std::size_t>((*values)[0]);
+        if ((*values)[0] < 0) {
+            empty_before = static_cast<std::size_t>(-(*values)[0] - 1);
+        } else {
+            begin = static_cast<std::size_t>((*values)[0]);
+        }
+    } else if (paging.empty_pages) {
+        empty_before = 0;
     }
 
     std::string body;
     JsonWriter w(body);
-    std::shared_lock lock(data_mutex);
     std::vector<std::size_t> page;
     std::optional<std::size_t> next;
-    for (std::size_t i = begin; i < contacts.size(); ++i) {
+    const std::size_t page_size = paging.max_page > 0 ? std::min(*limit, paging.max_page) : *limit;
+    for (std::size_t i = begin; !empty_before && i < contacts.size(); ++i) {
         if (contacts[i].changed < since) {
             continue;
         }
-        if (page.size() == *limit) {
+        if (page.size() == page_size) {
             next = i;
             break;
         }
         page.push_back(i);
+    }
+    std::string next_cursor;
+    if (empty_before) {
+        next_cursor = encode_cursor("e2", {static_cast<std::int64_t>(*empty_before)});
+    } else if (next) {
+        const auto at = static_cast<std::int64_t>(*next);
+        next_cursor = encode_cursor("e2", {paging.empty_pages ? -(at + 1) : at});
+    }
+    if (paging.repeat_cursor && cursor) {
+        next_cursor = *cursor;
     }
     w.begin_object();
     w.key("count").integer(static_cast<std::int64_t>(page.size()));
@@ -609,7 +633,7 @@ Reply DialfireFake::Impl::contacts_list(const httplib::Request& req) {
         w.end_object();
     }
     w.end_array();
-    w.key("cursor").str(next ? encode_cursor("e2", {static_cast<std::int64_t>(*next)}) : "");
+    w.key("cursor").str(next_cursor);
     w.end_object();
     return {200, std::move(body)};
 }
@@ -629,7 +653,7 @@ Reply DialfireFake::Impl::contacts_fetch(const httplib::Request& req) {
     bool first = true;
     for (const auto& id : ids) {
         const auto it = index_by_id.find(id.get<std::string>());
-        if (it == index_by_id.end()) {
+        if (it == index_by_id.end() || withheld_contacts.contains(id.get<std::string>())) {
             continue; // Unknown ids are left out, as Dialfire does.
         }
         if (!first) {
@@ -1074,6 +1098,16 @@ std::chrono::system_clock::time_point DialfireFake::now() const { return m_impl-
 
 void DialfireFake::set_shutdown_handler(std::function<void()> handler) {
     m_impl->shutdown_hook.set(std::move(handler));
+}
+
+void DialfireFake::set_list_paging(ListPaging paging) {
+    std::unique_lock lock(m_impl->data_mutex);
+    m_impl->list_paging = paging;
+}
+
+void DialfireFake::withhold_contacts(std::vector<std::string> ids) {
+    std::unique_lock lock(m_impl->data_mutex);
+    m_impl->withheld_contacts = {ids.begin(), ids.end()};
 }
 
 } // namespace crmsync::fakes

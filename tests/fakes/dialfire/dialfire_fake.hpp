@@ -101,6 +101,17 @@ public:
     /// generated contact then carries (they are touched). Returns what it added.
     std::vector<HostileItem> add_hardening_cases();
 
+    // ---- Paging quirks -----------------------------------------------------------------------
+    /// E2 paging as the API may answer it, and clients must survive.
+    struct ListPaging {
+        std::size_t max_page = 0;   ///< results per E2 page at most (0: as many as `limit` asks)
+        bool empty_pages = false;   ///< a page without results but with a cursor before each page
+        bool repeat_cursor = false; ///< pages asked with a cursor answer that same cursor
+    };
+    void set_list_paging(ListPaging paging);
+    /// E3 leaves these ids out (as if deleted after E2 listed them), until called again.
+    void withhold_contacts(std::vector<std::string> ids);
+
     // ---- Faults -----------------------------------------------------------------------------
     void inject(Fault fault);
     void clear_faults();

@@ -1,0 +1,59 @@
+// The lenient parser of API bodies: any bytes give a document or a discarded one, never a
+// crash; a document is valid UTF-8 throughout (a strict dump succeeds) and nests at most
+// k_max_json_depth levels, so dump() and tree walks cannot overflow the stack.
+
+#include "lib/http/json_body.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+using namespace crmsync;
+
+namespace {
+
+// Depth without recursion: the document may be exactly what this target hunts for.
+int depth_of(const nlohmann::json& doc) {
+    int deepest = 0;
+    std::vector<std::pair<const nlohmann::json*, int>> todo{{&doc, 1}};
+    while (!todo.empty()) {
+        const auto [value, depth] = todo.back();
+        todo.pop_back();
+        if (!value->is_structured()) {
+            continue;
+        }
+        deepest = std::max(deepest, depth);
+        for (const auto& child : *value) {
+            todo.emplace_back(&child, depth + 1);
+        }
+    }
+    return deepest;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    std::string text(reinterpret_cast<const char*>(data), size);
+    std::string again = text;
+    http::replace_lone_surrogates(again);
+    if (http::replace_lone_surrogates(again) != 0) {
+        std::abort(); // replacing is idempotent
+    }
+    const auto body = http::parse_json_body(std::move(text));
+    if (body.doc.is_discarded()) {
+        return 0;
+    }
+    if (depth_of(body.doc) > http::k_max_json_depth) {
+        std::abort();
+    }
+    try {
+        (void)body.doc.dump();
+    } catch (const nlohmann::json::exception&) {
+        std::abort();
+    }
+    return 0;
+}
