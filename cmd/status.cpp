@@ -3,8 +3,11 @@
 #include "cmd/targets.hpp"
 #include "lib/core/exit_codes.hpp"
 #include "lib/sql/schema_manager.hpp"
+#include "lib/state/accounts.hpp"
+#include "lib/state/episodes.hpp"
 #include "lib/state/leads_ledger.hpp"
 #include "lib/state/outbox.hpp"
+#include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
@@ -91,6 +94,43 @@ nlohmann::json state_jobs(const std::string& path) {
     return jobs;
 }
 
+// The OAuth accounts without their secrets: what monitoring needs to see a token going bad.
+nlohmann::json state_accounts(const std::string& path) {
+    state::StateStore store(path);
+    state::AccountStore accounts(store);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& a : accounts.list()) {
+        out.push_back({{"id", a.id},
+                       {"provider", a.provider},
+                       {"email", a.email},
+                       {"owner", a.owner},
+                       {"active", a.active},
+                       {"status", a.status},
+                       {"expires_at", a.expires_at ? util::format_iso8601(*a.expires_at) : ""},
+                       {"refreshed_at", a.refreshed_at},
+                       {"last_error", a.last_error}});
+    }
+    return out;
+}
+
+// Each job's error episode as the notices keep it: failing since when, how often, why.
+nlohmann::json state_episodes(const std::string& path) {
+    state::StateStore store(path);
+    state::EpisodeTable episodes(store);
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : episodes.list()) {
+        out.push_back({{"job", shown_job(e.job)},
+                       {"command", e.command},
+                       {"failing", e.is_error},
+                       {"since", e.error_since},
+                       {"failures", e.failures},
+                       {"last_failure", e.last_failure},
+                       {"last_error", e.last_error},
+                       {"notice_sent", e.error_sent}});
+    }
+    return out;
+}
+
 std::string or_none(const nlohmann::json& value) {
     const auto text = value.get<std::string>();
     return text.empty() ? "none" : text;
@@ -117,6 +157,8 @@ int run_status(const StatusOptions& o) {
     }
     if (!state.empty()) {
         out["state"] = state_jobs(state);
+        out["accounts"] = state_accounts(state);
+        out["episodes"] = state_episodes(state);
     }
     if (o.json) {
         std::cout << out.dump(2) << "\n";
@@ -150,6 +192,24 @@ int run_status(const StatusOptions& o) {
                                          p["at"].get<std::string>(),
                                          p["answer"].get<std::string>());
             }
+        }
+    }
+    for (const auto& a : out.value("accounts", nlohmann::json::array())) {
+        std::cout << fmt::format("account {} {} {}  {}{}  token expires {}  refreshed {}{}\n",
+                                 a["id"].get<std::int64_t>(), a["provider"].get<std::string>(),
+                                 a["email"].get<std::string>(), a["status"].get<std::string>(),
+                                 a["active"].get<bool>() ? "" : " (disabled)",
+                                 or_none(a["expires_at"]), or_none(a["refreshed_at"]),
+                                 a["last_error"].get<std::string>().empty()
+                                     ? ""
+                                     : "  last error: " + a["last_error"].get<std::string>());
+    }
+    for (const auto& e : out.value("episodes", nlohmann::json::array())) {
+        if (e["failing"].get<bool>()) {
+            std::cout << fmt::format("failing {} ({}) since {}, {} failures, last: {}\n",
+                                     e["job"].get<std::string>(), e["command"].get<std::string>(),
+                                     or_none(e["since"]), e["failures"].get<long>(),
+                                     e["last_error"].get<std::string>());
         }
     }
     return k_exit_ok;
