@@ -40,7 +40,7 @@ int run(int argc, char** argv) {
                             .count();
     for (long i = 0; i < mails; ++i) {
         const auto n = std::to_string(i);
-        char id[17];
+        char id[24]; // "18c" + at least 13 hex digits (16 for the largest count) + NUL
         std::snprintf(id, sizeof id, "18c%013lx", static_cast<unsigned long>(i));
         fake.put_message(GmailFake::message(
             id, now_ms - i * 60'000,
