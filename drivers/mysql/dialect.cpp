@@ -69,6 +69,12 @@ public:
                "WHERE table_schema = DATABASE() AND table_name = :table";
     }
 
+    std::optional<std::string> column_types_query() const override {
+        return "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+               "numeric_scale FROM information_schema.columns "
+               "WHERE table_schema = DATABASE() AND table_name = :table";
+    }
+
     std::string list_indexes_query() const override {
         return "SELECT DISTINCT index_name FROM information_schema.statistics "
                "WHERE table_schema = DATABASE() AND table_name = :table";
@@ -131,6 +137,18 @@ public:
 
     std::optional<std::string> try_lock_query() const override {
         return "SELECT GET_LOCK(:lock, 0)";
+    }
+
+protected:
+    std::optional<std::string> alter_column_type(const sql::Table& table,
+                                                 const sql::Column& column) const override {
+        // MODIFY restates the whole definition: NOT NULL must be repeated or it is lost.
+        const bool not_null = !column.nullable || column.name == table.primary_key;
+        return "ALTER TABLE " + quote(table.name) + " MODIFY COLUMN " + quote(column.name) + " " +
+               column_type(column) + (not_null ? " NOT NULL" : "");
+    }
+    bool holds_any_text(const sql::ExistingColumn& existing) const override {
+        return existing.data_type == "longtext";
     }
 
 protected:

@@ -72,6 +72,12 @@ public:
                "WHERE table_schema = current_schema() AND table_name = :table";
     }
 
+    std::optional<std::string> column_types_query() const override {
+        return "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+               "numeric_scale FROM information_schema.columns "
+               "WHERE table_schema = current_schema() AND table_name = :table";
+    }
+
     std::string list_indexes_query() const override {
         return "SELECT indexname FROM pg_indexes "
                "WHERE schemaname = current_schema() AND tablename = :table";
@@ -113,6 +119,15 @@ public:
     std::string lock_parameter(std::string_view job_key) const override {
         return std::to_string(util::md5_int64(job_key));
     }
+
+protected:
+    std::optional<std::string> alter_column_type(const sql::Table& table,
+                                                 const sql::Column& column) const override {
+        // varchar(n) to a longer varchar or text is binary compatible: no table rewrite.
+        return "ALTER TABLE " + quote(table.name) + " ALTER COLUMN " + quote(column.name) +
+               " TYPE " + column_type(column);
+    }
+    bool number_has_fixed_digits() const override { return false; }
 
 private:
     std::string insert_into(const sql::Table& table,

@@ -75,6 +75,12 @@ public:
                "WHERE TABLE_SCHEMA = SCHEMA_NAME() AND TABLE_NAME = :table";
     }
 
+    std::optional<std::string> column_types_query() const override {
+        return "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH, NUMERIC_PRECISION, "
+               "NUMERIC_SCALE FROM INFORMATION_SCHEMA.COLUMNS "
+               "WHERE TABLE_SCHEMA = SCHEMA_NAME() AND TABLE_NAME = :table";
+    }
+
     std::string list_indexes_query() const override {
         return "SELECT name FROM sys.indexes WHERE object_id = OBJECT_ID(QUOTENAME(SCHEMA_NAME()) "
                "+ '.' + QUOTENAME(:table)) AND name IS NOT NULL";
@@ -132,6 +138,20 @@ public:
         return "DECLARE @result int; EXEC @result = sp_getapplock @Resource = :lock, "
                "@LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0; "
                "SELECT CASE WHEN @result >= 0 THEN 1 ELSE 0 END";
+    }
+
+protected:
+    std::optional<std::string> alter_column_type(const sql::Table& table,
+                                                 const sql::Column& column) const override {
+        // SQL Server cannot alter a column of a PRIMARY KEY constraint in place.
+        if (column.name == table.primary_key || column.name == table.upsert_key) {
+            return std::nullopt;
+        }
+        return "ALTER TABLE " + quote(table.name) + " ALTER COLUMN " + quote(column.name) + " " +
+               column_type(column) + (column.nullable ? " NULL" : " NOT NULL");
+    }
+    bool holds_any_text(const sql::ExistingColumn& existing) const override {
+        return existing.data_type == "nvarchar" && existing.char_length == -1;
     }
 
 protected:

@@ -50,6 +50,9 @@ void TargetWriter::prepare(const std::vector<const sql::Table*>& tables) {
         for (const auto& c : changes.added_columns) {
             log::info("added column {}", c);
         }
+        for (const auto& c : changes.widened_columns) {
+            log::info("widened column {}", c);
+        }
     }
 }
 

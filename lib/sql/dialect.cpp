@@ -146,6 +146,51 @@ std::optional<std::string> Dialect::value_problem(const Column& column,
     }
 }
 
+namespace {
+
+bool is_character_type(const std::string& data_type) {
+    return data_type.find("char") != std::string::npos ||
+           data_type.find("text") != std::string::npos;
+}
+
+bool is_decimal_type(const std::string& data_type) {
+    return data_type == "decimal" || data_type == "numeric";
+}
+
+} // namespace
+
+std::optional<std::string> Dialect::widen_column(const Table& table, const Column& column,
+                                                 const ExistingColumn& existing) const {
+    if (column.identity) {
+        return std::nullopt;
+    }
+    bool narrower = false;
+    switch (column.type) {
+    case ColumnType::key:
+        narrower = is_character_type(existing.data_type) && existing.char_length &&
+                   *existing.char_length > 0 &&
+                   *existing.char_length < static_cast<long long>(k_key_length);
+        break;
+    case ColumnType::text:
+    case ColumnType::json:
+        narrower = is_character_type(existing.data_type) && !holds_any_text(existing);
+        break;
+    case ColumnType::number:
+        if (is_decimal_type(existing.data_type) && existing.numeric_precision) {
+            const long long scale = existing.numeric_scale.value_or(0);
+            const long long whole = *existing.numeric_precision - scale;
+            narrower = number_has_fixed_digits()
+                           ? scale < static_cast<long long>(number_fraction_digits()) ||
+                                 whole < static_cast<long long>(number_integer_digits())
+                           : true; // a constrained numeric where ours is unconstrained
+        }
+        break;
+    default:
+        break;
+    }
+    return narrower ? alter_column_type(table, column) : std::nullopt;
+}
+
 std::size_t Dialect::key_length(std::string_view value) const {
     std::size_t code_points = 0;
     for (const char c : value) {

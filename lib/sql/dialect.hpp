@@ -10,6 +10,16 @@
 
 namespace crmsync::sql {
 
+// A column as the database has it (information_schema), for widening what an older tool
+// created too narrow (dbsync2's varchar(50) and decimal(10,0)).
+struct ExistingColumn {
+    std::string name;
+    std::string data_type;                // lower case: "character varying", "decimal", ...
+    std::optional<long long> char_length; // characters; nullopt = unbounded or not text
+    std::optional<long long> numeric_precision;
+    std::optional<long long> numeric_scale;
+};
+
 // Everything that differs between SQL databases, as SQL text. A Dialect does no I/O, so the
 // SQL of a database we cannot run here (SQL Server) is still checked by golden tests.
 //
@@ -34,6 +44,15 @@ public:
     // Takes :table; returns one column of names.
     virtual std::string list_columns_query() const = 0;
     virtual std::string list_indexes_query() const = 0;
+    // Takes :table; returns name, data_type, character_maximum_length, numeric_precision,
+    // numeric_scale per column. nullopt when the database enforces no widths (SQLite).
+    virtual std::optional<std::string> column_types_query() const { return std::nullopt; }
+    // The statement that widens `existing` to what column_type(column) holds, when the
+    // existing column would refuse or cut values crmsync writes there (a bounded text column
+    // for text or a key, or a decimal with fewer digits); nullopt when it already holds them
+    // or the change would not be a pure widening.
+    std::optional<std::string> widen_column(const Table& table, const Column& column,
+                                            const ExistingColumn& existing) const;
 
     // Insert-or-update of `rows` rows of `columns` (all of the table's bound columns in table
     // order). Rows whose content equals the stored row are left untouched, changed_at column
@@ -99,6 +118,22 @@ public:
     std::string qualified(const Table& table, const Column& column) const;
 
 protected:
+    // ALTER statement giving `column` the type column_type(column), keeping NOT NULL where
+    // create_table() would set it; nullopt when the database cannot change it in place.
+    virtual std::optional<std::string> alter_column_type(const Table& table,
+                                                         const Column& column) const {
+        (void)table;
+        (void)column;
+        return std::nullopt;
+    }
+    // Whether a text column of `existing` (already known to be a character type) holds every
+    // value of ColumnType::text: true only for the dialect's own unbounded text type.
+    virtual bool holds_any_text(const ExistingColumn& existing) const {
+        return !existing.char_length;
+    }
+    // Whether the number type is a decimal with fixed digits (MySQL, SQL Server); PostgreSQL's
+    // numeric is unconstrained.
+    virtual bool number_has_fixed_digits() const { return true; }
     // Upper bounds of the number type: integer digits and fraction digits.
     virtual std::size_t number_integer_digits() const { return 131072; }
     virtual std::size_t number_fraction_digits() const { return 16383; }

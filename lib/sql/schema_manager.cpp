@@ -3,6 +3,12 @@
 #include "lib/core/error.hpp"
 #include "lib/util/identifiers.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+
 namespace crmsync::sql {
 
 std::set<std::string> SchemaManager::existing_columns(const std::string& table) {
@@ -13,6 +19,62 @@ std::set<std::string> SchemaManager::existing_columns(const std::string& table) 
         }
     }
     return names;
+}
+
+namespace {
+
+std::optional<long long> as_number(const Value& value) {
+    if (!value || value->empty()) {
+        return std::nullopt;
+    }
+    try {
+        return std::stoll(*value);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::string describe(const ExistingColumn& c) {
+    if (c.char_length && *c.char_length > 0) {
+        return fmt::format("{}({})", c.data_type, *c.char_length);
+    }
+    if (c.numeric_precision) {
+        return fmt::format("{}({},{})", c.data_type, *c.numeric_precision,
+                           c.numeric_scale.value_or(0));
+    }
+    return c.data_type;
+}
+
+} // namespace
+
+void SchemaManager::widen_narrow_columns(const Table& table, SchemaChanges& changes) {
+    const Dialect& dialect = m_db.dialect();
+    const auto query = dialect.column_types_query();
+    if (!query) {
+        return;
+    }
+    std::map<std::string, ExistingColumn> existing;
+    for (const auto& row : m_db.query(*query, {table.name})) {
+        if (row.size() < 5 || !row[0] || !row[1]) {
+            continue;
+        }
+        ExistingColumn c{*row[0], *row[1], as_number(row[2]), as_number(row[3]), as_number(row[4])};
+        std::transform(c.data_type.begin(), c.data_type.end(), c.data_type.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+        existing.emplace(util::collision_key(c.name), std::move(c));
+    }
+    for (const auto& column : table.columns) {
+        const auto found = existing.find(util::collision_key(column.name));
+        if (found == existing.end()) {
+            continue;
+        }
+        if (const auto sql = dialect.widen_column(table, column, found->second)) {
+            m_db.execute(*sql);
+            changes.widened_columns.push_back(fmt::format("{}.{}: {} -> {}", table.name,
+                                                          column.name, describe(found->second),
+                                                          dialect.column_type(column)));
+        }
+    }
 }
 
 SchemaChanges SchemaManager::ensure(const Table& table) {
@@ -36,6 +98,7 @@ SchemaChanges SchemaManager::ensure(const Table& table) {
                 changes.added_columns.push_back(table.name + "." + column.name);
             }
         }
+        widen_narrow_columns(table, changes);
         std::set<std::string> indexes;
         for (const auto& row : m_db.query(dialect.list_indexes_query(), {table.name})) {
             if (!row.empty() && row[0]) {

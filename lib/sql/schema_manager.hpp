@@ -13,12 +13,15 @@ struct SchemaChanges {
     std::vector<std::string> created_tables;
     std::vector<std::string> added_columns; // "table.column"
     std::vector<std::string> created_indexes;
+    std::vector<std::string> widened_columns; // "table.column: old type -> new type"
 };
 
 // Makes the database hold `table`: creates it if missing, adds missing columns, creates
-// missing indexes. Never drops, renames or retypes anything, so columns a user added, columns
-// of fields since deleted, and dbsync2's column types all survive. Column lookups are scoped
-// to the connection's own schema/database (dbsync2 looked across databases, defect §5.16).
+// missing indexes, and widens columns too narrow for what crmsync writes there (dbsync2's
+// varchar(50) keys and texts, MySQL's decimal(10,0)), so values are stored whole instead of
+// cut or refused. Never drops, renames, narrows or otherwise retypes anything, so columns a
+// user added and columns of fields since deleted survive. Column lookups are scoped to the
+// connection's own schema/database (dbsync2 looked across databases, defect §5.16).
 class SchemaManager {
 public:
     explicit SchemaManager(Database& db) : m_db(db) {}
@@ -29,6 +32,8 @@ public:
     std::set<std::string> existing_columns(const std::string& table);
 
 private:
+    void widen_narrow_columns(const Table& table, SchemaChanges& changes);
+
     Database& m_db;
 };
 

@@ -196,7 +196,14 @@ TEST_CASE("crmsync run starts every job of a file and exits with the worst outco
         write_file(jobs, head + db_sync_job("first", fake.base_url()) +
                              db_sync_job("second", fake.base_url()));
         crmsync::testing::CrmsyncProcess run({"run", jobs, "--jobs", "1"}, env, dir);
-        std::this_thread::sleep_for(std::chrono::milliseconds(800));
+        // Wait until the first job is fetching (so `run` has its handlers and a child): a
+        // fixed sleep lost the race on a loaded machine and killed `run` before it started.
+        const std::string contacts_path =
+            "/api/campaigns/" + fake.options().campaign_id + "/contacts/";
+        for (int i = 0; i < 1200 && fake.request_count(contacts_path) == 0; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        REQUIRE(fake.request_count(contacts_path) > 0);
         run.kill(SIGTERM);
         const auto r = run.wait();
         INFO(explain(r));

@@ -643,3 +643,66 @@ TEST_CASE("cli::sends_password_in_clear", "[unit]") {
     CHECK_FALSE(clear("sqlserver://u:pw@db.example:1433/d?encrypt=strict"));
     CHECK_FALSE(clear("sqlite:///tmp/x.db"));
 }
+
+TEST_CASE("Dialect::widen_column widens what dbsync2 made too narrow, and nothing else",
+          "[unit][sqlserver]") {
+    const Table t = small_table(); // id key (primary key), name text, amount number
+    const Column& id = t.columns[0];
+    const Column& name = t.columns[1];
+    const Column& amount = t.columns[2];
+    const Column& seen_at = t.columns[4];
+    using sql::ExistingColumn;
+    const ExistingColumn varchar50{"x", "character varying", 50, std::nullopt, std::nullopt};
+    const ExistingColumn pg_unbounded{"x", "character varying", std::nullopt, std::nullopt,
+                                      std::nullopt};
+    const ExistingColumn pg_text{"x", "text", std::nullopt, std::nullopt, std::nullopt};
+    const ExistingColumn varchar255{"x", "character varying", 255, std::nullopt, std::nullopt};
+    const ExistingColumn decimal10{"x", "numeric", std::nullopt, 10, 0};
+
+    SECTION("postgres: bounded varchar to text or varchar(255), constrained numeric to numeric") {
+        const auto d = drivers::postgres::make_dialect();
+        CHECK(d->widen_column(t, name, varchar50) ==
+              R"(ALTER TABLE "small" ALTER COLUMN "name" TYPE text)");
+        CHECK(d->widen_column(t, id, varchar50) ==
+              R"(ALTER TABLE "small" ALTER COLUMN "id" TYPE varchar(255))");
+        CHECK(d->widen_column(t, amount, decimal10) ==
+              R"(ALTER TABLE "small" ALTER COLUMN "amount" TYPE numeric)");
+        CHECK_FALSE(d->widen_column(t, name, pg_unbounded));
+        CHECK_FALSE(d->widen_column(t, name, pg_text));
+        CHECK_FALSE(d->widen_column(t, id, varchar255));
+        CHECK_FALSE(
+            d->widen_column(t, amount, {"x", "numeric", std::nullopt, std::nullopt, std::nullopt}));
+        // A timestamp kept as dbsync2's varchar(50) holds crmsync's text form: no retyping.
+        CHECK_FALSE(d->widen_column(t, seen_at, varchar50));
+        // Not a widening: text into a number column.
+        CHECK_FALSE(d->widen_column(t, amount, varchar50));
+    }
+    SECTION("mysql: MODIFY repeats NOT NULL, text types below longtext widen") {
+        const auto d = drivers::mysql::make_dialect();
+        CHECK(d->widen_column(t, id, {"x", "varchar", 50, std::nullopt, std::nullopt}) ==
+              "ALTER TABLE `small` MODIFY COLUMN `id` varchar(255) CHARACTER SET utf8mb4 COLLATE "
+              "utf8mb4_bin NOT NULL");
+        CHECK(d->widen_column(t, name, {"x", "text", 32767, std::nullopt, std::nullopt}) ==
+              "ALTER TABLE `small` MODIFY COLUMN `name` longtext");
+        CHECK(d->widen_column(t, amount, {"x", "decimal", std::nullopt, 10, 0}) ==
+              "ALTER TABLE `small` MODIFY COLUMN `amount` decimal(65,20)");
+        CHECK_FALSE(
+            d->widen_column(t, name, {"x", "longtext", 4294967295LL, std::nullopt, std::nullopt}));
+        CHECK_FALSE(d->widen_column(t, amount, {"x", "decimal", std::nullopt, 65, 20}));
+        CHECK_FALSE(d->widen_column(t, amount, {"x", "bigint", std::nullopt, 19, 0}));
+    }
+    SECTION("sqlserver: widens other columns, never a primary key column in place") {
+        const auto d = drivers::sqlserver::make_dialect();
+        CHECK(d->widen_column(t, name, {"x", "nvarchar", 1, std::nullopt, std::nullopt}) ==
+              "ALTER TABLE [small] ALTER COLUMN [name] nvarchar(max) NULL");
+        CHECK(d->widen_column(t, name, {"x", "text", 2147483647LL, std::nullopt, std::nullopt}) ==
+              "ALTER TABLE [small] ALTER COLUMN [name] nvarchar(max) NULL");
+        CHECK(d->widen_column(t, amount, {"x", "decimal", std::nullopt, 18, 0}) ==
+              "ALTER TABLE [small] ALTER COLUMN [amount] decimal(38,10) NULL");
+        CHECK_FALSE(d->widen_column(t, id, {"x", "nvarchar", 50, std::nullopt, std::nullopt}));
+        CHECK_FALSE(d->widen_column(t, name, {"x", "nvarchar", -1, std::nullopt, std::nullopt}));
+    }
+    SECTION("sqlite enforces no widths, so it reads none") {
+        CHECK_FALSE(drivers::sqlite::make_dialect()->column_types_query());
+    }
+}
