@@ -23,8 +23,10 @@ namespace {
 
 // History pages whose deal titles are asked for in one `batch` when pages come one per
 // request (at most 500 deals: 10 crm.deal.list sub-calls): 11 requests per 500 rows instead of
-// 20, which matters at 2/s. Batched history uses groups of two history batches.
+// 20, which matters at 2/s. Batched history uses groups of k_requests_per_title_batch history
+// batches: 4 requests per 7,500 rows at most.
 constexpr std::size_t k_pages_per_title_batch = 10;
+constexpr std::size_t k_requests_per_title_batch = 3;
 // Deals whose titles one `batch` can ask for (50 crm.deal.list sub-calls of 50 IDs): a group of
 // pages ends when it names this many deals not yet known.
 constexpr std::size_t k_owners_per_title_batch = k_page_size * k_batch_limit;
@@ -290,9 +292,10 @@ private:
 
     void fetch_group() {
         Group group;
-        // Two history requests' worth of pages (or 10 pages one at a time) share one titles
+        // Three history requests' worth of pages (or 10 pages one at a time) share one titles
         // batch, unless they already name as many new deals as one titles batch can take.
-        const std::size_t group_pages = std::max(k_pages_per_title_batch, 2 * m_pages_per_request);
+        const std::size_t group_pages =
+            std::max(k_pages_per_title_batch, k_requests_per_title_batch * m_pages_per_request);
         while (group.pages.size() < group_pages && group.owners.size() < k_owners_per_title_batch &&
                !m_last_fetched) {
             const std::size_t pages = pages_to_ask();
@@ -547,8 +550,10 @@ pipeline::Ending run_sync(const SyncOptions& options, sql::Database& db,
     };
     pipeline::RunnerOptions runner;
     runner.label = "rows";
-    // A group's pages fit in the queue, so the next group is fetched while one is written.
-    runner.pages_ahead = std::max(k_pages_ahead, 2 * options.pages_per_request);
+    // More than a group's pages fit in the queue, so the next group is fetched while one is
+    // written, even when the writer falls behind for a while.
+    runner.pages_ahead =
+        std::max(k_pages_ahead, (k_requests_per_title_batch + 1) * options.pages_per_request);
     runner.deadline = options.deadline;
     runner.show_progress = options.show_progress;
     const auto ending = pipeline::Runner(source, transform, sink, summary, runner).run();
