@@ -838,6 +838,16 @@ TEST_CASE("bulk-history rejects hostile history items by ID and moves on, and th
                 rejects[row[0].value_or("")] = row[1].value_or("");
             }
             REQUIRE(rejects.size() == 4);
+            // Pages 2 and 3 came in one batch (of 50: the first page, read item by item, gave
+            // no count), whose answer item 61 spoiled: they were fetched again one page per
+            // request, and page 2 item by item.
+            std::string logs;
+            for (const auto& file : crmsync::testing::list_files(f.dir.file("logs"))) {
+                logs += crmsync::testing::read_file(file);
+            }
+            CHECK_THAT(logs, Catch::Contains("Bitrix24 batch of 50 crm.stagehistory.list pages "
+                                             "after ID"));
+            CHECK_THAT(logs, Catch::Contains("fetching them one page per request"));
             CHECK_THAT(rejects["7"], Catch::Contains("same text that is not JSON twice"));
             CHECK_THAT(rejects["61"], Catch::Contains("nested deeper than 128 levels"));
             CHECK_THAT(rejects["23"], Catch::Contains("TYPE_ID"));
