@@ -85,6 +85,7 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
         s.category = o.category;
     }
     s.api.rate = o.rate;
+    s.pages_per_request = static_cast<std::size_t>(o.pages_per_request);
     s.api.verify_tls = verify_tls(o.common, Endpoint::api);
     const std::string url = read_portal_url(o, s.api.source);
     require_tls_for_credentials(url, "the portal URL, which holds the webhook code",
@@ -120,6 +121,11 @@ void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
         ->check(CLI::NonNegativeNumber);
     app.add_option("--rate", o.rate, "API requests per second (0 = no limit)")
         ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    app.add_option("--pages-per-request", o.pages_per_request,
+                   "History pages of 50 rows chained in one `batch` API request (1 = one page "
+                   "per request, without batch)")
+        ->check(CLI::Range(1, 50))
         ->capture_default_str();
     app.add_option("--since", o.since,
                    "Only history created at or after this UTC date/time, instead of after the "

@@ -13,9 +13,10 @@ struct BulkHistoryOptions {
     std::string portal_url_env;  // --portal-url-env VAR
     std::string portal_url_file; // --portal-url-file PATH
     std::string url = "sqlite://crmsync.db";
-    std::string env;   // PROD | TEST | DEV
-    int category = -1; // -1: every deal pipeline
-    double rate = 2;   // requests per second, 0 = off
+    std::string env;            // PROD | TEST | DEV
+    int category = -1;          // -1: every deal pipeline
+    double rate = 2;            // requests per second, 0 = off
+    int pages_per_request = 50; // history pages chained in one batch request, 1 = no batch
     std::string since;
     std::string table_prefix;
 };

@@ -5,6 +5,7 @@
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/http/json_body.hpp"
+#include "lib/util/url.hpp"
 #include "lib/util/utf8.hpp"
 
 #include <fmt/format.h>
@@ -67,34 +68,27 @@ void interruptible_sleep(std::chrono::milliseconds total) {
     }
 }
 
-bool is_auth_error_code(std::string_view code) {
-    return code == "NO_AUTH_FOUND" || code == "expired_token" || code == "invalid_token" ||
-           code == "insufficient_scope" || code == "INVALID_CREDENTIALS" ||
-           code == "ACCESS_DENIED" || code == "user_access_error" ||
-           code == "allowed_only_intranet_user";
-}
-
-std::string error_code_of(const nlohmann::json& error) {
-    if (!error.is_object()) {
-        return {};
+// The items of one crm.stagehistory.list result ({"items": [...]}; [] when empty, §1.6).
+std::vector<nlohmann::json> history_items(nlohmann::json& result, const char* what) {
+    std::vector<nlohmann::json> out;
+    if (result.is_array() && result.empty()) {
+        return out;
     }
-    const auto code = error.find("error");
-    if (code == error.end()) {
-        return {};
+    if (!result.is_object()) {
+        throw shape_error(what, "result is not an object");
     }
-    return code->is_string() ? code->get<std::string>() : code->dump();
-}
-
-std::string error_text_of(const nlohmann::json& error) {
-    const std::string code = error_code_of(error);
-    std::string description;
-    if (error.is_object()) {
-        const auto d = error.find("error_description");
-        if (d != error.end() && d->is_string()) {
-            description = d->get<std::string>();
-        }
+    const auto items = result.find("items");
+    if (items == result.end() || !(items->is_array() || items->is_object())) {
+        throw shape_error(what, "result has no items");
     }
-    return description.empty() ? code : code + " (" + description + ")";
+    out.reserve(items->size());
+    for (auto& item : *items) {
+        out.push_back(std::move(item));
+    }
+    if (out.size() > k_page_size) {
+        throw shape_error(what, fmt::format("{} items in one page", out.size()));
+    }
+    return out;
 }
 
 // The text of a body that does not parse, up to where parsing fails. Two answers that fail
@@ -172,6 +166,36 @@ std::optional<std::int64_t> integer_field(const nlohmann::json& record, const ch
     }
     const auto it = record.find(name);
     return it == record.end() ? std::nullopt : as_integer(*it);
+}
+
+bool is_auth_error_code(std::string_view code) {
+    return code == "NO_AUTH_FOUND" || code == "expired_token" || code == "invalid_token" ||
+           code == "insufficient_scope" || code == "INVALID_CREDENTIALS" ||
+           code == "ACCESS_DENIED" || code == "user_access_error" ||
+           code == "allowed_only_intranet_user";
+}
+
+std::string error_code_of(const nlohmann::json& error) {
+    if (!error.is_object()) {
+        return {};
+    }
+    const auto code = error.find("error");
+    if (code == error.end()) {
+        return {};
+    }
+    return code->is_string() ? code->get<std::string>() : code->dump();
+}
+
+std::string error_text_of(const nlohmann::json& error) {
+    const std::string code = error_code_of(error);
+    std::string description;
+    if (error.is_object()) {
+        const auto d = error.find("error_description");
+        if (d != error.end() && d->is_string()) {
+            description = d->get<std::string>();
+        }
+    }
+    return description.empty() ? code : code + " (" + description + ")";
 }
 
 bool is_transient_error_code(std::string_view code) {
@@ -312,26 +336,113 @@ HistoryPage ApiClient::stage_history(const HistoryQuery& query) {
     if (query.count) {
         page.total = envelope.total;
     }
-    auto& result = envelope.result;
-    // An empty PHP array serializes as [] (§1.6), so an empty result may come as one.
-    if (result.is_array() && result.empty()) {
-        return page;
-    }
-    if (!result.is_object()) {
-        throw shape_error("crm.stagehistory.list", "result is not an object");
-    }
-    const auto items = result.find("items");
-    if (items == result.end() || !(items->is_array() || items->is_object())) {
-        throw shape_error("crm.stagehistory.list", "result has no items");
-    }
-    for (auto& item : *items) {
-        page.items.push_back(std::move(item));
-    }
-    if (page.items.size() > k_page_size) {
-        throw shape_error("crm.stagehistory.list",
-                          fmt::format("{} items in one page", page.items.size()));
-    }
+    page.items = history_items(envelope.result, "crm.stagehistory.list");
     return page;
+}
+
+HistoryBatch ApiClient::stage_history_batch(const HistoryQuery& query, std::size_t pages) {
+    pages = std::clamp<std::size_t>(pages, 1, k_batch_limit);
+    // The filters every page shares, in the sub-call's query syntax (§1.6).
+    std::string shared = fmt::format("entityTypeId={}&order[ID]=ASC&start=-1", k_entity_deal);
+    if (query.category) {
+        shared += fmt::format("&filter[CATEGORY_ID]={}", *query.category);
+    }
+    if (query.since) {
+        shared += "&filter[%3E%3DCREATED_TIME]=" + util::percent_encode(*query.since);
+    }
+    nlohmann::json cmd = nlohmann::json::object();
+    for (std::size_t k = 0; k < pages; ++k) {
+        // A list result is indexed like the answer: crm.stagehistory.list wraps its rows in
+        // `items`, so the last row of a full page is [items][49].
+        const std::string after =
+            k == 0 ? std::to_string(query.after_id)
+                   : fmt::format("$result[h{:02}][items][{}][ID]", k - 1, k_page_size - 1);
+        // Zero-padded keys: the body's keys are sorted, and commands run in the order sent.
+        cmd[fmt::format("h{:02}", k)] =
+            "crm.stagehistory.list?" + shared + "&filter[%3EID]=" + after;
+    }
+    // halt=1: a page after a failed one would be asked for with an unresolved reference.
+    const nlohmann::json body = {{"halt", 1}, {"cmd", std::move(cmd)}};
+    HistoryBatch batch;
+    auto envelope = call("batch", body, &batch.unreadable);
+    if (!batch.unreadable.empty()) {
+        return batch;
+    }
+    auto& answer = envelope.result;
+    if (!answer.is_object()) {
+        throw shape_error("batch", "result is not an object");
+    }
+    const auto results = answer.find("result");
+    const auto errors = answer.find("result_error");
+    std::int64_t after_id = query.after_id;
+    for (std::size_t k = 0; k < pages; ++k) {
+        const std::string key = fmt::format("h{:02}", k);
+        if (errors != answer.end() && errors->is_object() && errors->contains(key)) {
+            batch.failure = std::move((*errors)[key]);
+            break;
+        }
+        if (results == answer.end() || !results->is_object() || !results->contains(key)) {
+            if (k == 0) {
+                throw shape_error("batch", "no result and no error for its first command");
+            }
+            break; // the portal ran fewer commands: the next batch goes on from here
+        }
+        HistoryPage page;
+        page.items = history_items((*results)[key], "batch crm.stagehistory.list");
+        std::int64_t last_id = after_id;
+        bool follows = true;
+        for (const auto& item : page.items) {
+            if (const auto id = integer_field(item, "ID")) {
+                follows = follows && *id > after_id;
+                last_id = std::max(last_id, *id);
+            }
+        }
+        if (!follows) {
+            if (k == 0) {
+                throw Error(ErrorKind::data,
+                            fmt::format("Bitrix24 crm.stagehistory.list sent an item with an ID "
+                                        "not above {} for filter >ID {}",
+                                        after_id, after_id),
+                            "the portal ignores the documented filter; report this");
+            }
+            batch.broken_chain = true;
+            break;
+        }
+        const bool full = page.items.size() == k_page_size;
+        // The next command asks for the rows after the ID of this page's last item: without a
+        // readable one there, what it got cannot be trusted.
+        const bool last_item_has_id = full && integer_field(page.items.back(), "ID").has_value();
+        batch.pages.push_back(std::move(page));
+        after_id = last_id;
+        if (!full) {
+            batch.last = true;
+            break;
+        }
+        if (!last_item_has_id) {
+            break;
+        }
+    }
+    return batch;
+}
+
+void ApiClient::backoff_transient(int attempt, const std::string& what, const std::string& last) {
+    const auto& policy = m_retry.policy;
+    if (attempt >= policy.max_attempts) {
+        throw Error(
+            ErrorKind::connection,
+            fmt::format("Bitrix24 {} failed after {} attempts; last: {}", what, attempt, last),
+            "the portal is busy; the next run continues from the checkpoint");
+    }
+    const auto delay = policy.backoff(attempt);
+    if (m_retry.deadline && std::chrono::steady_clock::now() + delay > *m_retry.deadline) {
+        throw Error(
+            ErrorKind::connection,
+            fmt::format("Bitrix24 {}: time budget spent while retrying; last: {}", what, last),
+            "raise --max-runtime, or let the next run continue");
+    }
+    log::debug("{}: {}; retrying in {} ms", what, last, delay.count());
+    m_retry.stats.retries.fetch_add(1, std::memory_order_relaxed);
+    interruptible_sleep(delay);
 }
 
 std::vector<nlohmann::json> ApiClient::deal_stages(std::optional<int> category) {
@@ -424,25 +535,7 @@ ApiClient::deal_titles(const std::vector<std::int64_t>& ids) {
                 }
                 break;
             }
-            const auto& policy = m_retry.policy;
-            if (attempt >= policy.max_attempts) {
-                throw Error(ErrorKind::connection,
-                            fmt::format("Bitrix24 batch crm.deal.list failed after {} attempts; "
-                                        "last: {}",
-                                        attempt, transient),
-                            "the portal is busy; the next run continues from the checkpoint");
-            }
-            const auto delay = policy.backoff(attempt);
-            if (m_retry.deadline && std::chrono::steady_clock::now() + delay > *m_retry.deadline) {
-                throw Error(ErrorKind::connection,
-                            "Bitrix24 batch crm.deal.list: time budget spent while retrying; "
-                            "last: " +
-                                transient,
-                            "raise --max-runtime, or let the next run continue");
-            }
-            log::debug("batch crm.deal.list: {}; retrying in {} ms", transient, delay.count());
-            m_retry.stats.retries.fetch_add(1, std::memory_order_relaxed);
-            interruptible_sleep(delay);
+            backoff_transient(attempt, "batch crm.deal.list", transient);
         }
     }
     return titles;

@@ -66,6 +66,24 @@ struct HistoryPage {
     std::string unreadable;
 };
 
+// Up to k_batch_limit pages of crm.stagehistory.list in one `batch` request (§1.6): command
+// h0 asks for the rows after the query's ID, each next command for the rows after the last
+// ID of the command before ($result[h<k-1>][items][49][ID]), with halt=1.
+struct HistoryBatch {
+    // The pages that came, in order, up to the first short page, the first failed command
+    // or the first page that does not follow its predecessor. Each holds at most
+    // k_page_size items in ID order.
+    std::vector<HistoryPage> pages;
+    bool last = false; // a page had fewer than k_page_size items: the history ends there
+    // The failed command's answer ({"error","error_description"}), null when none failed.
+    nlohmann::json failure;
+    // A command whose rows do not all lie after its predecessor's last ID: the portal did
+    // not resolve the reference as documented. The pages before it are good.
+    bool broken_chain = false;
+    // Why the whole answer cannot be read (as HistoryPage::unreadable); `pages` is empty.
+    std::string unreadable;
+};
+
 // The Bitrix24 REST API through an inbound webhook: POST JSON to {base}{method}, at most
 // `rate` requests per second, every request retried per the RetryContext (503
 // QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT, 5xx, resets, cut-off bodies). A 401/403
@@ -83,6 +101,18 @@ public:
     // the caller rejects them. A page whose content cannot be read is returned marked
     // `unreadable` rather than failing the run: one hostile item must not stop the job.
     HistoryPage stage_history(const HistoryQuery& query);
+
+    // `pages` (1..k_batch_limit) pages of crm.stagehistory.list chained in one `batch`
+    // request, as HistoryBatch describes; `query.count`, `ids_only` and `only_id` are not
+    // used. A sub-call's failure is reported, not thrown. Throws Error(data) when the first
+    // command's rows do not lie after `query.after_id` (the portal ignores the filter).
+    HistoryBatch stage_history_batch(const HistoryQuery& query, std::size_t pages);
+
+    // After a batch sub-call failed with a transient code (is_transient_error_code) on
+    // attempt `attempt` (from 1): sleeps the RetryPolicy's backoff and counts a retry, or
+    // throws Error(connection) naming `what` and `last` when the attempts or the deadline
+    // run out.
+    void backoff_transient(int attempt, const std::string& what, const std::string& last);
 
     // Every deal stage of crm.status.list (ENTITY_ID DEAL_STAGE and DEAL_STAGE_<n>), or only
     // those of one pipeline; all pages.
@@ -117,5 +147,13 @@ std::optional<std::int64_t> integer_field(const nlohmann::json& record, const ch
 // Error codes that Bitrix24 lifts by itself after a while (§1.7): a batch sub-call failing
 // with one of them is retried with backoff.
 bool is_transient_error_code(std::string_view code);
+
+// Error codes that mean the webhook may not do this (§1.7): the run fails with Error(auth).
+bool is_auth_error_code(std::string_view code);
+
+// "CODE (description)" of a {"error","error_description"} answer.
+std::string error_text_of(const nlohmann::json& error);
+// The "error" of such an answer as text ("" when there is none).
+std::string error_code_of(const nlohmann::json& error);
 
 } // namespace crmsync::drivers::bitrix24

@@ -23,6 +23,9 @@ struct SyncOptions {
     std::optional<std::chrono::steady_clock::time_point> deadline;
     http::RetryPolicy retry;
     bool show_progress = true;
+    // History pages per API request: 1 = crm.stagehistory.list itself, more = that many pages
+    // chained in one `batch` (at most k_batch_limit).
+    std::size_t pages_per_request = k_batch_limit;
 };
 
 // "bulk_history:<portal host>:<ENV>[:C<category>][:<prefix>]": the job's key in crmsync_state
@@ -37,7 +40,8 @@ std::string job_key(const SyncOptions& options);
 //  3. CRM_STAGE_LIST is brought in step in one transaction: new stages inserted, changed ones
 //     updated with DATE_UPDATE, stages gone from the portal set ACTIVE = 'N'.
 //  4. History after the checkpoint is fetched with the bulk pattern (order ID ASC, filter >ID,
-//     start=-1), deal titles through `batch`, and each page is written in one transaction
+//     start=-1), up to `pages_per_request` pages chained in one `batch` request, deal titles
+//     through `batch`, and each page is written in one transaction
 //     with the checkpoint, after reading back its EXTERNAL_IDs: a page that does not read back
 //     completely is rolled back and fails the run with Error(data).
 // Throws crmsync::Error; committed pages stay.

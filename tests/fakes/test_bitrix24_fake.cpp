@@ -654,6 +654,54 @@ TEST_CASE("Bitrix24Fake runs batch like §1.6", "[http]") {
                         {"b", "crm.deal.get?id=$result[a][items][0][OWNER_ID]"}}}})["result"];
         CHECK(r["result"]["b"]["ID"] == "6");
     }
+    SECTION("chained list pages: each asks for the rows after the previous page's last ID") {
+        json cmd = json::object();
+        for (int k = 0; k < 4; ++k) {
+            const std::string after =
+                k == 0 ? "0" : "$result[h" + std::to_string(k - 1) + "][items][49][ID]";
+            cmd["h" + std::to_string(k)] =
+                "crm.stagehistory.list?entityTypeId=2&order[ID]=ASC&start=-1&filter[%3EID]=" +
+                after;
+        }
+        const auto r = api.call("batch", {{"halt", 1}, {"cmd", cmd}})["result"];
+        std::vector<std::int64_t> ids;
+        for (const char* key : {"h0", "h1", "h2", "h3"}) {
+            for (const auto& item : r["result"][key]["items"]) {
+                ids.push_back(item["ID"].get<std::int64_t>());
+            }
+        }
+        // 150 rows: three full pages, then an empty one.
+        REQUIRE(ids.size() == 150);
+        CHECK(r["result"]["h3"]["items"].empty());
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            CHECK(ids[i] == fake.history()[i].id);
+        }
+    }
+    SECTION("fail_history_after fails the page after an ID, inside a batch or alone") {
+        const auto after = fake.history()[49].id;
+        Bitrix24Fault fault;
+        fault.status = 400;
+        fault.error = "INVALID_ARG_VALUE";
+        fault.count = 2;
+        fake.fail_history_after(after, fault);
+        CHECK(fake.pending_faults() == 2);
+        const std::string page = "crm.stagehistory.list?entityTypeId=2&start=-1&filter[%3EID]=";
+        const auto r = api.call("batch", {{"halt", 1},
+                                          {"cmd",
+                                           {{"a", page + "0"},
+                                            {"b", page + "$result[a][items][49][ID]"},
+                                            {"c", page + "$result[b][items][49][ID]"}}}})["result"];
+        CHECK(r["result"].contains("a"));
+        CHECK(r["result_error"]["b"]["error"] == "INVALID_ARG_VALUE");
+        CHECK_FALSE(r["result"].contains("c"));
+        auto alone = api.post("crm.stagehistory.list",
+                              {{"entityTypeId", 2}, {"filter", {{">ID", after}}}, {"start", -1}});
+        CHECK(alone->status == 400);
+        CHECK(fake.pending_faults() == 0);
+        CHECK(api.post("crm.stagehistory.list",
+                       {{"entityTypeId", 2}, {"filter", {{">ID", after}}}, {"start", -1}})
+                  ->status == 200);
+    }
     SECTION("accepts form-encoded batches") {
         auto res = api.post_form("batch",
                                  query({{"halt", "0"},

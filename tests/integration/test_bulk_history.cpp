@@ -535,9 +535,10 @@ TEST_CASE("bulk-history retries 503 and 429, and exits 1 without writing on 401"
 TEST_CASE("bulk-history keeps to --rate so the portal's leaky bucket never overflows",
           "[sqlite][http]") {
     TempDir dir;
-    auto options = portal(50, 5); // 250 rows: 6 history pages, 6 batches, the stage list
+    // 250 rows: the stage list, the first history page, one batch of 4 pages, one of titles.
+    auto options = portal(50, 5);
     options.rate_limit = true;
-    options.rate_limit_burst = 4;
+    options.rate_limit_burst = 2;
     options.rate_limit_per_second = 2;
     HistoryFixture f(options, "sqlite://" + dir.file("rate.db"));
     const auto limit_answers = [&] {
@@ -570,16 +571,209 @@ TEST_CASE("bulk-history keeps to --rate so the portal's leaky bucket never overf
     }
 }
 
+// History requests the emulator answered: crm.stagehistory.list alone, and batches of it.
+struct HistoryRequests {
+    long single = 0;
+    long batches = 0;
+};
+
+HistoryRequests history_requests(const fakes::Bitrix24Fake& fake) {
+    HistoryRequests out;
+    for (const auto& r : fake.requests()) {
+        if (r.rest_method == "crm.stagehistory.list") {
+            ++out.single;
+        } else if (r.rest_method == "batch" &&
+                   r.body.find("crm.stagehistory.list") != std::string::npos) {
+            ++out.batches;
+        }
+    }
+    return out;
+}
+
+// The first command of a recorded batch body (its first 2 KiB hold it), "" if none.
+std::string first_command(const std::string& body) {
+    const std::string key = "\"h00\":\"";
+    const auto at = body.find(key);
+    if (at == std::string::npos) {
+        return "";
+    }
+    const auto start = at + key.size();
+    return body.substr(start, body.find('"', start) - start);
+}
+
+TEST_CASE("bulk-history chains 50 history pages in one batch request and writes the same rows "
+          "as one page per request",
+          "[sqlite][http]") {
+    TempDir dir;
+    // 3009 rows: the counted first page, a batch of 50 pages, a batch of 10 (the last one 9 rows).
+    HistoryFixture f(portal(1003, 3), "sqlite://" + dir.file("batch.db"));
+    const auto history = f.fake.history();
+    REQUIRE(history.size() == 3009);
+
+    const std::string slow = crmsync::testing::unique_prefix();
+    f.fake.reset_stats();
+    const auto one_by_one =
+        crmsync::testing::run_crmsync(f.args({"--pages-per-request", "1"}, slow), f.env(), f.dir);
+    INFO(explain(one_by_one));
+    REQUIRE(one_by_one.exit_code == 0);
+    const auto unbatched = history_requests(f.fake);
+    CHECK(unbatched.single == 61);
+    CHECK(unbatched.batches == 0);
+
+    f.fake.reset_stats();
+    const auto batched = f.run();
+    INFO(explain(batched));
+    REQUIRE(batched.exit_code == 0);
+    const auto requests = history_requests(f.fake);
+    CHECK(requests.single == 1);
+    CHECK(requests.batches == 2);
+    CHECK(f.fake.call_count("crm.stagehistory.list") == 61); // 1 + 50 + 10 pages
+    CHECK(f.summary_count(f.history(), "inserted") == 3009);
+    CHECK(f.summary()["fetched"] == 3009);
+    CHECK(f.checkpoint() == std::to_string(f.fake.last_history_id()));
+
+    // The same rows, ids and counts as one page per request, and exactly the portal's rows.
+    const auto expected = f.dump(slow + "CRM_STAGE_HISTORY_PROD");
+    CHECK(expected.size() == 3009);
+    CHECK(f.dump(f.history()) == expected);
+    auto db = crmsync::testing::open(f.url);
+    const auto rows = history_rows(*db, f.history());
+    REQUIRE(rows.size() == history.size());
+    for (const auto& entry : history) {
+        const auto it = rows.find(std::to_string(entry.id));
+        REQUIRE(it != rows.end());
+        CHECK(it->second.at("STAGE_ID") == entry.stage_id);
+        CHECK(it->second.at("NAME") == f.fake.deal(entry.owner_id)->title);
+    }
+    f.drop(slow);
+
+    SECTION("after full pages the batch's last command finds the end; nothing new is one page") {
+        // The counted first page, then a batch of 3: two full pages and the empty one.
+        const auto added = f.fake.add_history(150);
+        f.fake.reset_stats();
+        const auto again = f.run();
+        INFO(explain(again));
+        REQUIRE(again.exit_code == 0);
+        CHECK(f.summary_count(f.history(), "inserted") == 150);
+        CHECK(f.checkpoint() == std::to_string(added.back().id));
+        const auto more = history_requests(f.fake);
+        CHECK(more.batches == 1);
+        CHECK(more.single == 1);
+        CHECK(crmsync::testing::count_rows(*db, f.history()) == 3159);
+
+        f.fake.reset_stats();
+        const auto idle = f.run();
+        INFO(explain(idle));
+        REQUIRE(idle.exit_code == 0);
+        CHECK(f.summary()["fetched"] == 0);
+        CHECK(history_requests(f.fake).single == 1);
+        CHECK(history_requests(f.fake).batches == 0);
+    }
+}
+
+TEST_CASE("bulk-history commits the pages before a batch command that fails, and the next run "
+          "completes without duplicates",
+          "[sqlite][http]") {
+    TempDir dir;
+    HistoryFixture f(portal(600, 5), "sqlite://" + dir.file("midbatch.db")); // 3000 rows
+    const auto history = f.fake.history();
+    // Page 1 comes alone; the batch asks for pages 2-51. The command for page 21 fails.
+    const auto after_page_20 = history[20 * 50 - 1].id;
+
+    SECTION("a permanent error: exit 1, checkpoint at the last good page") {
+        fakes::Bitrix24Fault fault;
+        fault.status = 400;
+        fault.error = "INVALID_ARG_VALUE";
+        fault.error_description = "Invalid filter";
+        f.fake.fail_history_after(after_page_20, fault);
+        const auto r = f.run();
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK_THAT(r.err, Catch::Contains("crmsync: error: Bitrix24 crm.stagehistory.list after "
+                                          "ID " +
+                                          std::to_string(after_page_20) +
+                                          " failed inside a batch: INVALID_ARG_VALUE"));
+        CHECK(f.fake.pending_faults() == 0);
+        CHECK(f.checkpoint() == std::to_string(after_page_20));
+        auto db = crmsync::testing::open(f.url);
+        CHECK(crmsync::testing::count_rows(*db, f.history()) == 1000);
+
+        const auto healed = f.run();
+        INFO(explain(healed));
+        REQUIRE(healed.exit_code == 0);
+        CHECK(f.summary_count(f.history(), "inserted") == 2000);
+        CHECK(f.checkpoint() == std::to_string(f.fake.last_history_id()));
+    }
+
+    SECTION("QUERY_LIMIT_EXCEEDED inside the batch: backed off and resumed after the last good "
+            "page") {
+        fakes::Bitrix24Fault fault;
+        fault.status = 503;
+        fault.count = 2;
+        f.fake.fail_history_after(after_page_20, fault);
+        const auto r = f.run();
+        INFO(explain(r));
+        REQUIRE(r.exit_code == 0);
+        CHECK(f.fake.pending_faults() == 0);
+        CHECK(f.summary()["retries"] == 2);
+        CHECK(f.summary_count(f.history(), "inserted") == 3000);
+        // The retries start where the good pages ended.
+        long resumed = 0;
+        for (const auto& req : f.fake.requests()) {
+            resumed += req.rest_method == "batch" &&
+                               first_command(req.body).ends_with("filter[%3EID]=" +
+                                                                 std::to_string(after_page_20))
+                           ? 1
+                           : 0;
+        }
+        CHECK(resumed == 2);
+    }
+
+    auto db = crmsync::testing::open(f.url);
+    const auto& d = db->dialect();
+    CHECK(crmsync::testing::count_rows(*db, f.history()) == 3000);
+    const auto distinct = db->query("SELECT COUNT(DISTINCT " + d.quote("EXTERNAL_ID") + ") FROM " +
+                                    d.quote(f.history()));
+    CHECK(distinct.at(0).at(0) == "3000");
+}
+
+TEST_CASE("bulk-history at the portal's real 2 requests/s brings 2,500 rows per request",
+          "[sqlite][http]") {
+    TempDir dir;
+    auto options = portal(1200, 5); // 6000 rows
+    options.rate_limit = true;      // the reference's 2/s drain and burst of 50
+    HistoryFixture f(options, "sqlite://" + dir.file("real_rate.db"));
+    auto args = f.args({"--retry-attempts", "1"});
+    args.erase(std::find(args.begin(), args.end(), "--rate"),
+               std::find(args.begin(), args.end(), "--rate") + 2);
+    const auto r = crmsync::testing::run_crmsync(args, f.env(), f.dir);
+    INFO(explain(r));
+    REQUIRE(r.exit_code == 0);
+    CHECK(f.summary_count(f.history(), "inserted") == 6000);
+    long refused = 0;
+    for (const auto& req : f.fake.requests()) {
+        refused += req.error == "QUERY_LIMIT_EXCEEDED" ? 1 : 0;
+    }
+    CHECK(refused == 0);
+    // 6000 rows: the stage list, the first page, batches of 50, 50 and 20 pages (the last one
+    // empty), the titles of all 1200 deals in one batch.
+    const auto requests = history_requests(f.fake);
+    CHECK(requests.single == 1);
+    CHECK(requests.batches == 3);
+    CHECK(f.fake.request_count() == 6);
+}
+
 TEST_CASE("bulk-history verifies every page and keeps the checkpoint when one fails", "[sqlite]") {
     TempDir dir;
     HistoryFixture f(portal(20, 5), "sqlite://" + dir.file("verify.db"));
     REQUIRE(f.run().exit_code == 0);
-    const auto added = f.fake.add_history(80); // two pages: 50 + 30
-    REQUIRE(added.size() == 80);
+    // The counted first page of 50, then one batch of two pages: 50 + 30.
+    const auto added = f.fake.add_history(130);
+    REQUIRE(added.size() == 130);
     auto db = crmsync::testing::open(f.url);
     const auto& d = db->dialect();
-    // A trigger that silently removes one row of the second page, as a rogue job might.
-    const std::string victim = std::to_string(added[60].id);
+    // A trigger that silently removes one row of the batch's second page, as a rogue job might.
+    const std::string victim = std::to_string(added[110].id);
     db->execute("CREATE TRIGGER drop_one AFTER INSERT ON " + d.quote(f.history()) + " WHEN NEW." +
                 d.quote("EXTERNAL_ID") + " = " + victim + " BEGIN DELETE FROM " +
                 d.quote(f.history()) + " WHERE " + d.quote("EXTERNAL_ID") + " = " + victim +
@@ -589,12 +783,12 @@ TEST_CASE("bulk-history verifies every page and keeps the checkpoint when one fa
     INFO(explain(r));
     CHECK(r.exit_code == 1);
     CHECK(r.err.rfind("crmsync: error: verification failed: 1 of 30 history rows after ID " +
-                          std::to_string(added[49].id) + " did not read back from " + f.history() +
+                          std::to_string(added[99].id) + " did not read back from " + f.history() +
                           " (EXTERNAL_ID " + victim + ")",
                       0) == 0);
-    // The first page committed with its checkpoint; the second was rolled back whole.
-    CHECK(f.checkpoint() == std::to_string(added[49].id));
-    CHECK(crmsync::testing::count_rows(*db, f.history()) == before + 50);
+    // The pages before committed with their checkpoint; the third was rolled back whole.
+    CHECK(f.checkpoint() == std::to_string(added[99].id));
+    CHECK(crmsync::testing::count_rows(*db, f.history()) == before + 100);
 
     db->execute("DROP TRIGGER drop_one");
     const auto healed = f.run();
@@ -644,6 +838,16 @@ TEST_CASE("bulk-history rejects hostile history items by ID and moves on, and th
                 rejects[row[0].value_or("")] = row[1].value_or("");
             }
             REQUIRE(rejects.size() == 4);
+            // Pages 2 and 3 came in one batch (of 50: the first page, read item by item, gave
+            // no count), whose answer item 61 spoiled: they were fetched again one page per
+            // request, and page 2 item by item.
+            std::string logs;
+            for (const auto& file : crmsync::testing::list_files(f.dir.file("logs"))) {
+                logs += crmsync::testing::read_file(file);
+            }
+            CHECK_THAT(logs, Catch::Contains("Bitrix24 batch of 50 crm.stagehistory.list pages "
+                                             "after ID"));
+            CHECK_THAT(logs, Catch::Contains("fetching them one page per request"));
             CHECK_THAT(rejects["7"], Catch::Contains("same text that is not JSON twice"));
             CHECK_THAT(rejects["61"], Catch::Contains("nested deeper than 128 levels"));
             CHECK_THAT(rejects["23"], Catch::Contains("TYPE_ID"));
@@ -712,8 +916,8 @@ TEST_CASE("bulk-history killed with SIGKILL mid-upload resumes to the same table
                 REQUIRE(r.exit_code == 0);
             }
             std::mt19937 rng(11);
-            // Kill after this many more history pages were fetched (groups of 10 pages are
-            // written as their deal titles arrive).
+            // Kill after this many more history pages were fetched (groups of 10 pages, in
+            // batches of 3, are written as their deal titles arrive).
             std::uniform_int_distribution<std::size_t> when(11, 25);
             int killed = 0;
             std::set<std::string> checkpoints;
@@ -725,8 +929,11 @@ TEST_CASE("bulk-history killed with SIGKILL mid-upload resumes to the same table
                 slow.delay_ms = 40;
                 slow.count = 1000;
                 f.fake.inject(slow);
+                slow.rest_method = "batch";
+                f.fake.inject(slow);
                 const auto before = f.fake.call_count("crm.stagehistory.list");
-                crmsync::testing::CrmsyncProcess run(f.args(), f.env(), f.dir);
+                crmsync::testing::CrmsyncProcess run(f.args({"--pages-per-request", "3"}), f.env(),
+                                                     f.dir);
                 wait_for_history_calls(f.fake, before, when(rng));
                 run.kill(SIGKILL);
                 const auto r = run.wait();
@@ -768,10 +975,14 @@ TEST_CASE("bulk-history stops early on SIGTERM (130) and on --max-runtime (3), r
     slow.delay_ms = 40;
     slow.count = 1000;
     f.fake.inject(slow);
+    // Two pages per batch request, each request slowed: 30 history requests.
+    slow.rest_method = "batch";
+    slow.delay_ms = 80;
+    f.fake.inject(slow);
     const auto last = std::to_string(f.fake.last_history_id());
 
     SECTION("SIGTERM: the page in flight is committed, exit 130") {
-        crmsync::testing::CrmsyncProcess run(f.args(), f.env(), f.dir);
+        crmsync::testing::CrmsyncProcess run(f.args({"--pages-per-request", "2"}), f.env(), f.dir);
         // The first group of pages is being written when the signal comes.
         wait_for_history_calls(f.fake, 0, 15);
         run.kill(SIGTERM);
@@ -788,7 +999,7 @@ TEST_CASE("bulk-history stops early on SIGTERM (130) and on --max-runtime (3), r
     }
 
     SECTION("--max-runtime: what is fetched is committed, exit 3, the next run goes on") {
-        const auto r = f.run({"--max-runtime", "1s"});
+        const auto r = f.run({"--max-runtime", "1s", "--pages-per-request", "2"});
         INFO(explain(r));
         REQUIRE(r.exit_code == 3);
         CHECK(f.summary()["status"] == "partial");

@@ -86,6 +86,65 @@ TEST_CASE("bitrix24 ApiClient pages through the stage history with the bulk patt
     CHECK(requests[1].body.find("\"order\":{\"ID\":\"ASC\"}") != std::string::npos);
 }
 
+TEST_CASE("bitrix24 ApiClient chains history pages in one batch request", "[unit][http]") {
+    auto options = portal(37, 4); // 148 rows: pages of 50, 50, 48
+    SECTION("numbers as JSON integers") {}
+    SECTION("numbers as strings") { options.history_numbers_as_strings = true; }
+    ClientFixture f(options);
+    const auto history = f.fake.history();
+
+    SECTION("pages in ID order up to the short one; the commands after it are ignored") {
+        const auto batch = f.api->stage_history_batch({}, 5);
+        CHECK(f.fake.request_count() == 1);
+        CHECK(f.fake.call_count("crm.stagehistory.list") == 5);
+        REQUIRE(batch.pages.size() == 3);
+        CHECK(batch.last);
+        CHECK(batch.failure.is_null());
+        CHECK_FALSE(batch.broken_chain);
+        std::size_t at = 0;
+        for (const auto& page : batch.pages) {
+            for (const auto& item : page.items) {
+                REQUIRE(at < history.size());
+                CHECK(integer_field(item, "ID") == history[at++].id);
+            }
+        }
+        CHECK(at == 148);
+    }
+
+    SECTION("full pages only: not the last; the next batch goes on after them") {
+        HistoryQuery query;
+        const auto first = f.api->stage_history_batch(query, 2);
+        REQUIRE(first.pages.size() == 2);
+        CHECK_FALSE(first.last);
+        query.after_id = history[99].id;
+        const auto rest = f.api->stage_history_batch(query, 2);
+        REQUIRE(rest.pages.size() == 1);
+        CHECK(rest.last);
+        CHECK(integer_field(rest.pages[0].items.front(), "ID") == history[100].id);
+    }
+
+    SECTION("a failing command ends the batch there, reported with the pages before it") {
+        fakes::Bitrix24Fault fault;
+        fault.status = 400;
+        fault.error = "INVALID_ARG_VALUE";
+        f.fake.fail_history_after(history[49].id, fault);
+        const auto batch = f.api->stage_history_batch({}, 3);
+        REQUIRE(batch.pages.size() == 1);
+        CHECK_FALSE(batch.last);
+        CHECK(error_code_of(batch.failure) == "INVALID_ARG_VALUE");
+        CHECK(f.fake.call_count("crm.stagehistory.list") == 2); // halt=1: the third never ran
+    }
+
+    SECTION("an empty history is one empty page") {
+        HistoryQuery query;
+        query.after_id = f.fake.last_history_id();
+        const auto batch = f.api->stage_history_batch(query, 50);
+        REQUIRE(batch.pages.size() == 1);
+        CHECK(batch.pages[0].items.empty());
+        CHECK(batch.last);
+    }
+}
+
 TEST_CASE("bitrix24 ApiClient reads deal stages and deal titles", "[unit][http]") {
     ClientFixture f(portal(120, 1));
 

@@ -260,6 +260,9 @@ struct Bitrix24Fake::Impl {
     std::map<std::int64_t, bitrix24::RawHistoryField> raw_history; // under data_mutex
 
     FaultQueue<Bitrix24Fault> faults;
+    mutable std::mutex page_faults_mutex;
+    std::multimap<std::int64_t, Bitrix24Fault> page_faults; // by filter >ID
+    std::optional<CallResult> take_page_fault(const std::string& method, const Params& params);
 
     std::mutex bucket_mutex;
     bool bucket_on = false;
@@ -357,9 +360,38 @@ Timing Bitrix24Fake::Impl::account(const std::string& method, std::int64_t start
     return t;
 }
 
+std::optional<CallResult> Bitrix24Fake::Impl::take_page_fault(const std::string& method,
+                                                              const Params& params) {
+    if (method != "crm.stagehistory.list") {
+        return std::nullopt;
+    }
+    std::lock_guard lock(page_faults_mutex);
+    if (page_faults.empty()) {
+        return std::nullopt;
+    }
+    const auto* filter = bitrix24::find_param(params, "filter");
+    const auto* after =
+        filter != nullptr && filter->is_object() ? bitrix24::find_param(*filter, ">ID") : nullptr;
+    if (after == nullptr || !after->is_primitive()) {
+        return std::nullopt;
+    }
+    const auto it = page_faults.find(bitrix24::php_intval(*after));
+    if (it == page_faults.end()) {
+        return std::nullopt;
+    }
+    const auto fault = resolve(it->second);
+    if (--it->second.count <= 0) {
+        page_faults.erase(it);
+    }
+    return bitrix24::failure(fault.status, fault.error, fault.error_description);
+}
+
 CallResult Bitrix24Fake::Impl::call(const std::string& method, const Params& params,
                                     Timing& timing) {
     count_call(method);
+    if (auto fault = take_page_fault(method, params)) {
+        return *fault;
+    }
     const auto start = now_us();
     const auto steady = std::chrono::steady_clock::now();
     CallResult result;
@@ -952,9 +984,25 @@ void Bitrix24Fake::inject(Bitrix24Fault fault) {
     m_impl->faults.push(std::move(fault));
 }
 
-void Bitrix24Fake::clear_faults() { m_impl->faults.clear(); }
+void Bitrix24Fake::fail_history_after(std::int64_t after_id, Bitrix24Fault fault) {
+    std::lock_guard lock(m_impl->page_faults_mutex);
+    m_impl->page_faults.emplace(after_id, std::move(fault));
+}
 
-std::size_t Bitrix24Fake::pending_faults() const { return m_impl->faults.pending(); }
+void Bitrix24Fake::clear_faults() {
+    m_impl->faults.clear();
+    std::lock_guard lock(m_impl->page_faults_mutex);
+    m_impl->page_faults.clear();
+}
+
+std::size_t Bitrix24Fake::pending_faults() const {
+    std::size_t total = m_impl->faults.pending();
+    std::lock_guard lock(m_impl->page_faults_mutex);
+    for (const auto& [after, fault] : m_impl->page_faults) {
+        total += static_cast<std::size_t>(std::max(fault.count, 0));
+    }
+    return total;
+}
 
 namespace {
 

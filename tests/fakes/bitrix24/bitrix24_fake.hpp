@@ -140,8 +140,13 @@ public:
     /// Turns the leaky bucket on or off; turning it on starts with an empty bucket.
     void set_rate_limit(bool on);
     void inject(Bitrix24Fault fault);
+    /// The next `fault.count` crm.stagehistory.list calls whose filter >ID is `after_id`
+    /// (one page of the bulk pattern, §1.3) fail with the fault's status and error: on their
+    /// own with that HTTP status, inside a batch in result_error. Only `status`, `error`,
+    /// `error_description` and `count` are used. Cleared by clear_faults().
+    void fail_history_after(std::int64_t after_id, Bitrix24Fault fault);
     void clear_faults();
-    /// Sum of the remaining counts of all injected faults.
+    /// Sum of the remaining counts of all injected faults (fail_history_after's too).
     [[nodiscard]] std::size_t pending_faults() const;
 
     // ---- Statistics -------------------------------------------------------------------------
