@@ -151,9 +151,6 @@ std::unique_ptr<detail::OpenFile> open_file(const std::string& path, const struc
         file->db->exec("PRAGMA synchronous = NORMAL");
         // Statement journals and sorts in memory: an outbox UPDATE otherwise writes a temp file.
         file->db->exec("PRAGMA temp_store = MEMORY");
-        // 8 MiB of page cache (SQLite's default is 2): a delivery group's dirty pages stay in
-        // memory until its commit instead of spilling into the WAL early.
-        file->db->exec("PRAGMA cache_size = -8192");
         file->db->exec(k_schema);
         detail::upgrade_outbox_schema(*file->db);
     } catch (const SQLite::Exception& e) {
