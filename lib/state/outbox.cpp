@@ -46,9 +46,13 @@ std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after
     return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::vector<Delivery> {
         detail::CachedStatement st(
             m_store,
+            // The seqs are picked and sorted from the index alone, then the rows fetched in
+            // that order: sorting whole rows (bodies) would take memory, or temp files, in
+            // proportion to the outbox instead of the page.
             "SELECT seq, id, group_key, order_key, event, body, attempts, "
-            "next_attempt_ms, created_at FROM outbox WHERE job = ? AND status = 'pending' AND "
-            "seq > ? ORDER BY seq LIMIT ?");
+            "next_attempt_ms, created_at FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+            "WHERE job = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?) ORDER BY "
+            "seq");
         st->bind(1, job);
         st->bind(2, static_cast<std::int64_t>(after_seq));
         st->bind(3, static_cast<std::int64_t>(limit));
