@@ -97,6 +97,9 @@ public:
             } else if (!may_start) {
                 break;
             } else if (next < page.size()) {
+                // Paced by the rate limit with nothing in flight: the group still commits on
+                // time, so a crash while waiting re-sends no more than it would otherwise.
+                maybe_flush();
                 std::this_thread::sleep_for(
                     std::min(milliseconds(50), m_limiter.wait_time(SteadyClock::now())));
             }
