@@ -67,7 +67,7 @@ public:
                     }
                     // A pass is over: start again from the oldest once a retry is due.
                     after = 0;
-                    m_blocked.clear();
+                    m_held.clear();
                     if (!wait_for_next_due()) {
                         break;
                     }
@@ -77,16 +77,18 @@ public:
             }
             while (may_start && next < page.size() && m_client.has_capacity()) {
                 const auto& d = page[next];
-                if (m_blocked.count(d.group_key) != 0 || d.next_attempt_ms > unix_ms()) {
-                    // Later deliveries of this contact wait for this one: order is kept.
-                    m_blocked.insert(d.group_key);
+                if (m_in_flight_groups.count(d.group_key) != 0 || m_held.count(d.group_key) != 0 ||
+                    d.next_attempt_ms > unix_ms()) {
+                    // This contact's later deliveries wait for the next pass, even once the
+                    // one in flight is through: order is kept.
+                    m_held.insert(d.group_key);
                     ++next;
                     continue;
                 }
                 if (!m_limiter.try_acquire(SteadyClock::now())) {
                     break;
                 }
-                m_blocked.insert(d.group_key);
+                m_in_flight_groups.insert(d.group_key);
                 send(std::move(page[next++]));
             }
             if (m_client.in_flight() > 0) {
@@ -95,6 +97,9 @@ public:
             } else if (!may_start) {
                 break;
             } else if (next < page.size()) {
+                // Paced by the rate limit with nothing in flight: the group still commits on
+                // time, so a crash while waiting re-sends no more than it would otherwise.
+                maybe_flush();
                 std::this_thread::sleep_for(
                     std::min(milliseconds(50), m_limiter.wait_time(SteadyClock::now())));
             }
@@ -155,12 +160,12 @@ private:
 
     void finished(const state::Delivery& d, const http::TransferResult& r) {
         ++m_pending_writes;
+        m_in_flight_groups.erase(d.group_key);
         // A 2xx whose body was too long to read was still taken by the receiver.
         const long status_seen = r.answered ? r.response.status : r.failure.status;
         if (status_seen >= 200 && status_seen < 300) {
             m_outbox.mark_delivered(d, static_cast<int>(status_seen));
             ++m_stats.delivered;
-            m_blocked.erase(d.group_key);
             return;
         }
         std::optional<int> status;
@@ -188,6 +193,7 @@ private:
         const auto next = after_failure(m_options.retry, failed, now);
         if (next.dead) {
             m_outbox.mark_dead(d, status, next.reason);
+            m_held.insert(d.group_key);
             ++m_stats.died;
             log::warn("delivery {} is dead after {} attempt(s): {}", d.id, failed.attempt,
                       next.reason);
@@ -195,6 +201,7 @@ private:
             return;
         }
         m_outbox.mark_retry(d, status, failed.error, next.next_attempt_ms);
+        m_held.insert(d.group_key);
         ++m_stats.retried;
         log::info("delivery {} attempt {} failed ({}); retry in {} ms", d.id, failed.attempt,
                   failed.error, next.next_attempt_ms - now);
@@ -227,7 +234,8 @@ private:
     const SenderOptions& m_options;
     http::MultiClient m_client;
     http::RateLimiter m_limiter;
-    std::set<std::string> m_blocked;
+    std::set<std::string> m_in_flight_groups; // contacts with a delivery in flight
+    std::set<std::string> m_held; // contacts whose next delivery waits for the next pass
     std::unique_ptr<state::Transaction> m_transaction;
     SteadyClock::time_point m_batch_started;
     long m_pending_writes = 0;
@@ -272,8 +280,17 @@ NextStep after_failure(const DeliveryRetryRules& rules, const FailedAttempt& fai
 
 SendStats deliver_pending(state::StateStore& store, const std::string& job,
                           const SenderOptions& options) {
+    const auto started = SteadyClock::now();
     Delivery delivery(store, job, options);
     auto stats = delivery.run();
+    if (stats.attempts > 0) {
+        // One line per run, never per delivery: the delivery rate without the source's time.
+        const double seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
+        log::info("delivered {} in {:.3f} s ({:.0f}/s; {} attempts, {} to retry, {} dead)",
+                  stats.delivered, seconds,
+                  static_cast<double>(stats.delivered) / std::max(seconds, 1e-6), stats.attempts,
+                  stats.retried, stats.died);
+    }
     return stats;
 }
 

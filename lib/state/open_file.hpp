@@ -8,9 +8,11 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Exception.h>
+#include <SQLiteCpp/Statement.h>
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
@@ -27,6 +29,36 @@ struct OpenFile {
     std::unique_ptr<SQLite::Database> db;
     std::map<std::string, int> job_locks; // job -> fd holding its flock
     int stores = 0;                       // StateStores sharing this file
+
+    // Prepared statements by SQL text, compiled once per connection (CachedStatement).
+    // Cleared before `db` closes: a statement must not outlive its connection.
+    struct CachedEntry {
+        std::unique_ptr<SQLite::Statement> statement;
+        bool in_use = false;
+    };
+    std::mutex statements_mutex; // the map only; SQLite serialises the connection itself
+    std::map<std::string, CachedEntry, std::less<>> statements;
+};
+
+// A statement of `store`'s connection, prepared once per file and reused: fresh (reset, no
+// bindings) when taken, reset again when this object ends, so a SELECT left half-read never
+// holds a read transaction open. When the same SQL is already taken (a nested use), this one
+// is prepared on its own instead.
+class CachedStatement {
+public:
+    CachedStatement(StateStore& store, std::string_view sql);
+    ~CachedStatement();
+    CachedStatement(const CachedStatement&) = delete;
+    CachedStatement& operator=(const CachedStatement&) = delete;
+
+    SQLite::Statement& operator*() { return *m_statement; }
+    SQLite::Statement* operator->() { return m_statement; }
+
+private:
+    OpenFile& m_file;
+    OpenFile::CachedEntry* m_entry = nullptr; // the cache's, while taken
+    std::unique_ptr<SQLite::Statement> m_own; // a nested use's own statement
+    SQLite::Statement* m_statement = nullptr;
 };
 
 // The connection of `store`'s file.

@@ -26,47 +26,50 @@ constexpr std::size_t k_error_text = 2000;
 
 bool Outbox::enqueue(const Delivery& d) {
     return detail::guarded(m_store, "cannot add to the outbox", [&]() -> bool {
-        SQLite::Statement st(
-            detail::connection(m_store),
-            "INSERT OR IGNORE INTO outbox (id, job, group_key, order_key, event, body, "
-            "status, attempts, next_attempt_ms, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?)");
-        st.bind(1, d.id);
-        st.bind(2, d.job);
-        st.bind(3, d.group_key);
-        st.bind(4, d.order_key);
-        st.bind(5, d.event);
-        st.bind(6, d.body);
-        st.bind(7, now_text(m_clock));
-        return st.exec() == 1;
+        detail::CachedStatement st(
+            m_store, "INSERT OR IGNORE INTO outbox (id, job, group_key, order_key, event, body, "
+                     "status, attempts, next_attempt_ms, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?)");
+        st->bind(1, d.id);
+        st->bind(2, d.job);
+        st->bind(3, d.group_key);
+        st->bind(4, d.order_key);
+        st->bind(5, d.event);
+        st->bind(6, d.body);
+        st->bind(7, now_text(m_clock));
+        return st->exec() == 1;
     });
 }
 
 std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after_seq,
                                       std::size_t limit) {
     return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::vector<Delivery> {
-        SQLite::Statement st(
-            detail::connection(m_store),
+        detail::CachedStatement st(
+            m_store,
+            // The seqs are picked and sorted from the index alone, then the rows fetched in
+            // that order: sorting whole rows (bodies) would take memory, or temp files, in
+            // proportion to the outbox instead of the page.
             "SELECT seq, id, group_key, order_key, event, body, attempts, "
-            "next_attempt_ms, created_at FROM outbox WHERE job = ? AND status = 'pending' AND "
-            "seq > ? ORDER BY seq LIMIT ?");
-        st.bind(1, job);
-        st.bind(2, static_cast<std::int64_t>(after_seq));
-        st.bind(3, static_cast<std::int64_t>(limit));
+            "next_attempt_ms, created_at FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+            "WHERE job = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?) ORDER BY "
+            "seq");
+        st->bind(1, job);
+        st->bind(2, static_cast<std::int64_t>(after_seq));
+        st->bind(3, static_cast<std::int64_t>(limit));
         std::vector<Delivery> out;
-        while (st.executeStep()) {
+        while (st->executeStep()) {
             Delivery d;
-            d.seq = st.getColumn(0).getInt64();
-            d.id = st.getColumn(1).getString();
+            d.seq = st->getColumn(0).getInt64();
+            d.id = st->getColumn(1).getString();
             d.job = job;
-            d.group_key = st.getColumn(2).getString();
-            d.order_key = st.getColumn(3).getString();
-            d.event = st.getColumn(4).getString();
-            d.body = st.getColumn(5).getString();
-            d.attempts = st.getColumn(6).getInt();
-            d.next_attempt_ms = st.getColumn(7).getInt64();
+            d.group_key = st->getColumn(2).getString();
+            d.order_key = st->getColumn(3).getString();
+            d.event = st->getColumn(4).getString();
+            d.body = st->getColumn(5).getString();
+            d.attempts = st->getColumn(6).getInt();
+            d.next_attempt_ms = st->getColumn(7).getInt64();
             // An unreadable stamp counts as "now": such a delivery is never old too early.
-            const auto created = util::parse_iso8601(st.getColumn(8).getString());
+            const auto created = util::parse_iso8601(st->getColumn(8).getString());
             d.created_ms = (created ? *created : m_clock.wall_now()).time_since_epoch().count();
             out.push_back(std::move(d));
         }
@@ -76,12 +79,12 @@ std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after
 
 std::optional<std::int64_t> Outbox::next_due(const std::string& job) {
     return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::optional<std::int64_t> {
-        SQLite::Statement st(detail::connection(m_store),
-                             "SELECT MIN(next_attempt_ms) FROM outbox WHERE job = ? AND "
-                             "status = 'pending'");
-        st.bind(1, job);
-        if (st.executeStep() && !st.getColumn(0).isNull()) {
-            return st.getColumn(0).getInt64();
+        detail::CachedStatement st(m_store,
+                                   "SELECT MIN(next_attempt_ms) FROM outbox WHERE job = ? AND "
+                                   "status = 'pending'");
+        st->bind(1, job);
+        if (st->executeStep() && !st->getColumn(0).isNull()) {
+            return st->getColumn(0).getInt64();
         }
         return std::nullopt;
     });
@@ -89,56 +92,55 @@ std::optional<std::int64_t> Outbox::next_due(const std::string& job) {
 
 void Outbox::mark_delivered(const Delivery& d, int status) {
     detail::guarded(m_store, "cannot update the outbox", [&] {
-        SQLite::Statement st(detail::connection(m_store),
-                             "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
-                             "last_status = ?, last_error = NULL, delivered_at = ?, body = '' "
-                             "WHERE id = ?");
-        st.bind(1, status);
-        st.bind(2, now_text(m_clock));
-        st.bind(3, d.id);
-        st.exec();
+        detail::CachedStatement st(
+            m_store, "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
+                     "last_status = ?, last_error = NULL, delivered_at = ?, body = '' "
+                     "WHERE id = ?");
+        st->bind(1, status);
+        st->bind(2, now_text(m_clock));
+        st->bind(3, d.id);
+        st->exec();
     });
 }
 
 void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std::string& error,
                         std::int64_t next_attempt_ms) {
     detail::guarded(m_store, "cannot update the outbox", [&] {
-        SQLite::Statement st(detail::connection(m_store),
-                             "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
-                             "last_error = ?, next_attempt_ms = ? WHERE id = ?");
-        bind_optional(st, 1, status);
-        st.bind(2, error.substr(0, k_error_text));
-        st.bind(3, static_cast<std::int64_t>(next_attempt_ms));
-        st.bind(4, d.id);
-        st.exec();
+        detail::CachedStatement st(m_store,
+                                   "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
+                                   "last_error = ?, next_attempt_ms = ? WHERE id = ?");
+        bind_optional(*st, 1, status);
+        st->bind(2, error.substr(0, k_error_text));
+        st->bind(3, static_cast<std::int64_t>(next_attempt_ms));
+        st->bind(4, d.id);
+        st->exec();
     });
 }
 
 void Outbox::mark_dead(const Delivery& d, std::optional<int> status, const std::string& error) {
     detail::guarded(m_store, "cannot update the outbox", [&] {
-        SQLite::Statement st(detail::connection(m_store),
-                             "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
-                             "last_status = ?, last_error = ? WHERE id = ?");
-        bind_optional(st, 1, status);
-        st.bind(2, error.substr(0, k_error_text));
-        st.bind(3, d.id);
-        st.exec();
+        detail::CachedStatement st(m_store,
+                                   "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
+                                   "last_status = ?, last_error = ? WHERE id = ?");
+        bind_optional(*st, 1, status);
+        st->bind(2, error.substr(0, k_error_text));
+        st->bind(3, d.id);
+        st->exec();
     });
 }
 
 OutboxCounts Outbox::counts(const std::string& job) {
     return detail::guarded(m_store, "cannot count the outbox", [&]() -> OutboxCounts {
         OutboxCounts c;
-        SQLite::Statement st(detail::connection(m_store),
-                             "SELECT status, COUNT(*), MIN(created_at) FROM outbox "
-                             "WHERE job = ? GROUP BY status");
-        st.bind(1, job);
-        while (st.executeStep()) {
-            const std::string status = st.getColumn(0).getString();
-            const long n = st.getColumn(1).getInt();
+        detail::CachedStatement st(m_store, "SELECT status, COUNT(*), MIN(created_at) FROM outbox "
+                                            "WHERE job = ? GROUP BY status");
+        st->bind(1, job);
+        while (st->executeStep()) {
+            const std::string status = st->getColumn(0).getString();
+            const long n = st->getColumn(1).getInt();
             if (status == "pending") {
                 c.pending = n;
-                c.oldest_pending = st.getColumn(2).getString();
+                c.oldest_pending = st->getColumn(2).getString();
             } else if (status == "dead") {
                 c.dead = n;
             } else if (status == "delivered") {
@@ -151,25 +153,24 @@ OutboxCounts Outbox::counts(const std::string& job) {
 
 long Outbox::replay_dead(const std::string& job) {
     return detail::guarded(m_store, "cannot update the outbox", [&]() -> long {
-        SQLite::Statement st(detail::connection(m_store),
-                             "UPDATE outbox SET status = 'pending', attempts = 0, "
-                             "next_attempt_ms = 0, created_at = ? WHERE job = ? AND "
-                             "status = 'dead'");
-        st.bind(1, now_text(m_clock));
-        st.bind(2, job);
-        return st.exec();
+        detail::CachedStatement st(m_store, "UPDATE outbox SET status = 'pending', attempts = 0, "
+                                            "next_attempt_ms = 0, created_at = ? WHERE job = ? AND "
+                                            "status = 'dead'");
+        st->bind(1, now_text(m_clock));
+        st->bind(2, job);
+        return st->exec();
     });
 }
 
 std::optional<LedgerEntry> Ledger::entry(const std::string& job, const std::string& key) {
     return detail::guarded(m_store, "cannot read the ledger", [&]() -> std::optional<LedgerEntry> {
-        SQLite::Statement st(detail::connection(m_store),
-                             "SELECT content_md5, revision FROM ledger WHERE job = ? AND "
-                             "record_key = ?");
-        st.bind(1, job);
-        st.bind(2, key);
-        if (st.executeStep()) {
-            return LedgerEntry{st.getColumn(0).getString(), st.getColumn(1).getInt64()};
+        detail::CachedStatement st(m_store,
+                                   "SELECT content_md5, revision FROM ledger WHERE job = ? AND "
+                                   "record_key = ?");
+        st->bind(1, job);
+        st->bind(2, key);
+        if (st->executeStep()) {
+            return LedgerEntry{st->getColumn(0).getString(), st->getColumn(1).getInt64()};
         }
         return std::nullopt;
     });
@@ -183,19 +184,19 @@ std::optional<std::string> Ledger::content_md5(const std::string& job, const std
 void Ledger::record(const std::string& job, const std::string& key, const std::string& md5,
                     std::int64_t revision, const std::string& delivery_id) {
     detail::guarded(m_store, "cannot write the ledger", [&] {
-        SQLite::Statement st(
-            detail::connection(m_store),
+        detail::CachedStatement st(
+            m_store,
             "INSERT INTO ledger (job, record_key, content_md5, delivery_id, first_seen, revision) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job, record_key) DO UPDATE SET "
             "content_md5 = excluded.content_md5, delivery_id = excluded.delivery_id, "
             "revision = excluded.revision");
-        st.bind(1, job);
-        st.bind(2, key);
-        st.bind(3, md5);
-        st.bind(4, delivery_id);
-        st.bind(5, now_text(Clock::real()));
-        st.bind(6, static_cast<std::int64_t>(revision));
-        st.exec();
+        st->bind(1, job);
+        st->bind(2, key);
+        st->bind(3, md5);
+        st->bind(4, delivery_id);
+        st->bind(5, now_text(Clock::real()));
+        st->bind(6, static_cast<std::int64_t>(revision));
+        st->exec();
     });
 }
 

@@ -115,6 +115,7 @@ Registry& registry() {
 }
 
 void close_file(detail::OpenFile& file) {
+    file.statements.clear();
     file.db.reset();
     // The locks go with their fds; closing one fd never touches another's flock.
     for (const auto& [job, fd] : file.job_locks) {
@@ -140,8 +141,16 @@ std::unique_ptr<detail::OpenFile> open_file(const std::string& path, const struc
         file->db =
             std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         file->db->setBusyTimeout(k_busy_timeout_ms);
+        // WAL with synchronous=NORMAL: a commit is atomic but reaches the disk only at the
+        // next checkpoint, so a power cut may undo the last commits, never half of one. That
+        // keeps every promise: an undone enqueue goes with the checkpoint that covered it (the
+        // source fetches it again), an undone "delivered" mark only sends that delivery again
+        // under the same webhook-id, which receivers drop. A crash of the process alone loses
+        // nothing committed.
         file->db->exec("PRAGMA journal_mode = WAL");
         file->db->exec("PRAGMA synchronous = NORMAL");
+        // Statement journals and sorts in memory: an outbox UPDATE otherwise writes a temp file.
+        file->db->exec("PRAGMA temp_store = MEMORY");
         file->db->exec(k_schema);
         detail::upgrade_outbox_schema(*file->db);
     } catch (const SQLite::Exception& e) {
@@ -155,6 +164,52 @@ std::unique_ptr<detail::OpenFile> open_file(const std::string& path, const struc
 namespace detail {
 
 SQLite::Database& connection(StateStore& store) { return *store.file().db; }
+
+CachedStatement::CachedStatement(StateStore& store, std::string_view sql) : m_file(store.file()) {
+    {
+        const std::lock_guard<std::mutex> lock(m_file.statements_mutex);
+        auto it = m_file.statements.find(sql);
+        if (it == m_file.statements.end()) {
+            it = m_file.statements.emplace(std::string(sql), OpenFile::CachedEntry{}).first;
+        }
+        if (!it->second.in_use) {
+            it->second.in_use = true;
+            m_entry = &it->second;
+        }
+    }
+    try {
+        if (m_entry == nullptr) {
+            m_own = std::make_unique<SQLite::Statement>(*m_file.db, std::string(sql));
+            m_statement = m_own.get();
+            return;
+        }
+        if (!m_entry->statement) {
+            m_entry->statement = std::make_unique<SQLite::Statement>(*m_file.db, std::string(sql));
+        }
+        m_statement = m_entry->statement.get();
+        m_statement->reset();
+        m_statement->clearBindings();
+    } catch (...) {
+        if (m_entry != nullptr) {
+            const std::lock_guard<std::mutex> lock(m_file.statements_mutex);
+            m_entry->in_use = false;
+        }
+        throw;
+    }
+}
+
+CachedStatement::~CachedStatement() {
+    if (m_entry == nullptr) {
+        return;
+    }
+    try {
+        // reset() reports the last step's error again; it was reported when it happened.
+        m_statement->reset();
+    } catch (const SQLite::Exception&) {
+    }
+    const std::lock_guard<std::mutex> lock(m_file.statements_mutex);
+    m_entry->in_use = false;
+}
 
 Error translate(const std::string& path, const SQLite::Exception& e, std::string_view doing) {
     const std::string what = std::string(doing) + ": " + e.what();

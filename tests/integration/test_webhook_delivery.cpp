@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <set>
 #include <thread>
@@ -34,6 +35,7 @@ struct DeliveryFixture {
     TempDir dir;
     fakes::DialfireFake fake;
     fakes::WebhookReceiver receiver;
+    std::string state_file = "state.db";
 
     explicit DeliveryFixture(std::size_t contacts)
         : fake(campaign(contacts)), receiver(signed_receiver()) {
@@ -65,7 +67,7 @@ struct DeliveryFixture {
             "--url",
             receiver.base_url() + "/hook",
             "--state",
-            dir.file("state.db"),
+            dir.file(state_file),
             "--log-dir",
             dir.file("logs"),
             "--summary-json",
@@ -225,4 +227,117 @@ TEST_CASE("webhook rejects a --max-age that is no duration or not above zero", "
         CHECK(r.exit_code == 2);
         CHECK(r.err.find("crmsync: error: --max-age") != std::string::npos);
     }
+}
+
+namespace {
+
+// The webhook-id of every request -> the bodies it arrived with.
+std::map<std::string, std::set<std::string>> bodies_by_id(const fakes::WebhookReceiver& r) {
+    std::map<std::string, std::set<std::string>> out;
+    for (const auto& request : r.requests()) {
+        out[request.id].insert(request.body);
+    }
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("webhook killed while delivering sends again only what it had not recorded, under "
+          "the same ids",
+          "[http]") {
+    DeliveryFixture f(400);
+    const auto events = f.fake.event_count();
+    // The kill comes after half of them: past one full group of 500 marks (plus the 4 in
+    // flight), so at least one group is committed whatever the timer did.
+    REQUIRE(events / 2 > 500 + 4);
+    // Slow answers, so the kill falls within a group rather than at the run's end.
+    f.receiver.set_response_delay(std::chrono::milliseconds(1));
+    auto args = std::vector<std::string>{
+        "webhook",
+        "--campaign",
+        f.fake.options().campaign_id,
+        "--api-url",
+        f.fake.base_url(),
+        "--url",
+        f.receiver.base_url() + "/hook",
+        "--state",
+        f.dir.file(f.state_file),
+        "--log-dir",
+        f.dir.file("logs"),
+        "--since",
+        utc_text(std::chrono::system_clock::now() - std::chrono::hours(48)),
+        "--wr",
+        "0",
+        "--w",
+        "4",
+        "--secret-env",
+        "HOOK_SECRET"};
+    crmsync::testing::CrmsyncProcess killed(
+        args, {{"CRMSYNC_TOKEN", f.fake.options().token}, {"HOOK_SECRET", k_secret}}, f.dir);
+    REQUIRE(f.receiver.wait_for_acknowledged(events / 2, std::chrono::minutes(2)));
+    killed.kill(SIGKILL);
+    CHECK(killed.wait().exit_code == 128 + SIGKILL);
+    const auto before_kill = f.receiver.acknowledged_ids();
+    REQUIRE(before_kill.size() < events);
+
+    f.receiver.set_response_delay(std::chrono::milliseconds(0));
+    const auto rerun = f.run();
+    INFO(explain(rerun));
+    REQUIRE(rerun.exit_code == 0);
+    CHECK(f.summary()["pending"].get<long>() == 0);
+    CHECK(f.summary()["dead"].get<long>() == 0);
+    // The rerun enqueued nothing new: the killed run had committed every delivery.
+    CHECK(f.summary()["new"].get<long>() == 0);
+
+    const auto acknowledged = f.receiver.acknowledged_ids();
+    CHECK(acknowledged.size() == events); // none lost
+    std::size_t repeated = 0;
+    for (const auto& [id, times] : acknowledged) {
+        CHECK(times <= 2);
+        if (times == 2) {
+            ++repeated;
+            CHECK(before_kill.count(id) == 1); // only what the killed run had sent
+        }
+    }
+    // Sent again: at most the group whose commit the kill cut off (500 marks, or 200 ms of
+    // them) and those in flight; never what was committed before.
+    CHECK(repeated <= 500 + 4);
+    CHECK(repeated < before_kill.size());
+    // A repeat is the same delivery: same id, same body.
+    for (const auto& [id, bodies] : bodies_by_id(f.receiver)) {
+        CHECK(bodies.size() == 1);
+    }
+    SECTION("a further run sends nothing") {
+        f.receiver.clear();
+        REQUIRE(f.run().exit_code == 0);
+        CHECK(f.receiver.request_count() == 0);
+        CHECK(f.summary()["delivered"].get<long>() == 0);
+    }
+}
+
+TEST_CASE("webhook sends the same ids, bodies and counts at --w 1 and --w 16", "[http]") {
+    DeliveryFixture f(80);
+    const auto events = f.fake.event_count();
+    f.state_file = "serial.db";
+    const auto serial = f.run({"--w", "1"});
+    INFO(explain(serial));
+    REQUIRE(serial.exit_code == 0);
+    const auto serial_summary = f.summary();
+    const auto serial_ids = f.receiver.acknowledged_ids();
+    const auto serial_bodies = bodies_by_id(f.receiver);
+
+    // The same campaign from a fresh state file: the fast path must send the same messages.
+    f.receiver.clear();
+    f.state_file = "parallel.db";
+    const auto parallel = f.run({"--w", "16"});
+    INFO(explain(parallel));
+    REQUIRE(parallel.exit_code == 0);
+    const auto parallel_summary = f.summary();
+
+    CHECK(serial_summary["delivered"].get<long>() == static_cast<long>(events));
+    CHECK(parallel_summary["delivered"].get<long>() == static_cast<long>(events));
+    CHECK(parallel_summary["new"] == serial_summary["new"]);
+    CHECK(serial_ids.size() == events);
+    CHECK(f.receiver.acknowledged_ids() == serial_ids); // the same ids, each once
+    CHECK(bodies_by_id(f.receiver) == serial_bodies);
 }

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <mutex>
 #include <thread>
 
 using namespace crmsync;
@@ -293,4 +294,58 @@ TEST_CASE("webhook::deliver_pending reads a receiver's answer up to its cap",
     const auto due = outbox.next_due("job");
     REQUIRE(due.has_value());
     CHECK(*due - Clock::real().wall_now().time_since_epoch().count() > 100'000);
+}
+
+TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in flight ends "
+          "mid-pass",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    httplib::Server server;
+    std::mutex mutex;
+    std::vector<std::string> arrived;
+    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+        const auto id = req.get_header_value("webhook-id");
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            arrived.push_back(id);
+        }
+        // The other contact's answer comes late: contact a's first delivery ends while the
+        // pass still has a's later ones ahead of it.
+        if (id == "b1") {
+            std::this_thread::sleep_for(200ms);
+        }
+        res.set_content("{}", "application/json");
+    });
+    const int port = server.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    std::thread thread([&] { server.listen_after_bind(); });
+    while (!server.is_running()) {
+        std::this_thread::sleep_for(1ms);
+    }
+    state::Outbox outbox(store);
+    for (const char* id : {"a1", "a2", "b1", "a3"}) {
+        state::Delivery d;
+        d.id = id;
+        d.job = "job";
+        d.group_key = std::string(1, id[0]);
+        d.event = "new";
+        d.body = "{}";
+        REQUIRE(outbox.enqueue(d));
+    }
+    webhook::SenderOptions options;
+    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.rate = 0;
+    options.in_flight = 2;
+    const auto sent = webhook::deliver_pending(store, "job", options);
+    server.stop();
+    thread.join();
+    CHECK(sent.delivered == 4);
+    std::vector<std::string> of_a;
+    for (const auto& id : arrived) {
+        if (id[0] == 'a') {
+            of_a.push_back(id);
+        }
+    }
+    CHECK(of_a == std::vector<std::string>{"a1", "a2", "a3"});
 }
