@@ -8,7 +8,6 @@
 #include <mysqld_error.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 
 namespace crmsync::drivers::mysql {
@@ -154,28 +153,21 @@ int RowStream::error(void* handle, char* message, unsigned int length) {
     return CR_UNKNOWN_ERROR;
 }
 
-std::optional<sql::Database::BulkResult>
-load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const sql::Table& table,
-                 const std::vector<const sql::Column*>& columns,
-                 const std::vector<std::vector<const sql::Value*>>& rows) {
-    const sql::Dialect& dialect = db.dialect();
-    const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
-    const std::string stage = dialect.quote(stage_name);
-    const std::string target = dialect.quote(table.name);
-    std::string names;
-    for (const auto* c : columns) {
-        names += (names.empty() ? "" : ", ") + dialect.quote(c->name);
-    }
-    // TEMPORARY: private to the session and, unlike other DDL, no implicit commit. Created
-    // afresh so it always has the target's current columns and types.
-    db.execute("DROP TEMPORARY TABLE IF EXISTS " + stage);
-    db.execute("CREATE TEMPORARY TABLE " + stage + " ENGINE=InnoDB AS SELECT " + names + " FROM " +
-               target + " LIMIT 0");
+namespace {
 
-    // REPLACE keeps strict mode in force (LOCAL alone implies IGNORE); the stage is empty, so
-    // nothing is replaced.
+// Keys per query when counting the keys of a batch already stored.
+constexpr std::size_t k_keys_per_query = 1000;
+
+// LOAD DATA LOCAL INFILE of `rows` into `into` (quoted). False, having loaded nothing, when
+// LOCAL INFILE is refused; throws on any other failure and on rows the server did not take as
+// sent. REPLACE keeps strict mode in force (LOCAL alone implies IGNORE, which turns a value
+// the column cannot hold into a silent truncation); a row it would replace counts twice, so a
+// key that is not new makes the load fail instead of passing unnoticed.
+bool load_rows(sql::Database& db, MYSQL* connection, RowStream& stream, const std::string& into,
+               const std::string& names, const std::string& table,
+               const std::vector<std::vector<const sql::Value*>>& rows) {
     const std::string load = std::string("LOAD DATA LOCAL INFILE '") + RowStream::k_file_name +
-                             "' REPLACE INTO TABLE " + stage +
+                             "' REPLACE INTO TABLE " + into +
                              " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
                              "LINES TERMINATED BY '\\n' (" +
                              names + ")";
@@ -188,26 +180,85 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
         if (refused_local_infile(connection)) {
             log::debug("mysql: the server refuses LOAD DATA LOCAL INFILE ({}); writing {} rows of "
                        "{} with multi-row statements",
-                       mysql_error(connection), rows.size(), table.name);
-            db.execute("DROP TEMPORARY TABLE IF EXISTS " + stage);
-            return std::nullopt;
+                       mysql_error(connection), rows.size(), table);
+            return false;
         }
         throw;
     }
     stream.disarm();
-    check_no_warnings(db, connection, table.name);
+    check_no_warnings(db, connection, table);
     if (loaded != static_cast<long>(rows.size())) {
         throw Error(ErrorKind::io,
-                    "database error while loading rows of " + table.name + ": the server read " +
-                        std::to_string(loaded) + " of " + std::to_string(rows.size()) + " rows",
+                    "database error while loading rows of " + table + ": the server took " +
+                        std::to_string(loaded) + " rows for " + std::to_string(rows.size()) +
+                        " sent",
                     "nothing past the last committed batch was recorded");
     }
+    return true;
+}
 
-    const std::string key = dialect.quote(table.key());
-    const auto existing = db.query("SELECT COUNT(*) FROM " + stage + " s JOIN " + target +
-                                   " t ON t." + key + " = s." + key);
+// How many of the batch's keys the target holds already.
+long count_stored_keys(sql::Database& db, const sql::Table& table, std::size_t key_pos,
+                       const std::vector<std::vector<const sql::Value*>>& rows) {
+    const std::vector<std::string> key_column{table.key()};
+    long stored = 0;
+    for (std::size_t start = 0; start < rows.size(); start += k_keys_per_query) {
+        const std::size_t n = std::min(k_keys_per_query, rows.size() - start);
+        std::vector<sql::Value> keys;
+        keys.reserve(n);
+        for (std::size_t r = start; r < start + n; ++r) {
+            keys.push_back(*rows[r][key_pos]);
+        }
+        stored += static_cast<long>(
+            db.query(db.dialect().select_by_keys(table, key_column, n), keys).size());
+    }
+    return stored;
+}
+
+} // namespace
+
+std::optional<sql::Database::BulkResult>
+load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const sql::Table& table,
+                 const std::vector<const sql::Column*>& columns,
+                 const std::vector<std::vector<const sql::Value*>>& rows) {
+    const sql::Dialect& dialect = db.dialect();
+    const std::string target = dialect.quote(table.name);
+    std::string names;
+    std::size_t key_pos = columns.size();
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+        names += (names.empty() ? "" : ", ") + dialect.quote(columns[i]->name);
+        if (columns[i]->name == table.key()) {
+            key_pos = i;
+        }
+    }
+    if (key_pos == columns.size()) {
+        throw Error(ErrorKind::internal, "table " + table.name + " has no bound key column");
+    }
+
+    // Only new keys (every batch of a first load): straight into the target, as an insert.
+    // The transaction holds the job's rows; a key another session adds meanwhile makes the
+    // load fail (see load_rows), never a wrong count.
+    const long stored = count_stored_keys(db, table, key_pos, rows);
+    if (stored == 0) {
+        if (!load_rows(db, connection, stream, target, names, table.name, rows)) {
+            return std::nullopt;
+        }
+        return sql::Database::BulkResult{0, static_cast<long>(rows.size())};
+    }
+
+    // TEMPORARY: private to the session and, unlike other DDL, no implicit commit. Created
+    // afresh so it always has the target's current columns and types.
+    const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
+    const std::string stage = dialect.quote(stage_name);
+    db.execute("DROP TEMPORARY TABLE IF EXISTS " + stage);
+    db.execute("CREATE TEMPORARY TABLE " + stage + " ENGINE=InnoDB AS SELECT " + names + " FROM " +
+               target + " LIMIT 0");
+    if (!load_rows(db, connection, stream, stage, names, table.name, rows)) {
+        db.execute("DROP TEMPORARY TABLE IF EXISTS " + stage);
+        return std::nullopt;
+    }
     sql::Database::BulkResult result;
-    result.existing = std::atol(existing.at(0).at(0).value_or("0").c_str());
+    result.existing = stored;
     const auto upsert = dialect.upsert_from_table(table, columns, stage_name);
     if (!upsert) {
         throw Error(ErrorKind::internal, "the dialect has no upsert from a staging table");

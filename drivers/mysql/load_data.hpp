@@ -45,12 +45,13 @@ private:
     std::string m_error;
 };
 
-// Upserts `rows` through a session-private staging table: LOAD DATA LOCAL INFILE from
-// `stream` into it, count the keys already present, then one INSERT ... SELECT ... ON
-// DUPLICATE KEY UPDATE that keeps unchanged rows (and their change stamp) as they are.
-// Runs inside the caller's transaction; any failure throws crmsync::Error(io) and leaves the
-// statement rolled back. Returns nullopt, having written nothing, when the server or client
-// refuses LOCAL INFILE, so the caller can use multi-row statements.
+// Upserts `rows` with LOAD DATA LOCAL INFILE fed from `stream`. When none of their keys is
+// stored yet (a first load) they are loaded straight into the target; otherwise into a
+// session-private staging table, then one INSERT ... SELECT ... ON DUPLICATE KEY UPDATE that
+// leaves unchanged rows (and their change stamp) as they are. Runs inside the caller's
+// transaction; any failure throws crmsync::Error(io) and leaves the statement rolled back.
+// Returns nullopt, having written nothing, when the server or client refuses LOCAL INFILE, so
+// the caller can use multi-row statements.
 std::optional<sql::Database::BulkResult>
 load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const sql::Table& table,
                  const std::vector<const sql::Column*>& columns,
