@@ -16,6 +16,11 @@ namespace {
 // Rows are encoded this many bytes ahead of what the client library asks for.
 constexpr std::size_t k_encode_chunk = 256 * 1024;
 
+// Whether LOAD DATA's text format escapes the byte with a backslash.
+constexpr bool escaped(char c) {
+    return c == '\\' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
+}
+
 // MySQL 8's "Loading local data is disabled" (not in MariaDB's headers).
 constexpr unsigned k_er_client_local_files_disabled = 3948;
 
@@ -60,26 +65,36 @@ void append_load_data_row(std::string& out, const std::vector<const sql::Value*>
             out += "\\N";
             continue;
         }
-        for (const char c : *value) {
-            switch (c) {
-            case '\\':
-                out += "\\\\";
+        // Runs of plain bytes are appended whole; only the five escaped bytes go one by one.
+        const std::string_view text = *value;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = start;
+            while (end < text.size() && !escaped(text[end])) {
+                ++end;
+            }
+            out.append(text.data() + start, end - start);
+            if (end == text.size()) {
                 break;
+            }
+            out += '\\';
+            switch (text[end]) {
             case '\t':
-                out += "\\t";
+                out += 't';
                 break;
             case '\n':
-                out += "\\n";
+                out += 'n';
                 break;
             case '\r':
-                out += "\\r";
+                out += 'r';
                 break;
             case '\0':
-                out += "\\0";
+                out += '0';
                 break;
             default:
-                out += c;
+                out += text[end]; // the backslash itself
             }
+            start = end + 1;
         }
     }
     out += '\n';
