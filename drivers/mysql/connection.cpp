@@ -23,14 +23,18 @@ std::string quoted(const std::string& value) {
     return out + "'";
 }
 
-// Bulk upserts go through LOAD DATA LOCAL INFILE, fed from memory by a RowStream that the
-// connection keeps for its whole life.
+MYSQL* client_connection(soci::session& session) {
+    return static_cast<soci::mysql_session_backend*>(session.get_backend())->conn_;
+}
+
+// Bulk upserts go through LOAD DATA LOCAL INFILE, fed from memory by a RowStream that was
+// installed on the connection before its first statement.
 class MysqlDatabase final : public sql::Database {
 public:
-    MysqlDatabase(std::unique_ptr<soci::session> session, std::string description)
-        : Database(make_dialect(), std::move(session), std::move(description)) {
-        m_stream.install(connection());
-    }
+    MysqlDatabase(std::unique_ptr<soci::session> session, std::string description,
+                  std::unique_ptr<RowStream> stream)
+        : Database(make_dialect(), std::move(session), std::move(description)),
+          m_stream(std::move(stream)) {}
 
     std::optional<BulkResult>
     bulk_upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
@@ -38,17 +42,14 @@ public:
         if (m_local_infile_refused) {
             return std::nullopt;
         }
-        auto result = load_data_upsert(*this, connection(), m_stream, table, columns, rows);
+        auto result =
+            load_data_upsert(*this, client_connection(session()), *m_stream, table, columns, rows);
         m_local_infile_refused = !result;
         return result;
     }
 
 private:
-    MYSQL* connection() {
-        return static_cast<soci::mysql_session_backend*>(session().get_backend())->conn_;
-    }
-
-    RowStream m_stream;
+    std::unique_ptr<RowStream> m_stream;
     // Asked once per connection: a server that refused will refuse again.
     bool m_local_infile_refused = false;
 };
@@ -123,7 +124,11 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "check host, port, database, user and password (CRMSYNC_DB_PASSWORD)");
     }
     const std::string description = "mysql://" + url.host + "/" + url.database;
-    return std::make_unique<MysqlDatabase>(std::move(session), description);
+    // Before any statement: from now on a LOCAL INFILE request can only get the rows of a
+    // running load, never a file.
+    auto stream = std::make_unique<RowStream>();
+    stream->install(client_connection(*session));
+    return std::make_unique<MysqlDatabase>(std::move(session), description, std::move(stream));
 }
 
 sql::DatabaseDriver driver() {
