@@ -1,6 +1,7 @@
 #include "drivers/mysql/connection.hpp"
 
 #include "drivers/mysql/dialect.hpp"
+#include "drivers/mysql/load_data.hpp"
 #include "lib/core/error.hpp"
 #include "lib/util/redact.hpp"
 
@@ -21,6 +22,37 @@ std::string quoted(const std::string& value) {
     }
     return out + "'";
 }
+
+MYSQL* client_connection(soci::session& session) {
+    return static_cast<soci::mysql_session_backend*>(session.get_backend())->conn_;
+}
+
+// Bulk upserts go through LOAD DATA LOCAL INFILE, fed from memory by a RowStream that was
+// installed on the connection before its first statement.
+class MysqlDatabase final : public sql::Database {
+public:
+    MysqlDatabase(std::unique_ptr<soci::session> session, std::string description,
+                  std::unique_ptr<RowStream> stream)
+        : Database(make_dialect(), std::move(session), std::move(description)),
+          m_stream(std::move(stream)) {}
+
+    std::optional<BulkResult>
+    bulk_upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
+                const std::vector<std::vector<const sql::Value*>>& rows) override {
+        if (m_local_infile_refused) {
+            return std::nullopt;
+        }
+        auto result =
+            load_data_upsert(*this, client_connection(session()), *m_stream, table, columns, rows);
+        m_local_infile_refused = !result;
+        return result;
+    }
+
+private:
+    std::unique_ptr<RowStream> m_stream;
+    // Asked once per connection: a server that refused will refuse again.
+    bool m_local_infile_refused = false;
+};
 
 void check_url(util::DatabaseUrl& url) {
     if (url.path.size() > 1) {
@@ -71,7 +103,9 @@ std::string connect_string(const util::DatabaseUrl& url) {
     }
     // dbsync2 appended "?charset=..." to whatever query the user wrote (defect §5.25); the
     // character set is ours to choose and the user's parameters are read as documented here.
-    s += " charset=utf8mb4 connect_timeout=10";
+    // local_infile=1 lets bulk upserts use LOAD DATA LOCAL INFILE; the rows come from memory
+    // and no file is ever read (see RowStream).
+    s += " charset=utf8mb4 connect_timeout=10 local_infile=1";
     for (const char* name : {"sslca", "sslcert", "sslkey", "unix_socket"}) {
         if (const auto it = url.params.find(name); it != url.params.end()) {
             s += std::string(" ") + name + "=" + quoted(it->second);
@@ -90,7 +124,11 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
                     "check host, port, database, user and password (CRMSYNC_DB_PASSWORD)");
     }
     const std::string description = "mysql://" + url.host + "/" + url.database;
-    return std::make_unique<sql::Database>(make_dialect(), std::move(session), description);
+    // Before any statement: from now on a LOCAL INFILE request can only get the rows of a
+    // running load, never a file.
+    auto stream = std::make_unique<RowStream>();
+    stream->install(client_connection(*session));
+    return std::make_unique<MysqlDatabase>(std::move(session), description, std::move(stream));
 }
 
 sql::DatabaseDriver driver() {

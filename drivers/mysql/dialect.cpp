@@ -95,31 +95,23 @@ public:
             }
             sql += ")";
         }
-        std::string same;
-        std::string set;
+        return sql + on_duplicate_key(table, columns, "");
+    }
+
+    // INSERT ... SELECT from the staging table. Target columns are qualified: the staging
+    // table has the same column names, which would otherwise be ambiguous.
+    std::optional<std::string> upsert_from_table(const sql::Table& table,
+                                                 const std::vector<const sql::Column*>& columns,
+                                                 std::string_view source) const override {
+        std::string names;
+        std::string selected;
         for (const auto* c : columns) {
-            if (c->name == table.key() || c->name == table.changed_at_column) {
-                continue;
-            }
-            const std::string q = quote(c->name);
-            same +=
-                (same.empty() ? "" : " AND ") + fmt::format("BINARY {0} <=> BINARY VALUES({0})", q);
-            set += ", " + q + " = VALUES(" + q + ")";
+            names += (names.empty() ? "" : ", ") + quote(c->name);
+            selected += (selected.empty() ? "s." : ", s.") + quote(c->name);
         }
-        const std::string key = quote(table.key());
-        if (set.empty()) {
-            return sql + " ON DUPLICATE KEY UPDATE " + key + " = " + key;
-        }
-        sql += " ON DUPLICATE KEY UPDATE ";
-        // Assignments run left to right and see earlier ones, so the change stamp is decided
-        // first, while the row still holds its old values.
-        if (!table.changed_at_column.empty()) {
-            const std::string stamp = quote(table.changed_at_column);
-            sql += fmt::format("{0} = IF({1}, {0}, VALUES({0}))", stamp, same) + set;
-        } else {
-            sql += set.substr(2);
-        }
-        return sql;
+        return "INSERT INTO " + quote(table.name) + " (" + names + ") SELECT " + selected +
+               " FROM " + quote(source) + " AS s" +
+               on_duplicate_key(table, columns, quote(table.name) + ".");
     }
 
     // SOCI connects with CLIENT_FOUND_ROWS, so MySQL counts 1 per inserted row, 2 per updated
@@ -137,6 +129,39 @@ public:
 
     std::optional<std::string> try_lock_query() const override {
         return "SELECT GET_LOCK(:lock, 0)";
+    }
+
+private:
+    // Rows equal to the stored ones keep their change stamp (see Dialect::upsert).
+    // `target` qualifies the target table's columns ("" or "`t`.").
+    std::string on_duplicate_key(const sql::Table& table,
+                                 const std::vector<const sql::Column*>& columns,
+                                 const std::string& target) const {
+        std::string same;
+        std::string set;
+        for (const auto* c : columns) {
+            if (c->name == table.key() || c->name == table.changed_at_column) {
+                continue;
+            }
+            const std::string q = quote(c->name);
+            same += (same.empty() ? "" : " AND ") +
+                    fmt::format("BINARY {0}{1} <=> BINARY VALUES({1})", target, q);
+            set += ", " + target + q + " = VALUES(" + q + ")";
+        }
+        const std::string key = target + quote(table.key());
+        if (set.empty()) {
+            return " ON DUPLICATE KEY UPDATE " + key + " = " + key;
+        }
+        std::string sql = " ON DUPLICATE KEY UPDATE ";
+        // Assignments run left to right and see earlier ones, so the change stamp is decided
+        // first, while the row still holds its old values.
+        if (!table.changed_at_column.empty()) {
+            const std::string stamp = quote(table.changed_at_column);
+            sql += fmt::format("{0}{1} = IF({2}, {0}{1}, VALUES({1}))", target, stamp, same) + set;
+        } else {
+            sql += set.substr(2);
+        }
+        return sql;
     }
 
 protected:

@@ -42,15 +42,47 @@ sql::Row row(const std::string& id, const std::string& label, const char* amount
             std::nullopt};
 }
 
+// Keys of the rows that pad a batch past the writer's bulk threshold (50 rows), so that the
+// same checks run through the bulk path (COPY, LOAD DATA) too. The padding rows never change:
+// after their first write they count as unchanged, and write() leaves them out of its counts.
+constexpr int k_padding_rows = 60;
+const char* const k_padding_prefix = "~pad";
+
+long stored_rows(sql::Database& db, const sql::Table& table) {
+    return crmsync::testing::count_rows(db, table.name,
+                                        db.dialect().quote("id") + " NOT LIKE '~pad%'");
+}
+
 sql::WriteCounts write(sql::Database& db, const sql::Table& table, std::vector<sql::Row> rows,
-                       std::vector<sql::RejectedRow>* rejected = nullptr) {
+                       bool pad, std::vector<sql::RejectedRow>* rejected = nullptr,
+                       const std::string& changed_at = "2024-05-05 05:05:05.000") {
+    long padding_stored = 0;
+    if (pad) {
+        padding_stored = crmsync::testing::count_rows(db, table.name,
+                                                      db.dialect().quote("id") + " LIKE '~pad%'");
+        const std::size_t width = rows.empty() ? table.columns.size() : rows.front().size();
+        for (int i = 0; i < k_padding_rows; ++i) {
+            sql::Row padding = row(k_padding_prefix + std::to_string(i), "padding");
+            padding.resize(width);
+            rows.push_back(std::move(padding));
+        }
+    }
     sql::BatchWriter writer(db);
     std::vector<sql::RejectedRow> sink;
     sql::Transaction tx(db);
-    const auto counts = writer.upsert({&table, std::move(rows)}, "2024-05-05 05:05:05.000",
-                                      rejected ? *rejected : sink);
+    auto counts = writer.upsert({&table, std::move(rows)}, changed_at, rejected ? *rejected : sink);
     tx.commit();
+    if (pad) {
+        counts.inserted -= k_padding_rows - padding_stored;
+        counts.unchanged -= padding_stored;
+    }
     return counts;
+}
+
+// How many LOAD DATA statements this MariaDB session has run.
+long loads_run(sql::Database& db) {
+    const auto rows = db.query("SHOW SESSION STATUS LIKE 'Com_load'");
+    return std::stol(rows.at(0).at(1).value_or("0"));
 }
 
 std::string value_of(sql::Database& db, const sql::Table& table, const std::string& column,
@@ -65,157 +97,179 @@ std::string value_of(sql::Database& db, const sql::Table& table, const std::stri
 TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
     TempDir dir;
     for (const auto& target : crmsync::testing::targets(dir)) {
-        DYNAMIC_SECTION("on " << target.name) {
-            auto db = crmsync::testing::open(target.url);
-            const std::string prefix = crmsync::testing::unique_prefix();
-            sql::Table table = sample_table(prefix + "contacts");
-            sql::SchemaManager schema(*db);
+        for (const bool pad : {false, true}) {
+            DYNAMIC_SECTION("on " << target.name
+                                  << (pad ? ", batches padded to take the bulk path" : "")) {
+                auto db = crmsync::testing::open(target.url);
+                const std::string prefix = crmsync::testing::unique_prefix();
+                sql::Table table = sample_table(prefix + "contacts");
+                sql::SchemaManager schema(*db);
 
-            SECTION("creates a table once and adds a missing column on the next run") {
-                auto first = schema.ensure(table);
-                CHECK(first.created_tables.size() == 1);
-                auto again = schema.ensure(table);
-                CHECK(again.created_tables.empty());
-                CHECK(again.added_columns.empty());
-                CHECK(again.created_indexes.empty());
-                table.columns.push_back({"added later", sql::ColumnType::text});
-                auto grown = schema.ensure(table);
-                CHECK(grown.added_columns == std::vector<std::string>{table.name + ".added later"});
-                CHECK(schema.existing_columns(table.name).count("added later") == 1);
-            }
-
-            SECTION("counts inserted, updated and unchanged rows of an upsert") {
-                schema.ensure(table);
-                auto c1 = write(*db, table, {row("a", "one"), row("b", "two")});
-                CHECK(c1.inserted == 2);
-                CHECK(c1.updated == 0);
-                auto c2 = write(*db, table, {row("a", "one"), row("b", "TWO"), row("c", "new")});
-                CHECK(c2.inserted == 1);
-                CHECK(c2.updated == 1);
-                CHECK(c2.unchanged == 1);
-                CHECK(value_of(*db, table, "label", "b") == "TWO");
-            }
-
-            SECTION("keeps the change stamp of a row whose content did not change") {
-                schema.ensure(table);
-                write(*db, table, {row("a", "one")});
-                const auto stamp = value_of(*db, table, "$changed", "a");
-                sql::BatchWriter writer(*db);
-                std::vector<sql::RejectedRow> sink;
-                sql::Transaction tx(*db);
-                writer.upsert({&table, {row("a", "one")}}, "2030-01-01 00:00:00.000", sink);
-                tx.commit();
-                CHECK(value_of(*db, table, "$changed", "a") == stamp);
-            }
-
-            SECTION("treats keys that differ only in case as two rows") {
-                schema.ensure(table);
-                auto c = write(*db, table, {row("abc", "lower"), row("ABC", "upper")});
-                CHECK(c.inserted == 2);
-                CHECK(crmsync::testing::count_rows(*db, table.name) == 2);
-                auto again = write(*db, table, {row("abc", "LOWER")});
-                CHECK(again.updated == 1);
-                CHECK(value_of(*db, table, "label", "ABC") == "upper");
-            }
-
-            SECTION("notices a change that is only in letter case") {
-                schema.ensure(table);
-                write(*db, table, {row("a", "hello")});
-                auto c = write(*db, table, {row("a", "Hello")});
-                CHECK(c.updated == 1);
-                CHECK(value_of(*db, table, "label", "a") == "Hello");
-            }
-
-            SECTION("stores a 1 MB value, emoji and hostile text byte for byte") {
-                schema.ensure(table);
-                const std::string huge(1024 * 1024, 'x');
-                const std::string hostile =
-                    "it's \"quoted\" `tick` ]; DROP TABLE x;-- \xF0\x9F\x98\x80 Zähler";
-                write(*db, table, {row("huge", huge), row("hostile", hostile)});
-                CHECK(value_of(*db, table, "label", "huge") == huge);
-                CHECK(value_of(*db, table, "label", "hostile") == hostile);
-            }
-
-            SECTION("keeps the fraction of numbers") {
-                schema.ensure(table);
-                write(*db, table, {row("n", "x", "1234567.0625")});
-                const auto stored = value_of(*db, table, "amount", "n");
-                CHECK(std::stod(stored) == Approx(1234567.0625));
-                CHECK(stored.find(".0625") != std::string::npos);
-            }
-
-            SECTION("stores timestamps in UTC with milliseconds") {
-                schema.ensure(table);
-                write(*db, table, {row("t", "x")});
-                CHECK(value_of(*db, table, "at", "t").rfind("2024-01-02 03:04:05", 0) == 0);
-                const auto rows = db->query(
-                    "SELECT COUNT(*) FROM " + db->dialect().quote(table.name) + " WHERE " +
-                        db->dialect().quote("at") + " > " + db->dialect().placeholder("p", 0),
-                    {std::string("2024-01-02 03:04:05.600")});
-                CHECK(rows.at(0).at(0) == std::optional<std::string>("1"));
-            }
-
-            SECTION("rejects a key longer than the key column instead of failing the batch") {
-                schema.ensure(table);
-                std::vector<sql::RejectedRow> rejected;
-                auto c = write(*db, table, {row(std::string(300, 'k'), "long"), row("ok", "fine")},
-                               &rejected);
-                CHECK(c.inserted == 1);
-                REQUIRE(rejected.size() == 1);
-                CHECK(rejected[0].reason.find("300 characters") != std::string::npos);
-            }
-
-            SECTION("collapses rows sharing a key within one batch to the last one") {
-                schema.ensure(table);
-                auto c = write(*db, table, {row("dup", "first"), row("dup", "second")});
-                CHECK(c.inserted == 1);
-                CHECK(value_of(*db, table, "label", "dup") == "second");
-            }
-
-            SECTION("writes more rows than one statement may carry") {
-                schema.ensure(table);
-                std::vector<sql::Row> rows;
-                for (int i = 0; i < 2500; ++i) {
-                    rows.push_back(row("r" + std::to_string(i), "v"));
+                SECTION("creates a table once and adds a missing column on the next run") {
+                    auto first = schema.ensure(table);
+                    CHECK(first.created_tables.size() == 1);
+                    auto again = schema.ensure(table);
+                    CHECK(again.created_tables.empty());
+                    CHECK(again.added_columns.empty());
+                    CHECK(again.created_indexes.empty());
+                    table.columns.push_back({"added later", sql::ColumnType::text});
+                    auto grown = schema.ensure(table);
+                    CHECK(grown.added_columns ==
+                          std::vector<std::string>{table.name + ".added later"});
+                    CHECK(schema.existing_columns(table.name).count("added later") == 1);
                 }
-                CHECK(write(*db, table, rows).inserted == 2500);
-                CHECK(crmsync::testing::count_rows(*db, table.name) == 2500);
-            }
 
-            SECTION("quotes hostile column names") {
-                for (const char* name : {"a\"b", "semi;colon", "space name", "Zähler_Nr", "$id2"}) {
-                    table.columns.push_back({name, sql::ColumnType::text});
+                SECTION("counts inserted, updated and unchanged rows of an upsert") {
+                    schema.ensure(table);
+                    auto c1 = write(*db, table, {row("a", "one"), row("b", "two")}, pad);
+                    CHECK(c1.inserted == 2);
+                    CHECK(c1.updated == 0);
+                    auto c2 =
+                        write(*db, table, {row("a", "one"), row("b", "TWO"), row("c", "new")}, pad);
+                    CHECK(c2.inserted == 1);
+                    CHECK(c2.updated == 1);
+                    CHECK(c2.unchanged == 1);
+                    CHECK(value_of(*db, table, "label", "b") == "TWO");
                 }
-                schema.ensure(table);
-                auto r = row("h", "x");
-                for (int i = 0; i < 5; ++i) {
-                    r.emplace_back("v" + std::to_string(i));
-                }
-                CHECK(write(*db, table, {r}).inserted == 1);
-                CHECK(value_of(*db, table, "Zähler_Nr", "h") == "v3");
-            }
 
-            SECTION("lets only one session hold a job's lock") {
-                // SQLite's lock is a file lock on the database, so it covers every job.
-                auto other = crmsync::testing::open(target.url);
-                CHECK(db->try_lock("job:" + prefix));
-                CHECK_FALSE(other->try_lock("job:" + prefix));
-                CHECK(other->try_lock("other-job:" + prefix) == (target.name != "sqlite"));
-                db.reset();
-                // The server notices the closed session a moment later.
-                bool taken = false;
-                for (int i = 0; i < 100 && !taken; ++i) {
-                    taken = other->try_lock("job:" + prefix);
-                    if (!taken) {
-                        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                SECTION("keeps the change stamp of a row whose content did not change") {
+                    schema.ensure(table);
+                    write(*db, table, {row("a", "one")}, pad);
+                    const auto stamp = value_of(*db, table, "$changed", "a");
+                    const auto again = write(*db, table, {row("a", "one")}, pad, nullptr,
+                                             "2030-01-01 00:00:00.000");
+                    CHECK(again.unchanged == 1);
+                    CHECK(value_of(*db, table, "$changed", "a") == stamp);
+                }
+
+                SECTION("treats keys that differ only in case as two rows") {
+                    schema.ensure(table);
+                    auto c = write(*db, table, {row("abc", "lower"), row("ABC", "upper")}, pad);
+                    CHECK(c.inserted == 2);
+                    CHECK(stored_rows(*db, table) == 2);
+                    auto again = write(*db, table, {row("abc", "LOWER")}, pad);
+                    CHECK(again.updated == 1);
+                    CHECK(value_of(*db, table, "label", "ABC") == "upper");
+                }
+
+                SECTION("notices a change that is only in letter case") {
+                    schema.ensure(table);
+                    write(*db, table, {row("a", "hello")}, pad);
+                    auto c = write(*db, table, {row("a", "Hello")}, pad);
+                    CHECK(c.updated == 1);
+                    CHECK(value_of(*db, table, "label", "a") == "Hello");
+                }
+
+                SECTION("stores a 1 MB value, emoji and hostile text byte for byte") {
+                    schema.ensure(table);
+                    const std::string huge(1024 * 1024, 'x');
+                    const std::string hostile =
+                        "it's \"quoted\" `tick` ]; DROP TABLE x;-- \xF0\x9F\x98\x80 Zähler";
+                    write(*db, table, {row("huge", huge), row("hostile", hostile)}, pad);
+                    CHECK(value_of(*db, table, "label", "huge") == huge);
+                    CHECK(value_of(*db, table, "label", "hostile") == hostile);
+                }
+
+                SECTION("keeps the fraction of numbers") {
+                    schema.ensure(table);
+                    write(*db, table, {row("n", "x", "1234567.0625")}, pad);
+                    const auto stored = value_of(*db, table, "amount", "n");
+                    CHECK(std::stod(stored) == Approx(1234567.0625));
+                    CHECK(stored.find(".0625") != std::string::npos);
+                }
+
+                SECTION("stores timestamps in UTC with milliseconds") {
+                    schema.ensure(table);
+                    write(*db, table, {row("t", "x")}, pad);
+                    CHECK(value_of(*db, table, "at", "t").rfind("2024-01-02 03:04:05", 0) == 0);
+                    const auto rows = db->query(
+                        "SELECT COUNT(*) FROM " + db->dialect().quote(table.name) + " WHERE " +
+                            db->dialect().quote("at") + " > " + db->dialect().placeholder("p", 0) +
+                            " AND " + db->dialect().quote("id") + " NOT LIKE '~pad%'",
+                        {std::string("2024-01-02 03:04:05.600")});
+                    CHECK(rows.at(0).at(0) == std::optional<std::string>("1"));
+                }
+
+                SECTION("rejects a key longer than the key column instead of failing the batch") {
+                    schema.ensure(table);
+                    std::vector<sql::RejectedRow> rejected;
+                    auto c =
+                        write(*db, table, {row(std::string(300, 'k'), "long"), row("ok", "fine")},
+                              pad, &rejected);
+                    CHECK(c.inserted == 1);
+                    REQUIRE(rejected.size() == 1);
+                    CHECK(rejected[0].reason.find("300 characters") != std::string::npos);
+                }
+
+                SECTION("collapses rows sharing a key within one batch to the last one") {
+                    schema.ensure(table);
+                    auto c = write(*db, table, {row("dup", "first"), row("dup", "second")}, pad);
+                    CHECK(c.inserted == 1);
+                    CHECK(value_of(*db, table, "label", "dup") == "second");
+                }
+
+                SECTION("writes more rows than one statement may carry") {
+                    schema.ensure(table);
+                    std::vector<sql::Row> rows;
+                    for (int i = 0; i < 2500; ++i) {
+                        rows.push_back(row("r" + std::to_string(i), "v"));
+                    }
+                    CHECK(write(*db, table, rows, pad).inserted == 2500);
+                    CHECK(stored_rows(*db, table) == 2500);
+                }
+
+                SECTION("quotes hostile column names") {
+                    for (const char* name :
+                         {"a\"b", "semi;colon", "space name", "Zähler_Nr", "$id2"}) {
+                        table.columns.push_back({name, sql::ColumnType::text});
+                    }
+                    schema.ensure(table);
+                    auto r = row("h", "x");
+                    for (int i = 0; i < 5; ++i) {
+                        r.emplace_back("v" + std::to_string(i));
+                    }
+                    CHECK(write(*db, table, {r}, pad).inserted == 1);
+                    CHECK(value_of(*db, table, "Zähler_Nr", "h") == "v3");
+                }
+
+                SECTION("lets only one session hold a job's lock") {
+                    // SQLite's lock is a file lock on the database, so it covers every job.
+                    auto other = crmsync::testing::open(target.url);
+                    CHECK(db->try_lock("job:" + prefix));
+                    CHECK_FALSE(other->try_lock("job:" + prefix));
+                    CHECK(other->try_lock("other-job:" + prefix) == (target.name != "sqlite"));
+                    db.reset();
+                    // The server notices the closed session a moment later.
+                    bool taken = false;
+                    for (int i = 0; i < 100 && !taken; ++i) {
+                        taken = other->try_lock("job:" + prefix);
+                        if (!taken) {
+                            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                        }
+                    }
+                    CHECK(taken);
+                    db = crmsync::testing::open(target.url);
+                }
+
+                if (target.name == "mysql") {
+                    SECTION("loads a batch of 50 rows or more with LOAD DATA") {
+                        schema.ensure(table);
+                        const long before = loads_run(*db);
+                        std::vector<sql::Row> rows;
+                        for (int i = 0; i < 50; ++i) {
+                            rows.push_back(row("l" + std::to_string(i), "v"));
+                        }
+                        CHECK(write(*db, table, rows, false).inserted == 50);
+                        CHECK(loads_run(*db) == before + 1);
+                        rows.pop_back();
+                        write(*db, table, rows, false);
+                        CHECK(loads_run(*db) == before + 1);
                     }
                 }
-                CHECK(taken);
-                db = crmsync::testing::open(target.url);
-            }
 
-            if (db) {
-                db->execute("DROP TABLE IF EXISTS " + db->dialect().quote(table.name));
+                if (db) {
+                    db->execute("DROP TABLE IF EXISTS " + db->dialect().quote(table.name));
+                }
             }
         }
     }

@@ -183,6 +183,19 @@ TEST_CASE("mysql dialect golden SQL", "[unit]") {
               "VALUES(`changed_at`)), `name` = VALUES(`name`), `amount` = VALUES(`amount`), "
               "`active` = VALUES(`active`), `seen_at` = VALUES(`seen_at`), `doc` = VALUES(`doc`)");
     }
+    SECTION("upsert_from_table qualifies the target's columns, which the stage shares") {
+        CHECK(d->upsert_from_table(t, bound_columns(t), "stage") ==
+              "INSERT INTO `small` (`id`, `name`, `amount`, `active`, `seen_at`, `doc`, "
+              "`changed_at`) SELECT s.`id`, s.`name`, s.`amount`, s.`active`, s.`seen_at`, "
+              "s.`doc`, s.`changed_at` FROM `stage` AS s ON DUPLICATE KEY UPDATE "
+              "`small`.`changed_at` = IF(BINARY `small`.`name` <=> BINARY VALUES(`name`) AND "
+              "BINARY `small`.`amount` <=> BINARY VALUES(`amount`) AND BINARY `small`.`active` "
+              "<=> BINARY VALUES(`active`) AND BINARY `small`.`seen_at` <=> BINARY "
+              "VALUES(`seen_at`) AND BINARY `small`.`doc` <=> BINARY VALUES(`doc`), "
+              "`small`.`changed_at`, VALUES(`changed_at`)), `small`.`name` = VALUES(`name`), "
+              "`small`.`amount` = VALUES(`amount`), `small`.`active` = VALUES(`active`), "
+              "`small`.`seen_at` = VALUES(`seen_at`), `small`.`doc` = VALUES(`doc`)");
+    }
     SECTION("select_by_keys") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
               "SELECT `id`, `name` FROM `small` WHERE `id` IN (:k0, :k1, :k2)");
@@ -558,7 +571,7 @@ TEST_CASE("postgres and mysql connect_string", "[unit]") {
         my.params.clear();
         CHECK(
             drivers::mysql::connect_string(my) ==
-            R"(host='h' port=3306 db='db' user='u' password='pa\'ss\\word' charset=utf8mb4 connect_timeout=10)");
+            R"(host='h' port=3306 db='db' user='u' password='pa\'ss\\word' charset=utf8mb4 connect_timeout=10 local_infile=1)");
     }
     SECTION("mysql refuses a TLS parameter it cannot honour instead of dropping it") {
         const auto tls = util::parse_database_url("mysql://u:pw@h:3306/db?ssl-mode=REQUIRED");
@@ -612,7 +625,7 @@ TEST_CASE("database TLS: verified when the URL asks for it", "[unit]") {
             crmsync::cli::parse_target_url("mysql://u:pw@db.example/d?sslca=/ca.pem");
         CHECK(drivers::mysql::connect_string(verified) ==
               "host='db.example' port=3306 db='d' user='u' password='pw' charset=utf8mb4 "
-              "connect_timeout=10 sslca='/ca.pem'");
+              "connect_timeout=10 local_infile=1 sslca='/ca.pem'");
         CHECK(drivers::mysql::encrypts(verified));
     }
     SECTION("sqlserver encrypt=strict asks FreeTDS to require encryption") {

@@ -1,0 +1,315 @@
+// The bulk upsert paths (PostgreSQL COPY, MariaDB LOAD DATA LOCAL INFILE) against the
+// multi-row statements they replace: the same bytes stored, the same counts, a failure in the
+// middle of a load rolled back, and MariaDB's fallback when the server refuses LOCAL INFILE.
+
+#include "tests/integration/support.hpp"
+
+#include "lib/core/error.hpp"
+#include "lib/sql/batch_writer.hpp"
+#include "lib/sql/schema_manager.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace crmsync;
+using crmsync::testing::TempDir;
+
+namespace {
+
+// The writer takes the bulk path from this many rows on; one row at a time never does.
+constexpr std::size_t k_bulk_rows = 50;
+
+sql::Table hostile_table(const std::string& name) {
+    sql::Table t;
+    t.name = name;
+    t.primary_key = "id";
+    t.changed_at_column = "$changed";
+    t.columns = {{"id", sql::ColumnType::key},        {"label", sql::ColumnType::text},
+                 {"amount", sql::ColumnType::number}, {"count", sql::ColumnType::integer},
+                 {"flag", sql::ColumnType::boolean},  {"at", sql::ColumnType::timestamp},
+                 {"doc", sql::ColumnType::json},      {"$changed", sql::ColumnType::timestamp}};
+    return t;
+}
+
+// Text that a tab- or line-separated load format could take apart or change. NUL bytes only
+// where the database stores them (PostgreSQL's text cannot).
+std::vector<sql::Value> hostile_texts(bool with_nul) {
+    std::vector<sql::Value> texts = {
+        std::nullopt,
+        std::string(),
+        std::string("\t"),
+        std::string("\n"),
+        std::string("\r\n"),
+        std::string("\\"),
+        std::string("\\N"),
+        std::string("N"),
+        std::string("NULL"),
+        std::string("\\\\N"),
+        std::string("a\tb\nc\\d\re"),
+        std::string("ends with a backslash\\"),
+        std::string("\\t is not a tab, \\n no newline"),
+        std::string("nul\0byte", 8),
+        std::string("\0", 1),
+        std::string("ctrl-z \x1A and \b backspace \x01"),
+        std::string("trailing space "),
+        std::string(" leading space"),
+        std::string("it's \"quoted\" `tick` ]; DROP TABLE x;-- \xF0\x9F\x98\x80 Z\xC3\xA4hler"),
+        std::string("\xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB"),
+        std::string(1024 * 1024, 'x') + "\t\n\\",
+    };
+    if (!with_nul) {
+        std::erase_if(texts,
+                      [](const sql::Value& t) { return t && t->find('\0') != std::string::npos; });
+    }
+    return texts;
+}
+
+// At least k_bulk_rows rows; every hostile text, number, timestamp and NULL appears.
+std::vector<sql::Row> hostile_rows(const std::string& target, const std::string& variant) {
+    const bool mysql = target == "mysql";
+    const auto texts = hostile_texts(mysql);
+    const std::vector<const char*> amounts = {
+        "0", "-0.5", "1234567.0625", "12345678901234567890123.00000000000000000001",
+        "-9999999999999999999999999999999999999999.99999999999999999999"};
+    const std::vector<const char*> counts = {"0", "-9223372036854775808", "9223372036854775807",
+                                             "42"};
+    const std::vector<const char*> times = {"1000-01-01 00:00:00.000", "9999-12-31 23:59:59.999",
+                                            "2024-02-29 12:00:00.001", "1970-01-01 00:00:00.000"};
+    const std::vector<const char*> docs = {
+        mysql ? R"({"a":"tab\tnew\nline","b":null,"c":"\\","d":"\u0000"})"
+              : R"({"a":"tab\tnew\nline","b":null,"c":"\\"})",
+        R"([1,2.5,"x"])", R"({"emoji":"😀","nested":{"k":[true,false]}})", "null"};
+    std::vector<sql::Row> rows;
+    for (std::size_t i = 0; rows.size() < k_bulk_rows + 10; ++i) {
+        sql::Row r;
+        r.push_back("k" + std::to_string(i) + (i % 7 == 0 ? "\t\\" : ""));
+        sql::Value text = texts[i % texts.size()];
+        if (text && !variant.empty() && i % 3 == 0) {
+            *text += variant;
+        }
+        r.push_back(text);
+        r.push_back(i % 11 == 5 ? sql::Value{} : sql::Value{amounts[i % amounts.size()]});
+        r.push_back(i % 13 == 6 ? sql::Value{} : sql::Value{counts[i % counts.size()]});
+        r.push_back(i % 2 == 0 ? "1" : "0");
+        r.push_back(i % 17 == 8 ? sql::Value{} : sql::Value{times[i % times.size()]});
+        r.push_back(i % 19 == 9 ? sql::Value{} : sql::Value{docs[i % docs.size()]});
+        r.push_back(std::nullopt);
+        rows.push_back(std::move(r));
+    }
+    return rows;
+}
+
+sql::WriteCounts write(sql::Database& db, const sql::Table& table, std::vector<sql::Row> rows,
+                       const std::string& changed_at) {
+    sql::BatchWriter writer(db);
+    std::vector<sql::RejectedRow> rejected;
+    sql::Transaction tx(db);
+    const auto counts = writer.upsert({&table, std::move(rows)}, changed_at, rejected);
+    tx.commit();
+    CHECK(rejected.empty());
+    return counts;
+}
+
+// Below the bulk threshold: one row per statement.
+sql::WriteCounts write_row_by_row(sql::Database& db, const sql::Table& table,
+                                  const std::vector<sql::Row>& rows,
+                                  const std::string& changed_at) {
+    sql::WriteCounts total;
+    for (const auto& r : rows) {
+        total += write(db, table, {r}, changed_at);
+    }
+    return total;
+}
+
+std::string text_of(sql::Database& db, const sql::Table& table, const std::string& id) {
+    const auto rows = db.query(db.dialect().select_by_keys(table, {"label"}, 1), {id});
+    REQUIRE(rows.size() == 1);
+    return rows[0][0].value_or("<NULL>");
+}
+
+} // namespace
+
+TEST_CASE("bulk upserts store hostile data exactly as multi-row statements do",
+          "[postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name == "sqlite") {
+            continue; // no bulk path
+        }
+        DYNAMIC_SECTION("on " << target.name) {
+            auto db = crmsync::testing::open(target.url);
+            const std::string prefix = crmsync::testing::unique_prefix();
+            const sql::Table bulk = hostile_table(prefix + "bulk");
+            const sql::Table slow = hostile_table(prefix + "slow");
+            sql::SchemaManager schema(*db);
+            schema.ensure(bulk);
+            schema.ensure(slow);
+
+            // First load: every row new.
+            const auto first = hostile_rows(target.name, "");
+            const auto bulk_first = write(*db, bulk, first, "2024-05-05 05:05:05.000");
+            const auto slow_first = write_row_by_row(*db, slow, first, "2024-05-05 05:05:05.000");
+            CHECK(bulk_first.inserted == static_cast<long>(first.size()));
+            CHECK(slow_first.inserted == bulk_first.inserted);
+            CHECK(crmsync::testing::dump_table(*db, bulk.name, {}) ==
+                  crmsync::testing::dump_table(*db, slow.name, {}));
+            for (const auto& r : first) {
+                const auto expected = r[1] ? *r[1] : std::string("<NULL>");
+                CHECK(text_of(*db, bulk, *r[0]) == expected);
+            }
+
+            // Second load: a third of the texts changed, some rows new, the rest unchanged;
+            // the change stamp moves only on changed rows.
+            auto second = hostile_rows(target.name, " changed");
+            second.erase(second.begin(), second.begin() + 5);
+            for (int i = 0; i < 5; ++i) {
+                auto extra = second.back();
+                extra[0] = "new" + std::to_string(i);
+                second.push_back(extra);
+            }
+            const auto bulk_second = write(*db, bulk, second, "2030-01-01 00:00:00.000");
+            const auto slow_second = write_row_by_row(*db, slow, second, "2030-01-01 00:00:00.000");
+            CHECK(bulk_second.inserted == 5);
+            CHECK(bulk_second.updated > 0);
+            CHECK(bulk_second.unchanged > 0);
+            CHECK(bulk_second.inserted == slow_second.inserted);
+            CHECK(bulk_second.updated == slow_second.updated);
+            CHECK(bulk_second.unchanged == slow_second.unchanged);
+            CHECK(crmsync::testing::dump_table(*db, bulk.name, {}) ==
+                  crmsync::testing::dump_table(*db, slow.name, {}));
+
+            db->execute("DROP TABLE " + db->dialect().quote(bulk.name));
+            db->execute("DROP TABLE " + db->dialect().quote(slow.name));
+        }
+    }
+}
+
+TEST_CASE("a bulk load that fails in the middle rolls the whole transaction back",
+          "[postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name == "sqlite") {
+            continue;
+        }
+        DYNAMIC_SECTION("on " << target.name) {
+            auto db = crmsync::testing::open(target.url);
+            const auto& d = db->dialect();
+            const std::string prefix = crmsync::testing::unique_prefix();
+            const sql::Table table = hostile_table(prefix + "target");
+            sql::Table other = hostile_table(prefix + "other");
+            sql::SchemaManager schema(*db);
+            schema.ensure(table);
+            schema.ensure(other);
+            std::vector<sql::Row> rows;
+            for (std::size_t i = 0; i < k_bulk_rows + 20; ++i) {
+                rows.push_back({"r" + std::to_string(i), std::string("short"), std::string("1"),
+                                std::string("2"), std::string("1"),
+                                std::string("2024-01-02 03:04:05.678"), std::string("{}"),
+                                std::nullopt});
+            }
+            write(*db, table, rows, "2024-05-05 05:05:05.000");
+            // A column narrower than what the next batch holds: MariaDB fails row 41 of the
+            // load, after the rows before it went in (PostgreSQL, whose session keeps its staging
+            // table, fails the INSERT ... SELECT that follows).
+            db->execute(target.name == "mysql"
+                            ? "ALTER TABLE " + d.quote(table.name) + " MODIFY " + d.quote("label") +
+                                  " varchar(8)"
+                            : "ALTER TABLE " + d.quote(table.name) + " ALTER COLUMN " +
+                                  d.quote("label") + " TYPE varchar(8)");
+            const auto before = crmsync::testing::dump_table(*db, table.name, {});
+            auto changed = rows;
+            for (auto& r : changed) {
+                r[1] = std::string("changed");
+            }
+            changed[40][1] = std::string("far too long for the column");
+            {
+                sql::BatchWriter writer(*db);
+                std::vector<sql::RejectedRow> rejected;
+                sql::Transaction tx(*db);
+                // Written first in the same transaction: must go too.
+                writer.upsert({&other, {rows.front()}}, "2030-01-01 00:00:00.000", rejected);
+                std::string message;
+                try {
+                    writer.upsert({&table, changed}, "2030-01-01 00:00:00.000", rejected);
+                } catch (const crmsync::Error& e) {
+                    message = e.what();
+                }
+                INFO(message);
+                CHECK_FALSE(message.empty());
+                if (target.name == "mysql") {
+                    // The load itself fails, at the row that does not fit.
+                    CHECK(message.find("LOAD DATA") != std::string::npos);
+                    CHECK(message.find("at row 41") != std::string::npos);
+                }
+            }
+            CHECK(crmsync::testing::dump_table(*db, table.name, {}) == before);
+            CHECK(crmsync::testing::count_rows(*db, other.name) == 0);
+
+            // The connection is in step with the server again: the next load works.
+            changed[40][1] = std::string("fits");
+            const auto healed = write(*db, table, changed, "2030-01-01 00:00:00.000");
+            CHECK(healed.updated == static_cast<long>(changed.size()));
+            CHECK(text_of(*db, table, "r40") == "fits");
+
+            // Only new keys (MariaDB loads them straight into the target): the same rollback.
+            const auto stored = crmsync::testing::dump_table(*db, table.name, {});
+            auto fresh = changed;
+            for (std::size_t i = 0; i < fresh.size(); ++i) {
+                fresh[i][0] = "n" + std::to_string(i);
+            }
+            fresh[40][1] = std::string("far too long for the column");
+            {
+                sql::BatchWriter writer(*db);
+                std::vector<sql::RejectedRow> rejected;
+                sql::Transaction tx(*db);
+                writer.upsert({&other, {rows.front()}}, "2030-01-01 00:00:00.000", rejected);
+                CHECK_THROWS_AS(writer.upsert({&table, fresh}, "2030-01-01 00:00:00.000", rejected),
+                                crmsync::Error);
+            }
+            CHECK(crmsync::testing::dump_table(*db, table.name, {}) == stored);
+            CHECK(crmsync::testing::count_rows(*db, other.name) == 0);
+
+            db->execute("DROP TABLE " + d.quote(table.name));
+            db->execute("DROP TABLE " + d.quote(other.name));
+        }
+    }
+}
+
+TEST_CASE("MariaDB falls back to multi-row statements when the server refuses LOCAL INFILE",
+          "[mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "mysql") {
+            continue;
+        }
+        auto admin = crmsync::testing::open(target.url);
+        const auto setting = admin->query("SELECT @@GLOBAL.local_infile");
+        REQUIRE(setting.at(0).at(0) == std::optional<std::string>("1"));
+        admin->execute("SET GLOBAL local_infile = 0");
+        struct Restore {
+            sql::Database& db;
+            ~Restore() {
+                try {
+                    db.execute("SET GLOBAL local_infile = 1");
+                } catch (...) {
+                }
+            }
+        } restore{*admin};
+
+        auto db = crmsync::testing::open(target.url);
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table table = hostile_table(prefix + "refused");
+        sql::SchemaManager(*db).ensure(table);
+        const auto rows = hostile_rows(target.name, "");
+        const auto first = write(*db, table, rows, "2024-05-05 05:05:05.000");
+        CHECK(first.inserted == static_cast<long>(rows.size()));
+        const auto changed = hostile_rows(target.name, " changed");
+        const auto again = write(*db, table, changed, "2030-01-01 00:00:00.000");
+        CHECK(again.inserted == 0);
+        CHECK(again.updated + again.unchanged == static_cast<long>(rows.size()));
+        CHECK(again.updated > 0);
+        for (const auto& r : changed) {
+            CHECK(text_of(*db, table, *r[0]) == r[1].value_or("<NULL>"));
+        }
+        db->execute("DROP TABLE " + db->dialect().quote(table.name));
+    }
+}
