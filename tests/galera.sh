@@ -183,7 +183,7 @@ stop_galera() {
     for n in 1 2 3; do
         local pid
         pid=$(cat "$dir/n$n/launcher.pid" 2>/dev/null)
-        [[ $pid =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
+        if [[ $pid =~ ^[0-9]+$ ]]; then wait "$pid" 2>/dev/null || true; fi
     done
     rm -rf "$dir"
     unset _CRMSYNC_GALERA_DIR CRMSYNC_TEST_GALERA_URLS CRMSYNC_TEST_GALERA_DIR

@@ -194,8 +194,7 @@ TEST_CASE("galera: of two runs through two nodes at once one writes and the othe
     INFO(explain(r1) << "\n" << explain(second));
     CHECK(r1.exit_code == 0);
     CHECK(second.exit_code == 4);
-    CHECK(second.err.find("another run of campaign DEMO0000CAMPAIGN holds the lock") !=
-          std::string::npos);
+    CHECK(second.err.rfind("crmsync: error: another run of campaign DEMO0000CAMPAIGN", 0) == 0);
     // Released at the end: the next run through a third node takes it at once.
     CHECK_FALSE(s.lock_row(c->urls[2]));
     const auto third = s.sync(c->urls[2]);
@@ -276,8 +275,8 @@ TEST_CASE("galera: a multi-host URL skips hosts that do not answer", "[galera]")
              s.fake.base_url(), "--url", url, "--log-dir", s.dir.file("logs")},
             s.env(), s.dir);
         INFO(explain(doctor));
-        CHECK(doctor.out.find("ok       target: " + reached + "/crmsync_test connects") !=
-              std::string::npos);
+        // (The cluster's password is "crmsync", so the database name shows redacted.)
+        CHECK(doctor.out.find("ok       target: " + reached + "/") != std::string::npos);
         const auto status =
             crmsync::testing::run_crmsync({"status", "--url", url, "--json"}, {}, s.dir);
         INFO(explain(status));
