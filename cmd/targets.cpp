@@ -89,7 +89,11 @@ bool sends_password_in_clear(const util::DatabaseUrl& url) {
     }
     const bool password =
         !url.password.empty() || url.params.count("password") != 0 || url.params.count("pwd") != 0;
-    return password && !encrypted && !util::is_loopback_host(url.host);
+    bool loopback = util::is_loopback_host(url.host);
+    for (const auto& host : url.hosts) {
+        loopback = loopback && util::is_loopback_host(host.host);
+    }
+    return password && !encrypted && !loopback;
 }
 
 std::unique_ptr<sql::Database> open_target(util::DatabaseUrl url) {

@@ -18,7 +18,8 @@ build_pkgs=(
 )
 # Checks that tests/run.sh runs besides the tests.
 check_pkgs=(clang-format)
-server_pkgs=(postgresql postgresql-client mariadb-server mariadb-client)
+# galera-4 and rsync: the three-node cluster of the Galera tests (tests/galera.sh).
+server_pkgs=(postgresql postgresql-client mariadb-server mariadb-client galera-4 rsync)
 
 die() {
     echo "deps.sh: error: $*" >&2

@@ -8,8 +8,10 @@
 
 namespace crmsync::drivers::mysql {
 
-// The SOCI connection string for `url`; values are quoted so any password works.
+// The SOCI connection string for `url` (its first host, or `host`); values are quoted so any
+// password works.
 std::string connect_string(const util::DatabaseUrl& url);
+std::string connect_string(const util::DatabaseUrl& url, const util::HostPort& host);
 
 // Refuses URL parameters this driver cannot honour, so a request for TLS is never dropped
 // silently (Debian's SOCI is built on the MariaDB client, which has no ssl-mode). Accepts
@@ -21,7 +23,10 @@ void check_params(const util::DatabaseUrl& url);
 // Whether the connection `url` describes is encrypted (any of sslca, sslcert, sslkey).
 bool encrypts(const util::DatabaseUrl& url);
 
-// Opens the target. Throws crmsync::Error(connection) with a hint when it cannot.
+// Opens the target through the first host of the URL that answers and, on a Galera node
+// (wsrep_on), is synced (wsrep_ready). On Galera the job lock is a lease row (LeaseLock)
+// instead of GET_LOCK, and reads wait for the cluster's writes (wsrep_sync_wait). Throws
+// crmsync::Error(connection) naming each host's failure when none will do.
 std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url);
 
 // This driver's row in the table of database drivers.

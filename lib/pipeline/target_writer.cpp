@@ -123,6 +123,7 @@ void TargetWriter::commit(const std::optional<std::string>& checkpoint,
                              {{m_job, stored, progress, now}}};
         std::vector<sql::RejectedRow> ignored;
         writer.upsert(state, now, ignored);
+        m_db.confirm_lock();
         transaction.commit();
         m_checkpoint = stored;
     }

@@ -44,6 +44,11 @@ public:
     // Takes the job's lock for the lifetime of this connection without waiting; false when
     // another session holds it. The default runs dialect().try_lock_query().
     virtual bool try_lock(const std::string& job_key);
+    // Called inside each transaction that commits rows with a checkpoint, after try_lock()
+    // succeeded: throws Error when the lock is no longer this run's (a lease that ran out and
+    // was taken over), so the transaction rolls back. The default does nothing: session locks
+    // cannot be lost while the connection lives.
+    virtual void confirm_lock() {}
 
     // An optional fast path for upserting many rows at once (PostgreSQL: COPY into a staging
     // table, then one INSERT ... SELECT ... ON CONFLICT). `rows` are deduplicated and checked;

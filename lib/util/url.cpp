@@ -79,29 +79,9 @@ void parse_file(std::string_view rest, DatabaseUrl& result) {
     result.params = std::move(location.params);
 }
 
-void parse_server(std::string_view rest, DatabaseUrl& result, const std::string& hint) {
-    const auto url_error = [&](const std::string& what) {
-        return Error(ErrorKind::usage, what, hint);
-    };
-    auto location = split_query(rest);
-    result.params = std::move(location.params);
-    rest = location.rest;
-    // The userinfo ends at the last '@', so an unencoded '@' in a password still parses.
-    const auto at = rest.rfind('@');
-    std::string_view hostpart = rest;
-    if (at != std::string_view::npos) {
-        const auto userinfo = rest.substr(0, at);
-        const auto colon = userinfo.find(':');
-        result.user = percent_decode(userinfo.substr(0, colon));
-        if (colon != std::string_view::npos) {
-            result.password = percent_decode(userinfo.substr(colon + 1));
-        }
-        hostpart = rest.substr(at + 1);
-    }
-    const auto slash = hostpart.find('/');
-    const auto authority = hostpart.substr(0, slash);
-    const auto path =
-        slash == std::string_view::npos ? std::string_view{} : hostpart.substr(slash + 1);
+template <typename MakeError>
+HostPort parse_host_port(std::string_view authority, const MakeError& url_error) {
+    HostPort result;
     if (!authority.empty() && authority.front() == '[') {
         const auto close = authority.find(']');
         if (close == std::string_view::npos) {
@@ -128,6 +108,48 @@ void parse_server(std::string_view rest, DatabaseUrl& result, const std::string&
     if (result.host.empty()) {
         throw url_error("the target URL names no host");
     }
+    return result;
+}
+
+void parse_server(std::string_view rest, DatabaseUrl& result, const std::string& hint,
+                  bool several_hosts) {
+    const auto url_error = [&](const std::string& what) {
+        return Error(ErrorKind::usage, what, hint);
+    };
+    auto location = split_query(rest);
+    result.params = std::move(location.params);
+    rest = location.rest;
+    // The userinfo ends at the last '@', so an unencoded '@' in a password still parses.
+    const auto at = rest.rfind('@');
+    std::string_view hostpart = rest;
+    if (at != std::string_view::npos) {
+        const auto userinfo = rest.substr(0, at);
+        const auto colon = userinfo.find(':');
+        result.user = percent_decode(userinfo.substr(0, colon));
+        if (colon != std::string_view::npos) {
+            result.password = percent_decode(userinfo.substr(colon + 1));
+        }
+        hostpart = rest.substr(at + 1);
+    }
+    const auto slash = hostpart.find('/');
+    const auto authority = hostpart.substr(0, slash);
+    const auto path =
+        slash == std::string_view::npos ? std::string_view{} : hostpart.substr(slash + 1);
+    // Host names never contain ',', so a list splits there whatever the scheme; only a scheme
+    // that takes several hosts may have more than one.
+    for (std::string_view left = authority;;) {
+        const auto comma = left.find(',');
+        result.hosts.push_back(parse_host_port(left.substr(0, comma), url_error));
+        if (comma == std::string_view::npos) {
+            break;
+        }
+        left.remove_prefix(comma + 1);
+    }
+    if (result.hosts.size() > 1 && !several_hosts) {
+        throw url_error("the target URL lists several hosts; " + result.scheme + ":// takes one");
+    }
+    result.host = result.hosts.front().host;
+    result.port = result.hosts.front().port;
     std::string_view db_path = path;
     while (!db_path.empty() && db_path.back() == '/') {
         db_path.remove_suffix(1);
@@ -208,7 +230,7 @@ DatabaseUrl parse_database_url(std::string_view url, const std::vector<DatabaseS
         if (!rest.empty() && rest.front() == '/') {
             parse_file(rest, result);
         } else {
-            parse_server(rest, result, hint);
+            parse_server(rest, result, hint, true);
         }
         return result;
     }
@@ -222,7 +244,7 @@ DatabaseUrl parse_database_url(std::string_view url, const std::vector<DatabaseS
             if (scheme.form == UrlForm::file) {
                 parse_file(rest, result);
             } else {
-                parse_server(rest, result, hint);
+                parse_server(rest, result, hint, scheme.several_hosts);
             }
             return result;
         }

@@ -13,14 +13,21 @@ namespace crmsync::util {
 // (cmd/targets.cpp), and each driver applies its own rules afterwards. The forms:
 //   file:    SCHEME://relative/file.db   SCHEME:///absolute/file.db   (then ?query)
 //   server:  SCHEME://user:pw@host:5432/path?query
+//            (a scheme that takes several hosts: SCHEME://user:pw@h1:3306,h2:3307/path)
 // User, password and path parts are percent-decoded, so "p%40ss" is the password "p@ss".
+struct HostPort {
+    std::string host;
+    std::optional<int> port;
+};
+
 struct DatabaseUrl {
     std::string scheme; // the table's canonical name: sqlite, postgres, mysql, sqlserver
     std::string user;
     std::string password;
     std::string host;
     std::optional<int> port;
-    std::string database; // file URLs: the file; server URLs: the path without trailing '/'
+    std::vector<HostPort> hosts; // server URLs: every host listed, in order; host/port: the first
+    std::string database;        // file URLs: the file; server URLs: the path without trailing '/'
     std::vector<std::string> path; // server URLs: the path's segments, each percent-decoded
     std::string instance;          // filled by a driver that reads one from the path
     std::map<std::string, std::string> params;
@@ -36,12 +43,13 @@ struct DatabaseScheme {
     std::string_view name;                 // canonical, as DatabaseUrl::scheme
     std::vector<std::string_view> aliases; // also accepted (any case), e.g. "postgresql"
     UrlForm form = UrlForm::server;
-    std::string_view example; // the form to show in hints: "postgres://USER:PASSWORD@HOST/DB"
+    std::string_view example;   // the form to show in hints: "postgres://USER:PASSWORD@HOST/DB"
+    bool several_hosts = false; // the authority may list hosts separated by ','
 };
 
 // Parses `url` by the form of its scheme's row. Throws crmsync::Error(usage) with a hint naming
 // the accepted forms for an empty URL, an unknown scheme, a bad port, or a server URL without
-// host or database.
+// host or database, or several hosts for a scheme that takes one.
 DatabaseUrl parse_database_url(std::string_view url, const std::vector<DatabaseScheme>& schemes);
 
 // The same without a table: any scheme (lowercased, no aliases); `SCHEME:///PATH` (an empty

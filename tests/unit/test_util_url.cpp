@@ -180,6 +180,28 @@ TEST_CASE("util::parse_database_url", "[unit]") {
     SECTION("a database name with '/' is a usage error outside SQL Server") {
         CHECK(database_url_error("mysql://u:p@h/a/b") == ErrorKind::usage);
     }
+    SECTION("mysql:// may list several hosts; host and port are the first") {
+        const auto u = parse("mysql://u:p%40w@h1:3306,[::1]:3307,h3/db");
+        REQUIRE(u.hosts.size() == 3);
+        CHECK(u.host == "h1");
+        CHECK(u.port == 3306);
+        CHECK(u.hosts[1].host == "::1");
+        CHECK(u.hosts[1].port == 3307);
+        CHECK(u.hosts[2].host == "h3");
+        CHECK_FALSE(u.hosts[2].port);
+        CHECK(u.password == "p@w");
+        CHECK(u.database == "db");
+        CHECK(parse("mysql://u@h:1/db").hosts.size() == 1);
+    }
+    SECTION("several hosts are a usage error where the driver takes one, or with an empty one") {
+        CHECK(database_url_error("postgres://u@h1:5432,h2:5432/db") == ErrorKind::usage);
+        CHECK(database_url_error("mysql://u@h1:3306,/db") == ErrorKind::usage);
+        CHECK(database_url_error("mysql://u@h1:3306,h2:x/db") == ErrorKind::usage);
+    }
+    SECTION("a URL with several hosts is redacted like one with one") {
+        CHECK(util::redact_url("mysql://u:secret@h1:3306,h2:3307/db") ==
+              "mysql://u:***@h1:3306,h2:3307/db");
+    }
 }
 
 TEST_CASE("util::parse_database_url knows forms, not databases", "[unit]") {
