@@ -60,7 +60,6 @@ public:
         return result;
     }
 
-
     // Detects Galera (wsrep_on); returns why this node will not do (not synced), else nullopt.
     std::optional<std::string> check_galera() {
         const auto on = query("SHOW VARIABLES LIKE 'wsrep_on'");
@@ -152,7 +151,8 @@ std::string connect_string(const util::DatabaseUrl& url) {
     return connect_string(url, {url.host, url.port});
 }
 
-std::string connect_string(const util::DatabaseUrl& url, const util::HostPort& host) {
+std::string connect_string(const util::DatabaseUrl& url, const util::HostPort& host,
+                           bool local_infile) {
     std::string s = "host=" + quoted(host.host);
     s += " port=" + std::to_string(host.port.value_or(3306));
     s += " db=" + quoted(url.database);
@@ -166,7 +166,10 @@ std::string connect_string(const util::DatabaseUrl& url, const util::HostPort& h
     // character set is ours to choose and the user's parameters are read as documented here.
     // local_infile=1 lets bulk upserts use LOAD DATA LOCAL INFILE; the rows come from memory
     // and no file is ever read (see RowStream).
-    s += " charset=utf8mb4 connect_timeout=10 local_infile=1";
+    s += " charset=utf8mb4 connect_timeout=10";
+    if (local_infile) {
+        s += " local_infile=1";
+    }
     for (const char* name : {"sslca", "sslcert", "sslkey", "unix_socket"}) {
         if (const auto it = url.params.find(name); it != url.params.end()) {
             s += std::string(" ") + name + "=" + quoted(it->second);

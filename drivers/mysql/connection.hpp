@@ -9,9 +9,12 @@
 namespace crmsync::drivers::mysql {
 
 // The SOCI connection string for `url` (its first host, or `host`); values are quoted so any
-// password works.
+// password works. `local_infile` only for sessions that install a RowStream before their first
+// statement: the server, not the client, names the file a LOCAL INFILE reads, so a session
+// without our handler would let a hostile server read local files.
 std::string connect_string(const util::DatabaseUrl& url);
-std::string connect_string(const util::DatabaseUrl& url, const util::HostPort& host);
+std::string connect_string(const util::DatabaseUrl& url, const util::HostPort& host,
+                           bool local_infile = true);
 
 // Refuses URL parameters this driver cannot honour, so a request for TLS is never dropped
 // silently (Debian's SOCI is built on the MariaDB client, which has no ssl-mode). Accepts

@@ -180,7 +180,7 @@ void LeaseLock::renew_loop() {
         try {
             if (!session) {
                 session = std::make_unique<soci::session>(soci::mysql,
-                                                          connect_string(m_url, m_host) +
+                                                          connect_string(m_url, m_host, false) +
                                                               " read_timeout=30 write_timeout=30");
             }
             soci::statement st = (session->prepare << k_renew, soci::use(lease), soci::use(m_job),
@@ -223,7 +223,7 @@ void LeaseLock::release() noexcept {
             continue;
         }
         try {
-            soci::session session(soci::mysql, connect_string(m_url, other));
+            soci::session session(soci::mysql, connect_string(m_url, other, false));
             remove(session);
             log::info("released the job's lock through {}", other.host);
             return;
