@@ -389,6 +389,7 @@ struct AccountSync::Impl {
                 return;
             }
             ++counts.zoho_deleted;
+            zoho_records.erase(link->zoho_id);
         } else {
             ++counts.tombstoned;
         }
@@ -459,6 +460,8 @@ struct AccountSync::Impl {
                 continue;
             }
             ++counts.zoho_updated;
+            // What was read of the record before this update is stale now.
+            zoho_records.erase(link->zoho_id);
             changed.synced_hash = hash;
             changed.link_written = true;
             state::Transaction tx(s.m_store);
