@@ -1,5 +1,6 @@
 #include "cmd/contacts_sync.hpp"
 
+#include "drivers/contacts/dry_run.hpp"
 #include "drivers/contacts/sync.hpp"
 #include "drivers/google/people_client.hpp"
 #include "drivers/zoho/creator_client.hpp"
@@ -7,12 +8,15 @@
 #include "lib/core/log.hpp"
 #include "lib/oauth/token_provider.hpp"
 #include "lib/state/accounts.hpp"
+#include "lib/state/contacts_store.hpp"
 #include "lib/state/state_store.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/url.hpp"
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
+#include <unistd.h>
 
 namespace crmsync::cli {
 namespace {
@@ -133,6 +137,9 @@ void add_contacts_sync(CLI::App& app, ContactsSyncOptions& o) {
                    "Time zone of the Creator app's Added_Time/Modified_Time: UTC, +05:30 or a "
                    "zone name")
         ->capture_default_str();
+    app.add_flag("--dry-run", o.dry_run,
+                 "Read both sides and count what would be written; write nothing (no Google, "
+                 "no Zoho, no sync state)");
     app.add_option("--lookback", o.lookback, "Overlap when reading Zoho changes since the last run")
         ->capture_default_str();
 }
@@ -145,7 +152,13 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
     const bool verify_api = verify_tls(o.common, Endpoint::api);
     const std::string notify_job =
         "contacts-sync with Zoho Creator " + o.zoho_owner + "/" + o.zoho_app;
-    const auto settings = job_settings(o.common, "contacts-sync", resolved.job, "contacts-sync",
+    auto common = o.common;
+    if (o.dry_run) {
+        // A dry run records nothing, not even an error episode.
+        common.notify_smtp.clear();
+        common.notify_url.clear();
+    }
+    const auto settings = job_settings(common, "contacts-sync", resolved.job, "contacts-sync",
                                        notify_job, resolved.state_path);
     return pipeline::run_job(settings, [&](pipeline::JobRun& run) {
         state::StateStore store(resolved.state_path);
@@ -199,6 +212,29 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
                   CRMSYNC_VERSION, accounts.size(), o.zoho_owner, o.zoho_app,
                   util::redact_url(creator_options.api_url));
 
+        // A dry run syncs a copy of the state file with writes answered but not sent; the
+        // copy goes when the run ends (after its store closed: declared first).
+        struct RemoveCopy {
+            std::string path;
+            ~RemoveCopy() {
+                if (!path.empty()) {
+                    std::error_code ec;
+                    for (const char* suffix : {"", "-wal", "-shm"}) {
+                        std::filesystem::remove(path + suffix, ec);
+                    }
+                }
+            }
+        } remove_copy;
+        std::unique_ptr<state::StateStore> dry_store;
+        if (o.dry_run) {
+            remove_copy.path = resolved.state_path + ".dry-run-" + std::to_string(::getpid());
+            std::filesystem::remove(remove_copy.path);
+            state::copy_state_file(store, remove_copy.path);
+            dry_store = std::make_unique<state::StateStore>(remove_copy.path);
+        }
+        state::StateStore& sync_store = dry_store ? *dry_store : store;
+        drivers::contacts::DryRunCreator dry_creator(creator);
+
         drivers::contacts::SyncCounts totals;
         long failed = 0;
         std::string first_failure;
@@ -225,9 +261,14 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
                     return tokens->token(email, "google", k_min_valid).authorization;
                 };
                 drivers::google::PeopleClient people(people_options);
-                drivers::contacts::AccountSync sync(store, resolved.job, who, account.owner, people,
-                                                    creator, drivers::contacts::Mapping::builtin(),
-                                                    resolved.sync);
+                drivers::contacts::DryRunPeople dry_people(people);
+                drivers::contacts::PeopleApi& people_api =
+                    o.dry_run ? static_cast<drivers::contacts::PeopleApi&>(dry_people) : people;
+                drivers::contacts::CreatorApi& creator_api =
+                    o.dry_run ? static_cast<drivers::contacts::CreatorApi&>(dry_creator) : creator;
+                drivers::contacts::AccountSync sync(
+                    sync_store, resolved.job, who, account.owner, people_api, creator_api,
+                    drivers::contacts::Mapping::builtin(), resolved.sync);
                 const auto counts = sync.run();
                 log::info("{}: {} Google requests, queue {}", who, people.calls(),
                           counts.queue_left);
@@ -265,6 +306,10 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
         c.emplace_back("tombstoned", totals.tombstoned);
         c.emplace_back("queued", totals.queue_left);
         c.emplace_back("zoho_requests", creator.calls());
+        if (o.dry_run) {
+            // What a run would do: counted on a copy, nothing was written.
+            c.emplace_back("dry_run", 1);
+        }
         if (failed > 0 && failed == static_cast<long>(accounts.size())) {
             throw Error(ErrorKind::connection,
                         "every Google account failed; first: " + first_failure);

@@ -32,6 +32,7 @@ struct ContactsSyncOptions {
     bool propagate_deletes = false;
     std::string zoho_timezone = "UTC";
     std::string lookback = "10m";
+    bool dry_run = false;
 };
 
 void add_contacts_sync(CLI::App& app, ContactsSyncOptions& options);

@@ -323,4 +323,12 @@ void ContactsStore::save_link(const std::string& job, const std::string& account
     });
 }
 
+void copy_state_file(StateStore& store, const std::string& path) {
+    detail::guarded(store, "cannot copy the state file", [&] {
+        SQLite::Statement st(detail::connection(store), "VACUUM INTO ?");
+        st.bind(1, path);
+        st.exec();
+    });
+}
+
 } // namespace crmsync::state

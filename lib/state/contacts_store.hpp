@@ -93,4 +93,8 @@ private:
     StateStore& m_store;
 };
 
+// Writes a consistent copy of the whole state file to `path` (which must not exist): what a dry
+// run works on, so that the real file is left as it was. Throws Error(io).
+void copy_state_file(StateStore& store, const std::string& path);
+
 } // namespace crmsync::state
