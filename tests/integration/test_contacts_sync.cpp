@@ -321,6 +321,26 @@ TEST_CASE("contacts-sync: contacts of several Google users and Zoho Creator kept
         CHECK(f.summary()["zoho_updated"] == 0);
     }
 
+    SECTION("a dry run counts what it would write and writes nothing") {
+        f.google_contact("ana", "New", "new@example.com");
+        f.zoho_seed("ana.crm", "Fresh", "fresh@example.com");
+        r = f.run({"--dry-run"});
+        INFO(explain(r));
+        REQUIRE(r.exit_code == 0);
+        s = f.summary();
+        CHECK(s["dry_run"] == 1);
+        CHECK(s["zoho_added"] == 1);
+        CHECK(s["google_created"] == 1);
+        CHECK(f.zoho_with_email("new@example.com") == 0);
+        CHECK(f.google_with_email("ana", "fresh@example.com") == 0);
+        // The state did not move: the real run finds the same work.
+        r = f.run();
+        REQUIRE(r.exit_code == 0);
+        CHECK(f.summary()["zoho_added"] == 1);
+        CHECK(f.summary()["google_created"] == 1);
+        CHECK(f.zoho_with_email("new@example.com") == 1);
+    }
+
     SECTION("a lost state file duplicates nothing on either side") {
         {
             // The accounts stay; the sync state goes.
@@ -378,6 +398,17 @@ TEST_CASE("contacts-sync: the queue cap and the per-run limits hold", "[cli]") {
             state::StateStore store(f.state);
             CHECK(state::ContactsStore(store).queue_lengths()["ana@example.com"] ==
                   s["queued"].get<long>());
+        }
+        if (runs == 0) {
+            // The queue as the seed's pendingConnections: accounts list and status show it.
+            REQUIRE(s["queued"].get<long>() > 0);
+            const auto listed = crmsync::testing::run_crmsync(
+                {"accounts", "list", "--state", f.state, "--json"}, {}, f.dir);
+            CHECK(json::parse(listed.out)[1]["pending_connections"] == s["queued"]);
+            const auto status =
+                crmsync::testing::run_crmsync({"status", "--state", f.state}, {}, f.dir);
+            CHECK(status.out.find("queued contacts " + std::to_string(s["queued"].get<long>())) !=
+                  std::string::npos);
         }
         if (r.exit_code == 0) {
             break;
