@@ -428,6 +428,7 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
         const char* name;
         const char* row; // the state row stored right before the request
         std::function<void()> slow_down;
+        std::function<bool()> applied; // the killed run's request was carried out
     };
     const std::vector<Step> steps{
         {"during the Creator add", "SELECT COUNT(*) FROM contacts_queue WHERE step = 'sending'",
@@ -436,7 +437,8 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
                  f.google_contact("ana", fmt::format("G{}", i), fmt::format("g{}@example.com", i));
              }
              f.zoho_slow("POST", f.creator.form_path());
-         }},
+         },
+         [&] { return f.zoho_records().size() == 5; }},
         {"during the Google create",
          "SELECT COUNT(*) FROM contacts_links WHERE state = 'creating_google'",
          [&] {
@@ -445,7 +447,8 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
              }
              f.people.inject(fakes::Fault{"POST", "/v1/people:createContact",
                                           fakes::FaultKind::slow, 200, std::nullopt, 1500, 1});
-         }},
+         },
+         [&] { return f.people.contacts("ana").size() == 6; }},
     };
     for (const auto& step : steps) {
         INFO(step.name);
@@ -456,6 +459,8 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
         child.kill(SIGKILL);
         CHECK(child.wait().exit_code == 128 + SIGKILL);
         std::this_thread::sleep_for(2s); // the fake finishes the request it was given
+        // The write happened, its answer never arrived: the rerun must find it, not repeat it.
+        CHECK(step.applied());
         const auto r = f.run();
         INFO(explain(r));
         CHECK(r.exit_code == 0);
