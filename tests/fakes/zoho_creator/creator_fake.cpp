@@ -509,6 +509,7 @@ int CreatorFake::start(int port) {
                 server, [](std::string_view m) { return coded(1000, std::string(m)).dump(); });
             control.faults<CreatorFault>(impl.faults, creator_fault_from_json);
             control.clock(impl.clock, [&impl](std::int64_t now) {
+                std::lock_guard lock(impl.mutex);
                 return format_creator_time(now, impl.options.utc_offset_minutes);
             });
             control.shutdown(impl.shutdown_hook);
