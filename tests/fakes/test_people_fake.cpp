@@ -476,4 +476,30 @@ TEST_CASE("people_fake runs as a process with generated contacts", "[http]") {
     CHECK(list_all(api, "personFields=names").connections.size() == 150);
     CHECK(process.terminate(10s) == 0);
 }
+
+TEST_CASE("people_fake accepts tokens of the Google token fake", "[http]") {
+    crmsync::fakes::GoogleTokenFakeOptions options;
+    options.control_endpoints = true; // its GET /_fake/token is how the process asks
+    crmsync::fakes::GoogleTokenFake google(options);
+    google.add_account({"client-1", "secret-1", "1//refresh-bob", "", false});
+    google.start();
+    httplib::Client token_client(google.base_url());
+    const auto grant = body_of(
+        token_client.Post("/token",
+                          "grant_type=refresh_token&client_id=client-1&client_secret=secret-1&"
+                          "refresh_token=1//refresh-bob",
+                          "application/x-www-form-urlencoded"));
+    crmsync::testing::FakeProcess process;
+    const auto port_file = process.path("port");
+    process.start(CRMSYNC_PEOPLE_FAKE_BINARY,
+                  {"--port-file", port_file, "--user", "bob::1//refresh-bob", "--contacts", "3",
+                   "--google-token-fake", google.base_url()});
+    const int port = process.wait_for_port(port_file, 10s);
+    const auto base = "http://127.0.0.1:" + std::to_string(port);
+    Api bob(base, grant["access_token"].get<std::string>());
+    CHECK(list_all(bob, "personFields=names").connections.size() == 3);
+    Api stranger(base, "ya29.made-up");
+    body_of(stranger.list("personFields=names"), 401);
+    CHECK(process.terminate(10s) == 0);
+}
 #endif

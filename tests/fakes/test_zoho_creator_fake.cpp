@@ -251,9 +251,12 @@ TEST_CASE("CreatorFake reads a report with criteria and record_cursor", "[http]"
                   .first.size() == 45);
         CHECK(get_all(api, "Name.first_name == 'N12'").first.size() == 1);
     }
-    SECTION("no match answers 404 code 3100") {
+    SECTION("no match answers 404 code 3100, or HTTP 200 when switched so") {
         const auto body = body_of(api.get("Email == \"nobody@x.com\""), 404);
         CHECK(body["code"] == 3100);
+        fake.set_no_records_status(200);
+        CHECK(body_of(api.get("Email == \"nobody@x.com\""))["code"] == 3100);
+        CHECK_THROWS_AS(fake.set_no_records_status(204), std::invalid_argument);
     }
     SECTION("a cursor is bound to its criteria; a bad criteria is refused") {
         const auto res = api.get("Owner_Login == \"bob\"");
@@ -502,6 +505,32 @@ TEST_CASE("zoho_creator_fake runs as a process with seeded records", "[http]") {
     const auto res = client.Get("/creator/v2.1/data/jsmith/crm/report/All_Contacts");
     CHECK(body_of(res)["data"].size() == 200);
     CHECK_FALSE(res->get_header_value("record_cursor").empty());
+    CHECK(process.terminate(10s) == 0);
+}
+
+TEST_CASE("zoho_creator_fake accepts tokens of the Zoho accounts fake", "[http]") {
+    crmsync::fakes::ZohoAccountsFakeOptions options;
+    options.control_endpoints = true; // its GET /_fake/token is how the process asks
+    crmsync::fakes::ZohoAccountsFake accounts(options);
+    accounts.add_account({"1000.CLIENT", "secret", "1000.refresh", "", false});
+    accounts.start();
+    httplib::Client token_client(accounts.base_url());
+    const auto grant = body_of(token_client.Post(
+        "/oauth/v2/token?refresh_token=1000.refresh&client_id=1000.CLIENT&client_secret=secret&"
+        "grant_type=refresh_token",
+        "", "application/x-www-form-urlencoded"));
+    crmsync::testing::FakeProcess process;
+    const auto port_file = process.path("port");
+    process.start(CRMSYNC_ZOHO_CREATOR_FAKE_BINARY,
+                  {"--port-file", port_file, "--zoho-accounts-fake", accounts.base_url()});
+    const int port = process.wait_for_port(port_file, 10s);
+    httplib::Client client("http://127.0.0.1:" + std::to_string(port));
+    const auto path = "/creator/v2.1/data/jsmith/crm/report/All_Contacts";
+    client.set_default_headers(
+        {{"Authorization", "Zoho-oauthtoken " + grant["access_token"].get<std::string>()}});
+    CHECK(body_of(client.Get(path), 404)["code"] == 3100);
+    client.set_default_headers({{"Authorization", "Zoho-oauthtoken 1000.made.up"}});
+    CHECK(body_of(client.Get(path), 401)["code"] == 1030);
     CHECK(process.terminate(10s) == 0);
 }
 #endif

@@ -47,7 +47,8 @@ int run(int argc, char** argv) {
     app.add_option("--port", port, "Port on 127.0.0.1 (0 = any free port)")
         ->check(CLI::Range(0, 65535));
     app.add_option("--port-file", port_file, "Write the bound port here once listening");
-    app.add_option("--user", users, "NAME:ACCESS_TOKEN[:REFRESH_TOKEN], repeatable");
+    app.add_option("--user", users,
+                   "NAME:ACCESS_TOKEN[:REFRESH_TOKEN], repeatable (the access token may be empty)");
     app.add_option("--contacts", contacts, "Contacts to generate per user")->capture_default_str();
     app.add_option("--per-minute-limit", options.per_minute_limit,
                    "Requests per user per minute before 429 (0 = off)")

@@ -38,8 +38,8 @@ public:
     std::vector<nlohmann::json> records() {
         return check(m_client.Get("/_fake/records"))["records"].get<std::vector<nlohmann::json>>();
     }
-    /// {"per_minute_limit"?: n, "time_zone"?: "UTC"|"+HH:MM", "reject_emails"?: [...]};
-    /// answers the settings.
+    /// {"per_minute_limit"?: n, "time_zone"?: "UTC"|"+HH:MM", "reject_emails"?: [...],
+    /// "no_records_status"?: 404|200}; answers the settings.
     nlohmann::json settings(const nlohmann::json& changes) {
         return post("/_fake/settings", changes);
     }

@@ -374,7 +374,7 @@ struct CreatorFake::Impl {
             data.push_back(std::move(view));
         }
         if (data.empty()) {
-            status = 404;
+            status = options.no_records_status;
             return coded(3100, "No records found for the given criteria.");
         }
         if (more) {
@@ -509,6 +509,7 @@ int CreatorFake::start(int port) {
                 server, [](std::string_view m) { return coded(1000, std::string(m)).dump(); });
             control.faults<CreatorFault>(impl.faults, creator_fault_from_json);
             control.clock(impl.clock, [&impl](std::int64_t now) {
+                std::lock_guard lock(impl.mutex);
                 return format_creator_time(now, impl.options.utc_offset_minutes);
             });
             control.shutdown(impl.shutdown_hook);
@@ -537,12 +538,16 @@ int CreatorFake::start(int port) {
                 if (body.contains("time_zone")) {
                     set_time_zone(body["time_zone"].get<std::string>());
                 }
+                if (body.contains("no_records_status")) {
+                    set_no_records_status(body["no_records_status"].get<int>());
+                }
                 for (const auto& email : body.value("reject_emails", json::array())) {
                     reject_email(email.get<std::string>());
                 }
                 std::lock_guard lock(m_impl->mutex);
                 return json{{"per_minute_limit", m_impl->options.per_minute_limit},
                             {"utc_offset_minutes", m_impl->options.utc_offset_minutes},
+                            {"no_records_status", m_impl->options.no_records_status},
                             {"reject_emails", m_impl->rejected_emails}};
             });
             control.get("/_fake/stats", [this](const httplib::Request&) {
@@ -630,6 +635,14 @@ void CreatorFake::set_time_zone(const std::string& zone) {
     }
     std::lock_guard lock(m_impl->mutex);
     m_impl->options.utc_offset_minutes = *offset;
+}
+
+void CreatorFake::set_no_records_status(int status) {
+    if (status != 404 && status != 200) {
+        throw std::invalid_argument("no_records_status must be 404 or 200");
+    }
+    std::lock_guard lock(m_impl->mutex);
+    m_impl->options.no_records_status = status;
 }
 
 void CreatorFake::reject_email(const std::string& email) {

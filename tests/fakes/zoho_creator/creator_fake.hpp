@@ -11,8 +11,10 @@
 //   GET    P/report/{report}?criteria=C&max_records=N (1-1000, default 200), request header
 //          record_cursor: K -> 200 {"code": 3000, "data": [records]} with a `record_cursor`
 //          response header when more match; none -> 404 {"code": 3100, "message": "No records
-//          found for the given criteria."}. Order: ID ascending (creation order). Criteria:
-//          creator_criteria.hpp. A bad criteria or cursor: 400 {"code": 1000} [U].
+//          found for the given criteria."} (404 is [S]; no_records_status 200 answers the same
+//          body with HTTP 200, for clients that must accept both). Order: ID ascending (creation
+//          order). Criteria: creator_criteria.hpp. A bad criteria or cursor: 400 {"code": 1000}
+//          [U].
 //   GET    P/report/{report}/{ID} -> 200 {"code": 3000, "data": {record}}
 //   PATCH  P/report/{report}/{ID}  {"data": {fields}} -> 200 {"code": 3000, "data": {changed
 //          fields..., "ID"}, "message": "Data Updated Successfully!"}; Modified_Time moves even
@@ -39,7 +41,8 @@
 //   POST   /_fake/records/{ID} {fields}       -> the edited record (Modified_Time moves)
 //   DELETE /_fake/records/{ID}                -> {}
 //   POST   /_fake/settings {"per_minute_limit"?: n (0 = off), "time_zone"?: "UTC"|"+05:30",
-//                           "reject_emails"?: [e-mails]} -> the settings
+//                           "reject_emails"?: [e-mails], "no_records_status"?: 404|200}
+//                           -> the settings
 //   GET    /_fake/stats -> {"requests": n, "throttled": n, "records": n, "paths": {path: n}}
 //   POST|DELETE /_fake/faults, POST /_fake/clock?offset_ms=N, POST /_fake/shutdown.
 //
@@ -69,6 +72,8 @@ struct CreatorFakeOptions {
     int per_minute_limit = 50;
     /// The app's time zone as minutes east of UTC.
     int utc_offset_minutes = 0;
+    /// HTTP status of the code-3100 "no records" answer: 404 ([S]) or 200.
+    int no_records_status = 404;
     std::size_t worker_threads = 4;
 };
 
@@ -138,6 +143,8 @@ public:
     void set_per_minute_limit(int limit);
     /// "UTC", "+05:30", "-08:00"; throws std::invalid_argument otherwise.
     void set_time_zone(const std::string& zone);
+    /// 404 or 200; throws std::invalid_argument otherwise.
+    void set_no_records_status(int status);
     /// Records with this e-mail fail validation (add: code 3001, update: 3070).
     void reject_email(const std::string& email);
     void inject(CreatorFault fault);
