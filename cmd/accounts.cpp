@@ -7,6 +7,7 @@
 #include "lib/oauth/account_secrets.hpp"
 #include "lib/oauth/account_text.hpp"
 #include "lib/state/accounts.hpp"
+#include "lib/state/contacts_store.hpp"
 #include "lib/util/identifiers.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
@@ -126,6 +127,15 @@ int run_list(const AccountsOptions& o) {
     state::StateStore store(state_path_of(o));
     state::AccountStore accounts(store);
     const auto list = accounts.list(o.provider);
+    // contacts-sync's queue per Google account (the seed's pendingConnections).
+    const auto queues = state::ContactsStore(store).queue_lengths();
+    const auto queue_of = [&](const state::Account& a) -> long {
+        std::string email = a.email;
+        std::transform(email.begin(), email.end(), email.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const auto it = queues.find(email);
+        return it == queues.end() ? 0 : it->second;
+    };
     for (const auto& a : list) {
         oauth::register_account_secrets(a);
     }
@@ -143,6 +153,7 @@ int run_list(const AccountsOptions& o) {
             j["active"] = a.active;
             j["status"] = a.status;
             j["last_error"] = a.last_error;
+            j["pending_connections"] = queue_of(a);
             j["client_id"] = a.client_id;
             j["client_secret"] = oauth::mask_secret(a.client_secret);
             j["refresh_token"] = oauth::mask_secret(a.refresh_token);
@@ -158,11 +169,12 @@ int run_list(const AccountsOptions& o) {
         return k_exit_ok;
     }
     std::vector<std::vector<std::string>> rows{{"ID", "PROVIDER", "EMAIL", "OWNER", "DC", "ACTIVE",
-                                                "STATUS", "TOKEN EXPIRES", "REFRESH TOKEN",
-                                                "LAST ERROR"}};
+                                                "STATUS", "QUEUED", "TOKEN EXPIRES",
+                                                "REFRESH TOKEN", "LAST ERROR"}};
     for (const auto& a : list) {
         rows.push_back({std::to_string(a.id), a.provider, a.email, a.owner.empty() ? "-" : a.owner,
                         a.zoho_dc.empty() ? "-" : a.zoho_dc, a.active ? "yes" : "no", a.status,
+                        a.provider == "google" ? std::to_string(queue_of(a)) : "-",
                         a.expires_at && !a.access_token.empty()
                             ? util::format_iso8601(*a.expires_at) + " (" +
                                   oauth::relative_time(*a.expires_at, now) + ")"

@@ -4,6 +4,7 @@
 #include "cmd/bulk_history.hpp"
 #include "cmd/callcenter.hpp"
 #include "cmd/config_file.hpp"
+#include "cmd/contacts_sync.hpp"
 #include "cmd/db_sync.hpp"
 #include "cmd/doctor.hpp"
 #include "cmd/leads.hpp"
@@ -68,6 +69,12 @@ std::vector<Subcommand> subcommands() {
              auto options = std::make_shared<LeadsOptions>();
              add_leads(app, *options);
              return std::function<int()>([options] { return run_leads(*options); });
+         }},
+        {"contacts-sync", "Keep Google contacts and a Zoho Creator report in step, both ways",
+         [](CLI::App& app) {
+             auto options = std::make_shared<ContactsSyncOptions>();
+             add_contacts_sync(app, *options);
+             return std::function<int()>([options] { return run_contacts_sync(*options); });
          }},
         {"accounts", "Manage the OAuth accounts (Google, Zoho) kept in the state file",
          [](CLI::App& app) {

@@ -4,6 +4,7 @@
 #include "lib/core/exit_codes.hpp"
 #include "lib/sql/schema_manager.hpp"
 #include "lib/state/accounts.hpp"
+#include "lib/state/contacts_store.hpp"
 #include "lib/state/episodes.hpp"
 #include "lib/state/leads_ledger.hpp"
 #include "lib/state/outbox.hpp"
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 #include <map>
@@ -94,12 +96,21 @@ nlohmann::json state_jobs(const std::string& path) {
     return jobs;
 }
 
+std::string lower_text(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
 // The OAuth accounts without their secrets: what monitoring needs to see a token going bad.
 nlohmann::json state_accounts(const std::string& path) {
     state::StateStore store(path);
     state::AccountStore accounts(store);
+    // contacts-sync's queue per Google account (the seed's pendingConnections).
+    const auto queues = state::ContactsStore(store).queue_lengths();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& a : accounts.list()) {
+        const auto queue = queues.find(lower_text(a.email));
         out.push_back({{"id", a.id},
                        {"provider", a.provider},
                        {"email", a.email},
@@ -108,7 +119,8 @@ nlohmann::json state_accounts(const std::string& path) {
                        {"status", a.status},
                        {"expires_at", a.expires_at ? util::format_iso8601(*a.expires_at) : ""},
                        {"refreshed_at", a.refreshed_at},
-                       {"last_error", a.last_error}});
+                       {"last_error", a.last_error},
+                       {"pending_connections", queue == queues.end() ? 0 : queue->second}});
     }
     return out;
 }
@@ -195,14 +207,18 @@ int run_status(const StatusOptions& o) {
         }
     }
     for (const auto& a : out.value("accounts", nlohmann::json::array())) {
-        std::cout << fmt::format("account {} {} {}  {}{}  token expires {}  refreshed {}{}\n",
-                                 a["id"].get<std::int64_t>(), a["provider"].get<std::string>(),
-                                 a["email"].get<std::string>(), a["status"].get<std::string>(),
-                                 a["active"].get<bool>() ? "" : " (disabled)",
-                                 or_none(a["expires_at"]), or_none(a["refreshed_at"]),
-                                 a["last_error"].get<std::string>().empty()
-                                     ? ""
-                                     : "  last error: " + a["last_error"].get<std::string>());
+        std::cout << fmt::format(
+            "account {} {} {}  {}{}  token expires {}  refreshed {}{}{}\n",
+            a["id"].get<std::int64_t>(), a["provider"].get<std::string>(),
+            a["email"].get<std::string>(), a["status"].get<std::string>(),
+            a["active"].get<bool>() ? "" : " (disabled)", or_none(a["expires_at"]),
+            or_none(a["refreshed_at"]),
+            a["provider"] == "google"
+                ? fmt::format("  queued contacts {}", a.value("pending_connections", 0L))
+                : std::string(),
+            a["last_error"].get<std::string>().empty()
+                ? ""
+                : "  last error: " + a["last_error"].get<std::string>());
     }
     for (const auto& e : out.value("episodes", nlohmann::json::array())) {
         if (e["failing"].get<bool>()) {

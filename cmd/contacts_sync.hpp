@@ -1,0 +1,41 @@
+#pragma once
+
+#include "cmd/common.hpp"
+#include "cmd/oauth_providers.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+namespace crmsync::cli {
+
+struct ContactsSyncOptions {
+    CommonOptions common;
+    TokenEndpointOptions endpoints; // --state, --google-token-url, --zoho-accounts-url
+    std::string zoho_account;       // the Zoho OAuth account in the state file
+    std::string zoho_owner;         // the Creator app owner's account name
+    std::string zoho_app;
+    std::string zoho_form;
+    std::string zoho_report;
+    std::vector<std::string> accounts; // Google accounts; empty: every active one
+    std::string direction = "both";
+    std::string people_url;
+    std::string zoho_api_url; // "" = the Zoho account's api_domain
+    int batch = 30;
+    long queue_cap = 400;
+    long max_per_run = 100;
+    long google_calls = 80;
+    int zoho_requests_per_minute = 50;
+    std::string owner_field = "Owner_Login";
+    std::string link_field = "Google_Resource_Name";
+    bool propagate_deletes = false;
+    std::string zoho_timezone = "UTC";
+    std::string lookback = "10m";
+    bool dry_run = false;
+};
+
+void add_contacts_sync(CLI::App& app, ContactsSyncOptions& options);
+int run_contacts_sync(const ContactsSyncOptions& options);
+
+} // namespace crmsync::cli
