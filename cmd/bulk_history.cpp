@@ -66,8 +66,10 @@ std::string read_portal_url(const BulkHistoryOptions& o, std::string& source) {
     return url;
 }
 
+} // namespace
+
 // Everything is checked here, before any network or database I/O.
-drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
+drivers::bitrix24::SyncOptions resolve_bulk_history(const BulkHistoryOptions& o) {
     drivers::bitrix24::SyncOptions s;
     if (o.env.empty()) {
         throw Error(ErrorKind::usage, "no --env given",
@@ -98,8 +100,6 @@ drivers::bitrix24::SyncOptions resolve(const BulkHistoryOptions& o) {
     s.retry = retry_policy(o.common);
     return s;
 }
-
-} // namespace
 
 void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
     add_common(app, o.common, TokenFlags::none);
@@ -134,7 +134,7 @@ void add_bulk_history(CLI::App& app, BulkHistoryOptions& o) {
 }
 
 int run_bulk_history(const BulkHistoryOptions& o) {
-    auto sync = resolve(o);
+    auto sync = resolve_bulk_history(o);
     const auto target = parse_target(o.url);
     std::string job = sync.api.webhook.host + "/" + sync.env +
                       (sync.category ? "/C" + std::to_string(*sync.category) : "");

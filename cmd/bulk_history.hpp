@@ -1,6 +1,7 @@
 #pragma once
 
 #include "cmd/common.hpp"
+#include "drivers/bitrix24/sync.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -22,6 +23,8 @@ struct BulkHistoryOptions {
 };
 
 void add_bulk_history(CLI::App& app, BulkHistoryOptions& options);
+// The options checked and the portal URL read (a secret from then on), before any I/O.
+drivers::bitrix24::SyncOptions resolve_bulk_history(const BulkHistoryOptions& options);
 int run_bulk_history(const BulkHistoryOptions& options);
 
 } // namespace crmsync::cli

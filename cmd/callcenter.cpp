@@ -17,39 +17,6 @@ namespace {
 
 namespace cc = drivers::callcenter;
 
-std::string read_secret(const CallcenterOptions& o) {
-    std::string secret;
-    if (!o.secret_env.empty()) {
-        const char* value = std::getenv(o.secret_env.c_str());
-        if (value == nullptr || *value == '\0') {
-            throw Error(ErrorKind::config, "environment variable " + o.secret_env + " is empty",
-                        "export the call center's password, API key or token in it");
-        }
-        secret = value;
-    } else if (!o.secret_file.empty()) {
-        std::ifstream in(o.secret_file, std::ios::binary);
-        if (!in) {
-            throw Error(ErrorKind::config, "cannot read the secret file " + o.secret_file,
-                        "check the path and its permissions");
-        }
-        std::ostringstream text;
-        text << in.rdbuf();
-        secret = text.str();
-        while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
-            secret.pop_back();
-        }
-    } else if (const char* env = std::getenv("CRMSYNC_CALLCENTER_SECRET");
-               env != nullptr && *env != '\0') {
-        secret = env;
-    }
-    if (secret.empty()) {
-        throw Error(ErrorKind::config, "no call-center secret given",
-                    "set CRMSYNC_CALLCENTER_SECRET, or use --secret-env VAR or --secret-file PATH");
-    }
-    util::register_secret(secret);
-    return secret;
-}
-
 std::vector<std::string> parse_streams(const std::string& text) {
     std::vector<std::string> out;
     std::stringstream in(text);
@@ -71,8 +38,10 @@ std::vector<std::string> parse_streams(const std::string& text) {
     return out;
 }
 
+} // namespace
+
 // Everything is checked here, before any network or database I/O.
-cc::SyncOptions resolve(const CallcenterOptions& o) {
+cc::SyncOptions resolve_callcenter(const CallcenterOptions& o) {
     cc::SyncOptions s;
     if (o.call_center.empty()) {
         throw Error(ErrorKind::usage, "--callcenter is required", "e.g. --callcenter abc123");
@@ -115,7 +84,38 @@ cc::SyncOptions resolve(const CallcenterOptions& o) {
     return s;
 }
 
-} // namespace
+std::string read_callcenter_secret(const CallcenterOptions& o) {
+    std::string secret;
+    if (!o.secret_env.empty()) {
+        const char* value = std::getenv(o.secret_env.c_str());
+        if (value == nullptr || *value == '\0') {
+            throw Error(ErrorKind::config, "environment variable " + o.secret_env + " is empty",
+                        "export the call center's password, API key or token in it");
+        }
+        secret = value;
+    } else if (!o.secret_file.empty()) {
+        std::ifstream in(o.secret_file, std::ios::binary);
+        if (!in) {
+            throw Error(ErrorKind::config, "cannot read the secret file " + o.secret_file,
+                        "check the path and its permissions");
+        }
+        std::ostringstream text;
+        text << in.rdbuf();
+        secret = text.str();
+        while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
+            secret.pop_back();
+        }
+    } else if (const char* env = std::getenv("CRMSYNC_CALLCENTER_SECRET");
+               env != nullptr && *env != '\0') {
+        secret = env;
+    }
+    if (secret.empty()) {
+        throw Error(ErrorKind::config, "no call-center secret given",
+                    "set CRMSYNC_CALLCENTER_SECRET, or use --secret-env VAR or --secret-file PATH");
+    }
+    util::register_secret(secret);
+    return secret;
+}
 
 void add_callcenter(CLI::App& app, CallcenterOptions& o) {
     add_common(app, o.common, TokenFlags::none);
@@ -151,9 +151,9 @@ void add_callcenter(CLI::App& app, CallcenterOptions& o) {
 }
 
 int run_callcenter(const CallcenterOptions& o) {
-    auto sync = resolve(o);
+    auto sync = resolve_callcenter(o);
     const SinkChoice target(o.url, o.common, o.http);
-    sync.secret = read_secret(o);
+    sync.secret = read_callcenter_secret(o);
     const std::string notify_job = "call center " + o.call_center + " into " +
                                    util::redact_url(o.url) + " (tables " + o.table_prefix + "*)";
     const auto settings = job_settings(o.common, "callcenter", o.call_center, o.call_center,

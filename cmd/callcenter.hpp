@@ -2,6 +2,7 @@
 
 #include "cmd/common.hpp"
 #include "cmd/sinks.hpp"
+#include "drivers/callcenter/sync.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -28,6 +29,10 @@ struct CallcenterOptions {
 };
 
 void add_callcenter(CLI::App& app, CallcenterOptions& options);
+// The options checked and the secret read (registered for redaction), before any I/O.
+drivers::callcenter::SyncOptions resolve_callcenter(const CallcenterOptions& options);
+// The password, key or token from --secret-env, --secret-file or CRMSYNC_CALLCENTER_SECRET.
+std::string read_callcenter_secret(const CallcenterOptions& options);
 int run_callcenter(const CallcenterOptions& options);
 
 } // namespace crmsync::cli

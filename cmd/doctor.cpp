@@ -51,20 +51,56 @@ struct Probe {
     std::string failure;
 };
 
-Probe probe(const std::string& url, std::vector<std::pair<std::string, std::string>> headers,
-            bool verify_tls) {
+Probe probe(http::HttpRequest request, bool verify_tls) {
     http::HttpClientOptions options;
     options.verify_tls = verify_tls;
     http::HttpClient client(options);
-    http::HttpRequest request;
-    request.url = url;
-    request.headers = std::move(headers);
     request.timeout = k_probe_timeout;
     Probe p;
     http::TransportFailure failure;
     p.answered = client.perform(request, p.response, failure);
     p.failure = failure.message;
     return p;
+}
+
+Probe probe(const std::string& url, std::vector<std::pair<std::string, std::string>> headers,
+            bool verify_tls) {
+    http::HttpRequest request;
+    request.url = url;
+    request.headers = std::move(headers);
+    return probe(std::move(request), verify_tls);
+}
+
+DoctorCheck clock_of(const Probe& p, const std::string& server);
+
+// What an API answered to a probe: ok on 2xx, else the refusal with a hint. `service` names
+// it ("the Bitrix24 portal"), `where` is printable (no secret), `refused_hint` says how to get
+// credentials that work.
+std::vector<DoctorCheck> api_checks(const Probe& p, const std::string& service,
+                                    const std::string& where, const std::string& refused_hint) {
+    if (!p.answered) {
+        return {failed("api", "cannot reach " + service + " at " + where + ": " + p.failure,
+                       "check the URL, DNS, the proxy and the firewall")};
+    }
+    std::vector<DoctorCheck> checks;
+    const long status = p.response.status;
+    if (status >= 200 && status < 300) {
+        checks.push_back({"api", Verdict::ok,
+                          service + " answers at " + where + " and accepts the credentials", ""});
+    } else if (status == 401 || status == 403) {
+        checks.push_back(
+            failed("api", fmt::format("{} refuses the credentials (HTTP {})", service, status),
+                   refused_hint));
+    } else if (status == 404) {
+        checks.push_back(failed("api",
+                                fmt::format("{} has no such path at {} (HTTP 404)", service, where),
+                                "check the URL"));
+    } else {
+        checks.push_back(failed("api", fmt::format("{} answers HTTP {}", service, status),
+                                "the service may be down or overloaded; try again later"));
+    }
+    checks.push_back(clock_of(p, where));
+    return checks;
 }
 
 // The Dialfire campaign API: reachable, the token accepted for the campaign, and its clock.
@@ -102,11 +138,45 @@ std::vector<DoctorCheck> check_dialfire(const CommonOptions& common, const std::
         checks.push_back(failed("api", fmt::format("{} answers HTTP {}", api_url, status),
                                 "the service may be down; try again later"));
     }
-    const auto* date = p.response.header("date");
-    checks.push_back(date ? check_clock(*date, api_url)
-                          : DoctorCheck{"clock", Verdict::skipped,
-                                        api_url + " sent no Date header to compare with", ""});
+    checks.push_back(clock_of(p, api_url));
     return checks;
+}
+
+DoctorCheck clock_of(const Probe& p, const std::string& server) {
+    const auto* date = p.response.header("date");
+    return date ? check_clock(*date, server)
+                : DoctorCheck{"clock", Verdict::skipped,
+                              server + " sent no Date header to compare with", ""};
+}
+
+// The Bitrix24 portal of bulk-history: its inbound webhook URL read as a run reads it.
+std::vector<DoctorCheck> check_bitrix24(const BulkHistoryOptions& o) {
+    drivers::bitrix24::SyncOptions sync;
+    try {
+        sync = resolve_bulk_history(o);
+    } catch (const Error& e) {
+        return {failed("api", e.describe(), e.hint())};
+    }
+    return api_checks(
+        probe(drivers::bitrix24::probe_request(sync.api.webhook), sync.api.verify_tls),
+        "the Bitrix24 portal", sync.api.webhook.host,
+        "make a new inbound webhook with the crm scope (Developer resources, "
+        "Other, Inbound webhook) and give its URL in " +
+            sync.api.source);
+}
+
+// The call-center API with the credentials a run would send.
+std::vector<DoctorCheck> check_callcenter(const CallcenterOptions& o) {
+    drivers::callcenter::SyncOptions sync;
+    try {
+        sync = resolve_callcenter(o);
+        sync.secret = read_callcenter_secret(o);
+    } catch (const Error& e) {
+        return {failed("api", e.describe(), e.hint())};
+    }
+    return api_checks(probe(drivers::callcenter::probe_request(sync), sync.verify_tls),
+                      "the call-center API", util::redact_url(sync.base_url),
+                      "check --auth, --user and the secret for call center " + o.call_center);
 }
 
 DoctorCheck check_target_or_receiver(const std::string& url) {
@@ -322,22 +392,28 @@ std::function<int()> add_doctor(CLI::App& app) {
                     auto o = std::make_shared<BulkHistoryOptions>();
                     add_bulk_history(sub, *o);
                     return std::function<int()>([o] {
-                        return report_checks(
-                            {check_tls(o->common),
-                             check_log_dir(o->common, "bulk-history"),
-                             {"api", Verdict::skipped, "the Bitrix24 portal is not probed yet", ""},
-                             check_target(o->url)});
+                        std::vector<DoctorCheck> checks{check_tls(o->common),
+                                                        check_log_dir(o->common, "bulk-history")};
+                        const auto api = check_bitrix24(*o);
+                        checks.insert(checks.end(), api.begin(), api.end());
+                        checks.push_back(check_target(o->url));
+                        return report_checks(checks);
                     });
                 });
     add_command(app, "callcenter", "What a first callcenter run needs", chosen, [](CLI::App& sub) {
         auto o = std::make_shared<CallcenterOptions>();
         add_callcenter(sub, *o);
         return std::function<int()>([o] {
-            return report_checks(
-                {check_tls(o->common),
-                 check_log_dir(o->common, "callcenter"),
-                 {"api", Verdict::skipped, "the call-center API is not probed yet", ""},
-                 check_target_or_receiver(o->url)});
+            std::vector<DoctorCheck> checks{check_tls(o->common),
+                                            check_log_dir(o->common, "callcenter")};
+            const auto api = check_callcenter(*o);
+            checks.insert(checks.end(), api.begin(), api.end());
+            checks.push_back(check_target_or_receiver(o->url));
+            if (is_http_url(o->url)) {
+                checks.push_back(check_state_file(
+                    o->http.state_path.empty() ? state::default_state_path() : o->http.state_path));
+            }
+            return report_checks(checks);
         });
     });
     add_command(

@@ -218,6 +218,13 @@ void ApiClient::wait_for_rate_limit() {
     }
 }
 
+http::HttpRequest probe_request(const WebhookUrl& webhook) {
+    http::HttpRequest request;
+    request.url = webhook.base + "crm.status.list";
+    request.headers = {{"Accept", "application/json"}};
+    return request;
+}
+
 nlohmann::json ApiClient::post(const std::string& method, const nlohmann::json& body,
                                std::string* unreadable) {
     wait_for_rate_limit();

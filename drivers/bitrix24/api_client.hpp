@@ -34,6 +34,10 @@ struct WebhookUrl {
 // naming `source` (never the URL) when it is not a webhook URL.
 WebhookUrl parse_webhook_url(std::string_view text, std::string_view source);
 
+// A cheap read that shows the portal answers and accepts the webhook code (crmsync doctor):
+// GET crm.status.list, the call a run makes first.
+http::HttpRequest probe_request(const WebhookUrl& webhook);
+
 struct ApiConfig {
     WebhookUrl webhook;
     std::string source; // where the URL came from, for hints: "$B24_WEBHOOK"

@@ -123,6 +123,15 @@ private:
 
 } // namespace
 
+http::HttpRequest probe_request(const SyncOptions& options) {
+    http::HttpRequest request;
+    request.url = options.base_url + "/callcenters/" + util::percent_encode(options.call_center) +
+                  "/roles?limit=1";
+    request.headers = {{"Accept", "application/json"}};
+    make_auth(options)->apply(request);
+    return request;
+}
+
 std::string to_string(AuthMode mode) {
     switch (mode) {
     case AuthMode::basic:

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lib/core/clock.hpp"
+#include "lib/http/http_client.hpp"
 #include "lib/http/retry_policy.hpp"
 #include "lib/pipeline/runner.hpp"
 #include "lib/pipeline/sink.hpp"
@@ -38,6 +39,9 @@ struct SyncOptions {
 // The job's key in crmsync_state (or the outbox) and for its lock: one per call center and
 // table prefix, so many call centers share one set of tables with a checkpoint each.
 std::string job_key(const SyncOptions& options);
+
+// One cheap authenticated read of the contract (the first role), for crmsync doctor.
+http::HttpRequest probe_request(const SyncOptions& options);
 
 // One run: prepares the tables in `sink`, then reads each stream through the contract's
 // adapter (keyset paging on (updatedAt, _id) from the stored position minus the lookback, up to

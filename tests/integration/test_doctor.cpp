@@ -5,6 +5,8 @@
 
 #include "cmd/doctor.hpp"
 #include "lib/util/time.hpp"
+#include "tests/fakes/bitrix24/bitrix24_fake.hpp"
+#include "tests/fakes/callcenter/callcenter_fake.hpp"
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
 #include "tests/support/ports.hpp"
 
@@ -161,4 +163,66 @@ TEST_CASE("doctor: the clock against a server's Date header", "[unit]") {
     CHECK(ahead.verdict == V::warning);
     CHECK(ahead.detail.find("ahead of api") != std::string::npos);
     CHECK(cli::check_clock("not a date", "api").verdict == V::skipped);
+}
+
+TEST_CASE("doctor bulk-history and callcenter probe their APIs with the run's credentials",
+          "[sqlite]") {
+    TempDir dir;
+    std::filesystem::create_directory(dir.file("logs"));
+    ::chmod(dir.file("logs").c_str(), 0700);
+    const std::string target = "sqlite://" + dir.file("target.db");
+
+    SECTION("bulk-history: the portal answers and takes the webhook code, or says it refuses") {
+        fakes::Bitrix24Fake portal;
+        portal.start();
+        const std::vector<std::string> args{
+            "doctor", "bulk-history", "--portal-url-env", "B24_WEBHOOK",   "--env", "PROD",
+            "--url",  target,         "--log-dir",        dir.file("logs")};
+        const auto good =
+            crmsync::testing::run_crmsync(args, {{"B24_WEBHOOK", portal.base_url()}}, dir);
+        INFO(explain(good));
+        CHECK(good.exit_code == 0);
+        CHECK(has_line(good, "ok       api: the Bitrix24 portal answers at 127.0.0.1:" +
+                                 std::to_string(portal.port()) + " and accepts the credentials"));
+        CHECK(has_line(good, "ok       clock: within"));
+        CHECK(portal.request_count() >= 1);
+
+        std::string wrong = portal.base_url();
+        wrong.replace(wrong.find(portal.options().webhook_code), 16, "wrongwebhook0000");
+        const auto refused = crmsync::testing::run_crmsync(args, {{"B24_WEBHOOK", wrong}}, dir);
+        INFO(explain(refused));
+        CHECK(refused.exit_code != 0);
+        CHECK(has_line(refused,
+                       "FAILED   api: the Bitrix24 portal refuses the credentials (HTTP 401)"));
+        CHECK(refused.out.find("inbound webhook") != std::string::npos);
+        CHECK(refused.out.find("wrongwebhook0000") == std::string::npos);
+        CHECK(refused.err.find("wrongwebhook0000") == std::string::npos);
+    }
+    SECTION("callcenter: the API answers the run's credentials, or says it refuses them") {
+        fakes::CallcenterFake api;
+        api.start();
+        const std::vector<std::string> args{
+            "doctor", "callcenter", "--api-url", api.base_url(), "--callcenter",
+            "cc1",    "--url",      target,      "--log-dir",    dir.file("logs")};
+        const auto good = crmsync::testing::run_crmsync(
+            args,
+            {{"CRMSYNC_CALLCENTER_USER", "cc-user"}, {"CRMSYNC_CALLCENTER_SECRET", "cc-secret"}},
+            dir);
+        INFO(explain(good));
+        CHECK(good.exit_code == 0);
+        CHECK(has_line(good, "ok       api: the call-center API answers at " + api.base_url() +
+                                 " and accepts the credentials"));
+        const auto refused = crmsync::testing::run_crmsync(
+            args,
+            {{"CRMSYNC_CALLCENTER_USER", "cc-user"}, {"CRMSYNC_CALLCENTER_SECRET", "wrong-pw"}},
+            dir);
+        INFO(explain(refused));
+        CHECK(refused.exit_code != 0);
+        CHECK(has_line(refused,
+                       "FAILED   api: the call-center API refuses the credentials (HTTP 401)"));
+        CHECK(refused.out.find("wrong-pw") == std::string::npos);
+        const auto no_secret =
+            crmsync::testing::run_crmsync(args, {{"CRMSYNC_CALLCENTER_USER", "cc-user"}}, dir);
+        CHECK(has_line(no_secret, "FAILED   api: no call-center secret given"));
+    }
 }
