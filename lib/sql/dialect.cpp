@@ -172,7 +172,6 @@ std::optional<std::string> Dialect::widen_column(const Table& table, const Colum
                    *existing.char_length < static_cast<long long>(k_key_length);
         break;
     case ColumnType::text:
-    case ColumnType::json:
         narrower = is_character_type(existing.data_type) && !holds_any_text(existing);
         break;
     case ColumnType::number:

@@ -50,7 +50,7 @@ public:
     // The statement that widens `existing` to what column_type(column) holds, when the
     // existing column would refuse or cut values crmsync writes there (a bounded text column
     // for text or a key, or a decimal with fewer digits); nullopt when it already holds them
-    // or the change would not be a pure widening.
+    // or the change would not be a pure widening (text to a json type is a retype: left alone).
     std::optional<std::string> widen_column(const Table& table, const Column& column,
                                             const ExistingColumn& existing) const;
 

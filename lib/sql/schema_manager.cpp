@@ -1,6 +1,7 @@
 #include "lib/sql/schema_manager.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
 #include "lib/util/identifiers.hpp"
 
 #include <fmt/format.h>
@@ -69,7 +70,15 @@ void SchemaManager::widen_narrow_columns(const Table& table, SchemaChanges& chan
             continue;
         }
         if (const auto sql = dialect.widen_column(table, column, found->second)) {
-            m_db.execute(*sql);
+            // A column the database will not widen (a view depends on it, no ALTER right)
+            // stays as it is: values that do not fit fail their batch as they did before.
+            try {
+                m_db.execute(*sql);
+            } catch (const Error& e) {
+                log::warn("cannot widen column {}.{} ({}): {}", table.name, column.name,
+                          describe(found->second), e.describe());
+                continue;
+            }
             changes.widened_columns.push_back(fmt::format("{}.{}: {} -> {}", table.name,
                                                           column.name, describe(found->second),
                                                           dialect.column_type(column)));

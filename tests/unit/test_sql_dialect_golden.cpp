@@ -687,8 +687,9 @@ TEST_CASE("Dialect::widen_column widens what dbsync2 made too narrow, and nothin
             d->widen_column(t, amount, {"x", "numeric", std::nullopt, std::nullopt, std::nullopt}));
         // A timestamp kept as dbsync2's varchar(50) holds crmsync's text form: no retyping.
         CHECK_FALSE(d->widen_column(t, seen_at, varchar50));
-        // Not a widening: text into a number column.
+        // Not a widening: text into a number column, or into jsonb.
         CHECK_FALSE(d->widen_column(t, amount, varchar50));
+        CHECK_FALSE(d->widen_column(t, t.columns[5], varchar50));
     }
     SECTION("mysql: MODIFY repeats NOT NULL, text types below longtext widen") {
         const auto d = drivers::mysql::make_dialect();
