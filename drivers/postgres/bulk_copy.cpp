@@ -1,6 +1,7 @@
 #include "drivers/postgres/bulk_copy.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/redact.hpp"
 
@@ -69,27 +70,17 @@ void append_copy_row(std::string& out, const std::vector<const sql::Value*>& row
     out += '\n';
 }
 
-sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& dialect,
-                                      const sql::Table& table,
-                                      const std::vector<const sql::Column*>& columns,
-                                      const std::vector<std::vector<const sql::Value*>>& rows) {
-    const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
-    const std::string stage = dialect.quote(stage_name);
-    const std::string target = dialect.quote(table.name);
-    std::string names;
-    std::string source;
-    for (const auto* c : columns) {
-        names += (names.empty() ? "" : ", ") + dialect.quote(c->name);
-    }
-    run(connection,
-        "CREATE TEMP TABLE IF NOT EXISTS " + stage + " AS SELECT " + names + " FROM " + target +
-            " WITH NO DATA",
-        "creating the staging table for " + table.name);
-    run(connection, "TRUNCATE " + stage, "emptying the staging table for " + table.name);
+namespace {
 
-    Result started(PQexec(connection, ("COPY " + stage + " (" + names + ") FROM STDIN").c_str()));
+// Sends `rows` through `copy_sql` (a COPY ... FROM STDIN). Returns the failing result when the
+// server refused the rows (its SQLSTATE tells why), nothing when they were all stored; throws
+// when the connection itself failed.
+Result send_copy(PGconn* connection, const std::string& copy_sql,
+                 const std::vector<std::vector<const sql::Value*>>& rows,
+                 const std::string& table_name) {
+    Result started(PQexec(connection, copy_sql.c_str()));
     if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
-        throw copy_error(connection, "starting COPY into " + table.name);
+        throw copy_error(connection, "starting COPY into " + table_name);
     }
     std::string buffer;
     buffer.reserve(k_copy_chunk + 64 * 1024);
@@ -97,7 +88,7 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
         append_copy_row(buffer, row);
         if (buffer.size() >= k_copy_chunk) {
             if (PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) {
-                throw copy_error(connection, "sending rows of " + table.name);
+                throw copy_error(connection, "sending rows of " + table_name);
             }
             buffer.clear();
         }
@@ -105,13 +96,98 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
     if ((!buffer.empty() &&
          PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) ||
         PQputCopyEnd(connection, nullptr) != 1) {
-        throw copy_error(connection, "sending rows of " + table.name);
+        throw copy_error(connection, "sending rows of " + table_name);
     }
-    bool copy_failed = false;
+    Result failed;
     while (Result r{PQgetResult(connection)}) {
-        copy_failed = copy_failed || PQresultStatus(r.get()) != PGRES_COMMAND_OK;
+        if (!failed && PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+            failed = std::move(r);
+        }
     }
-    if (copy_failed) {
+    return failed;
+}
+
+std::string sqlstate(const Result& result) {
+    const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+    return state == nullptr ? "" : state;
+}
+
+// True when `table` is empty and its key column alone carries a unique index: rows may then be
+// copied straight in, since a key already present makes the COPY fail instead of duplicating.
+bool empty_with_unique_key(PGconn* connection, const sql::Dialect& dialect,
+                           const sql::Table& table) {
+    const std::string target = dialect.quote(table.name);
+    const std::string sql =
+        "SELECT NOT EXISTS (SELECT 1 FROM " + target +
+        ") AND EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = i.indkey[0] WHERE i.indrelid = $1::regclass AND i.indisunique "
+        "AND i.indnatts = 1 AND i.indpred IS NULL AND a.attname = $2)";
+    const std::string key = table.key();
+    const char* params[] = {target.c_str(), key.c_str()};
+    Result result(PQexecParams(connection, sql.c_str(), 2, nullptr, params, nullptr, nullptr, 0));
+    if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+        throw copy_error(connection, "checking whether " + table.name + " is empty");
+    }
+    return std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
+}
+
+} // namespace
+
+sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& dialect,
+                                      const sql::Table& table,
+                                      const std::vector<const sql::Column*>& columns,
+                                      const std::vector<std::vector<const sql::Value*>>& rows,
+                                      DirectCopyTables& direct) {
+    const std::string target = dialect.quote(table.name);
+    std::string names;
+    for (const auto* c : columns) {
+        names += (names.empty() ? "" : ", ") + dialect.quote(c->name);
+    }
+
+    auto [allowed, first_time] = direct.try_emplace(table.name, false);
+    if (first_time) {
+        allowed->second = empty_with_unique_key(connection, dialect, table);
+    }
+    if (allowed->second) {
+        // A first load: COPY into the table itself, with no staging table and no upsert. A key
+        // already there (a contact changed while the campaign was paged, another writer) fails
+        // the COPY with a unique violation: undo it and take the staging path from then on.
+        // Outside a transaction the COPY is its own statement and a failure leaves nothing.
+        const bool in_transaction = PQtransactionStatus(connection) == PQTRANS_INTRANS;
+        if (in_transaction) {
+            run(connection, "SAVEPOINT crmsync_direct_copy", "starting a load of " + table.name);
+        }
+        const Result failed = send_copy(
+            connection, "COPY " + target + " (" + names + ") FROM STDIN", rows, table.name);
+        if (!failed) {
+            if (in_transaction) {
+                run(connection, "RELEASE SAVEPOINT crmsync_direct_copy",
+                    "finishing the load of " + table.name);
+            }
+            return {0, static_cast<long>(rows.size())};
+        }
+        if (sqlstate(failed) != "23505") {
+            throw copy_error(connection, "loading rows of " + table.name);
+        }
+        if (in_transaction) {
+            run(connection, "ROLLBACK TO SAVEPOINT crmsync_direct_copy",
+                "undoing the load of " + table.name);
+            run(connection, "RELEASE SAVEPOINT crmsync_direct_copy",
+                "undoing the load of " + table.name);
+        }
+        allowed->second = false;
+        log::debug("{} already holds some of the keys loaded; upserting through a staging table",
+                   table.name);
+    }
+
+    const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
+    const std::string stage = dialect.quote(stage_name);
+    run(connection,
+        "CREATE TEMP TABLE IF NOT EXISTS " + stage + " AS SELECT " + names + " FROM " + target +
+            " WITH NO DATA",
+        "creating the staging table for " + table.name);
+    run(connection, "TRUNCATE " + stage, "emptying the staging table for " + table.name);
+    if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows, table.name)) {
         throw copy_error(connection, "loading rows of " + table.name);
     }
 

@@ -313,3 +313,117 @@ TEST_CASE("MariaDB falls back to multi-row statements when the server refuses LO
         db->execute("DROP TABLE " + db->dialect().quote(table.name));
     }
 }
+
+TEST_CASE("PostgreSQL copies a first load straight into the empty table and upserts from then on",
+          "[postgres]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "postgres") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        const auto& d = db->dialect();
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table table = hostile_table(prefix + "direct");
+        const sql::Table slow = hostile_table(prefix + "direct_slow");
+        const sql::Table other = hostile_table(prefix + "direct_other");
+        sql::SchemaManager schema(*db);
+        schema.ensure(table);
+        schema.ensure(slow);
+        schema.ensure(other);
+        // The staging tables of this session: none while every load went straight in.
+        const auto staging_tables = [&] {
+            return db
+                ->query("SELECT count(*) FROM pg_class WHERE relnamespace = "
+                        "pg_my_temp_schema() AND relname LIKE 'crmsync\\_stage\\_%'")
+                .at(0)
+                .at(0)
+                .value_or("?");
+        };
+        const auto rows_from = [](std::size_t first, std::size_t n, const std::string& label) {
+            std::vector<sql::Row> rows;
+            for (std::size_t i = first; i < first + n; ++i) {
+                rows.push_back({"r" + std::to_string(i), label, std::string("1.5"),
+                                std::string("7"), std::string("1"),
+                                std::string("2024-01-02 03:04:05.678"), std::string("{}"),
+                                std::nullopt});
+            }
+            return rows;
+        };
+
+        SECTION("new keys go straight in; a batch holding stored keys falls back and counts") {
+            const auto first =
+                write(*db, table, rows_from(0, k_bulk_rows + 10, "one"), "2024-05-05 05:05:05.000");
+            write_row_by_row(*db, slow, rows_from(0, k_bulk_rows + 10, "one"),
+                             "2024-05-05 05:05:05.000");
+            CHECK(first.inserted == static_cast<long>(k_bulk_rows + 10));
+            const auto second = write(*db, table, rows_from(k_bulk_rows + 10, k_bulk_rows, "two"),
+                                      "2024-05-05 05:05:05.000");
+            write_row_by_row(*db, slow, rows_from(k_bulk_rows + 10, k_bulk_rows, "two"),
+                             "2024-05-05 05:05:05.000");
+            CHECK(second.inserted == static_cast<long>(k_bulk_rows));
+            CHECK(staging_tables() == "0");
+
+            // Half of these keys are stored (half of those changed), half are new.
+            auto mixed = rows_from(k_bulk_rows, 2 * k_bulk_rows, "two");
+            for (std::size_t i = 0; i < mixed.size(); i += 4) {
+                mixed[i][1] = std::string("changed");
+            }
+            const auto third = write(*db, table, mixed, "2030-01-01 00:00:00.000");
+            const auto slow_third = write_row_by_row(*db, slow, mixed, "2030-01-01 00:00:00.000");
+            CHECK(staging_tables() == "1");
+            CHECK(third.inserted == static_cast<long>(k_bulk_rows - 10));
+            CHECK(third.inserted == slow_third.inserted);
+            CHECK(third.updated == slow_third.updated);
+            CHECK(third.unchanged == slow_third.unchanged);
+            CHECK(crmsync::testing::dump_table(*db, table.name, {}) ==
+                  crmsync::testing::dump_table(*db, slow.name, {}));
+        }
+
+        SECTION("a value the column refuses rolls the straight load and its transaction back") {
+            db->execute("ALTER TABLE " + d.quote(table.name) + " ALTER COLUMN " + d.quote("label") +
+                        " TYPE varchar(8)");
+            auto rows = rows_from(0, k_bulk_rows + 10, "fits");
+            rows[40][1] = std::string("far too long for the column");
+            std::string message;
+            {
+                sql::BatchWriter writer(*db);
+                std::vector<sql::RejectedRow> rejected;
+                sql::Transaction tx(*db);
+                writer.upsert({&other, {rows.front()}}, "2030-01-01 00:00:00.000", rejected);
+                try {
+                    writer.upsert({&table, rows}, "2030-01-01 00:00:00.000", rejected);
+                } catch (const crmsync::Error& e) {
+                    message = e.what();
+                }
+            }
+            INFO(message);
+            CHECK(message.find("database error while loading rows of " + table.name) !=
+                  std::string::npos);
+            CHECK(message.find("too long") != std::string::npos);
+            CHECK(crmsync::testing::count_rows(*db, table.name) == 0);
+            CHECK(crmsync::testing::count_rows(*db, other.name) == 0);
+            CHECK(staging_tables() == "0");
+
+            rows[40][1] = std::string("fits");
+            CHECK(write(*db, table, rows, "2030-01-01 00:00:00.000").inserted ==
+                  static_cast<long>(rows.size()));
+            CHECK(crmsync::testing::count_rows(*db, table.name) == static_cast<long>(rows.size()));
+        }
+
+        SECTION("a table without a unique key is never loaded straight, so never duplicated") {
+            const std::string bare = prefix + "direct_bare";
+            const sql::Table bare_table = hostile_table(bare);
+            db->execute("CREATE TABLE " + d.quote(bare) + " (LIKE " + d.quote(table.name) + ")");
+            const auto rows = rows_from(0, k_bulk_rows + 10, "one");
+            CHECK_THROWS_AS(write(*db, bare_table, rows, "2030-01-01 00:00:00.000"),
+                            crmsync::Error);
+            CHECK(crmsync::testing::count_rows(*db, bare) == 0);
+            db->execute("DROP TABLE " + d.quote(bare));
+        }
+
+        for (const auto* t : {&table, &slow, &other}) {
+            db->execute("DROP TABLE " + d.quote(t->name));
+        }
+    }
+}
