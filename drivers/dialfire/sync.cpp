@@ -260,6 +260,9 @@ pipeline::Ending run_sync(const SyncOptions& options, pipeline::Sink& sink,
     runner.batch_rows = options.batch_rows;
     runner.deadline = options.deadline;
     runner.show_progress = options.show_progress;
+    // The transform reads only its page, the schema and the filter: it runs on the fetch thread,
+    // turning the next page into rows while this one is written.
+    runner.transform_ahead = true;
     return pipeline::Runner(source, transform, sink, summary, runner).run();
 }
 

@@ -35,21 +35,7 @@ std::optional<std::string> string_field(const json& record, const char* name) {
 // The record without the nested arrays that get rows of their own, so _raw holds every field
 // exactly once across the tables.
 std::string raw_without(const json& record, std::initializer_list<const char*> nested) {
-    if (!record.is_object()) {
-        return sql::to_json_text(record);
-    }
-    bool has_nested = false;
-    for (const char* key : nested) {
-        has_nested = has_nested || record.contains(key);
-    }
-    if (!has_nested) {
-        return sql::to_json_text(record);
-    }
-    json copy = record;
-    for (const char* key : nested) {
-        copy.erase(key);
-    }
-    return sql::to_json_text(copy);
+    return sql::to_json_text_without(record, nested);
 }
 
 struct ContactRows {

@@ -12,6 +12,9 @@
 #include <atomic>
 #include <exception>
 #include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
 
 namespace crmsync::pipeline {
 namespace {
@@ -31,13 +34,59 @@ std::string duration_text(double seconds) {
     return fmt::format("{}s", s);
 }
 
+// What a transform running ahead emitted for one page, in call order.
+class RecordedEmitter final : public Emitter {
+public:
+    struct Reject {
+        std::string table;
+        std::string key;
+        std::string reason;
+        std::string raw;
+    };
+
+    void add(const sql::Table& table, sql::Row row) override {
+        m_calls.emplace_back(std::in_place_index<0>, &table, std::move(row));
+    }
+    void reject(const std::string& table, const std::string& key, const std::string& reason,
+                const std::string& raw) override {
+        m_calls.emplace_back(std::in_place_index<1>, Reject{table, key, reason, raw});
+    }
+
+    // Replays the calls into `out`, in the order they were made.
+    void replay(Emitter& out) {
+        for (auto& call : m_calls) {
+            if (call.index() == 0) {
+                auto& [table, row] = std::get<0>(call);
+                out.add(*table, std::move(row));
+            } else {
+                const auto& r = std::get<1>(call);
+                out.reject(r.table, r.key, r.reason, r.raw);
+            }
+        }
+        m_calls.clear();
+    }
+
+private:
+    std::vector<std::variant<std::pair<const sql::Table*, sql::Row>, Reject>> m_calls;
+};
+
+// A fetched page; with transform_ahead also what its transform emitted (the records are then
+// dropped: only the rows are kept) and the transform's counters after it.
+struct FetchedPage {
+    Page page;
+    std::size_t records = 0;
+    std::optional<RecordedEmitter> emitted;
+    long filtered = 0;
+    long in_progress = 0;
+};
+
 // The fetch side of a run: calls the source on its own thread into a bounded queue, so the
 // next pages arrive while this one is written, and memory stays flat. stop() (also in the
 // destructor) closes the queue and joins.
 class Fetcher {
 public:
-    Fetcher(Source& source, const RunnerOptions& options)
-        : m_source(source), m_options(options),
+    Fetcher(Source& source, const Transform& transform, const RunnerOptions& options)
+        : m_source(source), m_transform(transform), m_options(options),
           m_queue(std::max<std::size_t>(1, options.pages_ahead)) {
         m_thread = std::thread([this] { run(); });
     }
@@ -45,7 +94,7 @@ public:
     Fetcher& operator=(const Fetcher&) = delete;
     ~Fetcher() { stop(); }
 
-    std::optional<Page> next() { return m_queue.pop(); }
+    std::optional<FetchedPage> next() { return m_queue.pop(); }
 
     void stop() {
         m_queue.close();
@@ -56,6 +105,7 @@ public:
 
     // Valid after stop().
     std::exception_ptr error() const { return m_error; }
+    std::exception_ptr transform_error() const { return m_transform_error; }
     bool out_of_time() const { return m_out_of_time; }
 
 private:
@@ -70,7 +120,16 @@ private:
                     break;
                 }
                 auto page = m_source.next_page();
-                if (!page || !m_queue.push(std::move(*page))) {
+                if (!page) {
+                    break;
+                }
+                FetchedPage fetched;
+                fetched.page = std::move(*page);
+                fetched.records = fetched.page.records.size();
+                if (m_options.transform_ahead && !transform(fetched)) {
+                    break;
+                }
+                if (!m_queue.push(std::move(fetched))) {
                     break;
                 }
             }
@@ -81,10 +140,29 @@ private:
         m_queue.close();
     }
 
+    // False when the transform threw (its error is kept).
+    bool transform(FetchedPage& fetched) {
+        try {
+            fetched.emitted.emplace();
+            m_transform(fetched.page, *fetched.emitted, m_transform_summary);
+        } catch (...) {
+            m_transform_error = std::current_exception();
+            return false;
+        }
+        fetched.page.records.clear();
+        fetched.page.records.shrink_to_fit();
+        fetched.filtered = m_transform_summary.filtered;
+        fetched.in_progress = m_transform_summary.in_progress;
+        return true;
+    }
+
     Source& m_source;
+    const Transform& m_transform;
     const RunnerOptions& m_options;
-    BoundedQueue<Page> m_queue;
+    RunSummary m_transform_summary; // the transform's, when it runs ahead on this thread
+    BoundedQueue<FetchedPage> m_queue;
     std::exception_ptr m_error;
+    std::exception_ptr m_transform_error;
     bool m_out_of_time = false;
     std::thread m_thread;
 };
@@ -113,22 +191,31 @@ Ending Runner::run() {
         }
     };
 
-    Fetcher fetcher(m_source, m_options);
+    Fetcher fetcher(m_source, m_transform, m_options);
     try {
-        while (auto page = fetcher.next()) {
-            records += static_cast<long>(page->records.size());
-            m_summary.fetched += static_cast<long>(page->records.size());
-            if (page->total) {
-                total = page->total;
+        while (auto fetched = fetcher.next()) {
+            const Page& page = fetched->page;
+            records += static_cast<long>(fetched->records);
+            m_summary.fetched += static_cast<long>(fetched->records);
+            if (page.total) {
+                total = page.total;
             }
-            if (!page->progress.empty()) {
-                last_progress = page->progress;
+            if (!page.progress.empty()) {
+                last_progress = page.progress;
             }
-            m_transform(*page, m_sink, m_summary);
-            if (page->checkpoint) {
-                m_sink.commit(page->checkpoint, last_progress);
+            if (fetched->emitted) {
+                fetched->emitted->replay(m_sink);
+            } else {
+                m_transform(page, m_sink, m_summary);
+            }
+            if (page.checkpoint) {
+                m_sink.commit(page.checkpoint, last_progress);
             } else if (m_sink.buffered() >= m_options.batch_rows) {
                 m_sink.commit(std::nullopt, last_progress);
+            }
+            if (fetched->emitted) {
+                m_summary.filtered = fetched->filtered;
+                m_summary.in_progress = fetched->in_progress;
             }
             const double seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -168,6 +255,9 @@ Ending Runner::run() {
         progress.finish();
         report_source();
         throw;
+    }
+    if (auto error = fetcher.transform_error()) {
+        std::rethrow_exception(error);
     }
     interrupted = interrupted || stop_requested();
     out_of_time = out_of_time || fetcher.out_of_time();

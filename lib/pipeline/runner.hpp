@@ -13,8 +13,9 @@
 namespace crmsync::pipeline {
 
 // Turns one page into rows (Emitter::add) and rejects (Emitter::reject). Runs on the
-// Runner's calling thread, which also owns `summary` (for the transform's own counters).
-// Must not throw for bad data: a record it cannot store is a reject.
+// Runner's calling thread, which also owns `summary` (for the transform's own counters), or
+// ahead on the fetch thread (RunnerOptions::transform_ahead). Must not throw for bad data: a
+// record it cannot store is a reject.
 using Transform = std::function<void(const Page& page, Emitter& out, RunSummary& summary)>;
 
 struct RunnerOptions {
@@ -23,6 +24,14 @@ struct RunnerOptions {
     std::size_t batch_rows = 5000; // rows buffered before a commit that moves no checkpoint
     std::optional<std::chrono::steady_clock::time_point> deadline; // --max-runtime
     bool show_progress = true; // a progress line on stderr when it is a terminal
+    // The transform runs on the fetch thread, each page as soon as it is fetched, so turning
+    // page N+1 into rows overlaps writing page N. Its calls to the Emitter are recorded and
+    // replayed into the sink in order on the writing thread. For transforms that depend only
+    // on their page and their own state: it sees a summary of the fetch thread, of which the
+    // runner copies `filtered` and `in_progress` once the page is committed. A transform that
+    // throws ends the run like a failing source (the pages before it are committed), except
+    // that its error is thrown whatever the deadline.
+    bool transform_ahead = false;
 };
 
 // How a run of the Runner ended when it did not throw.
@@ -36,8 +45,9 @@ enum class Ending {
 //  1. source.open(sink.load_checkpoint()); the caller has locked and prepared the sink;
 //  2. a fetch thread calls source.next_page() into a bounded queue (fetch-ahead), stopping at
 //     the stop signal or the deadline;
-//  3. this thread transforms each page into the sink and commits: at once with the page's
-//     checkpoint when it carries one, else whenever batch_rows rows are buffered;
+//  3. this thread transforms each page into the sink (or replays what the fetch thread's
+//     transform emitted, see transform_ahead) and commits: at once with the page's checkpoint
+//     when it carries one, else whenever batch_rows rows are buffered;
 //  4. at the end everything buffered is committed; the checkpoint only ever moves with the
 //     rows it covers, so it is never ahead of committed data.
 // Throws the source's Error after committing every page fetched before it (the checkpoint

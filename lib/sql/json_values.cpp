@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 
 namespace crmsync::sql {
@@ -243,6 +244,36 @@ std::string to_json_text(const nlohmann::json& record) {
     nlohmann::json copy = record;
     scrub_nul_tree(copy);
     return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string to_json_text_without(const nlohmann::json& object,
+                                 std::initializer_list<const char*> left_out) {
+    if (!object.is_object()) {
+        return to_json_text(object);
+    }
+    constexpr auto replace = nlohmann::json::error_handler_t::replace;
+    std::string text = "{";
+    for (auto it = object.begin(); it != object.end(); ++it) {
+        if (std::any_of(left_out.begin(), left_out.end(),
+                        [&](const char* name) { return it.key() == name; })) {
+            continue;
+        }
+        if (text.size() > 1) {
+            text += ',';
+        }
+        text += nlohmann::json(it.key()).dump(-1, ' ', false, replace);
+        text += ':';
+        text += it.value().dump(-1, ' ', false, replace);
+    }
+    text += '}';
+    if (text.find("\\u0000") == std::string::npos) {
+        return text;
+    }
+    nlohmann::json copy = object;
+    for (const char* name : left_out) {
+        copy.erase(name);
+    }
+    return to_json_text(copy);
 }
 
 } // namespace crmsync::sql

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <initializer_list>
 #include <string>
 
 namespace crmsync::sql {
@@ -19,6 +20,11 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
 
 // The record as JSON text for a json column: NUL characters scrubbed, invalid UTF-8 replaced.
 std::string to_json_text(const nlohmann::json& record);
+
+// to_json_text of `object` with the members named in `left_out` removed, without copying the
+// object (the same text byte for byte). A value that is not an object is written whole.
+std::string to_json_text_without(const nlohmann::json& object,
+                                 std::initializer_list<const char*> left_out);
 
 // "1.5e3" -> "1500", "1e-2" -> "0.01"; plain decimals unchanged; nullopt if not a number.
 std::optional<std::string> normalize_decimal(std::string_view text);

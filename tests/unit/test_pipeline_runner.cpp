@@ -370,3 +370,138 @@ TEST_CASE("pipeline::Runner with a source failing after the deadline", "[unit]")
         CHECK(sink.checkpoint() == "1");
     }
 }
+
+TEST_CASE("pipeline::Runner with the transform running ahead on the fetch thread", "[unit]") {
+    pipeline::RunSummary summary;
+    RecordingSink sink;
+    auto options = quiet(2);
+    options.transform_ahead = true;
+    const std::vector<Step> steps{page({1, -2}), page({3}, "2"), page({4, 5}), page({}, "4"),
+                                  page({6})};
+
+    SECTION("the same commits, rows, rejects and checkpoints as the transform inline") {
+        ScriptedSource inline_source(steps);
+        RecordingSink inline_sink;
+        pipeline::RunSummary inline_summary;
+        CHECK(pipeline::Runner(inline_source, numbers_transform(), inline_sink, inline_summary,
+                               quiet(2))
+                  .run() == pipeline::Ending::complete);
+
+        ScriptedSource source(steps);
+        const auto caller = std::this_thread::get_id();
+        std::vector<std::thread::id> ran_on;
+        const auto ending = pipeline::Runner(source, numbers_transform([&](int) {
+                                                 ran_on.push_back(std::this_thread::get_id());
+                                             }),
+                                             sink, summary, options)
+                                .run();
+        CHECK(ending == pipeline::Ending::complete);
+        REQUIRE(sink.commits.size() == inline_sink.commits.size());
+        for (std::size_t i = 0; i < sink.commits.size(); ++i) {
+            CAPTURE(i);
+            CHECK(sink.commits[i].rows == inline_sink.commits[i].rows);
+            CHECK(sink.commits[i].checkpoint == inline_sink.commits[i].checkpoint);
+        }
+        CHECK(sink.rejects == std::vector<std::string>{"-2: negative"});
+        CHECK(sink.rejects == inline_sink.rejects);
+        CHECK(summary.fetched == inline_summary.fetched);
+        CHECK(source.reports == 1);
+        REQUIRE(ran_on.size() == 6);
+        for (const auto& id : ran_on) {
+            CHECK(id != caller);
+        }
+        check_checkpoint_never_ahead(sink, steps);
+    }
+
+    SECTION("the transform's counters count the committed pages") {
+        ScriptedSource source(steps);
+        long seen = 0;
+        const auto counting = [&seen](const pipeline::Page& page, pipeline::Emitter& out,
+                                      pipeline::RunSummary& s) {
+            numbers_transform()(page, out, s);
+            seen += static_cast<long>(page.records.size());
+            s.filtered = seen;
+            s.in_progress = 2 * seen;
+        };
+        pipeline::Runner(source, counting, sink, summary, options).run();
+        CHECK(summary.filtered == 6);
+        CHECK(summary.in_progress == 12);
+    }
+
+    SECTION("a throwing transform: the pages before it are committed, its error is thrown") {
+        ScriptedSource source(steps);
+        const auto throwing = numbers_transform([](int n) {
+            if (n == 4) {
+                throw Error(ErrorKind::internal, "the transform broke");
+            }
+        });
+        pipeline::Runner runner(source, throwing, sink, summary, options);
+        try {
+            runner.run();
+            FAIL("no error thrown");
+        } catch (const Error& e) {
+            CHECK(e.kind() == ErrorKind::internal);
+        }
+        CHECK(sink.durable() == std::vector<int>{1, 3});
+        CHECK(sink.checkpoint() == "2");
+        CHECK(sink.rejects == std::vector<std::string>{"-2: negative"});
+        check_checkpoint_never_ahead(sink, steps);
+    }
+
+    SECTION("a throwing transform fails the run even after the deadline") {
+        options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+        ScriptedSource source({page({1}, "1"), page({2}, "2")});
+        source.delay = std::chrono::milliseconds(60);
+        const auto throwing = numbers_transform([](int n) {
+            if (n == 2) {
+                throw Error(ErrorKind::internal, "the transform broke");
+            }
+        });
+        pipeline::Runner runner(source, throwing, sink, summary, options);
+        CHECK_THROWS_AS(runner.run(), Error);
+        CHECK(sink.checkpoint() == "1");
+    }
+
+    SECTION("a failing source: pages before the failure are committed, its error is thrown") {
+        const std::vector<Step> failing{page({1}, "1"), page({2}, "2"), failure(), page({3})};
+        ScriptedSource source(failing);
+        pipeline::Runner runner(source, numbers_transform(), sink, summary, options);
+        CHECK_THROWS_AS(runner.run(), Error);
+        CHECK(sink.durable() == std::vector<int>{1, 2});
+        CHECK(sink.checkpoint() == "2");
+    }
+
+    SECTION("a stop signal: what is committed is a prefix, the checkpoint never ahead of it") {
+        StopFlagReset reset;
+        std::vector<Step> numbered;
+        for (int i = 1; i <= 6; ++i) {
+            numbered.push_back(page({i}, std::to_string(i)));
+        }
+        for (int stop_at = 1; stop_at <= 6; ++stop_at) {
+            CAPTURE(stop_at);
+            crmsync::stop_flag() = false;
+            RecordingSink fresh;
+            ScriptedSource source(numbered);
+            const auto ending = pipeline::Runner(source, numbers_transform([stop_at](int n) {
+                                                     if (n == stop_at) {
+                                                         crmsync::stop_flag() = true;
+                                                     }
+                                                 }),
+                                                 fresh, summary, options)
+                                    .run();
+            CHECK(ending == pipeline::Ending::interrupted);
+            // Pages transformed ahead but not yet written when the signal came are left for the
+            // next run; what was written is whole and in order.
+            const auto durable = fresh.durable();
+            CHECK(durable.size() <= static_cast<std::size_t>(stop_at));
+            for (std::size_t i = 0; i < durable.size(); ++i) {
+                CHECK(durable[i] == static_cast<int>(i) + 1);
+            }
+            CHECK(source.pages_returned <= static_cast<std::size_t>(stop_at));
+            check_checkpoint_never_ahead(fresh, numbered);
+            if (fresh.checkpoint()) {
+                CHECK(*fresh.checkpoint() == std::to_string(durable.size()));
+            }
+        }
+    }
+}

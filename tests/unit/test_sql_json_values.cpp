@@ -4,7 +4,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 using crmsync::sql::ColumnType;
 using crmsync::sql::Value;
@@ -254,6 +256,40 @@ TEST_CASE("sql::to_json_text", "[unit]") {
     SECTION("keeps a literal backslash-u0000 text that is not a NUL") {
         json record = json::object({{"s", "\\u0000"}});
         CHECK(json::parse(sql::to_json_text(record))["s"] == "\\u0000");
+    }
+}
+
+TEST_CASE("sql::to_json_text_without writes what to_json_text of a trimmed copy writes", "[unit]") {
+    const auto trimmed = [](json record, std::initializer_list<const char*> names) {
+        for (const char* name : names) {
+            if (record.is_object()) {
+                record.erase(name);
+            }
+        }
+        return sql::to_json_text(record);
+    };
+    std::vector<json> records{
+        json::object(),
+        json::object({{"recordings", json::array({1, 2})}}),
+        json::object({{"a", 1}, {"recordings", json::array()}, {"z", "x"}}),
+        json::object({{"a", json::object({{"recordings", 1}})}, {"b", nullptr}}),
+        json::object({{"\u00e9\"quoted\"", "\t\n"}, {"third_party_connections", "x"}}),
+        json::object({{"bad", std::string("a\xFF"
+                                          "b")},
+                      {"recordings", 1}}),
+        json::array({1, 2}),
+        json("text"),
+    };
+    json with_nul = json::object();
+    with_nul["plain"] = std::string("x\0y", 3);
+    with_nul[std::string("k\0ey", 4)] = json::array({std::string("\0", 1)});
+    with_nul["recordings"] = std::string("\0", 1);
+    records.push_back(with_nul);
+    for (const auto& record : records) {
+        INFO(record.dump(-1, ' ', false, json::error_handler_t::replace));
+        CHECK(sql::to_json_text_without(record, {"recordings", "third_party_connections"}) ==
+              trimmed(record, {"recordings", "third_party_connections"}));
+        CHECK(sql::to_json_text_without(record, {}) == sql::to_json_text(record));
     }
 }
 
