@@ -103,7 +103,9 @@ struct ContactRows {
                 recording(rec, *id);
             }
         }
-        connections(conn.value("third_party_connections", json::array()), transaction_id, *id);
+        if (const auto legs = conn.find("third_party_connections"); legs != conn.end()) {
+            connections(*legs, transaction_id, *id);
+        }
     }
 
     // A transfer's parent is the connection before it; third-party legs hang off their owner.
@@ -144,7 +146,9 @@ struct ContactRows {
         if (!emit(schema.transactions, tx, {{"id", id}, {"contact_id", contact_id}}, id, raw)) {
             return;
         }
-        connections(tx.value("connections", json::array()), id, std::nullopt);
+        if (const auto list = tx.find("connections"); list != tx.end()) {
+            connections(*list, id, std::nullopt);
+        }
     }
 };
 
@@ -291,20 +295,9 @@ void transform_contact(const json& contact, const DialfireSchema& schema,
     ContactRows emitter{schema, filter, writer, counters, *id};
     // The contact's _raw keeps its $task_log entries minus the transactions, which are stored
     // (with their own _raw) in the transactions table.
-    std::string raw;
-    if (contact.contains("$task_log")) {
-        json copy = contact;
-        if (copy["$task_log"].is_array()) {
-            for (auto& entry : copy["$task_log"]) {
-                if (entry.is_object()) {
-                    entry.erase("transactions");
-                }
-            }
-        }
-        raw = sql::to_json_text(copy);
-    } else {
-        raw = sql::to_json_text(contact);
-    }
+    static const sql::JsonPrune k_task_log_without_transactions{
+        {}, {{"$task_log", sql::JsonPrune{{"transactions"}, {}}}}};
+    const std::string raw = sql::to_json_text_pruned(contact, k_task_log_without_transactions);
     if (!emitter.emit(schema.contacts, contact, {}, *id, raw)) {
         return;
     }

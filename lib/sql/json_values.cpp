@@ -246,34 +246,79 @@ std::string to_json_text(const nlohmann::json& record) {
     return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string to_json_text_without(const nlohmann::json& object,
-                                 std::initializer_list<const char*> left_out) {
-    if (!object.is_object()) {
-        return to_json_text(object);
+namespace {
+
+constexpr auto k_replace_invalid = nlohmann::json::error_handler_t::replace;
+
+// Writes `value` as dump() would, leaving out what `prune` names (null: nothing).
+void write_pruned(std::string& out, const nlohmann::json& value, const JsonPrune* prune) {
+    if (prune == nullptr || !value.is_object()) {
+        out += value.dump(-1, ' ', false, k_replace_invalid);
+        return;
     }
-    constexpr auto replace = nlohmann::json::error_handler_t::replace;
-    std::string text = "{";
-    for (auto it = object.begin(); it != object.end(); ++it) {
-        if (std::any_of(left_out.begin(), left_out.end(),
-                        [&](const char* name) { return it.key() == name; })) {
+    out += '{';
+    bool first = true;
+    for (auto it = value.begin(); it != value.end(); ++it) {
+        if (std::find(prune->drop.begin(), prune->drop.end(), it.key()) != prune->drop.end()) {
             continue;
         }
-        if (text.size() > 1) {
-            text += ',';
+        if (!first) {
+            out += ',';
         }
-        text += nlohmann::json(it.key()).dump(-1, ' ', false, replace);
-        text += ':';
-        text += it.value().dump(-1, ' ', false, replace);
+        first = false;
+        out += nlohmann::json(it.key()).dump(-1, ' ', false, k_replace_invalid);
+        out += ':';
+        const auto items = prune->items_of.find(it.key());
+        if (items == prune->items_of.end() || !it->is_array()) {
+            out += it->dump(-1, ' ', false, k_replace_invalid);
+            continue;
+        }
+        out += '[';
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            if (i > 0) {
+                out += ',';
+            }
+            write_pruned(out, (*it)[i], &items->second);
+        }
+        out += ']';
     }
-    text += '}';
+    out += '}';
+}
+
+void apply_prune(nlohmann::json& value, const JsonPrune& prune) {
+    if (!value.is_object()) {
+        return;
+    }
+    for (const auto& name : prune.drop) {
+        value.erase(name);
+    }
+    for (const auto& [name, items] : prune.items_of) {
+        const auto member = value.find(name);
+        if (member != value.end() && member->is_array()) {
+            for (auto& item : *member) {
+                apply_prune(item, items);
+            }
+        }
+    }
+}
+
+} // namespace
+
+std::string to_json_text_pruned(const nlohmann::json& value, const JsonPrune& prune) {
+    std::string text;
+    write_pruned(text, value, &prune);
     if (text.find("\\u0000") == std::string::npos) {
         return text;
     }
-    nlohmann::json copy = object;
-    for (const char* name : left_out) {
-        copy.erase(name);
-    }
+    // NULs to scrub (rare): the slow way, on a copy.
+    nlohmann::json copy = value;
+    apply_prune(copy, prune);
     return to_json_text(copy);
+}
+
+std::string to_json_text_without(const nlohmann::json& object,
+                                 std::initializer_list<const char*> left_out) {
+    return to_json_text_pruned(object, JsonPrune{{left_out.begin(), left_out.end()}, {}});
 }
 
 } // namespace crmsync::sql

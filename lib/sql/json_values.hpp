@@ -7,6 +7,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace crmsync::sql {
 
@@ -21,8 +22,18 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
 // The record as JSON text for a json column: NUL characters scrubbed, invalid UTF-8 replaced.
 std::string to_json_text(const nlohmann::json& record);
 
-// to_json_text of `object` with the members named in `left_out` removed, without copying the
-// object (the same text byte for byte). A value that is not an object is written whole.
+// Which parts of a JSON value to leave out when writing it: members of an object by name, and
+// in the object items of an array member, what `items_of` says for that member.
+struct JsonPrune {
+    std::vector<std::string> drop;
+    std::map<std::string, JsonPrune> items_of;
+};
+
+// to_json_text of a copy of `value` with `prune` applied, byte for byte, written without
+// copying the value (records are large and this runs for every one).
+std::string to_json_text_pruned(const nlohmann::json& value, const JsonPrune& prune);
+
+// to_json_text of `object` without the members named in `left_out` (see to_json_text_pruned).
 std::string to_json_text_without(const nlohmann::json& object,
                                  std::initializer_list<const char*> left_out);
 

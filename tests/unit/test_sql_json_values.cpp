@@ -293,6 +293,48 @@ TEST_CASE("sql::to_json_text_without writes what to_json_text of a trimmed copy 
     }
 }
 
+TEST_CASE("sql::to_json_text_pruned writes what to_json_text of a pruned copy writes", "[unit]") {
+    const sql::JsonPrune prune{{"secret"}, {{"log", sql::JsonPrune{{"transactions"}, {}}}}};
+    const auto pruned_copy = [&](json record) {
+        if (record.is_object()) {
+            record.erase("secret");
+            if (record.contains("log") && record["log"].is_array()) {
+                for (auto& entry : record["log"]) {
+                    if (entry.is_object()) {
+                        entry.erase("transactions");
+                    }
+                }
+            }
+        }
+        return sql::to_json_text(record);
+    };
+    std::vector<json> records{
+        json::object({{"a", 1}}),
+        json::object({{"log", json::array()}, {"secret", 1}}),
+        json::object({{"log", json::array({json::object({{"task", "x"}, {"transactions", 1}}), 7,
+                                           json::array({1}),
+                                           json::object({{"transactions", json::array()}})})},
+                      {"z", "last"}}),
+        json::object({{"log", json::object({{"transactions", 1}})}}),
+        json::object({{"log", "not an array"}, {"nested", json::object({{"secret", 2}})}}),
+        json::object({{"log", json::array({json::object({{"bad", std::string("\xC3")}})})}}),
+        json(nullptr),
+    };
+    json with_nul = json::object();
+    with_nul["log"] = json::array(
+        {json::object({{std::string("k\0", 2), 1}, {"transactions", std::string("\0", 1)}})});
+    records.push_back(with_nul);
+    json nul_key_outside = json::object();
+    nul_key_outside[std::string("\0top", 4)] = 1;
+    nul_key_outside["log"] = json::array({json::object({{"transactions", 1}, {"b", 2}})});
+    records.push_back(nul_key_outside);
+    for (const auto& record : records) {
+        INFO(record.dump(-1, ' ', false, json::error_handler_t::replace));
+        CHECK(sql::to_json_text_pruned(record, prune) == pruned_copy(record));
+        CHECK(sql::to_json_text_pruned(record, {}) == sql::to_json_text(record));
+    }
+}
+
 TEST_CASE("sql::row_from_json", "[unit]") {
     sql::TableSpec spec;
     spec.table.name = "things";
