@@ -3,11 +3,13 @@
 #include "cmd/bulk_history.hpp"
 #include "cmd/callcenter.hpp"
 #include "cmd/db_sync.hpp"
+#include "cmd/leads.hpp"
 #include "cmd/refresh_tokens.hpp"
 #include "cmd/targets.hpp"
 #include "cmd/webhook.hpp"
 #include "lib/core/error.hpp"
 #include "lib/http/http_client.hpp"
+#include "lib/pipeline/source.hpp"
 #include "lib/sql/table.hpp"
 #include "lib/state/state_store.hpp"
 #include "lib/util/redact.hpp"
@@ -77,26 +79,27 @@ DoctorCheck clock_of(const Probe& p, const std::string& server);
 // it ("the Bitrix24 portal"), `where` is printable (no secret), `refused_hint` says how to get
 // credentials that work.
 std::vector<DoctorCheck> api_checks(const Probe& p, const std::string& service,
-                                    const std::string& where, const std::string& refused_hint) {
+                                    const std::string& where, const std::string& refused_hint,
+                                    const std::string& name = "api") {
     if (!p.answered) {
-        return {failed("api", "cannot reach " + service + " at " + where + ": " + p.failure,
+        return {failed(name, "cannot reach " + service + " at " + where + ": " + p.failure,
                        "check the URL, DNS, the proxy and the firewall")};
     }
     std::vector<DoctorCheck> checks;
     const long status = p.response.status;
     if (status >= 200 && status < 300) {
-        checks.push_back({"api", Verdict::ok,
+        checks.push_back({name, Verdict::ok,
                           service + " answers at " + where + " and accepts the credentials", ""});
     } else if (status == 401 || status == 403) {
         checks.push_back(
-            failed("api", fmt::format("{} refuses the credentials (HTTP {})", service, status),
+            failed(name, fmt::format("{} refuses the credentials (HTTP {})", service, status),
                    refused_hint));
     } else if (status == 404) {
-        checks.push_back(failed("api",
+        checks.push_back(failed(name,
                                 fmt::format("{} has no such path at {} (HTTP 404)", service, where),
                                 "check the URL"));
     } else {
-        checks.push_back(failed("api", fmt::format("{} answers HTTP {}", service, status),
+        checks.push_back(failed(name, fmt::format("{} answers HTTP {}", service, status),
                                 "the service may be down or overloaded; try again later"));
     }
     checks.push_back(clock_of(p, where));
@@ -177,6 +180,49 @@ std::vector<DoctorCheck> check_callcenter(const CallcenterOptions& o) {
     return api_checks(probe(drivers::callcenter::probe_request(sync), sync.verify_tls),
                       "the call-center API", util::redact_url(sync.base_url),
                       "check --auth, --user and the secret for call center " + o.call_center);
+}
+
+// The lead source of `leads`, asked for its first page of the last ten minutes with the
+// run's own credentials and code (a read; nothing is written anywhere).
+DoctorCheck check_lead_source(LeadsOptions o) {
+    constexpr std::chrono::minutes k_window{10};
+    o.since = util::format_iso8601(std::chrono::time_point_cast<std::chrono::milliseconds>(
+        std::chrono::system_clock::now() - k_window));
+    o.lookback = "0s";
+    o.common.max_runtime = "30s"; // a probe, not a run: retries end within this
+    std::string description = o.source;
+    try {
+        description = lead_source_description(o);
+        auto source = lead_source(o);
+        source->open(std::nullopt);
+        const auto page = source->next_page();
+        return {"source", Verdict::ok,
+                description + " answers with the run's credentials" +
+                    (page ? fmt::format(" ({} lead(s) in the last {} minutes on the first page)",
+                                        page->records.size(), k_window.count())
+                          : ""),
+                ""};
+    } catch (const Error& e) {
+        return failed("source", description + ": " + e.describe(), e.hint());
+    }
+}
+
+// Pipedrive with the token a run would send: one read of the leads list.
+std::vector<DoctorCheck> check_pipedrive(const LeadsOptions& o) {
+    PipedriveAccess access;
+    try {
+        access = pipedrive_access(o);
+    } catch (const Error& e) {
+        return {failed("pipedrive", e.describe(), e.hint())};
+    }
+    return api_checks(probe(access.base_url + "/api/v1/leads?limit=1",
+                            {{"x-api-token", access.token}, {"Accept", "application/json"}},
+                            access.verify_tls),
+                      "Pipedrive", util::redact_url(access.base_url),
+                      "use the API token of the Pipedrive user the leads are created as "
+                      "(Personal preferences, API) in --pipedrive-token-env or "
+                      "--pipedrive-token-file",
+                      "pipedrive");
 }
 
 DoctorCheck check_target_or_receiver(const std::string& url) {
@@ -413,6 +459,20 @@ std::function<int()> add_doctor(CLI::App& app) {
                 checks.push_back(check_state_file(
                     o->http.state_path.empty() ? state::default_state_path() : o->http.state_path));
             }
+            return report_checks(checks);
+        });
+    });
+    add_command(app, "leads", "What a first leads run needs", chosen, [](CLI::App& sub) {
+        auto o = std::make_shared<LeadsOptions>();
+        add_leads(sub, *o);
+        return std::function<int()>([o] {
+            std::vector<DoctorCheck> checks{check_tls(o->common),
+                                            check_log_dir(o->common, "leads-" + o->source),
+                                            check_lead_source(*o)};
+            const auto pipedrive = check_pipedrive(*o);
+            checks.insert(checks.end(), pipedrive.begin(), pipedrive.end());
+            checks.push_back(check_state_file(o->state_path.empty() ? state::default_state_path()
+                                                                    : o->state_path));
             return report_checks(checks);
         });
     });

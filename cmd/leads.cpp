@@ -163,6 +163,11 @@ std::unique_ptr<pipeline::Source> callback24_source(const LeadsOptions& o,
     return drivers::callback24::make_lead_source(s);
 }
 
+std::string pipedrive_token(const LeadsOptions& o) {
+    return secret_from(o.pipedrive_token_env, o.pipedrive_token_file, "Pipedrive API token",
+                       "--pipedrive-token-env", "--pipedrive-token-file");
+}
+
 } // namespace
 
 std::unique_ptr<pipeline::Source> facebook_source(const LeadsOptions& o) {
@@ -270,20 +275,29 @@ void add_leads(CLI::App& app, LeadsOptions& o) {
                  "Print the leads that would be created; write nothing (no Pipedrive, no state)");
 }
 
+std::unique_ptr<pipeline::Source> lead_source(const LeadsOptions& o) {
+    const auto resolved = resolve(o);
+    if (o.source == "facebook") {
+        return facebook_source(o);
+    }
+    if (o.source == "gmail") {
+        return gmail_source(o);
+    }
+    return callback24_source(o, resolved);
+}
+
+std::string lead_source_description(const LeadsOptions& o) { return resolve(o).description; }
+
+PipedriveAccess pipedrive_access(const LeadsOptions& o) {
+    const auto resolved = resolve(o);
+    return {resolved.sink.client.base_url, pipedrive_token(o), resolved.sink.client.verify_tls};
+}
+
 int run_leads(const LeadsOptions& o) {
     auto resolved = resolve(o);
-    std::unique_ptr<pipeline::Source> source;
-    if (o.source == "facebook") {
-        source = facebook_source(o);
-    } else if (o.source == "gmail") {
-        source = gmail_source(o);
-    } else {
-        source = callback24_source(o, resolved);
-    }
+    auto source = lead_source(o);
     if (!o.dry_run) {
-        resolved.sink.client.token =
-            secret_from(o.pipedrive_token_env, o.pipedrive_token_file, "Pipedrive API token",
-                        "--pipedrive-token-env", "--pipedrive-token-file");
+        resolved.sink.client.token = pipedrive_token(o);
     }
     auto common = o.common;
     if (o.dry_run) {

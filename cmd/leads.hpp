@@ -38,5 +38,18 @@ int run_leads(const LeadsOptions& options);
 // checked); throw Error(usage|config) before any I/O but the state file (gmail).
 std::unique_ptr<pipeline::Source> facebook_source(const LeadsOptions& options);
 std::unique_ptr<pipeline::Source> gmail_source(const LeadsOptions& options);
+// The source --source names, built exactly as a run builds it; throws Error(usage|config).
+std::unique_ptr<pipeline::Source> lead_source(const LeadsOptions& options);
+// How messages name the source ("Callback24 services a,b"); throws Error(usage).
+std::string lead_source_description(const LeadsOptions& options);
+
+// Pipedrive as a run reaches it: the API URL and the token read from its flag.
+struct PipedriveAccess {
+    std::string base_url;
+    std::string token;
+    bool verify_tls = true;
+};
+// Throws Error(usage|config) as a run would.
+PipedriveAccess pipedrive_access(const LeadsOptions& options);
 
 } // namespace crmsync::cli

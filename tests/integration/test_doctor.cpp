@@ -6,8 +6,10 @@
 #include "cmd/doctor.hpp"
 #include "lib/util/time.hpp"
 #include "tests/fakes/bitrix24/bitrix24_fake.hpp"
+#include "tests/fakes/callback24/callback24_fake.hpp"
 #include "tests/fakes/callcenter/callcenter_fake.hpp"
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
+#include "tests/fakes/pipedrive/pipedrive_fake.hpp"
 #include "tests/support/ports.hpp"
 
 #include <catch2/catch.hpp>
@@ -224,5 +226,79 @@ TEST_CASE("doctor bulk-history and callcenter probe their APIs with the run's cr
         const auto no_secret =
             crmsync::testing::run_crmsync(args, {{"CRMSYNC_CALLCENTER_USER", "cc-user"}}, dir);
         CHECK(has_line(no_secret, "FAILED   api: no call-center secret given"));
+    }
+}
+
+TEST_CASE("doctor leads reads the lead source and Pipedrive with the run's credentials",
+          "[sqlite]") {
+    TempDir dir;
+    std::filesystem::create_directory(dir.file("logs"));
+    ::chmod(dir.file("logs").c_str(), 0700);
+    fakes::Callback24Fake callback24;
+    fakes::PipedriveFake pipedrive;
+    callback24.start();
+    pipedrive.start();
+    const std::vector<std::string> args{"doctor",
+                                        "leads",
+                                        "--source",
+                                        "callback24",
+                                        "--api-url",
+                                        callback24.base_url(),
+                                        "--token-env",
+                                        "CB24_TOKEN",
+                                        "--service",
+                                        "libertycar.pl",
+                                        "--pipedrive-url",
+                                        pipedrive.base_url(),
+                                        "--pipedrive-token-env",
+                                        "PD_TOKEN",
+                                        "--state",
+                                        dir.file("state/state.db"),
+                                        "--log-dir",
+                                        dir.file("logs"),
+                                        "--retry-base",
+                                        "20ms"};
+    const std::map<std::string, std::string> good_env{{"CB24_TOKEN", "cb24-token"},
+                                                      {"PD_TOKEN", "pd-token"}};
+
+    SECTION("every check passes on a good setup, and nothing is written") {
+        const auto r = crmsync::testing::run_crmsync(args, good_env, dir);
+        INFO(explain(r));
+        CHECK(r.exit_code == 0);
+        CHECK(has_line(r, "ok       source: Callback24 services libertycar.pl answers with the "
+                          "run's credentials"));
+        CHECK(has_line(r, "ok       pipedrive: Pipedrive answers at " + pipedrive.base_url() +
+                              " and accepts the credentials"));
+        CHECK(has_line(r, "ok       state file: "));
+        CHECK(r.out.find("FAILED") == std::string::npos);
+        CHECK(pipedrive.persons().empty());
+        CHECK(pipedrive.leads().empty());
+    }
+    SECTION("a refused Pipedrive token fails its check, without showing it") {
+        auto env = good_env;
+        env["PD_TOKEN"] = "not-the-token";
+        const auto r = crmsync::testing::run_crmsync(args, env, dir);
+        INFO(explain(r));
+        CHECK(r.exit_code != 0);
+        CHECK(has_line(r, "FAILED   pipedrive: Pipedrive refuses the credentials (HTTP 401)"));
+        CHECK(has_line(r, "ok       source: "));
+        CHECK(r.out.find("not-the-token") == std::string::npos);
+        CHECK(r.err.find("not-the-token") == std::string::npos);
+    }
+    SECTION("a refused source key fails the source check with the run's error and hint") {
+        auto env = good_env;
+        env["CB24_TOKEN"] = "wrong-cb24-key";
+        const auto r = crmsync::testing::run_crmsync(args, env, dir);
+        INFO(explain(r));
+        CHECK(r.exit_code != 0);
+        CHECK(has_line(r, "FAILED   source: Callback24 services libertycar.pl: "));
+        CHECK(has_line(r, "ok       pipedrive: "));
+        CHECK(r.out.find("wrong-cb24-key") == std::string::npos);
+    }
+    SECTION("a missing token is named") {
+        const auto r = crmsync::testing::run_crmsync(args, {{"CB24_TOKEN", "cb24-token"}}, dir);
+        INFO(explain(r));
+        CHECK(r.exit_code != 0);
+        CHECK(has_line(r, "FAILED   pipedrive: environment variable PD_TOKEN is empty"));
     }
 }
