@@ -85,6 +85,82 @@ Resolved resolve(const ContactsSyncOptions& o) {
     return r;
 }
 
+// Creator as a run reaches it: the Zoho account's token (refreshed when needed) decides the
+// API host unless --zoho-api-url says it.
+// `deadline`: the run's, shared by every client so --max-runtime bounds the whole run.
+drivers::zoho::CreatorClientOptions
+creator_options(const ContactsSyncOptions& o, oauth::TokenProvider& tokens,
+                std::optional<std::chrono::steady_clock::time_point> deadline) {
+    const auto zoho_token = tokens.token(o.zoho_account, "zoho", k_min_valid);
+    drivers::zoho::CreatorClientOptions c;
+    c.api_url = !o.zoho_api_url.empty()          ? o.zoho_api_url
+                : !zoho_token.api_domain.empty() ? zoho_token.api_domain
+                                                 : "https://www.zohoapis.com";
+    require_tls_for_credentials(c.api_url, "the Zoho API host, which receives a token",
+                                "--zoho-api-url");
+    c.owner = o.zoho_owner;
+    c.app = o.zoho_app;
+    c.form = o.zoho_form;
+    c.report = o.zoho_report;
+    c.requests_per_minute = o.zoho_requests_per_minute;
+    c.verify_tls = verify_tls(o.common, Endpoint::api);
+    c.retry = retry_policy(o.common);
+    c.deadline = deadline;
+    const std::string zoho_account = o.zoho_account;
+    c.authorization = [&tokens, zoho_account] {
+        return tokens.token(zoho_account, "zoho", k_min_valid).authorization;
+    };
+    return c;
+}
+
+// The People API for one Google account, as a run reaches it.
+drivers::google::PeopleClientOptions
+people_options(const ContactsSyncOptions& o, oauth::TokenProvider& tokens, const std::string& email,
+               std::optional<std::chrono::steady_clock::time_point> deadline) {
+    drivers::google::PeopleClientOptions p;
+    if (!o.people_url.empty()) {
+        p.base_url = o.people_url;
+    }
+    p.call_budget = o.google_calls;
+    p.verify_tls = verify_tls(o.common, Endpoint::api);
+    p.retry = retry_policy(o.common);
+    p.deadline = deadline;
+    p.person_fields = drivers::contacts::Mapping::builtin().google_fields();
+    p.authorization = [&tokens, email] {
+        return tokens.token(email, "google", k_min_valid).authorization;
+    };
+    return p;
+}
+
+// The Google accounts of a run: the ones named, else every active one.
+std::vector<state::Account> google_accounts(const ContactsSyncOptions& o,
+                                            state::StateStore& store) {
+    state::AccountStore account_store(store);
+    std::vector<state::Account> accounts;
+    if (o.accounts.empty()) {
+        for (auto& a : account_store.list("google")) {
+            if (a.active) {
+                accounts.push_back(std::move(a));
+            }
+        }
+        return accounts;
+    }
+    for (const auto& name : o.accounts) {
+        auto a = account_store.find(name, "google");
+        if (!a) {
+            throw Error(ErrorKind::usage, "no Google account '" + name + "'",
+                        "see crmsync accounts list");
+        }
+        accounts.push_back(std::move(*a));
+    }
+    return accounts;
+}
+
+Error no_owner(const state::Account& account) {
+    return Error(ErrorKind::config, "Google account " + account.email + " has no owner",
+                 "set it with crmsync accounts add --owner LOGIN");
+}
+
 } // namespace
 
 void add_contacts_sync(CLI::App& app, ContactsSyncOptions& o) {
@@ -147,9 +223,7 @@ void add_contacts_sync(CLI::App& app, ContactsSyncOptions& o) {
 int run_contacts_sync(const ContactsSyncOptions& o) {
     const auto resolved = resolve(o);
     const auto refresh = refresh_settings(o.common, o.endpoints);
-    const auto retry = retry_policy(o.common);
     const auto deadline = run_deadline(o.common);
-    const bool verify_api = verify_tls(o.common, Endpoint::api);
     const std::string notify_job =
         "contacts-sync with Zoho Creator " + o.zoho_owner + "/" + o.zoho_app;
     auto common = o.common;
@@ -168,49 +242,11 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
         token_options.refresh = refresh;
         const auto tokens = oauth::make_state_token_provider(store, providers, token_options);
 
-        const auto zoho_token = tokens->token(o.zoho_account, "zoho", k_min_valid);
-        drivers::zoho::CreatorClientOptions creator_options;
-        creator_options.api_url = !o.zoho_api_url.empty()          ? o.zoho_api_url
-                                  : !zoho_token.api_domain.empty() ? zoho_token.api_domain
-                                                                   : "https://www.zohoapis.com";
-        require_tls_for_credentials(creator_options.api_url,
-                                    "the Zoho API host, which receives a token", "--zoho-api-url");
-        creator_options.owner = o.zoho_owner;
-        creator_options.app = o.zoho_app;
-        creator_options.form = o.zoho_form;
-        creator_options.report = o.zoho_report;
-        creator_options.requests_per_minute = o.zoho_requests_per_minute;
-        creator_options.verify_tls = verify_api;
-        creator_options.retry = retry;
-        creator_options.deadline = deadline;
-        const std::string zoho_account = o.zoho_account;
-        creator_options.authorization = [&tokens, zoho_account] {
-            return tokens->token(zoho_account, "zoho", k_min_valid).authorization;
-        };
-        drivers::zoho::CreatorClient creator(creator_options);
-
-        // The Google accounts: the ones named, else every active one.
-        state::AccountStore account_store(store);
-        std::vector<state::Account> accounts;
-        if (o.accounts.empty()) {
-            for (auto& a : account_store.list("google")) {
-                if (a.active) {
-                    accounts.push_back(std::move(a));
-                }
-            }
-        } else {
-            for (const auto& name : o.accounts) {
-                auto a = account_store.find(name, "google");
-                if (!a) {
-                    throw Error(ErrorKind::usage, "no Google account '" + name + "'",
-                                "see crmsync accounts list");
-                }
-                accounts.push_back(std::move(*a));
-            }
-        }
+        drivers::zoho::CreatorClient creator(creator_options(o, *tokens, deadline));
+        const auto accounts = google_accounts(o, store);
         log::info("crmsync {} contacts-sync: {} Google account(s) with Zoho Creator {}/{} at {}",
                   CRMSYNC_VERSION, accounts.size(), o.zoho_owner, o.zoho_app,
-                  util::redact_url(creator_options.api_url));
+                  util::redact_url(creator.api_url()));
 
         // A dry run syncs a copy of the state file with writes answered but not sent; the
         // copy goes when the run ends (after its store closed: declared first).
@@ -242,25 +278,10 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
             const std::string who = lower(account.email);
             try {
                 if (account.owner.empty()) {
-                    throw Error(ErrorKind::config,
-                                "Google account " + account.email + " has no owner",
-                                "set it with crmsync accounts add --owner LOGIN");
+                    throw no_owner(account);
                 }
-                drivers::google::PeopleClientOptions people_options;
-                if (!o.people_url.empty()) {
-                    people_options.base_url = o.people_url;
-                }
-                people_options.call_budget = o.google_calls;
-                people_options.verify_tls = verify_api;
-                people_options.retry = retry;
-                people_options.deadline = deadline;
-                people_options.person_fields =
-                    drivers::contacts::Mapping::builtin().google_fields();
-                const std::string email = account.email;
-                people_options.authorization = [&tokens, email] {
-                    return tokens->token(email, "google", k_min_valid).authorization;
-                };
-                drivers::google::PeopleClient people(people_options);
+                drivers::google::PeopleClient people(
+                    people_options(o, *tokens, account.email, deadline));
                 drivers::contacts::DryRunPeople dry_people(people);
                 drivers::contacts::PeopleApi& people_api =
                     o.dry_run ? static_cast<drivers::contacts::PeopleApi&>(dry_people) : people;
@@ -322,6 +343,50 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
             run.set_partial();
         }
     });
+}
+
+std::vector<ContactsSyncProbe> probe_contacts_sync(const ContactsSyncOptions& o) {
+    const auto resolved = resolve(o);
+    if (!std::filesystem::exists(resolved.state_path)) {
+        throw Error(ErrorKind::config, "the state file " + resolved.state_path + " does not exist",
+                    "add the accounts first: crmsync accounts add ...");
+    }
+    state::StateStore store(resolved.state_path);
+    const auto providers = oauth_providers(o.endpoints);
+    oauth::StateTokenOptions token_options;
+    token_options.refresh = refresh_settings(o.common, o.endpoints);
+    const auto tokens = oauth::make_state_token_provider(store, providers, token_options);
+    const auto deadline = run_deadline(o.common);
+
+    std::vector<ContactsSyncProbe> probes;
+    ContactsSyncProbe zoho{"zoho",
+                           "Zoho Creator report " + o.zoho_owner + "/" + o.zoho_app + "/" +
+                               o.zoho_report + " (account " + o.zoho_account + ")",
+                           std::nullopt};
+    try {
+        drivers::zoho::CreatorClient creator(creator_options(o, *tokens, deadline));
+        creator.records(o.owner_field + " == " +
+                        drivers::contacts::criteria_literal("crmsync doctor: no such owner"));
+    } catch (const Error& e) {
+        zoho.error = e;
+    }
+    probes.push_back(std::move(zoho));
+
+    for (const auto& account : google_accounts(o, store)) {
+        ContactsSyncProbe google{"google", "the People API for " + account.email, std::nullopt};
+        try {
+            if (account.owner.empty()) {
+                throw no_owner(account);
+            }
+            drivers::google::PeopleClient people(
+                people_options(o, *tokens, account.email, deadline));
+            people.list_connections("", "", 1);
+        } catch (const Error& e) {
+            google.error = e;
+        }
+        probes.push_back(std::move(google));
+    }
+    return probes;
 }
 
 } // namespace crmsync::cli

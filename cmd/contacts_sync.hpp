@@ -2,9 +2,11 @@
 
 #include "cmd/common.hpp"
 #include "cmd/oauth_providers.hpp"
+#include "lib/core/error.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,5 +39,18 @@ struct ContactsSyncOptions {
 
 void add_contacts_sync(CLI::App& app, ContactsSyncOptions& options);
 int run_contacts_sync(const ContactsSyncOptions& options);
+
+// What one read with a credential of the run found (doctor contacts-sync).
+struct ContactsSyncProbe {
+    std::string service;        // "zoho" or "google"
+    std::string subject;        // what was read, printable
+    std::optional<Error> error; // why it failed; nullopt: it answered
+};
+// Reads the Creator report with the Zoho account (a criteria on the owner field that matches
+// no record, so the report must show that field), then the first contact of each Google
+// account a run would sync. Tokens are refreshed and stored as a run does; nothing else is
+// written and the job's lock is not taken. Throws Error(usage|config) for options a run would
+// refuse and for a state file that does not exist.
+std::vector<ContactsSyncProbe> probe_contacts_sync(const ContactsSyncOptions& options);
 
 } // namespace crmsync::cli

@@ -2,6 +2,7 @@
 
 #include "cmd/bulk_history.hpp"
 #include "cmd/callcenter.hpp"
+#include "cmd/contacts_sync.hpp"
 #include "cmd/db_sync.hpp"
 #include "cmd/leads.hpp"
 #include "cmd/refresh_tokens.hpp"
@@ -223,6 +224,35 @@ std::vector<DoctorCheck> check_pipedrive(const LeadsOptions& o) {
                       "(Personal preferences, API) in --pipedrive-token-env or "
                       "--pipedrive-token-file",
                       "pipedrive");
+}
+
+// contacts-sync's credentials: the Zoho account against the Creator report, then each Google
+// account of the run, one read each.
+std::vector<DoctorCheck> check_contacts_sync(const ContactsSyncOptions& o) {
+    std::vector<ContactsSyncProbe> probes;
+    try {
+        probes = probe_contacts_sync(o);
+    } catch (const Error& e) {
+        return {failed("accounts", e.describe(), e.hint())};
+    }
+    std::vector<DoctorCheck> checks;
+    for (const auto& p : probes) {
+        if (p.error) {
+            checks.push_back(failed(p.service, p.subject + ": " + p.error->describe(),
+                                    p.error->hint().empty()
+                                        ? "see crmsync accounts list; re-authorize with "
+                                          "crmsync accounts add"
+                                        : p.error->hint()));
+        } else {
+            checks.push_back(
+                {p.service, Verdict::ok, p.subject + " answers with the run's credentials", ""});
+        }
+    }
+    if (probes.size() == 1) {
+        checks.push_back(failed("google", "no active Google account to sync",
+                                "add one with crmsync accounts add, or name them with --account"));
+    }
+    return checks;
 }
 
 DoctorCheck check_target_or_receiver(const std::string& url) {
@@ -476,6 +506,23 @@ std::function<int()> add_doctor(CLI::App& app) {
             return report_checks(checks);
         });
     });
+    add_command(app, "contacts-sync", "What a first contacts-sync run needs", chosen,
+                [](CLI::App& sub) {
+                    auto o = std::make_shared<ContactsSyncOptions>();
+                    add_contacts_sync(sub, *o);
+                    return std::function<int()>([o] {
+                        const std::string state_path = o->endpoints.state_path.empty()
+                                                           ? state::default_state_path()
+                                                           : o->endpoints.state_path;
+                        std::vector<DoctorCheck> checks{check_tls(o->common),
+                                                        check_log_dir(o->common, "contacts-sync")};
+                        // Before the state file check, which creates a missing file.
+                        const auto apis = check_contacts_sync(*o);
+                        checks.insert(checks.end(), apis.begin(), apis.end());
+                        checks.push_back(check_state_file(state_path));
+                        return report_checks(checks);
+                    });
+                });
     add_command(
         app, "refresh-tokens", "What a first refresh-tokens run needs", chosen, [](CLI::App& sub) {
             auto o = std::make_shared<RefreshTokensOptions>();

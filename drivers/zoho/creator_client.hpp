@@ -51,6 +51,7 @@ public:
 
     long calls() const { return m_calls; }
     long throttled() const { return m_throttled; }
+    const std::string& api_url() const { return m_options.api_url; }
 
 private:
     struct Answer {

@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <set>
@@ -493,4 +494,63 @@ TEST_CASE("contacts-sync: one failing account does not stop the others", "[cli]"
     const auto bob = state::AccountStore(store).find("bob@example.com", "google");
     REQUIRE(bob);
     CHECK(bob->status == "needs_reauth");
+}
+
+TEST_CASE("doctor contacts-sync reads Zoho Creator and each Google account with the run's "
+          "credentials",
+          "[cli]") {
+    Fixture f;
+    const auto alice = f.add_google_user("alice");
+    const auto bob = f.add_google_user("bob", false); // his refresh token was revoked
+    f.google_contact("alice", "Ann", "ann@example.com");
+    const auto doctor = [&](std::vector<std::string> extra = {}) {
+        auto args = f.args(std::move(extra));
+        args.insert(args.begin(), "doctor");
+        return crmsync::testing::run_crmsync(args, {}, f.dir);
+    };
+    const auto has_line = [](const ProcessResult& r, const std::string& start) {
+        return r.out.find("\n" + start) != std::string::npos || r.out.rfind(start, 0) == 0;
+    };
+
+    SECTION("each credential is read once; a revoked one fails; nothing is written") {
+        const auto r = doctor();
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK(has_line(r, "ok       zoho: Zoho Creator report zylker/crm/All_Contacts (account "
+                          "crm@zylker.com) answers with the run's credentials"));
+        CHECK(has_line(r, "ok       google: the People API for " + alice +
+                              " answers with the run's credentials"));
+        CHECK(has_line(r, "FAILED   google: the People API for " + bob + ": "));
+        CHECK(has_line(r, "ok       state file: "));
+        CHECK(f.creator.records().empty());
+        CHECK(f.people.contacts("alice").size() == 1);
+        CHECK(f.people.contacts("bob").empty());
+        const auto only_alice = doctor({"--account", alice});
+        INFO(explain(only_alice));
+        CHECK(only_alice.exit_code == 0);
+        CHECK(only_alice.out.find(bob) == std::string::npos);
+    }
+    SECTION("a Zoho token Creator refuses fails the zoho check, without showing it") {
+        f.add_account("zoho", "other@zylker.com", "", "1000.not-known-to-creator",
+                      f.creator.base_url());
+        auto args = f.args({"--account", alice});
+        const auto at = std::find(args.begin(), args.end(), "crm@zylker.com");
+        REQUIRE(at != args.end());
+        *at = "other@zylker.com";
+        args.insert(args.begin(), "doctor");
+        const auto r = crmsync::testing::run_crmsync(args, {}, f.dir);
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK(has_line(r, "FAILED   zoho: Zoho Creator report zylker/crm/All_Contacts (account "
+                          "other@zylker.com): "));
+        CHECK(has_line(r, "ok       google: the People API for " + alice));
+        CHECK(r.out.find("1000.not-known-to-creator") == std::string::npos);
+    }
+    SECTION("a state file that does not exist is named") {
+        const auto r = doctor({"--state", f.dir.file("nowhere/state.db")});
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK(has_line(r, "FAILED   accounts: the state file "));
+        CHECK(r.out.find("does not exist") != std::string::npos);
+    }
 }
