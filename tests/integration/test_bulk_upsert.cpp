@@ -427,3 +427,53 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
         }
     }
 }
+
+TEST_CASE("a column the database refuses to widen is left as it is, and the schema step goes on",
+          "[postgres]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "postgres") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        const auto& d = db->dialect();
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table table = hostile_table(prefix + "narrow");
+        const std::string view = prefix + "narrow_view";
+        sql::SchemaManager schema(*db);
+        schema.ensure(table);
+        db->execute("ALTER TABLE " + d.quote(table.name) + " ALTER COLUMN " + d.quote("label") +
+                    " TYPE varchar(8)");
+        // PostgreSQL will not change the type of a column a view reads.
+        db->execute("CREATE VIEW " + d.quote(view) + " AS SELECT " + d.quote("label") + " FROM " +
+                    d.quote(table.name));
+        const auto label_length = [&] {
+            return db
+                ->query("SELECT character_maximum_length FROM information_schema.columns WHERE "
+                        "table_schema = current_schema() AND table_name = :t AND column_name = "
+                        "'label'",
+                        {table.name})
+                .at(0)
+                .at(0)
+                .value_or("none");
+        };
+
+        sql::SchemaChanges refused;
+        REQUIRE_NOTHROW(refused = schema.ensure(table));
+        CHECK(refused.widened_columns.empty());
+        CHECK(label_length() == "8");
+        // The step went on past the refusal: a column added to the spec is still created.
+        sql::Table grown = table;
+        grown.columns.push_back({"added_later", sql::ColumnType::text});
+        const auto added = schema.ensure(grown);
+        CHECK(added.added_columns == std::vector<std::string>{table.name + ".added_later"});
+
+        // Without the view the same step widens it.
+        db->execute("DROP VIEW " + d.quote(view));
+        const auto widened = schema.ensure(grown);
+        REQUIRE(widened.widened_columns.size() == 1);
+        CHECK(widened.widened_columns[0].find(table.name + ".label: ") == 0);
+        CHECK(label_length() == "none");
+        db->execute("DROP TABLE " + d.quote(table.name));
+    }
+}
