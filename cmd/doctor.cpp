@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <filesystem>
@@ -248,7 +249,10 @@ std::vector<DoctorCheck> check_contacts_sync(const ContactsSyncOptions& o) {
                 {p.service, Verdict::ok, p.subject + " answers with the run's credentials", ""});
         }
     }
-    if (probes.size() == 1) {
+    const bool any_google =
+        std::any_of(probes.begin(), probes.end(),
+                    [](const ContactsSyncProbe& p) { return p.service == "google"; });
+    if (!any_google) {
         checks.push_back(failed("google", "no active Google account to sync",
                                 "add one with crmsync accounts add, or name them with --account"));
     }

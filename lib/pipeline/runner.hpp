@@ -28,7 +28,8 @@ struct RunnerOptions {
     // page N+1 into rows overlaps writing page N. Its calls to the Emitter are recorded and
     // replayed into the sink in order on the writing thread. For transforms that depend only
     // on their page and their own state: it sees a summary of the fetch thread, of which the
-    // runner copies `filtered` and `in_progress` once the page is committed. A transform that
+    // runner copies `filtered` and `in_progress` when it hands the page's rows to the sink
+    // (pages transformed ahead but never written leave no count). A transform that
     // throws ends the run like a failing source (the pages before it are committed), except
     // that its error is thrown whatever the deadline.
     bool transform_ahead = false;

@@ -546,6 +546,22 @@ TEST_CASE("doctor contacts-sync reads Zoho Creator and each Google account with 
         CHECK(has_line(r, "ok       google: the People API for " + alice));
         CHECK(r.out.find("1000.not-known-to-creator") == std::string::npos);
     }
+    SECTION("no Google account to sync is a failure, not a silent pass") {
+        {
+            state::StateStore store(f.state);
+            state::AccountStore accounts(store);
+            for (const auto& email : {alice, bob}) {
+                const auto account = accounts.find(email, "google");
+                REQUIRE(account);
+                accounts.set_active(account->id, false);
+            }
+        }
+        const auto r = doctor();
+        INFO(explain(r));
+        CHECK(r.exit_code == 1);
+        CHECK(has_line(r, "ok       zoho: "));
+        CHECK(has_line(r, "FAILED   google: no active Google account to sync"));
+    }
     SECTION("a state file that does not exist is named") {
         const auto r = doctor({"--state", f.dir.file("nowhere/state.db")});
         INFO(explain(r));
