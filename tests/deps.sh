@@ -4,6 +4,7 @@
 #
 #   tests/deps.sh            build deps + database servers and clients (for tests/run.sh)
 #   tests/deps.sh --runtime  build deps + sqlite3 only (for examples/quickstart.sh)
+#   tests/deps.sh --bench    everything, plus what tests/bench/ measures with (time, ab)
 #
 # Database services are never started by the install (a temporary policy-rc.d forbids it); the
 # tests start their own servers on free ports (tests/db_servers.sh).
@@ -20,6 +21,8 @@ build_pkgs=(
 check_pkgs=(clang-format)
 # galera-4 and rsync: the three-node cluster of the Galera tests (tests/galera.sh).
 server_pkgs=(postgresql postgresql-client mariadb-server mariadb-client galera-4 rsync)
+# time: peak memory of a run; apache2-utils (ab): the webhook receiver's own capacity.
+bench_pkgs=(time apache2-utils)
 
 die() {
     echo "deps.sh: error: $*" >&2
@@ -30,16 +33,18 @@ mode=all
 for arg in "$@"; do
     case "$arg" in
         --runtime) mode=runtime ;;
+        --bench) mode=bench ;;
         -h | --help)
-            sed -n '2,9s/^# \{0,1\}//p' "$0"
+            sed -n '2,10s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
-        *) die "unknown argument '$arg' (expected --runtime)" ;;
+        *) die "unknown argument '$arg' (expected --runtime or --bench)" ;;
     esac
 done
 
 wanted=("${build_pkgs[@]}")
-[[ $mode == all ]] && wanted+=("${server_pkgs[@]}" "${check_pkgs[@]}")
+[[ $mode != runtime ]] && wanted+=("${server_pkgs[@]}" "${check_pkgs[@]}")
+[[ $mode == bench ]] && wanted+=("${bench_pkgs[@]}")
 
 command -v dpkg-query >/dev/null 2>&1 || die "dpkg-query not found: this script supports Debian/Ubuntu only"
 

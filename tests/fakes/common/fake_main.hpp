@@ -29,7 +29,8 @@ private:
 };
 
 /// Runs `body` and returns its exit code; an exception it lets out is printed as
-/// "<name>: error: <what>" and exits 1.
+/// "<name>: error: <what>" and exits 1. Sets malloc up for a server first (one arena that keeps
+/// its memory), so call it before the fake starts its threads.
 int run_fake_main(std::string_view name, const std::function<int()>& body);
 
 } // namespace crmsync::fakes
