@@ -8,9 +8,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <limits>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace crmsync::drivers::webhook {
 namespace {
@@ -50,53 +52,60 @@ public:
           m_client(options.in_flight, client_options(options)),
           m_limiter(options.rate, options.burst) {}
 
+    // One pass reads the pending deliveries in seq order, a page at a time, and sends them as
+    // connections free up. A delivery whose contact (group) has one in flight waits in memory
+    // behind it and goes as soon as that one is delivered; when that one fails instead, the
+    // contact is held: its later deliveries stay pending for the next pass (or run), so a
+    // contact's deliveries always arrive in order. The next page is read while the current one
+    // is still in flight (its seqs are below `after`, so it is not read twice); a pass ends, and
+    // the next one starts from the oldest, only with nothing in flight or waiting.
     SendStats run() {
         begin_batch();
         std::int64_t after = 0;
-        std::vector<state::Delivery> page;
-        std::size_t next = 0;
+        bool pass_read = false; // every page of this pass is read
         while (true) {
             const bool may_start = !stop_requested() && !past_deadline();
-            if (may_start && next >= page.size() && m_client.in_flight() == 0) {
-                flush();
-                page = m_outbox.pending(m_job, after, k_page);
-                next = 0;
-                if (page.empty()) {
-                    if (after == 0) {
-                        break; // nothing pending at all
-                    }
-                    // A pass is over: start again from the oldest once a retry is due.
-                    after = 0;
-                    m_held.clear();
-                    if (!wait_for_next_due()) {
-                        break;
-                    }
-                    continue;
+            if (may_start && m_next >= m_page.size() && !pass_read && m_waiting_count < k_page) {
+                m_page = m_outbox.pending(m_job, after, k_page);
+                m_next = 0;
+                if (m_page.empty()) {
+                    pass_read = true;
+                } else {
+                    after = m_page.back().seq;
                 }
-                after = page.back().seq;
             }
-            while (may_start && next < page.size() && m_client.has_capacity()) {
-                const auto& d = page[next];
-                if (m_in_flight_groups.count(d.group_key) != 0 || m_held.count(d.group_key) != 0 ||
-                    d.next_attempt_ms > unix_ms()) {
-                    // This contact's later deliveries wait for the next pass, even once the
-                    // one in flight is through: order is kept.
-                    m_held.insert(d.group_key);
-                    ++next;
-                    continue;
+            if (may_start && pass_read && m_client.in_flight() == 0 && m_ready.empty()) {
+                flush();
+                if (after == 0) {
+                    break; // nothing pending at all
                 }
-                if (!m_limiter.try_acquire(SteadyClock::now())) {
+                // A pass is over: start again from the oldest once a retry is due.
+                after = 0;
+                pass_read = false;
+                m_held.clear();
+                if (!wait_for_next_due()) {
                     break;
                 }
-                m_in_flight_groups.insert(d.group_key);
-                send(std::move(page[next++]));
+                continue;
+            }
+            bool paced = false;
+            while (may_start && m_client.has_capacity()) {
+                auto* d = next_to_send();
+                if (d == nullptr) {
+                    break;
+                }
+                if (!m_limiter.try_acquire(SteadyClock::now())) {
+                    paced = true;
+                    break;
+                }
+                send(take(*d));
             }
             if (m_client.in_flight() > 0) {
                 m_client.poll(milliseconds(50));
                 maybe_flush();
             } else if (!may_start) {
                 break;
-            } else if (next < page.size()) {
+            } else if (paced) {
                 // Paced by the rate limit with nothing in flight: the group still commits on
                 // time, so a crash while waiting re-sends no more than it would otherwise.
                 maybe_flush();
@@ -113,6 +122,71 @@ private:
 
     bool past_deadline() const {
         return m_options.deadline && SteadyClock::now() >= *m_options.deadline;
+    }
+
+    // The next delivery that may go now: one whose predecessor was just delivered, else the
+    // next of the page whose contact is free. Deliveries of a contact with one in flight are
+    // parked behind it; those of a held contact, or not yet due, are passed over (and hold
+    // their contact). nullptr when nothing may go now. The caller takes it with take().
+    state::Delivery* next_to_send() {
+        if (!m_ready.empty()) {
+            return &m_ready.front();
+        }
+        while (m_next < m_page.size()) {
+            auto& d = m_page[m_next];
+            if (m_held.count(d.group_key) != 0) {
+                ++m_next;
+                continue;
+            }
+            if (d.next_attempt_ms > unix_ms()) {
+                m_held.insert(d.group_key);
+                ++m_next;
+                continue;
+            }
+            if (auto busy = m_busy_groups.find(d.group_key); busy != m_busy_groups.end()) {
+                busy->second.push_back(std::move(d));
+                ++m_waiting_count;
+                ++m_next;
+                continue;
+            }
+            return &d;
+        }
+        return nullptr;
+    }
+
+    // Moves `d` (returned by next_to_send()) out of the ready queue or the page, and marks its
+    // contact busy.
+    state::Delivery take(state::Delivery& d) {
+        if (!m_ready.empty() && &d == &m_ready.front()) {
+            auto out = std::move(m_ready.front());
+            m_ready.pop_front();
+            return out; // its contact is already busy
+        }
+        ++m_next;
+        m_busy_groups.try_emplace(d.group_key);
+        return std::move(d);
+    }
+
+    // The delivery in flight for `group` is over. Delivered: the contact's next waiting one (if
+    // due) becomes ready. Otherwise, or when nothing waits: the contact is free, and what
+    // waited stays pending for the next pass.
+    void release_group(const std::string& group, bool delivered) {
+        auto busy = m_busy_groups.find(group);
+        if (busy == m_busy_groups.end()) {
+            return;
+        }
+        auto& waiting = busy->second;
+        if (delivered && !waiting.empty() && waiting.front().next_attempt_ms <= unix_ms()) {
+            m_ready.push_back(std::move(waiting.front()));
+            waiting.pop_front();
+            --m_waiting_count;
+            return;
+        }
+        if (!waiting.empty()) {
+            m_held.insert(group);
+        }
+        m_waiting_count -= waiting.size();
+        m_busy_groups.erase(busy);
     }
 
     // Sleeps until the earliest retry is due, if that is within the run's budget.
@@ -160,14 +234,15 @@ private:
 
     void finished(const state::Delivery& d, const http::TransferResult& r) {
         ++m_pending_writes;
-        m_in_flight_groups.erase(d.group_key);
         // A 2xx whose body was too long to read was still taken by the receiver.
         const long status_seen = r.answered ? r.response.status : r.failure.status;
         if (status_seen >= 200 && status_seen < 300) {
             m_outbox.mark_delivered(d, static_cast<int>(status_seen));
             ++m_stats.delivered;
+            release_group(d.group_key, true);
             return;
         }
+        release_group(d.group_key, false);
         std::optional<int> status;
         FailedAttempt failed;
         failed.attempt = d.attempts + 1;
@@ -234,8 +309,14 @@ private:
     const SenderOptions& m_options;
     http::MultiClient m_client;
     http::RateLimiter m_limiter;
-    std::set<std::string> m_in_flight_groups; // contacts with a delivery in flight
-    std::set<std::string> m_held; // contacts whose next delivery waits for the next pass
+    std::vector<state::Delivery> m_page; // the page being sent, read from the outbox
+    std::size_t m_next = 0;              // its first delivery not yet sent, parked or passed
+    // Contacts with a delivery in flight (or ready), each with its later deliveries read so
+    // far, in order.
+    std::unordered_map<std::string, std::deque<state::Delivery>> m_busy_groups;
+    std::size_t m_waiting_count = 0;     // deliveries parked in m_busy_groups
+    std::deque<state::Delivery> m_ready; // delivered contacts' next deliveries, to go first
+    std::set<std::string> m_held;        // contacts whose next delivery waits for the next pass
     std::unique_ptr<state::Transaction> m_transaction;
     SteadyClock::time_point m_batch_started;
     long m_pending_writes = 0;

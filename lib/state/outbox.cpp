@@ -46,9 +46,9 @@ std::vector<Delivery> Outbox::pending(const std::string& job, std::int64_t after
     return detail::guarded(m_store, "cannot read the outbox", [&]() -> std::vector<Delivery> {
         detail::CachedStatement st(
             m_store,
-            // The seqs are picked and sorted from the index alone, then the rows fetched in
-            // that order: sorting whole rows (bodies) would take memory, or temp files, in
-            // proportion to the outbox instead of the page.
+            // The seqs are picked in order from the index outbox_pending alone (a range from
+            // `after_seq`, no sort), then the rows fetched: a page costs its own rows, not a
+            // scan of every pending delivery.
             "SELECT seq, id, group_key, order_key, event, body, attempts, "
             "next_attempt_ms, created_at FROM outbox WHERE seq IN (SELECT seq FROM outbox "
             "WHERE job = ? AND status = 'pending' AND seq > ? ORDER BY seq LIMIT ?) ORDER BY "
@@ -95,10 +95,10 @@ void Outbox::mark_delivered(const Delivery& d, int status) {
         detail::CachedStatement st(
             m_store, "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
                      "last_status = ?, last_error = NULL, delivered_at = ?, body = '' "
-                     "WHERE id = ?");
+                     "WHERE seq = ?");
         st->bind(1, status);
         st->bind(2, now_text(m_clock));
-        st->bind(3, d.id);
+        st->bind(3, d.seq);
         st->exec();
     });
 }
@@ -108,11 +108,11 @@ void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std:
     detail::guarded(m_store, "cannot update the outbox", [&] {
         detail::CachedStatement st(m_store,
                                    "UPDATE outbox SET attempts = attempts + 1, last_status = ?, "
-                                   "last_error = ?, next_attempt_ms = ? WHERE id = ?");
+                                   "last_error = ?, next_attempt_ms = ? WHERE seq = ?");
         bind_optional(*st, 1, status);
         st->bind(2, error.substr(0, k_error_text));
         st->bind(3, static_cast<std::int64_t>(next_attempt_ms));
-        st->bind(4, d.id);
+        st->bind(4, d.seq);
         st->exec();
     });
 }
@@ -121,10 +121,10 @@ void Outbox::mark_dead(const Delivery& d, std::optional<int> status, const std::
     detail::guarded(m_store, "cannot update the outbox", [&] {
         detail::CachedStatement st(m_store,
                                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
-                                   "last_status = ?, last_error = ? WHERE id = ?");
+                                   "last_status = ?, last_error = ? WHERE seq = ?");
         bind_optional(*st, 1, status);
         st->bind(2, error.substr(0, k_error_text));
-        st->bind(3, d.id);
+        st->bind(3, d.seq);
         st->exec();
     });
 }

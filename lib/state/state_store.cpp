@@ -54,7 +54,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at TEXT NOT NULL,
     delivered_at TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (job, status, next_attempt_ms);
+-- Pages of pending deliveries in seq order (Outbox::pending) and the earliest retry
+-- (Outbox::next_due), both from the index alone. It replaces outbox_due (job, status,
+-- next_attempt_ms), ordered by due time, on which every page scanned and sorted all pending.
+DROP INDEX IF EXISTS outbox_due;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (job, status, seq, next_attempt_ms);
 CREATE TABLE IF NOT EXISTS accounts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     provider TEXT NOT NULL,

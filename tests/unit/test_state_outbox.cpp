@@ -31,6 +31,7 @@ CREATE TABLE outbox (
     next_attempt_ms INTEGER NOT NULL DEFAULT 0, last_status INTEGER, last_error TEXT,
     created_at TEXT NOT NULL, delivered_at TEXT
 );
+CREATE INDEX outbox_due ON outbox (job, status, next_attempt_ms);
 INSERT INTO ledger VALUES ('job', 'k1', 'md5-a', 'msg_old', '2026-01-01T00:00:00.000Z');
 INSERT INTO outbox (id, job, group_key, order_key, event, body, attempts, created_at)
     VALUES ('msg_old', 'job', 'g', '', 'new', '{}', 3, '2026-01-01T00:00:00.000Z');
@@ -87,6 +88,51 @@ TEST_CASE("state::StateStore upgrades a state file made before ledger revisions"
     REQUIRE(e.has_value());
     CHECK(e->revision == 1);
     CHECK(e->content_md5 == "md5-b");
+}
+
+TEST_CASE("state::StateStore replaces the outbox index ordered by due time", "[unit][sqlite]") {
+    TempState temp;
+    make_old_state_file(temp.path());
+    {
+        state::StateStore store(temp.path());
+        state::Outbox outbox(store);
+        for (int i = 0; i < 5; ++i) {
+            state::Delivery d;
+            d.id = "msg_" + std::to_string(i);
+            d.job = "job";
+            d.group_key = "g" + std::to_string(i);
+            d.event = "new";
+            d.body = "{}";
+            REQUIRE(outbox.enqueue(d));
+        }
+        // Pages come in seq order from any point, the old delivery first.
+        const auto first = outbox.pending("job", 0, 2);
+        REQUIRE(first.size() == 2);
+        CHECK(first[0].id == "msg_old");
+        CHECK(first[1].id == "msg_0");
+        const auto rest = outbox.pending("job", first[1].seq, 10);
+        REQUIRE(rest.size() == 4);
+        CHECK(rest[0].id == "msg_1");
+        CHECK(rest[3].id == "msg_4");
+    }
+    SQLite::Database db(temp.path(), SQLite::OPEN_READONLY);
+    const auto has_index = [&](const char* name) {
+        return db.execAndGet(std::string("SELECT COUNT(*) FROM sqlite_master WHERE type = "
+                                         "'index' AND name = '") +
+                             name + "'")
+                   .getInt() == 1;
+    };
+    CHECK_FALSE(has_index("outbox_due"));
+    CHECK(has_index("outbox_pending"));
+    // A page is a range of that index, not a sort of every pending delivery.
+    SQLite::Statement plan(db, "EXPLAIN QUERY PLAN SELECT seq FROM outbox WHERE job = 'job' AND "
+                               "status = 'pending' AND seq > 5 ORDER BY seq LIMIT 10");
+    std::string steps;
+    while (plan.executeStep()) {
+        steps += plan.getColumn(3).getString() + "\n";
+    }
+    CHECK(steps.find("outbox_pending") != std::string::npos);
+    CHECK(steps.find("TEMP B-TREE") == std::string::npos);
 }
 
 TEST_CASE("state::Outbox stamps and ages deliveries by its clock", "[unit][sqlite]") {

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -348,4 +349,72 @@ TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in
         }
     }
     CHECK(of_a == std::vector<std::string>{"a1", "a2", "a3"});
+}
+
+TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as its last one is "
+          "through, and holds the rest behind one that failed",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    httplib::Server server;
+    std::mutex mutex;
+    std::vector<std::string> arrived;
+    std::atomic<bool> a1_refused{false};
+    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+        const auto id = req.get_header_value("webhook-id");
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            arrived.push_back(id);
+        }
+        // a1 is refused once (retryable), and b's deliveries are slow: a2 must not overtake a1
+        // while b's go on, and a's retry comes in a later pass of the same run.
+        if (id == "a1" && !a1_refused.exchange(true)) {
+            res.status = 503;
+            res.set_content("{}", "application/json");
+            return;
+        }
+        if (id[0] == 'b') {
+            std::this_thread::sleep_for(20ms);
+        }
+        res.set_content("{}", "application/json");
+    });
+    const int port = server.bind_to_any_port("127.0.0.1");
+    REQUIRE(port > 0);
+    std::thread thread([&] { server.listen_after_bind(); });
+    while (!server.is_running()) {
+        std::this_thread::sleep_for(1ms);
+    }
+    state::Outbox outbox(store);
+    // Enqueued interleaved: a contact's later deliveries sit behind its first in the outbox.
+    for (const char* id : {"a1", "b1", "a2", "b2", "c1", "a3", "b3", "c2", "c3"}) {
+        state::Delivery d;
+        d.id = id;
+        d.job = "job";
+        d.group_key = std::string(1, id[0]);
+        d.event = "new";
+        d.body = "{}";
+        REQUIRE(outbox.enqueue(d));
+    }
+    webhook::SenderOptions options;
+    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.rate = 0;
+    options.in_flight = 3;
+    options.retry.base_delay = 1ms;
+    options.retry.max_delay = 5ms;
+    const auto sent = webhook::deliver_pending(store, "job", options);
+    server.stop();
+    thread.join();
+    CHECK(sent.delivered == 9);
+    CHECK(sent.attempts == 10);
+    CHECK(sent.retried == 1);
+    std::map<char, std::vector<std::string>> by_contact;
+    for (const auto& id : arrived) {
+        by_contact[id[0]].push_back(id);
+    }
+    CHECK(by_contact['a'] == std::vector<std::string>{"a1", "a1", "a2", "a3"});
+    CHECK(by_contact['b'] == std::vector<std::string>{"b1", "b2", "b3"});
+    CHECK(by_contact['c'] == std::vector<std::string>{"c1", "c2", "c3"});
+    // Every delivery went exactly once (a1 twice), and nothing is left.
+    CHECK(arrived.size() == 10);
+    CHECK(outbox.counts("job").pending == 0);
 }
