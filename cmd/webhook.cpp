@@ -26,8 +26,8 @@ std::optional<drivers::webhook::Message> transaction_message(const sql::Table& /
     m.key = *row[0];
     m.group_key = *row[1];
     m.order_key = *row[2];
-    m.fields = {{"contact", nlohmann::json::parse(*row[3])},
-                {"transaction", nlohmann::json::parse(*row[4])}};
+    // Both are JSON text written by sql::to_json_text (transaction_deliveries).
+    m.fields = {{"contact", *row[3]}, {"transaction", *row[4]}};
     m.content = *row[4];
     return m;
 }

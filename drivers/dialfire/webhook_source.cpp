@@ -235,9 +235,7 @@ pipeline::Ending enqueue_transactions(const WebhookSourceOptions& options, pipel
                 continue;
             }
             const std::string id = id_it->get<std::string>();
-            json head = contact;
-            head.erase("$task_log");
-            const std::string head_text = sql::to_json_text(head);
+            const std::string head_text = sql::to_json_text_without(contact, {"$task_log"});
             for (const auto& [key, tx] : keyed_transactions(contact, id)) {
                 if (!page.context.contains(key)) {
                     continue;
@@ -257,6 +255,9 @@ pipeline::Ending enqueue_transactions(const WebhookSourceOptions& options, pipel
     runner.batch_rows = 1; // each batch of contacts is enqueued at once
     runner.deadline = options.deadline;
     runner.show_progress = options.show_progress;
+    // The transform reads only its page and the filter: it runs on the fetch thread, turning
+    // the next page into events while this one is compared with the ledger and enqueued.
+    runner.transform_ahead = true;
     return pipeline::Runner(source, transform, sink, summary, runner).run();
 }
 

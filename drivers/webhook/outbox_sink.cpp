@@ -61,8 +61,45 @@ std::optional<Message> row_message(const sql::Table& table, const sql::Row& row)
     m.group_key = table.name + "\x1f" + *row[key];
     m.order_key = "";
     m.content = sql::to_json_text(record);
-    m.fields = {{"table", table.name}, {"key", *row[key]}, {"record", std::move(record)}};
+    m.fields = {{"table", sql::to_json_text(table.name)},
+                {"key", sql::to_json_text(*row[key])},
+                {"record", m.content}};
     return m;
+}
+
+std::string message_body(const Message& m, const std::string& state) {
+    std::size_t size = 16 + state.size();
+    for (const auto& [name, text] : m.fields) {
+        size += name.size() + text.size() + 4;
+    }
+    std::string body;
+    body.reserve(size);
+    body += '{';
+    bool state_written = false;
+    const auto member = [&body](const std::string& name, const std::string& text) {
+        if (body.size() > 1) {
+            body += ',';
+        }
+        body += sql::to_json_text(name);
+        body += ':';
+        body += text;
+    };
+    // std::map keeps the names sorted, as nlohmann's objects are; "state" goes in its place.
+    for (const auto& [name, text] : m.fields) {
+        if (name == "state") {
+            continue; // the event's state wins, as body["state"] = ... did
+        }
+        if (!state_written && name > "state") {
+            member("state", sql::to_json_text(state));
+            state_written = true;
+        }
+        member(name, text);
+    }
+    if (!state_written) {
+        member("state", sql::to_json_text(state));
+    }
+    body += '}';
+    return body;
 }
 
 OutboxSink::OutboxSink(state::StateStore& store, std::string job, SenderOptions sender,
@@ -114,15 +151,13 @@ void OutboxSink::commit(const std::optional<std::string>& checkpoint,
         }
         const std::int64_t revision = before ? before->revision + 1 : 1;
         const std::string event = before ? "updated" : "new";
-        nlohmann::json body = message.fields;
-        body["state"] = event;
         state::Delivery d;
         d.id = delivery_id(m_job, message.key, revision, md5);
         d.job = m_job;
         d.group_key = message.group_key;
         d.order_key = message.order_key;
         d.event = event;
-        d.body = sql::to_json_text(body);
+        d.body = message_body(message, event);
         outbox.enqueue(d);
         ledger.record(m_job, message.key, md5, revision, d.id);
         ++(before ? added_updated : added_new);

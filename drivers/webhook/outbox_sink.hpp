@@ -1,12 +1,14 @@
 #pragma once
 
 #include "drivers/webhook/sender.hpp"
+
 #include "lib/pipeline/sink.hpp"
 #include "lib/state/state_store.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,9 +22,16 @@ struct Message {
     std::string key;       // the record's identity: the ledger keeps one content hash per key
     std::string group_key; // messages of one group go out in order_key order
     std::string order_key;
-    nlohmann::json fields; // the body, without "state" (added: "new" or "updated")
-    std::string content;   // what decides "changed" (its md5 is kept in the ledger)
+    // The body's members but "state" (added: "new" or "updated"): name -> the value as JSON
+    // text, as sql::to_json_text writes it. Kept as text so that an unchanged record (most of
+    // them) is never parsed or written again.
+    std::map<std::string, std::string> fields;
+    std::string content; // what decides "changed" (its md5 is kept in the ledger)
 };
+
+// The delivery body of `m` with "state": `state`: one JSON object with the members in name
+// order, byte for byte what sql::to_json_text writes for the same object.
+std::string message_body(const Message& m, const std::string& state);
 
 // Turns a row into a message; nullopt leaves the row out.
 using MessageFormat = std::function<std::optional<Message>(const sql::Table&, const sql::Row&)>;

@@ -283,3 +283,31 @@ TEST_CASE("webhook lets one run of a job work at a time", "[http]") {
     CHECK(r1.exit_code == 0);
     CHECK(second.exit_code == 4);
 }
+
+TEST_CASE("webhook --fm updates_only sends only update transactions", "[http]") {
+    WebhookFixture f(40);
+    const auto all = f.run({"--state", f.dir.file("all.db")});
+    INFO(explain(all));
+    REQUIRE(all.exit_code == 0);
+    std::size_t updates = 0;
+    for (const auto& r : f.receiver.requests()) {
+        const auto body = nlohmann::json::parse(r.body);
+        updates += body["transaction"].value("type", "update") == "update" ? 1 : 0;
+    }
+    const auto events = f.summary()["events"].get<long>();
+    // The generated campaign has both kinds, or the filter would show nothing.
+    REQUIRE(updates > 0);
+    REQUIRE(updates < static_cast<std::size_t>(events));
+
+    f.receiver.clear();
+    const auto filtered = f.run({"--fm", "updates_only"});
+    INFO(explain(filtered));
+    REQUIRE(filtered.exit_code == 0);
+    CHECK(f.receiver.request_count() == updates);
+    for (const auto& r : f.receiver.requests()) {
+        CHECK(nlohmann::json::parse(r.body)["transaction"].value("type", "update") == "update");
+    }
+    // The API's event list is asked for updates only (type=update), so nothing is left for
+    // the transform's own check to filter.
+    CHECK(f.summary()["events"].get<long>() == static_cast<long>(updates));
+}
