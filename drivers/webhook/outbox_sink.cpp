@@ -13,6 +13,11 @@
 namespace crmsync::drivers::webhook {
 namespace {
 
+// Delivered deliveries stay in the outbox this long (status shows them, a receiver's question
+// "was X sent?" can be answered), then each run removes up to k_pruned_per_run of them.
+constexpr std::chrono::hours k_delivered_kept{24 * 7};
+constexpr std::size_t k_pruned_per_run = 50'000;
+
 nlohmann::json value_json(const sql::Column& column, const std::string& text) {
     switch (column.type) {
     case sql::ColumnType::integer: {
@@ -197,7 +202,13 @@ OutboxSink::lookup(const sql::Table& /*table*/, const std::vector<std::string>& 
 
 pipeline::Sink::Finished OutboxSink::finish(pipeline::RunSummary& summary) {
     const auto sent = deliver_pending(m_store, m_job, m_sender);
-    const auto counts = state::Outbox(m_store, m_sender.clock).counts(m_job);
+    state::Outbox outbox(m_store, m_sender.clock);
+    if (const long pruned = outbox.prune_delivered(m_job, k_delivered_kept, k_pruned_per_run);
+        pruned > 0) {
+        log::info("removed {} deliveries delivered more than {} days ago from the outbox", pruned,
+                  k_delivered_kept.count() / 24);
+    }
+    const auto counts = outbox.counts(m_job);
     summary.retries += sent.retried;
     summary.counters.emplace_back("new", m_new);
     summary.counters.emplace_back("updated", m_updated);

@@ -132,22 +132,60 @@ void Outbox::mark_dead(const Delivery& d, std::optional<int> status, const std::
 OutboxCounts Outbox::counts(const std::string& job) {
     return detail::guarded(m_store, "cannot count the outbox", [&]() -> OutboxCounts {
         OutboxCounts c;
-        detail::CachedStatement st(m_store, "SELECT status, COUNT(*), MIN(created_at) FROM outbox "
-                                            "WHERE job = ? GROUP BY status");
+        // From the index alone (outbox_pending covers job and status).
+        detail::CachedStatement st(
+            m_store, "SELECT status, COUNT(*) FROM outbox WHERE job = ? GROUP BY status");
         st->bind(1, job);
         while (st->executeStep()) {
             const std::string status = st->getColumn(0).getString();
             const long n = st->getColumn(1).getInt();
             if (status == "pending") {
                 c.pending = n;
-                c.oldest_pending = st->getColumn(2).getString();
             } else if (status == "dead") {
                 c.dead = n;
             } else if (status == "delivered") {
                 c.delivered = n;
             }
         }
+        if (c.pending > 0) {
+            detail::CachedStatement oldest(m_store,
+                                           "SELECT MIN(created_at) FROM outbox WHERE job = ? "
+                                           "AND status = 'pending'");
+            oldest->bind(1, job);
+            if (oldest->executeStep() && !oldest->getColumn(0).isNull()) {
+                c.oldest_pending = oldest->getColumn(0).getString();
+            }
+        }
         return c;
+    });
+}
+
+long Outbox::prune_delivered(const std::string& job, std::chrono::milliseconds kept,
+                             std::size_t max_rows) {
+    return detail::guarded(m_store, "cannot prune the outbox", [&]() -> long {
+        const std::string cutoff = util::format_iso8601(
+            std::chrono::time_point_cast<std::chrono::milliseconds>(m_clock.wall_now() - kept));
+        // Seq order is about delivery order, so the old ones come first. When the first
+        // delivered one by seq is not old enough, the run stops there at the cost of one row
+        // (a delivery retried for days may hold the others back by as long, never longer).
+        const bool any_old_enough = [&] {
+            detail::CachedStatement first(m_store,
+                                          "SELECT delivered_at FROM outbox WHERE job = ? AND "
+                                          "status = 'delivered' ORDER BY seq LIMIT 1");
+            first->bind(1, job);
+            return first->executeStep() && !first->getColumn(0).isNull() &&
+                   first->getColumn(0).getString() < cutoff;
+        }();
+        if (!any_old_enough) {
+            return 0;
+        }
+        detail::CachedStatement st(
+            m_store, "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE job = ? AND "
+                     "status = 'delivered' AND delivered_at < ? ORDER BY seq LIMIT ?)");
+        st->bind(1, job);
+        st->bind(2, cutoff);
+        st->bind(3, static_cast<std::int64_t>(max_rows));
+        return st->exec();
     });
 }
 

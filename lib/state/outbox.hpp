@@ -3,6 +3,7 @@
 #include "lib/core/clock.hpp"
 #include "lib/state/state_store.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,7 +61,16 @@ public:
                     std::int64_t next_attempt_ms);
     void mark_dead(const Delivery& delivery, std::optional<int> status, const std::string& error);
 
+    // Counts by status, and the oldest pending delivery. Reads the index, and the rows of
+    // pending deliveries only.
     OutboxCounts counts(const std::string& job);
+    // Removes delivered deliveries of `job` delivered more than `kept` ago (the clock's wall
+    // time), at most `max_rows` of them, oldest first; returns how many. Pending and dead ones
+    // are never removed. A delivery's id and content hash stay in the ledger, so the same
+    // delivery is never queued again: without this the outbox grows by every delivery ever
+    // made and each run's counts read all of them.
+    long prune_delivered(const std::string& job, std::chrono::milliseconds kept,
+                         std::size_t max_rows);
     // Dead deliveries of `job` become pending, due now, with a fresh attempt count and age
     // (created again now); returns how many.
     long replay_dead(const std::string& job);

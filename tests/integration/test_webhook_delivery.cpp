@@ -9,6 +9,7 @@
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
 #include "tests/fakes/webhook_receiver/webhook_receiver.hpp"
 
+#include <SQLiteCpp/Database.h>
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -340,4 +341,40 @@ TEST_CASE("webhook sends the same ids, bodies and counts at --w 1 and --w 16", "
     CHECK(serial_ids.size() == events);
     CHECK(f.receiver.acknowledged_ids() == serial_ids); // the same ids, each once
     CHECK(bodies_by_id(f.receiver) == serial_bodies);
+}
+
+TEST_CASE("webhook removes deliveries a week after they were delivered and sends none again",
+          "[http]") {
+    using std::chrono::hours;
+    DeliveryFixture f(10);
+    const auto events = static_cast<long>(f.fake.event_count());
+    const auto outbox_rows = [&f] {
+        SQLite::Database db(f.dir.file(f.state_file), SQLite::OPEN_READONLY);
+        return db.execAndGet("SELECT COUNT(*) FROM outbox").getInt();
+    };
+    const auto run_at = [&f](hours later) {
+        f.receiver.set_clock_offset(later);
+        return f.run({"--now", utc_text(std::chrono::system_clock::now() + later)});
+    };
+    const auto first = run_at(hours(0));
+    INFO(explain(first));
+    REQUIRE(first.exit_code == 0);
+    REQUIRE(f.receiver.acknowledged_ids().size() == static_cast<std::size_t>(events));
+    CHECK(outbox_rows() == events);
+
+    // Six days on they are kept (status shows them); eight days on they are gone.
+    const auto six_days = run_at(hours(24 * 6));
+    INFO(explain(six_days));
+    CHECK(six_days.exit_code == 0);
+    CHECK(outbox_rows() == events);
+    const auto eight_days = run_at(hours(24 * 8));
+    INFO(explain(eight_days));
+    CHECK(eight_days.exit_code == 0);
+    CHECK(outbox_rows() == 0);
+    CHECK(f.summary()["unchanged"].get<long>() == events);
+    // The ledger still knows every transaction: nothing was sent a second time.
+    for (const auto& [id, times] : f.receiver.acknowledged_ids()) {
+        CHECK(times == 1);
+    }
+    CHECK(f.receiver.acknowledged_ids().size() == static_cast<std::size_t>(events));
 }

@@ -165,3 +165,79 @@ TEST_CASE("state::Outbox stamps and ages deliveries by its clock", "[unit][sqlit
         CHECK(pending[0].created_ms == later.time_since_epoch().count());
     }
 }
+
+TEST_CASE("state::Outbox removes what was delivered long ago, never pending or dead ones",
+          "[unit][sqlite]") {
+    TempState temp;
+    state::StateStore store(temp.path());
+    Clock clock;
+    auto now = *util::parse_iso8601("2030-05-01T12:00:00Z");
+    clock.wall_now = [&] { return now; };
+    state::Outbox outbox(store, clock);
+    const auto add = [&](const std::string& id, const std::string& job) {
+        state::Delivery d;
+        d.id = id;
+        d.job = job;
+        d.group_key = id;
+        d.event = "new";
+        d.body = "{}";
+        REQUIRE(outbox.enqueue(d));
+    };
+    for (const char* id : {"old_1", "old_2", "old_3", "dead", "pending"}) {
+        add(id, "job");
+    }
+    add("other_job", "other");
+    const auto deliver = [&](const std::string& job, const std::string& id) {
+        for (const auto& d : outbox.pending(job, 0, 100)) {
+            if (d.id == id) {
+                outbox.mark_delivered(d, 200);
+            }
+        }
+    };
+    deliver("job", "old_1");
+    deliver("job", "old_2");
+    deliver("job", "old_3");
+    deliver("other", "other_job");
+    for (const auto& d : outbox.pending("job", 0, 100)) {
+        if (d.id == "dead") {
+            outbox.mark_dead(d, 400, "HTTP 400");
+        }
+    }
+    now += std::chrono::hours(24 * 6);
+    add("recent", "job");
+    deliver("job", "recent");
+    const auto week = std::chrono::hours(24 * 7);
+
+    // Six days later nothing is old enough.
+    CHECK(outbox.prune_delivered("job", week, 100) == 0);
+    auto counts = outbox.counts("job");
+    CHECK(counts.delivered == 4);
+    CHECK(counts.dead == 1);
+    CHECK(counts.pending == 1);
+    CHECK(counts.oldest_pending == std::optional<std::string>("2030-05-01T12:00:00.000Z"));
+
+    // Eight days after the first deliveries: they go, two per call here, oldest first; the
+    // recent one, the dead and the pending one, and the other job's, stay.
+    now += std::chrono::hours(24 * 2);
+    CHECK(outbox.prune_delivered("job", week, 2) == 2);
+    CHECK(outbox.prune_delivered("job", week, 2) == 1);
+    CHECK(outbox.prune_delivered("job", week, 2) == 0);
+    counts = outbox.counts("job");
+    CHECK(counts.delivered == 1);
+    CHECK(counts.dead == 1);
+    CHECK(counts.pending == 1);
+    CHECK(outbox.counts("other").delivered == 1);
+    const auto left = outbox.pending("job", 0, 100);
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].id == "pending");
+    SQLite::Database db(temp.path(), SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM outbox WHERE id LIKE 'old_%'").getInt() == 0);
+    CHECK(db.execAndGet("SELECT COUNT(*) FROM outbox WHERE id = 'recent'").getInt() == 1);
+
+    SECTION("no pending delivery: no oldest one") {
+        for (const auto& d : outbox.pending("job", 0, 100)) {
+            outbox.mark_delivered(d, 200);
+        }
+        CHECK_FALSE(outbox.counts("job").oldest_pending.has_value());
+    }
+}
