@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace crmsync::http {
@@ -23,6 +24,10 @@ struct JsonBody {
 // Replaces the \u escapes of lone UTF-16 surrogates (legal JSON text, no Unicode character)
 // by \ufffd, so a strict parser takes the text. Returns how many were replaced.
 std::size_t replace_lone_surrogates(std::string& text);
+
+// Whether arrays and objects in `text` (JSON or not) nest `levels` deep or deeper, strings not
+// counted: a top-level array of objects nests 2 deep.
+bool nests_as_deep_as(std::string_view text, int levels);
 
 // Parses `text` (a 2xx body): invalid UTF-8 and lone surrogates become U+FFFD, and values
 // nested deeper than k_max_json_depth are left out and reported in `too_deep`. Never throws
