@@ -2,6 +2,7 @@
 // place, its records and deliveries kept).
 
 #include "lib/state/outbox.hpp"
+#include "tests/support/outbox_delivery.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "lib/state/state_store.hpp"
@@ -12,6 +13,7 @@
 
 using namespace crmsync;
 using crmsync::testing::TempState;
+using crmsync::testing::test_delivery;
 
 namespace {
 
@@ -97,13 +99,8 @@ TEST_CASE("state::StateStore replaces the outbox index ordered by due time", "[u
         state::StateStore store(temp.path());
         state::Outbox outbox(store);
         for (int i = 0; i < 5; ++i) {
-            state::Delivery d;
-            d.id = "msg_" + std::to_string(i);
-            d.job = "job";
-            d.group_key = "g" + std::to_string(i);
-            d.event = "new";
-            d.body = "{}";
-            REQUIRE(outbox.enqueue(d));
+            REQUIRE(
+                outbox.enqueue(test_delivery("msg_" + std::to_string(i), "g" + std::to_string(i))));
         }
         // Pages come in seq order from any point, the old delivery first.
         const auto first = outbox.pending("job", 0, 2);
@@ -142,12 +139,7 @@ TEST_CASE("state::Outbox stamps and ages deliveries by its clock", "[unit][sqlit
     const auto t0 = *util::parse_iso8601("2030-05-01T12:00:00Z");
     clock.wall_now = [&] { return t0; };
     state::Outbox outbox(store, clock);
-    state::Delivery d;
-    d.id = "msg_1";
-    d.job = "job";
-    d.group_key = "g";
-    d.event = "new";
-    d.body = "{}";
+    const auto d = test_delivery("msg_1", "g");
     REQUIRE(outbox.enqueue(d));
     CHECK_FALSE(outbox.enqueue(d));
     auto pending = outbox.pending("job", 0, 10);
@@ -175,13 +167,7 @@ TEST_CASE("state::Outbox removes what was delivered long ago, never pending or d
     clock.wall_now = [&] { return now; };
     state::Outbox outbox(store, clock);
     const auto add = [&](const std::string& id, const std::string& job) {
-        state::Delivery d;
-        d.id = id;
-        d.job = job;
-        d.group_key = id;
-        d.event = "new";
-        d.body = "{}";
-        REQUIRE(outbox.enqueue(d));
+        REQUIRE(outbox.enqueue(test_delivery(id, id, job)));
     };
     for (const char* id : {"old_1", "old_2", "old_3", "dead", "pending"}) {
         add(id, "job");

@@ -3,6 +3,7 @@
 // injected wall clock, so days pass in milliseconds.
 
 #include "drivers/webhook/sender.hpp"
+#include "tests/support/outbox_delivery.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include "lib/http/retry_policy.hpp"
@@ -24,6 +25,7 @@
 using namespace crmsync;
 using namespace std::chrono_literals;
 using crmsync::testing::TempState;
+using crmsync::testing::test_delivery;
 namespace webhook = crmsync::drivers::webhook;
 
 namespace {
@@ -134,16 +136,12 @@ TEST_CASE("webhook::after_failure", "[unit][http]") {
 
 namespace {
 
-// A receiver on loopback whose answer the test sets: 503 (down) or 200.
-class SwitchableReceiver {
+// POST /hook on loopback answered by `handler`, served until destroyed. Destroy it before
+// reading what the handler recorded: that waits for the requests in progress.
+class LoopbackHook {
 public:
-    SwitchableReceiver() {
-        m_server.Post("/hook", [this](const httplib::Request& req, httplib::Response& res) {
-            ++m_requests;
-            m_last_timestamp = req.get_header_value("webhook-timestamp");
-            res.status = m_up ? 200 : 503;
-            res.set_content("{}", "application/json");
-        });
+    explicit LoopbackHook(httplib::Server::Handler handler) {
+        m_server.Post("/hook", std::move(handler));
         m_port = m_server.bind_to_any_port("127.0.0.1");
         REQUIRE(m_port > 0);
         m_thread = std::thread([this] { m_server.listen_after_bind(); });
@@ -151,22 +149,44 @@ public:
             std::this_thread::sleep_for(1ms);
         }
     }
-    ~SwitchableReceiver() {
-        m_server.stop();
-        m_thread.join();
-    }
+    ~LoopbackHook() { stop(); }
+    LoopbackHook(const LoopbackHook&) = delete;
+    LoopbackHook& operator=(const LoopbackHook&) = delete;
+
     std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
-    void set_up(bool up) { m_up = up; }
-    int requests() const { return m_requests.load(); }
-    std::string last_timestamp() const { return m_last_timestamp; }
+    void stop() {
+        if (m_thread.joinable()) {
+            m_server.stop();
+            m_thread.join();
+        }
+    }
 
 private:
     httplib::Server m_server;
     int m_port = 0;
     std::thread m_thread;
+};
+
+// A receiver on loopback whose answer the test sets: 503 (down) or 200.
+class SwitchableReceiver {
+public:
+    SwitchableReceiver()
+        : m_hook([this](const httplib::Request& req, httplib::Response& res) {
+              ++m_requests;
+              m_last_timestamp = req.get_header_value("webhook-timestamp");
+              res.status = m_up ? 200 : 503;
+              res.set_content("{}", "application/json");
+          }) {}
+    std::string url() const { return m_hook.url(); }
+    void set_up(bool up) { m_up = up; }
+    int requests() const { return m_requests.load(); }
+    std::string last_timestamp() const { return m_last_timestamp; }
+
+private:
     std::atomic<bool> m_up{false};
     std::atomic<int> m_requests{0};
     std::string m_last_timestamp;
+    LoopbackHook m_hook; // last: stopped before the members its handler uses go
 };
 
 } // namespace
@@ -194,13 +214,7 @@ TEST_CASE("webhook::deliver_pending gives up by age across runs", "[unit][http][
     };
     state::Outbox outbox(store, options.clock);
     for (int i = 0; i < 3; ++i) {
-        state::Delivery d;
-        d.id = "msg_" + std::to_string(i);
-        d.job = "job";
-        d.group_key = "g" + std::to_string(i);
-        d.event = "new";
-        d.body = "{}";
-        REQUIRE(outbox.enqueue(d));
+        REQUIRE(outbox.enqueue(test_delivery("msg_" + std::to_string(i), "g" + std::to_string(i))));
     }
 
     SECTION("many failed attempts over 70 hours leave every delivery pending") {
@@ -243,9 +257,8 @@ TEST_CASE("webhook::deliver_pending reads a receiver's answer up to its cap",
           "[unit][http][sqlite]") {
     TempState temp;
     state::StateStore store(temp.path());
-    httplib::Server server;
     std::atomic<int> requests{0};
-    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    LoopbackHook hook([&](const httplib::Request& req, httplib::Response& res) {
         ++requests;
         // Answers too long for the cap: accepted (2xx), unavailable (503) or gone (410).
         const auto id = req.get_header_value("webhook-id");
@@ -253,30 +266,17 @@ TEST_CASE("webhook::deliver_pending reads a receiver's answer up to its cap",
         res.set_header("Retry-After", "120");
         res.set_content(std::string(std::size_t{2} << 20, 'z'), "text/plain");
     });
-    const int port = server.bind_to_any_port("127.0.0.1");
-    REQUIRE(port > 0);
-    std::thread thread([&] { server.listen_after_bind(); });
-    while (!server.is_running()) {
-        std::this_thread::sleep_for(1ms);
-    }
     webhook::SenderOptions options;
-    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.url = hook.url();
     options.rate = 0;
     options.retry.base_delay = 1ms;
     options.deadline = std::chrono::steady_clock::now() + 500ms;
     state::Outbox outbox(store);
     for (const char* id : {"msg_take", "msg_later", "msg_gone"}) {
-        state::Delivery d;
-        d.id = id;
-        d.job = "job";
-        d.group_key = id;
-        d.event = "new";
-        d.body = "{}";
-        REQUIRE(outbox.enqueue(d));
+        REQUIRE(outbox.enqueue(test_delivery(id, id)));
     }
     const auto sent = webhook::deliver_pending(store, "job", options);
-    server.stop();
-    thread.join();
+    hook.stop();
     // Each counts by its status, the body unread past the cap.
     CHECK(sent.delivered == 1);
     CHECK(sent.died == 1);
@@ -302,10 +302,9 @@ TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in
           "[unit][http][sqlite]") {
     TempState temp;
     state::StateStore store(temp.path());
-    httplib::Server server;
     std::mutex mutex;
     std::vector<std::string> arrived;
-    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    LoopbackHook hook([&](const httplib::Request& req, httplib::Response& res) {
         const auto id = req.get_header_value("webhook-id");
         {
             const std::lock_guard<std::mutex> lock(mutex);
@@ -318,29 +317,16 @@ TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in
         }
         res.set_content("{}", "application/json");
     });
-    const int port = server.bind_to_any_port("127.0.0.1");
-    REQUIRE(port > 0);
-    std::thread thread([&] { server.listen_after_bind(); });
-    while (!server.is_running()) {
-        std::this_thread::sleep_for(1ms);
-    }
     state::Outbox outbox(store);
     for (const char* id : {"a1", "a2", "b1", "a3"}) {
-        state::Delivery d;
-        d.id = id;
-        d.job = "job";
-        d.group_key = std::string(1, id[0]);
-        d.event = "new";
-        d.body = "{}";
-        REQUIRE(outbox.enqueue(d));
+        REQUIRE(outbox.enqueue(test_delivery(id, std::string(1, id[0]))));
     }
     webhook::SenderOptions options;
-    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.url = hook.url();
     options.rate = 0;
     options.in_flight = 2;
     const auto sent = webhook::deliver_pending(store, "job", options);
-    server.stop();
-    thread.join();
+    hook.stop();
     CHECK(sent.delivered == 4);
     std::vector<std::string> of_a;
     for (const auto& id : arrived) {
@@ -356,11 +342,10 @@ TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as i
           "[unit][http][sqlite]") {
     TempState temp;
     state::StateStore store(temp.path());
-    httplib::Server server;
     std::mutex mutex;
     std::vector<std::string> arrived;
     std::atomic<bool> a1_refused{false};
-    server.Post("/hook", [&](const httplib::Request& req, httplib::Response& res) {
+    LoopbackHook hook([&](const httplib::Request& req, httplib::Response& res) {
         const auto id = req.get_header_value("webhook-id");
         {
             const std::lock_guard<std::mutex> lock(mutex);
@@ -378,32 +363,19 @@ TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as i
         }
         res.set_content("{}", "application/json");
     });
-    const int port = server.bind_to_any_port("127.0.0.1");
-    REQUIRE(port > 0);
-    std::thread thread([&] { server.listen_after_bind(); });
-    while (!server.is_running()) {
-        std::this_thread::sleep_for(1ms);
-    }
     state::Outbox outbox(store);
     // Enqueued interleaved: a contact's later deliveries sit behind its first in the outbox.
     for (const char* id : {"a1", "b1", "a2", "b2", "c1", "a3", "b3", "c2", "c3"}) {
-        state::Delivery d;
-        d.id = id;
-        d.job = "job";
-        d.group_key = std::string(1, id[0]);
-        d.event = "new";
-        d.body = "{}";
-        REQUIRE(outbox.enqueue(d));
+        REQUIRE(outbox.enqueue(test_delivery(id, std::string(1, id[0]))));
     }
     webhook::SenderOptions options;
-    options.url = "http://127.0.0.1:" + std::to_string(port) + "/hook";
+    options.url = hook.url();
     options.rate = 0;
     options.in_flight = 3;
     options.retry.base_delay = 1ms;
     options.retry.max_delay = 5ms;
     const auto sent = webhook::deliver_pending(store, "job", options);
-    server.stop();
-    thread.join();
+    hook.stop();
     CHECK(sent.delivered == 9);
     CHECK(sent.attempts == 10);
     CHECK(sent.retried == 1);
