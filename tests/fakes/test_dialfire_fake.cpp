@@ -2,6 +2,7 @@
 // real HTTP client on loopback.
 
 #include "tests/fakes/common/fake_time.hpp"
+#include "tests/fakes/common/json_reply.hpp"
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
 
 #include <catch2/catch.hpp>
@@ -167,7 +168,7 @@ TEST_CASE("DialfireFake authenticates and routes like Dialfire", "[http]") {
         auto res = client.Get((std::string(k_campaign_path) + "/fields/list").c_str());
         REQUIRE(res);
         CHECK(res->status == 403);
-        CHECK(res->get_header_value("Content-Type") == "application/json");
+        CHECK(res->get_header_value("Content-Type") == "application/json; charset=utf-8");
         CHECK(json::parse(res->body)["status"] == 403);
     }
     SECTION("answers 403 for a wrong token") {
@@ -211,6 +212,47 @@ TEST_CASE("DialfireFake authenticates and routes like Dialfire", "[http]") {
         REQUIRE(fake.requests().size() == 3);
         CHECK(fake.requests().back().query == "limit=1");
     }
+}
+
+TEST_CASE("DialfireFake gzips an answer once, and only for a client that asks", "[http]") {
+    DialfireFake fake(small_campaign(50));
+    fake.start();
+    Api api(fake);
+    const std::string path = std::string(k_campaign_path) + "/contacts/list?limit=50";
+    const auto plain = api.client.Get(path.c_str());
+    REQUIRE(plain);
+    REQUIRE(plain->status == 200);
+    CHECK_FALSE(plain->has_header("Content-Encoding"));
+    CHECK(plain->get_header_value("Content-Type") == "application/json; charset=utf-8");
+    REQUIRE(plain->body.size() > 1024);
+
+    // httplib's client inflates what it is sent: a body gzipped twice would not parse here.
+    httplib::Client gzip_client(fake.base_url());
+    const auto zipped = gzip_client.Get(
+        path.c_str(), {{"Authorization", "Bearer demo-token"}, {"Accept-Encoding", "gzip"}});
+    REQUIRE(zipped);
+    REQUIRE(zipped->status == 200);
+    CHECK(zipped->get_header_value("Content-Encoding") == "gzip");
+    CHECK(zipped->body == plain->body);
+
+    const auto refused = gzip_client.Get(
+        path.c_str(), {{"Authorization", "Bearer demo-token"}, {"Accept-Encoding", "gzip;q=0"}});
+    REQUIRE(refused);
+    CHECK_FALSE(refused->has_header("Content-Encoding"));
+    CHECK(refused->body == plain->body);
+}
+
+TEST_CASE("accepts_gzip reads Accept-Encoding as RFC 9110 does") {
+    using crmsync::fakes::accepts_gzip;
+    CHECK(accepts_gzip("gzip"));
+    CHECK(accepts_gzip("deflate, GZIP"));
+    CHECK(accepts_gzip("br;q=1.0, gzip;q=0.5"));
+    CHECK(accepts_gzip("x-gzip"));
+    CHECK_FALSE(accepts_gzip(""));
+    CHECK_FALSE(accepts_gzip("identity"));
+    CHECK_FALSE(accepts_gzip("gzip;q=0"));
+    CHECK_FALSE(accepts_gzip("gzip; q=0.000"));
+    CHECK_FALSE(accepts_gzip("gzipx, deflate"));
 }
 
 TEST_CASE("DialfireFake E1 lists fields", "[http]") {

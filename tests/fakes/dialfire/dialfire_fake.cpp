@@ -5,6 +5,7 @@
 #include "tests/fakes/common/fake_clock.hpp"
 #include "tests/fakes/common/fake_time.hpp"
 #include "tests/fakes/common/http_listener.hpp"
+#include "tests/fakes/common/json_reply.hpp"
 #include "tests/fakes/common/json_writer.hpp"
 #include "tests/fakes/common/request_log.hpp"
 #include "tests/fakes/dialfire/campaign_generator.hpp"
@@ -237,6 +238,9 @@ struct DialfireFake::Impl {
     Reply inbound_calls(const httplib::Request& req);
 
     void record(const httplib::Request& req, int status, std::optional<FaultKind> fault);
+    // Writes `reply` with the Date header; the body is gzipped when `req` accepts it.
+    void finish(const httplib::Request& req, httplib::Response& res, const Reply& reply) const;
+    // The same, never gzipped: for the control routes' small answers.
     void finish(httplib::Response& res, const Reply& reply) const;
 
     CampaignGenerator generator;
@@ -497,10 +501,17 @@ void DialfireFake::Impl::record(const httplib::Request& req, int status,
     request_log.add(key, std::move(r));
 }
 
+void DialfireFake::Impl::finish(const httplib::Request& req, httplib::Response& res,
+                                const Reply& reply) const {
+    res.status = reply.status;
+    res.set_header("Date", format_http_date(now_ms()));
+    set_json_reply(req, res, reply.body);
+}
+
 void DialfireFake::Impl::finish(httplib::Response& res, const Reply& reply) const {
     res.status = reply.status;
     res.set_header("Date", format_http_date(now_ms()));
-    res.set_content(reply.body, "application/json");
+    res.set_content(reply.body, std::string(k_json_utf8));
 }
 
 std::optional<Reply> DialfireFake::Impl::check_access(const httplib::Request& req) const {
@@ -521,7 +532,7 @@ void DialfireFake::Impl::serve(const httplib::Request& req, httplib::Response& r
     const auto kind = fault ? std::optional(fault->kind) : std::nullopt;
     if (kind == FaultKind::reset) {
         AbortableServer::abort_current_connection();
-        finish(res, error_reply(500, "reset", "connection reset by the fake"));
+        finish(req, res, error_reply(500, "reset", "connection reset by the fake"));
         record(req, 0, kind);
         return;
     }
@@ -543,7 +554,7 @@ void DialfireFake::Impl::serve(const httplib::Request& req, httplib::Response& r
             reply.body.resize(reply.body.size() / 2);
         }
     }
-    finish(res, reply);
+    finish(req, res, reply);
     record(req, reply.status, kind);
 }
 
@@ -858,7 +869,7 @@ void DialfireFake::Impl::setup_routes(AbortableServer& server) {
             const auto reply =
                 error_reply(res.status, res.status == 404 ? "not_found" : "error",
                             res.status == 404 ? "no such endpoint" : "request failed");
-            res.set_content(reply.body, "application/json");
+            res.set_content(reply.body, std::string(k_json_utf8));
             if (!req.path.starts_with(k_control_prefix)) {
                 record(req, res.status, std::nullopt);
             }
