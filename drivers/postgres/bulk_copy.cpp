@@ -13,6 +13,9 @@ namespace {
 
 constexpr std::size_t k_copy_chunk = 1 << 20;
 
+// Whether COPY's text format escapes the byte with a backslash.
+constexpr bool escaped(char c) { return c == '\\' || c == '\t' || c == '\n' || c == '\r'; }
+
 struct ResultDeleter {
     void operator()(PGresult* r) const noexcept { PQclear(r); }
 };
@@ -48,23 +51,33 @@ void append_copy_row(std::string& out, const std::vector<const sql::Value*>& row
             out += "\\N";
             continue;
         }
-        for (const char c : *value) {
-            switch (c) {
-            case '\\':
-                out += "\\\\";
+        // Runs of plain bytes are appended whole; only the four escaped bytes go one by one.
+        const std::string_view text = *value;
+        std::size_t start = 0;
+        while (start < text.size()) {
+            std::size_t end = start;
+            while (end < text.size() && !escaped(text[end])) {
+                ++end;
+            }
+            out.append(text.data() + start, end - start);
+            if (end == text.size()) {
                 break;
+            }
+            out += '\\';
+            switch (text[end]) {
             case '\t':
-                out += "\\t";
+                out += 't';
                 break;
             case '\n':
-                out += "\\n";
+                out += 'n';
                 break;
             case '\r':
-                out += "\\r";
+                out += 'r';
                 break;
             default:
-                out += c;
+                out += text[end]; // the backslash itself
             }
+            start = end + 1;
         }
     }
     out += '\n';
