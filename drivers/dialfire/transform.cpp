@@ -52,7 +52,7 @@ struct ContactRows {
         computed["_raw"] = raw;
         sql::Row row;
         std::string problem;
-        if (!sql::row_from_json(spec(table), record, computed, row, problem)) {
+        if (!sql::row_from_json(spec(table), record, std::move(computed), row, problem)) {
             writer.reject(spec(table).table.name, key, problem, raw);
             return false;
         }

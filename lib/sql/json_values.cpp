@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <type_traits>
 
 namespace crmsync::sql {
 namespace {
@@ -250,10 +251,22 @@ namespace {
 
 constexpr auto k_replace_invalid = nlohmann::json::error_handler_t::replace;
 
-// Writes `value` as dump() would, leaving out what `prune` names (null: nothing).
-void write_pruned(std::string& out, const nlohmann::json& value, const JsonPrune* prune) {
+// nlohmann's own writer, the one dump() uses, writing straight into a string. One per text: a
+// dump() per member would build a writer (with a localeconv() call) and a string each time.
+// (detail:: is nlohmann's internal API; the package's version is fixed.)
+using JsonWriter = nlohmann::detail::serializer<nlohmann::json>;
+
+JsonWriter writer_into(std::string& out) {
+    return JsonWriter(nlohmann::detail::output_adapter<char, std::string>(out), ' ',
+                      k_replace_invalid);
+}
+
+// Writes `value` as dump() would, leaving out what `prune` names (null: nothing). `writer`
+// appends to `out`, and everything a dump() call writes is in `out` when it returns.
+void write_pruned(JsonWriter& writer, std::string& out, const nlohmann::json& value,
+                  const JsonPrune* prune) {
     if (prune == nullptr || !value.is_object()) {
-        out += value.dump(-1, ' ', false, k_replace_invalid);
+        writer.dump(value, false, false, 0);
         return;
     }
     out += '{';
@@ -266,11 +279,11 @@ void write_pruned(std::string& out, const nlohmann::json& value, const JsonPrune
             out += ',';
         }
         first = false;
-        out += nlohmann::json(it.key()).dump(-1, ' ', false, k_replace_invalid);
+        writer.dump(nlohmann::json(it.key()), false, false, 0);
         out += ':';
         const auto items = prune->items_of.find(it.key());
         if (items == prune->items_of.end() || !it->is_array()) {
-            out += it->dump(-1, ' ', false, k_replace_invalid);
+            writer.dump(*it, false, false, 0);
             continue;
         }
         out += '[';
@@ -278,7 +291,7 @@ void write_pruned(std::string& out, const nlohmann::json& value, const JsonPrune
             if (i > 0) {
                 out += ',';
             }
-            write_pruned(out, (*it)[i], &items->second);
+            write_pruned(writer, out, (*it)[i], &items->second);
         }
         out += ']';
     }
@@ -306,7 +319,8 @@ void apply_prune(nlohmann::json& value, const JsonPrune& prune) {
 
 std::string to_json_text_pruned(const nlohmann::json& value, const JsonPrune& prune) {
     std::string text;
-    write_pruned(text, value, &prune);
+    auto writer = writer_into(text);
+    write_pruned(writer, text, value, &prune);
     if (text.find("\\u0000") == std::string::npos) {
         return text;
     }
@@ -325,15 +339,24 @@ std::string to_json_text_without(const nlohmann::json& object,
 
 namespace crmsync::sql {
 
-bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
-                   const std::map<std::string, Value>& computed, Row& out, std::string& problem) {
+namespace {
+
+// row_from_json for either kind of `computed`: Computed is a const map (values copied) or a
+// non-const one (values moved).
+template <typename Computed>
+bool fill_row(const TableSpec& spec, const nlohmann::json& record, Computed& computed, Row& out,
+              std::string& problem) {
     const auto& columns = spec.table.columns;
     out.assign(columns.size(), std::nullopt);
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const std::string& source = spec.sources[i];
         if (source.empty()) {
             if (const auto it = computed.find(columns[i].name); it != computed.end()) {
-                out[i] = it->second;
+                if constexpr (std::is_const_v<Computed>) {
+                    out[i] = it->second;
+                } else {
+                    out[i] = std::move(it->second);
+                }
                 // Drivers build these from API text: a NUL would end the value when bound and
                 // break COPY, so it becomes U+FFFD as in every other column.
                 if (out[i] && out[i]->find('\0') != std::string::npos) {
@@ -356,6 +379,18 @@ bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
         }
     }
     return true;
+}
+
+} // namespace
+
+bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
+                   const std::map<std::string, Value>& computed, Row& out, std::string& problem) {
+    return fill_row(spec, record, computed, out, problem);
+}
+
+bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
+                   std::map<std::string, Value>&& computed, Row& out, std::string& problem) {
+    return fill_row(spec, record, computed, out, problem);
 }
 
 } // namespace crmsync::sql

@@ -53,5 +53,9 @@ namespace crmsync::sql {
 // false with `problem` naming the column when a value does not fit its type.
 bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
                    const std::map<std::string, Value>& computed, Row& out, std::string& problem);
+// The same, moving the computed values into the row instead of copying them (a record's _raw
+// text is the longest value of its row). `computed` is left in a valid but unspecified state.
+bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
+                   std::map<std::string, Value>&& computed, Row& out, std::string& problem);
 
 } // namespace crmsync::sql
