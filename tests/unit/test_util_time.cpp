@@ -2,7 +2,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
 
 using namespace std::chrono;
 using crmsync::SystemTime;
@@ -93,6 +98,42 @@ TEST_CASE("util::format_iso8601 and the other formatters", "[unit]") {
             REQUIRE(parsed);
             CHECK(util::format_iso8601(*parsed) == text);
         }
+    }
+    SECTION("the formatters write what printf writes, on every edge of the years 0-9999 and "
+            "past them") {
+        const auto printf_of = [](SystemTime when, const char* pattern) {
+            using namespace std::chrono;
+            const auto day = floor<days>(when);
+            const year_month_day ymd{day};
+            const hh_mm_ss clock{floor<milliseconds>(when - day)};
+            std::array<char, 64> buf{};
+            std::snprintf(buf.data(), buf.size(), pattern, static_cast<int>(ymd.year()),
+                          static_cast<int>(static_cast<unsigned>(ymd.month())),
+                          static_cast<int>(static_cast<unsigned>(ymd.day())),
+                          static_cast<int>(clock.hours().count()),
+                          static_cast<int>(clock.minutes().count()),
+                          static_cast<int>(clock.seconds().count()),
+                          static_cast<int>(clock.subseconds().count()));
+            return std::string(buf.data());
+        };
+        std::vector<SystemTime> times = {utc(0, 1, 1), utc(9999, 12, 31, 23, 59, 59, 999),
+                                         utc(1970, 1, 1), utc(2024, 2, 29, 9, 8, 7, 6),
+                                         utc(2024, 12, 31, 23, 59, 59, 999)};
+        // Past the four digits: a year before 0 and after 9999.
+        times.push_back(utc(0, 1, 1) - std::chrono::milliseconds(1));
+        times.push_back(utc(9999, 12, 31, 23, 59, 59, 999) + std::chrono::milliseconds(1));
+        for (std::int64_t ms = -86'400'000; ms < 86'400'000 * 3; ms += 3'600'000 + 61'001) {
+            times.push_back(SystemTime(std::chrono::milliseconds(ms)));
+        }
+        for (const auto when : times) {
+            INFO(when.time_since_epoch().count());
+            CHECK(util::format_iso8601(when) ==
+                  printf_of(when, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"));
+            CHECK(util::format_sql_timestamp(when) ==
+                  printf_of(when, "%04d-%02d-%02d %02d:%02d:%02d.%03d"));
+        }
+        CHECK(util::format_sql_timestamp(times[5]) == "-001-12-31 23:59:59.999");
+        CHECK(util::format_iso8601(times[6]) == "10000-01-01T00:00:00.000Z");
     }
     SECTION("format_http_date writes an IMF-fixdate") {
         CHECK(util::format_http_date(utc(1994, 11, 6, 8, 49, 37)) ==
