@@ -1,5 +1,8 @@
 #include "lib/util/utf8.hpp"
 
+#include <cstdint>
+#include <cstring>
+
 namespace crmsync::util {
 namespace {
 
@@ -32,12 +35,30 @@ std::size_t sequence_length(std::string_view text, std::size_t pos) {
     return 0;
 }
 
+// The first position at or after `pos` whose byte is not ASCII, or text.size(). Eight bytes at a
+// time: API pages are mostly ASCII, and this scan runs over every page.
+std::size_t skip_ascii(std::string_view text, std::size_t pos) {
+    constexpr std::uint64_t k_high_bits = 0x8080808080808080ULL;
+    while (pos + 8 <= text.size()) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, text.data() + pos, 8);
+        if ((word & k_high_bits) != 0) {
+            break;
+        }
+        pos += 8;
+    }
+    while (pos < text.size() && static_cast<unsigned char>(text[pos]) < 0x80) {
+        ++pos;
+    }
+    return pos;
+}
+
 } // namespace
 
 std::size_t repair_utf8(std::string& text) {
     std::size_t pos = 0;
     // Fast path: most payloads are valid; only copy when a bad sequence shows up.
-    while (pos < text.size()) {
+    while ((pos = skip_ascii(text, pos)) < text.size()) {
         const std::size_t len = sequence_length(text, pos);
         if (len == 0) {
             break;
@@ -67,7 +88,7 @@ std::size_t repair_utf8(std::string& text) {
 
 bool is_valid_utf8(std::string_view text) {
     std::size_t pos = 0;
-    while (pos < text.size()) {
+    while ((pos = skip_ascii(text, pos)) < text.size()) {
         const std::size_t len = sequence_length(text, pos);
         if (len == 0) {
             return false;

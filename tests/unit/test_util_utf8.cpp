@@ -30,6 +30,27 @@ TEST_CASE("util::repair_utf8", "[unit]") {
         CHECK(util::repair_utf8(empty) == 0);
         CHECK(empty.empty());
     }
+    SECTION("a bad or a good sequence is found at every offset of a long ASCII run") {
+        // The scan skips ASCII eight bytes at a time: try both sides of every word boundary.
+        for (std::size_t at = 0; at < 40; ++at) {
+            INFO("offset " << at);
+            std::string bad(40, 'a');
+            bad[at] = '\xFF';
+            CHECK_FALSE(util::is_valid_utf8(bad));
+            CHECK(util::repair_utf8(bad) == 1);
+            CHECK(bad == std::string(at, 'a') + k_fffd + std::string(39 - at, 'a'));
+
+            std::string good = std::string(at, 'a') + "\xE2\x82\xAC" + std::string(40, 'b');
+            const std::string before = good;
+            CHECK(util::is_valid_utf8(good));
+            CHECK(util::repair_utf8(good) == 0);
+            CHECK(good == before);
+
+            std::string cut = std::string(at, 'a') + "\xE2\x82";
+            CHECK_FALSE(util::is_valid_utf8(cut));
+            CHECK(util::repair_utf8(cut) == 2);
+        }
+    }
     SECTION("a lead byte without its continuation (C3 28) becomes U+FFFD, the ( stays") {
         std::string text = "a\xC3\x28z";
         CHECK(util::repair_utf8(text) == 1);
