@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/sql/tab_text.hpp"
 #include "lib/util/hash.hpp"
 
 #include <errmsg.h>
@@ -15,11 +16,6 @@ namespace {
 
 // Rows are encoded this many bytes ahead of what the client library asks for.
 constexpr std::size_t k_encode_chunk = 256 * 1024;
-
-// Whether LOAD DATA's text format escapes the byte with a backslash.
-constexpr bool escaped(char c) {
-    return c == '\\' || c == '\t' || c == '\n' || c == '\r' || c == '\0';
-}
 
 // MySQL 8's "Loading local data is disabled" (not in MariaDB's headers).
 constexpr unsigned k_er_client_local_files_disabled = 3948;
@@ -54,51 +50,6 @@ void check_no_warnings(sql::Database& db, MYSQL* connection, const std::string& 
 }
 
 } // namespace
-
-void append_load_data_row(std::string& out, const std::vector<const sql::Value*>& row) {
-    for (std::size_t i = 0; i < row.size(); ++i) {
-        if (i > 0) {
-            out += '\t';
-        }
-        const sql::Value& value = *row[i];
-        if (!value) {
-            out += "\\N";
-            continue;
-        }
-        // Runs of plain bytes are appended whole; only the five escaped bytes go one by one.
-        const std::string_view text = *value;
-        std::size_t start = 0;
-        while (start < text.size()) {
-            std::size_t end = start;
-            while (end < text.size() && !escaped(text[end])) {
-                ++end;
-            }
-            out.append(text.data() + start, end - start);
-            if (end == text.size()) {
-                break;
-            }
-            out += '\\';
-            switch (text[end]) {
-            case '\t':
-                out += 't';
-                break;
-            case '\n':
-                out += 'n';
-                break;
-            case '\r':
-                out += 'r';
-                break;
-            case '\0':
-                out += '0';
-                break;
-            default:
-                out += text[end]; // the backslash itself
-            }
-            start = end + 1;
-        }
-    }
-    out += '\n';
-}
 
 void RowStream::install(MYSQL* connection) {
     mysql_set_local_infile_handler(connection, &RowStream::init, &RowStream::read, &RowStream::end,
@@ -143,7 +94,8 @@ int RowStream::read(void* handle, char* buffer, unsigned int length) {
             stream->m_pending.clear();
             stream->m_pending_pos = 0;
             while (stream->m_next_row < rows.size() && stream->m_pending.size() < k_encode_chunk) {
-                append_load_data_row(stream->m_pending, rows[stream->m_next_row++]);
+                sql::append_tab_text_row(stream->m_pending, rows[stream->m_next_row++],
+                                         sql::TabTextNul::escaped);
             }
         }
         const std::size_t n = std::min<std::size_t>(length - copied, stream->m_pending.size() -

@@ -10,11 +10,6 @@
 
 namespace crmsync::drivers::mysql {
 
-// LOAD DATA's default text format (fields split by tab, lines by newline, backslash escapes):
-// appends one line for `row`. NULL is \N; backslash, tab, newline, carriage return and NUL are
-// escaped, so every other byte (emoji, ctrl-Z, "NULL", "\N" as text) arrives unchanged.
-void append_load_data_row(std::string& out, const std::vector<const sql::Value*>& row);
-
 // Serves rows to the client library's LOCAL INFILE callbacks, encoding them as the server
 // reads: no temp file and no copy of the whole batch. Installed on a connection for its whole
 // life, so the server can never make the client read a file of its choosing: a request for

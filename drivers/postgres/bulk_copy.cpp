@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/sql/tab_text.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/redact.hpp"
 
@@ -12,9 +13,6 @@ namespace crmsync::drivers::postgres {
 namespace {
 
 constexpr std::size_t k_copy_chunk = 1 << 20;
-
-// Whether COPY's text format escapes the byte with a backslash.
-constexpr bool escaped(char c) { return c == '\\' || c == '\t' || c == '\n' || c == '\r'; }
 
 struct ResultDeleter {
     void operator()(PGresult* r) const noexcept { PQclear(r); }
@@ -41,48 +39,6 @@ Result run(PGconn* connection, const std::string& sql, const std::string& action
 
 } // namespace
 
-void append_copy_row(std::string& out, const std::vector<const sql::Value*>& row) {
-    for (std::size_t i = 0; i < row.size(); ++i) {
-        if (i > 0) {
-            out += '\t';
-        }
-        const sql::Value& value = *row[i];
-        if (!value) {
-            out += "\\N";
-            continue;
-        }
-        // Runs of plain bytes are appended whole; only the four escaped bytes go one by one.
-        const std::string_view text = *value;
-        std::size_t start = 0;
-        while (start < text.size()) {
-            std::size_t end = start;
-            while (end < text.size() && !escaped(text[end])) {
-                ++end;
-            }
-            out.append(text.data() + start, end - start);
-            if (end == text.size()) {
-                break;
-            }
-            out += '\\';
-            switch (text[end]) {
-            case '\t':
-                out += 't';
-                break;
-            case '\n':
-                out += 'n';
-                break;
-            case '\r':
-                out += 'r';
-                break;
-            default:
-                out += text[end]; // the backslash itself
-            }
-            start = end + 1;
-        }
-    }
-    out += '\n';
-}
-
 namespace {
 
 // Sends `rows` through `copy_sql` (a COPY ... FROM STDIN). Returns the failing result when the
@@ -98,7 +54,7 @@ Result send_copy(PGconn* connection, const std::string& copy_sql,
     std::string buffer;
     buffer.reserve(k_copy_chunk + 64 * 1024);
     for (const auto& row : rows) {
-        append_copy_row(buffer, row);
+        sql::append_tab_text_row(buffer, row, sql::TabTextNul::absent);
         if (buffer.size() >= k_copy_chunk) {
             if (PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) {
                 throw copy_error(connection, "sending rows of " + table_name);

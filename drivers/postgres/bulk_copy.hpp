@@ -10,10 +10,6 @@
 
 namespace crmsync::drivers::postgres {
 
-// COPY ... FROM STDIN in text format: values escaped (\\, \t, \n, \r), NULL as \N.
-// Appends one line per row to `out`.
-void append_copy_row(std::string& out, const std::vector<const sql::Value*>& row);
-
 // Per connection: whether a table may still take rows by a COPY straight into it (decided at
 // its first bulk load: empty, with a unique index on the key alone). Keyed by table name.
 using DirectCopyTables = std::unordered_map<std::string, bool>;

@@ -1,77 +1,21 @@
-// The bulk-load text encoders: COPY's text format (drivers/postgres/bulk_copy) and LOAD DATA's
-// (drivers/mysql/load_data). Each row must encode to one line that the server's reader decodes
-// back to exactly the same values and NULLs, whatever bytes the values hold.
+// The bulk-load text encoder (lib/sql/tab_text) in both of its forms: COPY's text format
+// (PostgreSQL) and LOAD DATA's (MySQL/MariaDB, NUL escaped). Each row must encode to one line
+// that the server's reader decodes back to exactly the same values and NULLs, whatever bytes the
+// values hold.
 
-#include "drivers/mysql/load_data.hpp"
-#include "drivers/postgres/bulk_copy.hpp"
+#include "lib/sql/tab_text.hpp"
+#include "tests/support/tab_text_decode.hpp"
 
 #include <catch2/catch.hpp>
 
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 using namespace crmsync;
+using crmsync::testing::decode_tab_text_line;
 
 namespace {
-
-// Reads one encoded line back as the server does. `nul_escape`: LOAD DATA also writes \0.
-// Returns nothing when the line is not one the server would read as a single row.
-std::optional<std::vector<sql::Value>> decode_line(const std::string& line, bool nul_escape) {
-    if (line.empty() || line.back() != '\n') {
-        return std::nullopt;
-    }
-    std::vector<sql::Value> row;
-    std::string field;
-    bool null = false;
-    for (std::size_t i = 0; i + 1 < line.size(); ++i) {
-        const char c = line[i];
-        if (c == '\t') {
-            row.push_back(null ? sql::Value{} : sql::Value{field});
-            field.clear();
-            null = false;
-        } else if (c == '\n' || c == '\r') {
-            return std::nullopt; // a raw line break would split the row
-        } else if (c == '\\') {
-            if (i + 2 >= line.size()) {
-                return std::nullopt;
-            }
-            switch (line[++i]) {
-            case 'N':
-                if (!field.empty()) {
-                    return std::nullopt;
-                }
-                null = true;
-                break;
-            case 't':
-                field += '\t';
-                break;
-            case 'n':
-                field += '\n';
-                break;
-            case 'r':
-                field += '\r';
-                break;
-            case '\\':
-                field += '\\';
-                break;
-            case '0':
-                if (!nul_escape) {
-                    return std::nullopt;
-                }
-                field += '\0';
-                break;
-            default:
-                return std::nullopt; // an escape neither encoder writes
-            }
-        } else {
-            field += c;
-        }
-    }
-    row.push_back(null ? sql::Value{} : sql::Value{field});
-    return row;
-}
 
 std::string encode(const std::vector<sql::Value>& values, bool load_data) {
     std::vector<const sql::Value*> row;
@@ -79,11 +23,8 @@ std::string encode(const std::vector<sql::Value>& values, bool load_data) {
         row.push_back(&v);
     }
     std::string out;
-    if (load_data) {
-        drivers::mysql::append_load_data_row(out, row);
-    } else {
-        drivers::postgres::append_copy_row(out, row);
-    }
+    sql::append_tab_text_row(out, row,
+                             load_data ? sql::TabTextNul::escaped : sql::TabTextNul::absent);
     return out;
 }
 
@@ -129,11 +70,11 @@ std::vector<std::vector<sql::Value>> hostile_rows(bool with_nul) {
 
 } // namespace
 
-TEST_CASE("append_copy_row writes one COPY text line that reads back as the same row") {
+TEST_CASE("append_tab_text_row writes one COPY text line that reads back as the same row") {
     for (const auto& row : hostile_rows(false)) {
         const auto line = encode(row, false);
         INFO(line);
-        const auto decoded = decode_line(line, false);
+        const auto decoded = decode_tab_text_line(line, false);
         REQUIRE(decoded);
         CHECK(*decoded == row);
     }
@@ -141,11 +82,11 @@ TEST_CASE("append_copy_row writes one COPY text line that reads back as the same
           "a\\\\b\t\\N\tc\\td\n");
 }
 
-TEST_CASE("append_load_data_row writes one LOAD DATA line that reads back as the same row") {
+TEST_CASE("append_tab_text_row writes one LOAD DATA line that reads back as the same row") {
     for (const auto& row : hostile_rows(true)) {
         const auto line = encode(row, true);
         INFO(line);
-        const auto decoded = decode_line(line, true);
+        const auto decoded = decode_tab_text_line(line, true);
         REQUIRE(decoded);
         CHECK(*decoded == row);
     }
