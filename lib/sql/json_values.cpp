@@ -1,12 +1,15 @@
 #include "lib/sql/json_values.hpp"
 
 #include "lib/util/time.hpp"
+#include "lib/util/utf8.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 #include <type_traits>
 
 namespace crmsync::sql {
@@ -237,16 +240,6 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
     return fail(problem, "a known type", value);
 }
 
-std::string to_json_text(const nlohmann::json& record) {
-    std::string text = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (text.find("\\u0000") == std::string::npos) {
-        return text;
-    }
-    nlohmann::json copy = record;
-    scrub_nul_tree(copy);
-    return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
 namespace {
 
 constexpr auto k_replace_invalid = nlohmann::json::error_handler_t::replace;
@@ -261,12 +254,143 @@ JsonWriter writer_into(std::string& out) {
                       k_replace_invalid);
 }
 
+// How a JSON string writes each byte: 0 as it is, else the letter after the backslash (u for
+// a four-digit code). The same escapes as nlohmann's dump() without ensure_ascii.
+constexpr std::array<char, 256> k_json_escape = [] {
+    std::array<char, 256> escape{};
+    for (int c = 0; c < 0x20; ++c) {
+        escape[static_cast<std::size_t>(c)] = 'u';
+    }
+    escape['\b'] = 'b';
+    escape['\t'] = 't';
+    escape['\n'] = 'n';
+    escape['\f'] = 'f';
+    escape['\r'] = 'r';
+    escape['"'] = '"';
+    escape['\\'] = '\\';
+    return escape;
+}();
+
+// Writes `text` as a JSON string, as dump() would. Plain runs are appended whole: nlohmann's
+// writer decodes every byte through its UTF-8 automaton, which was the single largest cost of
+// writing _raw texts. Invalid UTF-8 (which the API's parsed values never hold) goes through
+// nlohmann's writer for its replacement characters.
+void write_string(JsonWriter& writer, std::string& out, const std::string& text) {
+    if (!util::is_valid_utf8(text)) {
+        writer.dump(nlohmann::json(text), false, false, 0);
+        return;
+    }
+    static constexpr char k_hex[] = "0123456789abcdef";
+    out += '"';
+    const char* run = text.data();
+    const char* const end = run + text.size();
+    for (const char* p = run; p != end; ++p) {
+        const auto byte = static_cast<unsigned char>(*p);
+        const char escape = k_json_escape[byte];
+        if (escape == 0) {
+            continue;
+        }
+        out.append(run, p);
+        out += '\\';
+        out += escape;
+        if (escape == 'u') {
+            out += "00";
+            out += k_hex[byte >> 4];
+            out += k_hex[byte & 0xF];
+        }
+        run = p + 1;
+    }
+    out.append(run, end);
+    out += '"';
+}
+
+template <typename Integer> void write_integer(std::string& out, Integer number) {
+    std::array<char, 24> digits{};
+    const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), number);
+    out.append(digits.data(), result.ptr);
+}
+
+// Writes `value` as dump(-1, ' ', false, replace) would. Floats (rare in API records and
+// subtle to format) and binary values go through nlohmann's writer.
+void write_value(JsonWriter& writer, std::string& out, const nlohmann::json& value) {
+    using Type = nlohmann::json::value_t;
+    switch (value.type()) {
+    case Type::object: {
+        out += '{';
+        bool first = true;
+        for (const auto& [key, member] : value.get_ref<const nlohmann::json::object_t&>()) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            write_string(writer, out, key);
+            out += ':';
+            write_value(writer, out, member);
+        }
+        out += '}';
+        return;
+    }
+    case Type::array: {
+        out += '[';
+        bool first = true;
+        for (const auto& item : value.get_ref<const nlohmann::json::array_t&>()) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            write_value(writer, out, item);
+        }
+        out += ']';
+        return;
+    }
+    case Type::string:
+        write_string(writer, out, value.get_ref<const std::string&>());
+        return;
+    case Type::boolean:
+        out += value.get<bool>() ? "true" : "false";
+        return;
+    case Type::null:
+        out += "null";
+        return;
+    case Type::number_integer:
+        write_integer(out, value.get<std::int64_t>());
+        return;
+    case Type::number_unsigned:
+        write_integer(out, value.get<std::uint64_t>());
+        return;
+    default:
+        writer.dump(value, false, false, 0);
+        return;
+    }
+}
+
+std::string dump_compact(const nlohmann::json& value) {
+    std::string text;
+    auto writer = writer_into(text);
+    write_value(writer, text, value);
+    return text;
+}
+
+} // namespace
+
+std::string to_json_text(const nlohmann::json& record) {
+    std::string text = dump_compact(record);
+    if (text.find("\\u0000") == std::string::npos) {
+        return text;
+    }
+    nlohmann::json copy = record;
+    scrub_nul_tree(copy);
+    return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+
 // Writes `value` as dump() would, leaving out what `prune` names (null: nothing). `writer`
 // appends to `out`, and everything a dump() call writes is in `out` when it returns.
 void write_pruned(JsonWriter& writer, std::string& out, const nlohmann::json& value,
                   const JsonPrune* prune) {
     if (prune == nullptr || !value.is_object()) {
-        writer.dump(value, false, false, 0);
+        write_value(writer, out, value);
         return;
     }
     out += '{';
@@ -279,11 +403,11 @@ void write_pruned(JsonWriter& writer, std::string& out, const nlohmann::json& va
             out += ',';
         }
         first = false;
-        writer.dump(nlohmann::json(it.key()), false, false, 0);
+        write_string(writer, out, it.key());
         out += ':';
         const auto items = prune->items_of.find(it.key());
         if (items == prune->items_of.end() || !it->is_array()) {
-            writer.dump(*it, false, false, 0);
+            write_value(writer, out, *it);
             continue;
         }
         out += '[';

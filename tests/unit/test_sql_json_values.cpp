@@ -4,7 +4,11 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
+#include <functional>
 #include <initializer_list>
+#include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -256,6 +260,88 @@ TEST_CASE("sql::to_json_text", "[unit]") {
     SECTION("keeps a literal backslash-u0000 text that is not a NUL") {
         json record = json::object({{"s", "\\u0000"}});
         CHECK(json::parse(sql::to_json_text(record))["s"] == "\\u0000");
+    }
+}
+
+TEST_CASE("sql::to_json_text writes what nlohmann's dump() writes, byte for byte", "[unit]") {
+    // Change detection hashes these texts: a byte of difference from the writer used before
+    // would make every stored record look changed once.
+    const auto dumped = [](const json& value) {
+        return value.dump(-1, ' ', false, json::error_handler_t::replace);
+    };
+    SECTION("every character below 0x80 and every kind of value") {
+        std::string all_ascii;
+        for (int c = 1; c < 0x80; ++c) {
+            all_ascii += static_cast<char>(c);
+        }
+        json record = json::object();
+        record["ascii"] = all_ascii;
+        record[all_ascii] = "as a key";
+        record["utf8"] = "\u00e4\u20ac\U0001F600 \xE2\x80\xA8";
+        record["bad_utf8"] = std::string("a\xFF\xC3(b\xED\xA0\x80");
+        record[std::string("bad\xFEkey")] = 1;
+        record["numbers"] = json::array({0, -1, INT64_MIN, INT64_MAX, UINT64_MAX, 1.0, -0.0, 0.1,
+                                         1e300, -2.5e-300, 123456789.125, 1e21, 1e-7});
+        record["nan"] = std::numeric_limits<double>::quiet_NaN();
+        record["inf"] = -std::numeric_limits<double>::infinity();
+        record["literals"] = json::array({true, false, nullptr});
+        record["empty"] = json::array({json::object(), json::array(), ""});
+        record["nested"] = json::array({json::array({json::object({{"a", json::array({1})}})})});
+        record["binary"] = json::binary({1, 2, 3});
+        CHECK(sql::to_json_text(record) == dumped(record));
+        CHECK(sql::to_json_text(record["numbers"]) == dumped(record["numbers"]));
+        CHECK(sql::to_json_text(json("x\ty")) == "\"x\\ty\"");
+        CHECK(sql::to_json_text(json(nullptr)) == "null");
+    }
+    SECTION("random documents") {
+        std::mt19937 random(20261204);
+        const auto random_string = [&random] {
+            // Mostly plain text with escapes, multi-byte characters and a rare invalid byte.
+            static const std::vector<std::string> pieces = {
+                "a",      "Zz",     " ",          "\"",         "\\",   "/",
+                "\n",     "\r\n",   "\t",         "\x01",       "\x1F", "\x7F",
+                "\u00fc", "\u20ac", "\U0001F4DE", "0123456789", "\xC3", "\xFF"};
+            std::string text;
+            const auto length = random() % 12;
+            for (std::size_t i = 0; i < length; ++i) {
+                text += pieces[random() % pieces.size()];
+            }
+            return text;
+        };
+        std::function<json(int)> random_value = [&](int depth) -> json {
+            switch (random() % (depth > 3 ? 6 : 8)) {
+            case 0:
+                return nullptr;
+            case 1:
+                return random() % 2 == 0;
+            case 2:
+                return static_cast<std::int64_t>(random()) - (1LL << 31);
+            case 3:
+                return static_cast<double>(static_cast<std::int32_t>(random())) / 1000.0;
+            case 4:
+            case 5:
+                return random_string();
+            case 6: {
+                json array = json::array();
+                for (auto n = random() % 5; n > 0; --n) {
+                    array.push_back(random_value(depth + 1));
+                }
+                return array;
+            }
+            default: {
+                json object = json::object();
+                for (auto n = random() % 6; n > 0; --n) {
+                    object[random_string()] = random_value(depth + 1);
+                }
+                return object;
+            }
+            }
+        };
+        for (int i = 0; i < 3000; ++i) {
+            const json value = random_value(0);
+            INFO(dumped(value));
+            REQUIRE(sql::to_json_text(value) == dumped(value));
+        }
     }
 }
 
