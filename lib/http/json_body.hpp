@@ -19,6 +19,7 @@ struct JsonBody {
     std::vector<std::size_t> too_deep; // positions, in a top-level array, of elements that held
                                        // values nested deeper than k_max_json_depth (dropped
                                        // from them); {0} for a top-level value that is not an array
+    bool parsed_by_simdjson = false;   // the fast path took it (else nlohmann's parser)
 };
 
 // Replaces the \u escapes of lone UTF-16 surrogates (legal JSON text, no Unicode character)
@@ -31,7 +32,8 @@ bool nests_as_deep_as(std::string_view text, int levels);
 
 // Parses `text` (a 2xx body): invalid UTF-8 and lone surrogates become U+FFFD, and values
 // nested deeper than k_max_json_depth are left out and reported in `too_deep`. Never throws
-// for bad text: `doc` is then discarded.
+// for bad text: `doc` is then discarded. The document is always the one nlohmann's parser builds
+// from the repaired text; simdjson parses it when it can, which is several times quicker.
 JsonBody parse_json_body(std::string text);
 
 } // namespace crmsync::http

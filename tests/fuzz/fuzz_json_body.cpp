@@ -1,8 +1,12 @@
 // The lenient parser of API bodies: any bytes give a document or a discarded one, never a
 // crash; a document is valid UTF-8 throughout (a strict dump succeeds) and nests at most
-// k_max_json_depth levels, so dump() and tree walks cannot overflow the stack.
+// k_max_json_depth levels, so dump() and tree walks cannot overflow the stack. Below that depth
+// the document is exactly what nlohmann's parser builds from the repaired text, whether simdjson
+// or nlohmann parsed it.
 
 #include "lib/http/json_body.hpp"
+#include "lib/util/utf8.hpp"
+#include "tests/support/json_same_document.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -43,7 +47,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (http::replace_lone_surrogates(again) != 0) {
         std::abort(); // replacing is idempotent
     }
+    std::string repaired = text;
+    util::repair_utf8(repaired);
+    http::replace_lone_surrogates(repaired);
     const auto body = http::parse_json_body(std::move(text));
+    if (!http::nests_as_deep_as(repaired, http::k_max_json_depth) &&
+        !testing::same_json_document(body.doc, nlohmann::json::parse(repaired, nullptr, false))) {
+        std::abort(); // the fast path built another document than nlohmann's parser
+    }
     if (body.doc.is_discarded()) {
         return 0;
     }

@@ -19,8 +19,10 @@ for field in "Package: crmsync" "Version: $version" "Recommends: tdsodbc"; do
     grep -q "$field" <<<"$info" || fail "control lacks '$field'"
 done
 depends=$(sed -n 's/^ Depends: //p' <<<"$info")
-for lib in libcurl4 libpq5 libsqlite3-0 libsoci-core libsoci-postgresql libsoci-mysql \
-    libsoci-odbc libsoci-sqlite3; do
+libs=(libcurl4 libpq5 libsqlite3-0 libsoci-core libsoci-postgresql libsoci-mysql libsoci-odbc
+    libsoci-sqlite3 libsimdjson14)
+[[ $(sed -n 's/^CRMSYNC_JEMALLOC:BOOL=//p' "$build/CMakeCache.txt") == ON ]] && libs+=(libjemalloc2)
+for lib in "${libs[@]}"; do
     grep -q "$lib" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
 
