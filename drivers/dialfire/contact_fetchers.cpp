@@ -14,6 +14,9 @@ ContactFetchers::ContactFetchers(const ApiConfig& api, std::size_t workers,
 ContactFetchers::~ContactFetchers() {
     m_jobs.close();
     m_results.close();
+    if (m_feeder.joinable()) {
+        m_feeder.join();
+    }
     for (auto& t : m_threads) {
         if (t.joinable()) {
             t.join();
@@ -22,6 +25,7 @@ ContactFetchers::~ContactFetchers() {
 }
 
 void ContactFetchers::add_ids(const std::vector<std::string>& ids) {
+    std::lock_guard lock(m_mutex);
     for (std::size_t start = 0; start < ids.size(); start += k_contacts_per_request) {
         const auto end = std::min(ids.size(), start + k_contacts_per_request);
         m_pending.emplace_back(ids.begin() + static_cast<long>(start),
@@ -30,42 +34,58 @@ void ContactFetchers::add_ids(const std::vector<std::string>& ids) {
 }
 
 std::optional<FetchedBatch> ContactFetchers::next(const std::function<bool()>& list_more) {
-    for (;;) {
-        if (auto ready = m_results.try_pop()) {
-            return ready;
-        }
-        if (!m_pending.empty()) {
-            if (m_jobs.try_push(m_pending.front())) {
-                m_pending.pop_front();
-                continue;
-            }
-            if (!error()) {
-                // The workers are busy: wait for a result, which frees a place.
-                if (auto ready = m_results.pop()) {
-                    return ready;
+    if (!m_feeder.joinable()) {
+        m_feeder = std::thread([this, list_more] { feed(list_more); });
+    }
+    if (auto ready = m_results.pop()) {
+        return ready;
+    }
+    if (auto failure = error()) {
+        std::rethrow_exception(failure);
+    }
+    return std::nullopt;
+}
+
+void ContactFetchers::feed(const std::function<bool()>& list_more) {
+    try {
+        for (bool listing = true;;) {
+            std::optional<std::vector<std::string>> ids;
+            {
+                std::lock_guard lock(m_mutex);
+                if (m_error) {
+                    break;
+                }
+                if (!m_pending.empty()) {
+                    ids = std::move(m_pending.front());
+                    m_pending.pop_front();
                 }
             }
-            // The workers stopped on an error: nothing more is fetched.
-            m_pending.clear();
-            m_listing_done = true;
-            continue;
+            if (ids) {
+                // Blocks while the workers are busy; false once closed (an error or the end).
+                if (!m_jobs.push(std::move(*ids))) {
+                    break;
+                }
+                continue;
+            }
+            if (!listing) {
+                break;
+            }
+            listing = list_more();
         }
-        if (!m_listing_done) {
-            m_listing_done = error() != nullptr || !list_more();
-            continue;
-        }
-        if (!m_jobs_closed) {
-            m_jobs.close();
-            m_jobs_closed = true;
-        }
-        if (auto ready = m_results.pop()) {
-            return ready;
-        }
-        if (auto failure = error()) {
-            std::rethrow_exception(failure);
-        }
-        return std::nullopt;
+    } catch (...) {
+        fail(std::current_exception());
     }
+    m_jobs.close();
+}
+
+void ContactFetchers::fail(std::exception_ptr failure) {
+    {
+        std::lock_guard lock(m_mutex);
+        if (!m_error) {
+            m_error = std::move(failure);
+        }
+    }
+    m_jobs.close();
 }
 
 std::exception_ptr ContactFetchers::error() {
@@ -85,11 +105,7 @@ void ContactFetchers::work(const ApiConfig& api, http::RetryContext retry) {
             }
         }
     } catch (...) {
-        std::lock_guard lock(m_mutex);
-        if (!m_error) {
-            m_error = std::current_exception();
-        }
-        m_jobs.close();
+        fail(std::current_exception());
     }
     if (--m_running == 0) {
         m_results.close();

@@ -26,37 +26,44 @@ struct FetchedBatch {
 
 // Threads that fetch contacts by id (E3, at most k_contacts_per_request per request) with
 // bounded parallelism and hand the parsed contacts back through a bounded queue, so memory
-// stays flat. The first error stops them; batches fetched before it are still returned.
-// Used from one thread: add_ids() and next().
+// stays flat. A feeding thread hands the ids to them and lists more (E2) when it has handed out
+// all it has, so listing and the md5 lookups overlap the fetching and the transform instead of
+// stopping them once per listed page. The first error stops them; batches fetched before it are
+// still returned.
 class ContactFetchers {
 public:
     ContactFetchers(const ApiConfig& api, std::size_t workers, http::RetryContext retry);
+    // Stops the feeding thread and the workers and waits for them (a request in flight ends
+    // first); the `list_more` given to next() must stay callable until then.
     ~ContactFetchers();
     ContactFetchers(const ContactFetchers&) = delete;
     ContactFetchers& operator=(const ContactFetchers&) = delete;
 
-    // Ids to fetch, in requests of at most k_contacts_per_request; never blocks.
+    // Ids to fetch, in requests of at most k_contacts_per_request; never blocks. Called before
+    // the first next() or by `list_more` (on the feeding thread).
     void add_ids(const std::vector<std::string>& ids);
 
-    // The next fetched batch. When every id added so far is handed out, calls `list_more`,
-    // which may add_ids() and returns false once there is nothing more to list. Ids are
-    // handed to the workers without blocking, so their results never pile up unread.
-    // nullopt at the end; throws the first worker's error after the batches fetched before it.
+    // The next fetched batch, from one consumer thread. The first call starts the feeding
+    // thread, which calls `list_more` whenever every id added so far is handed out; it may
+    // add_ids() and returns false once there is nothing more to list (its exception stops the
+    // fetching like a worker's). nullopt at the end; throws the first error after the batches
+    // fetched before it.
     std::optional<FetchedBatch> next(const std::function<bool()>& list_more);
 
 private:
+    void feed(const std::function<bool()>& list_more);
     void work(const ApiConfig& api, http::RetryContext retry);
+    void fail(std::exception_ptr failure);
     std::exception_ptr error();
 
     pipeline::BoundedQueue<std::vector<std::string>> m_jobs;
     pipeline::BoundedQueue<FetchedBatch> m_results;
+    std::mutex m_mutex; // guards m_pending and m_error
     std::deque<std::vector<std::string>> m_pending;
-    bool m_listing_done = false;
-    bool m_jobs_closed = false;
-    std::mutex m_mutex;
     std::exception_ptr m_error;
     std::atomic<std::size_t> m_running{0};
     std::vector<std::thread> m_threads;
+    std::thread m_feeder;
 };
 
 } // namespace crmsync::drivers::dialfire

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+
 namespace crmsync::drivers::dialfire {
 namespace {
 
@@ -21,6 +23,11 @@ public:
         : m_options(options),
           m_sink(sink), m_retry{options.retry, m_stats, Clock::real(), options.deadline, ""},
           m_api(options.api, m_retry) {}
+    // The fetchers' feeding thread calls list_more(), which uses the members below: it stops
+    // before they go.
+    ~ContactSource() override { m_fetchers.reset(); }
+    ContactSource(const ContactSource&) = delete;
+    ContactSource& operator=(const ContactSource&) = delete;
 
     // E1: the campaign's fields decide the contacts table's columns; also the server's clock.
     const DialfireSchema& discover(std::size_t max_identifier_bytes) {
@@ -77,7 +84,7 @@ public:
     }
 
     void report(pipeline::RunSummary& summary) const override {
-        summary.skipped += m_skipped;
+        summary.skipped += m_skipped.load();
         if (m_missing > 0) {
             summary.counters.emplace_back("missing", m_missing);
         }
@@ -108,7 +115,7 @@ private:
 
     std::string progress_json(const char* phase) const {
         return fmt::format(R"({{"phase":"{}","contacts_listed":{},"contacts_fetched":{}}})", phase,
-                           m_listed, m_fetched);
+                           m_listed.load(), m_fetched);
     }
 
     std::optional<pipeline::Page> next_contacts() {
@@ -140,7 +147,8 @@ private:
         return page;
     }
 
-    // One E2 page: its changed contacts go to the fetchers. False after the last page.
+    // One E2 page: its changed contacts go to the fetchers. False after the last page. Runs on
+    // the fetchers' feeding thread: what it shares with the consumer is atomic.
     bool list_more() {
         const std::string changed_since = m_from ? util::format_date(*m_from) : "";
         const auto page = m_api.list_contacts(changed_since, m_cursor);
@@ -212,15 +220,15 @@ private:
     DialfireSchema m_schema;
     SystemTime m_server_now{};
     std::optional<SystemTime> m_from;
-    bool m_may_checkpoint = false;
+    std::atomic<bool> m_may_checkpoint = false;
     Phase m_phase = Phase::contacts;
     std::unique_ptr<ContactFetchers> m_fetchers;
     std::string m_cursor;
     std::string m_inbound_cursor;
     bool m_inbound_done = false;
-    long m_listed = 0;
+    std::atomic<long> m_listed = 0;
     long m_fetched = 0;
-    long m_skipped = 0;
+    std::atomic<long> m_skipped = 0;
     long m_missing = 0;
 };
 
