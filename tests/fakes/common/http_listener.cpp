@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -16,6 +17,11 @@ constexpr auto k_write_timeout = std::chrono::seconds(30);
 constexpr auto k_keep_alive_idle = std::chrono::seconds(5);
 constexpr std::size_t k_keep_alive_max_requests = 10'000;
 constexpr auto k_start_timeout = std::chrono::seconds(5);
+// Debian's cpp-httplib is a compiled library that listens with a backlog of 5. A client opening
+// 16 connections at once (webhook --w 16) overflowed it: the kernel dropped a handshake and that
+// connection waited a second for the retransmission, a stall real servers (nginx: 511) do not
+// have. listen() again on the bound socket raises it.
+constexpr int k_listen_backlog = 511;
 
 } // namespace
 
@@ -32,9 +38,11 @@ int HttpListener::start(int port, const Setup& setup, std::size_t worker_threads
     server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     // httplib's default sets SO_REUSEPORT, which would let two fakes bind one fixed port.
     // SO_REUSEADDR alone still allows rebinding while old connections sit in TIME_WAIT.
-    server->set_socket_options([](socket_t sock) {
+    auto listening = std::make_shared<std::atomic<socket_t>>(INVALID_SOCKET);
+    server->set_socket_options([listening](socket_t sock) {
         int yes = 1;
         ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+        *listening = sock;
     });
     server->set_read_timeout(k_read_timeout);
     server->set_write_timeout(k_write_timeout);
@@ -50,6 +58,15 @@ int HttpListener::start(int port, const Setup& setup, std::size_t worker_threads
                                 : (server->bind_to_port("127.0.0.1", port) ? port : -1);
     if (bound <= 0) {
         throw std::runtime_error("cannot bind 127.0.0.1:" + std::to_string(port));
+    }
+    int accepting = 0;
+    socklen_t length = sizeof(accepting);
+    if (const socket_t sock = *listening;
+        sock == INVALID_SOCKET ||
+        ::getsockopt(sock, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) != 0 || !accepting ||
+        ::listen(sock, k_listen_backlog) != 0) {
+        throw std::runtime_error("cannot raise the listen backlog of 127.0.0.1:" +
+                                 std::to_string(bound));
     }
     auto listen_returned = std::make_shared<std::atomic<bool>>(false);
     auto* raw = server.get();
