@@ -160,20 +160,22 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
         throw copy_error(connection, "loading rows of " + table.name);
     }
 
-    const std::string key = dialect.quote(table.key());
-    const auto existing = run(connection,
-                              "SELECT count(*) FROM " + stage + " s JOIN " + target + " t ON t." +
-                                  key + " = s." + key,
-                              "counting existing rows of " + table.name);
-    sql::Database::BulkResult result;
-    result.existing = std::atol(PQgetvalue(existing.get(), 0, 0));
-
     const auto upsert = dialect.upsert_from_table(table, columns, stage_name);
     if (!upsert) {
         throw Error(ErrorKind::internal, "the dialect has no upsert from a staging table");
     }
-    const auto done = run(connection, *upsert, "upserting into " + table.name);
-    result.affected = std::atol(PQcmdTuples(done.get()));
+    // One statement that also counts what it did, instead of a join of the staging table with
+    // the target before it: a row the INSERT added has xmax 0, a row ON CONFLICT updated has it
+    // set, and an unchanged row (the WHERE of DO UPDATE false) is not returned at all.
+    const auto done = run(connection,
+                          "WITH written AS (" + *upsert +
+                              " RETURNING (t.xmax = 0) AS inserted) SELECT count(*) FILTER "
+                              "(WHERE inserted), count(*) FROM written",
+                          "upserting into " + table.name);
+    const long inserted = std::atol(PQgetvalue(done.get(), 0, 0));
+    sql::Database::BulkResult result;
+    result.existing = static_cast<long>(rows.size()) - inserted;
+    result.affected = std::atol(PQgetvalue(done.get(), 0, 1));
     return result;
 }
 
