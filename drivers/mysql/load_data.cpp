@@ -125,14 +125,15 @@ namespace {
 // Keys per query when counting the keys of a batch already stored.
 constexpr std::size_t k_keys_per_query = 1000;
 
-// LOAD DATA LOCAL INFILE of `rows` into `into` (quoted). False, having loaded nothing, when
-// LOCAL INFILE is refused; throws on any other failure and on rows the server did not take as
-// sent. REPLACE keeps strict mode in force (LOCAL alone implies IGNORE, which turns a value
-// the column cannot hold into a silent truncation); a row it would replace counts twice, so a
-// key that is not new makes the load fail instead of passing unnoticed.
-bool load_rows(sql::Database& db, MYSQL* connection, RowStream& stream, const std::string& into,
-               const std::string& names, const std::string& table,
-               const std::vector<std::vector<const sql::Value*>>& rows) {
+// LOAD DATA LOCAL INFILE of `rows` into `into` (quoted): the rows the server counts, nullopt,
+// having loaded nothing, when LOCAL INFILE is refused; throws on any other failure. REPLACE
+// keeps strict mode in force (LOCAL alone implies IGNORE, which turns a value the column cannot
+// hold into a silent truncation); a row it replaces counts twice, so a count above rows.size()
+// says that keys were not new.
+std::optional<long> load_rows_counted(sql::Database& db, MYSQL* connection, RowStream& stream,
+                                      const std::string& into, const std::string& names,
+                                      const std::string& table,
+                                      const std::vector<std::vector<const sql::Value*>>& rows) {
     const std::string load = std::string("LOAD DATA LOCAL INFILE '") + RowStream::k_file_name +
                              "' REPLACE INTO TABLE " + into +
                              " CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
@@ -148,20 +149,39 @@ bool load_rows(sql::Database& db, MYSQL* connection, RowStream& stream, const st
             log::debug("mysql: the server refuses LOAD DATA LOCAL INFILE ({}); writing {} rows of "
                        "{} with multi-row statements",
                        mysql_error(connection), rows.size(), table);
-            return false;
+            return std::nullopt;
         }
         throw;
     }
     stream.disarm();
     check_no_warnings(db, connection, table);
-    if (loaded != static_cast<long>(rows.size())) {
-        throw Error(ErrorKind::io,
-                    "database error while loading rows of " + table + ": the server took " +
-                        std::to_string(loaded) + " rows for " + std::to_string(rows.size()) +
-                        " sent",
-                    "nothing past the last committed batch was recorded");
+    return loaded;
+}
+
+Error rows_not_taken_as_sent(const std::string& table, long loaded, std::size_t sent) {
+    return Error(ErrorKind::io,
+                 "database error while loading rows of " + table + ": the server took " +
+                     std::to_string(loaded) + " rows for " + std::to_string(sent) + " sent",
+                 "nothing past the last committed batch was recorded");
+}
+
+// load_rows_counted for rows whose keys are all new: throws when the server took other than
+// exactly the rows sent. False when LOCAL INFILE is refused.
+bool load_rows(sql::Database& db, MYSQL* connection, RowStream& stream, const std::string& into,
+               const std::string& names, const std::string& table,
+               const std::vector<std::vector<const sql::Value*>>& rows) {
+    const auto loaded = load_rows_counted(db, connection, stream, into, names, table, rows);
+    if (!loaded) {
+        return false;
+    }
+    if (*loaded != static_cast<long>(rows.size())) {
+        throw rows_not_taken_as_sent(table, *loaded, rows.size());
     }
     return true;
+}
+
+bool table_is_empty(sql::Database& db, const std::string& target) {
+    return db.query("SELECT 1 FROM " + target + " LIMIT 1").empty();
 }
 
 // How many of the batch's keys the target holds already.
@@ -187,7 +207,8 @@ long count_stored_keys(sql::Database& db, const sql::Table& table, std::size_t k
 std::optional<sql::Database::BulkResult>
 load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const sql::Table& table,
                  const std::vector<const sql::Column*>& columns,
-                 const std::vector<std::vector<const sql::Value*>>& rows) {
+                 const std::vector<std::vector<const sql::Value*>>& rows,
+                 DirectLoadTables* direct) {
     const sql::Dialect& dialect = db.dialect();
     const std::string target = dialect.quote(table.name);
     std::string names;
@@ -202,9 +223,38 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
         throw Error(ErrorKind::internal, "table " + table.name + " has no bound key column");
     }
 
-    // Only new keys (every batch of a first load): straight into the target, as an insert.
-    // The transaction holds the job's rows; a key another session adds meanwhile makes the
-    // load fail (see load_rows), never a wrong count.
+    // A table that was empty when this connection first wrote to it (a first load): load
+    // straight into it without asking which keys it holds. A key it holds after all (a contact
+    // listed twice, another writer) shows in the count (REPLACE counts it twice): the load is
+    // undone and the table takes the paths below from then on.
+    if (direct != nullptr) {
+        auto [allowed, first_time] = direct->try_emplace(table.name, false);
+        if (first_time) {
+            allowed->second = table_is_empty(db, target);
+        }
+        if (allowed->second) {
+            db.execute("SAVEPOINT crmsync_direct_load");
+            const auto loaded =
+                load_rows_counted(db, connection, stream, target, names, table.name, rows);
+            if (!loaded) {
+                db.execute("ROLLBACK TO SAVEPOINT crmsync_direct_load");
+                return std::nullopt;
+            }
+            if (*loaded == static_cast<long>(rows.size())) {
+                db.execute("RELEASE SAVEPOINT crmsync_direct_load");
+                return sql::Database::BulkResult{0, *loaded};
+            }
+            db.execute("ROLLBACK TO SAVEPOINT crmsync_direct_load");
+            db.execute("RELEASE SAVEPOINT crmsync_direct_load");
+            allowed->second = false;
+            log::debug("{} already holds some of the keys loaded; counting stored keys from now on",
+                       table.name);
+        }
+    }
+
+    // Only new keys: straight into the target, as an insert. The transaction holds the job's
+    // rows; a key another session adds meanwhile makes the load fail (see load_rows), never a
+    // wrong count.
     const long stored = count_stored_keys(db, table, key_pos, rows);
     if (stored == 0) {
         if (!load_rows(db, connection, stream, target, names, table.name, rows)) {

@@ -5,6 +5,7 @@
 #include <mysql.h>
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,16 +41,23 @@ private:
     std::string m_error;
 };
 
+// Per table of one connection: whether batches still go straight in without counting the
+// stored keys first (see load_data_upsert). Filled on first use.
+using DirectLoadTables = std::map<std::string, bool>;
+
 // Upserts `rows` with LOAD DATA LOCAL INFILE fed from `stream`. When none of their keys is
 // stored yet (a first load) they are loaded straight into the target; otherwise into a
 // session-private staging table, then one INSERT ... SELECT ... ON DUPLICATE KEY UPDATE that
-// leaves unchanged rows (and their change stamp) as they are. Runs inside the caller's
-// transaction; any failure throws crmsync::Error(io) and leaves the statement rolled back.
-// Returns nullopt, having written nothing, when the server or client refuses LOCAL INFILE, so
-// the caller can use multi-row statements.
+// leaves unchanged rows (and their change stamp) as they are. With `direct`, a table empty at
+// its first batch takes its batches straight in without a query for their keys, under a
+// savepoint that undoes a batch whose keys were not all new (then counted, as without it).
+// Runs inside the caller's transaction; any failure throws crmsync::Error(io) and leaves the
+// statement rolled back. Returns nullopt, having written nothing, when the server or client
+// refuses LOCAL INFILE, so the caller can use multi-row statements.
 std::optional<sql::Database::BulkResult>
 load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const sql::Table& table,
                  const std::vector<const sql::Column*>& columns,
-                 const std::vector<std::vector<const sql::Value*>>& rows);
+                 const std::vector<std::vector<const sql::Value*>>& rows,
+                 DirectLoadTables* direct = nullptr);
 
 } // namespace crmsync::drivers::mysql

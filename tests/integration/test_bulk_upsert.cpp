@@ -274,6 +274,70 @@ TEST_CASE("a bulk load that fails in the middle rolls the whole transaction back
     }
 }
 
+TEST_CASE("MariaDB loads a first load straight in without counting keys, and falls back when "
+          "keys were stored",
+          "[mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "mysql") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        const auto& d = db->dialect();
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table table = hostile_table(prefix + "mydirect");
+        const sql::Table slow = hostile_table(prefix + "mydirect_slow");
+        sql::SchemaManager schema(*db);
+        schema.ensure(table);
+        schema.ensure(slow);
+        const auto rows_from = [](std::size_t first, std::size_t n, const std::string& label) {
+            std::vector<sql::Row> rows;
+            for (std::size_t i = first; i < first + n; ++i) {
+                rows.push_back({"r" + std::to_string(i), label, std::string("1.5"),
+                                std::string("7"), std::string("1"),
+                                std::string("2024-01-02 03:04:05.678"), std::string("{}"),
+                                std::nullopt});
+            }
+            return rows;
+        };
+        const auto both = [&](const std::vector<sql::Row>& rows, const std::string& at) {
+            const auto fast = write(*db, table, rows, at);
+            const auto by_row = write_row_by_row(*db, slow, rows, at);
+            CHECK(fast.inserted == by_row.inserted);
+            CHECK(fast.updated == by_row.updated);
+            CHECK(fast.unchanged == by_row.unchanged);
+            return fast;
+        };
+
+        CHECK(both(rows_from(0, k_bulk_rows + 10, "one"), "2024-05-05 05:05:05.000").inserted ==
+              static_cast<long>(k_bulk_rows + 10));
+        CHECK(both(rows_from(k_bulk_rows + 10, k_bulk_rows, "two"), "2024-05-05 05:05:05.000")
+                  .inserted == static_cast<long>(k_bulk_rows));
+        // The table was empty at its first batch, so this batch is loaded straight in first:
+        // half of its keys are stored (REPLACE counts them twice), so that load is undone and
+        // the batch upserted through the staging table, with the counts of the slow path.
+        auto mixed = rows_from(k_bulk_rows, 2 * k_bulk_rows, "two");
+        for (std::size_t i = 0; i < mixed.size(); i += 4) {
+            mixed[i][1] = std::string("changed");
+        }
+        const auto third = both(mixed, "2030-01-01 00:00:00.000");
+        CHECK(third.inserted == static_cast<long>(k_bulk_rows - 10));
+        CHECK(third.updated > 0);
+        CHECK(third.unchanged > 0);
+        CHECK(crmsync::testing::dump_table(*db, table.name, {}) ==
+              crmsync::testing::dump_table(*db, slow.name, {}));
+        // From then on the table counts keys first: new keys still go in, stored ones upsert.
+        const auto fourth =
+            both(rows_from(0, 3 * k_bulk_rows + 10, "three"), "2031-01-01 00:00:00.000");
+        CHECK(fourth.inserted == static_cast<long>(10));
+        CHECK(crmsync::testing::dump_table(*db, table.name, {}) ==
+              crmsync::testing::dump_table(*db, slow.name, {}));
+        for (const auto* t : {&table, &slow}) {
+            db->execute("DROP TABLE " + d.quote(t->name));
+        }
+    }
+}
+
 TEST_CASE("MariaDB falls back to multi-row statements when the server refuses LOCAL INFILE",
           "[mysql]") {
     TempDir dir;
