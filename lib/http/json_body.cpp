@@ -113,7 +113,7 @@ namespace {
 constexpr std::size_t k_simdjson_max_depth = 100;
 // A parser keeps the buffers of the largest document it has read (about 14 bytes per byte of
 // JSON, mostly never touched). Each thread keeps one for documents up to this size.
-constexpr std::size_t k_kept_parser_capacity = std::size_t{4} << 20;
+constexpr std::size_t k_kept_parser_capacity = std::size_t{1} << 20;
 
 // Whether `text` may hold the number -0 (an integer, not -0.0): a minus where a value starts
 // (after '[', ',', ':' or at the start, spaces between), a zero, and no digit, point or exponent

@@ -181,3 +181,22 @@ TEST_CASE("http::parse_json_body builds what nlohmann's parser builds from any t
         CHECK(fast > 2000);
     }
 }
+
+TEST_CASE("http::parse_json_body takes bodies of several megabytes the fast way too", "[unit]") {
+    // Past 1 MiB a body gets a parser of its own (a thread keeps one only for smaller ones).
+    nlohmann::json big = nlohmann::json::array();
+    for (int i = 0; i < 50000; ++i) {
+        big.push_back({{"id", i}, {"name", "contact " + std::to_string(i)}, {"score", i * 0.5}});
+    }
+    const std::string text = big.dump();
+    REQUIRE(text.size() > (std::size_t{2} << 20));
+    for (int round = 0; round < 2; ++round) {
+        const auto body = http::parse_json_body(text);
+        CHECK(body.parsed_by_simdjson);
+        CHECK(testing::same_json_document(body.doc, nlohmann::json::parse(text)));
+        // A small body after the big one still parses on the thread's own parser.
+        const auto small = http::parse_json_body(R"({"a":[1,2,3]})");
+        CHECK(small.parsed_by_simdjson);
+        CHECK(small.doc == nlohmann::json{{"a", {1, 2, 3}}});
+    }
+}
