@@ -120,6 +120,29 @@ sql::WriteCounts write_row_by_row(sql::Database& db, const sql::Table& table,
     return total;
 }
 
+// Rows of hostile_table with keys r<first> .. r<first + n - 1>, all labelled `label`.
+std::vector<sql::Row> numbered_rows(std::size_t first, std::size_t n, const std::string& label) {
+    std::vector<sql::Row> rows;
+    for (std::size_t i = first; i < first + n; ++i) {
+        rows.push_back({"r" + std::to_string(i), label, std::string("1.5"), std::string("7"),
+                        std::string("1"), std::string("2024-01-02 03:04:05.678"), std::string("{}"),
+                        std::nullopt});
+    }
+    return rows;
+}
+
+// Writes `rows` into `fast` in one batch (the bulk path) and into `slow` row by row, checks that
+// both counted the same, and returns the bulk path's counts.
+sql::WriteCounts write_both_ways(sql::Database& db, const sql::Table& fast, const sql::Table& slow,
+                                 const std::vector<sql::Row>& rows, const std::string& changed_at) {
+    const auto bulk = write(db, fast, rows, changed_at);
+    const auto by_row = write_row_by_row(db, slow, rows, changed_at);
+    CHECK(bulk.inserted == by_row.inserted);
+    CHECK(bulk.updated == by_row.updated);
+    CHECK(bulk.unchanged == by_row.unchanged);
+    return bulk;
+}
+
 std::string text_of(sql::Database& db, const sql::Table& table, const std::string& id) {
     const auto rows = db.query(db.dialect().select_by_keys(table, {"label"}, 1), {id});
     REQUIRE(rows.size() == 1);
@@ -290,37 +313,21 @@ TEST_CASE("MariaDB loads a first load straight in without counting keys, and fal
         sql::SchemaManager schema(*db);
         schema.ensure(table);
         schema.ensure(slow);
-        const auto rows_from = [](std::size_t first, std::size_t n, const std::string& label) {
-            std::vector<sql::Row> rows;
-            for (std::size_t i = first; i < first + n; ++i) {
-                rows.push_back({"r" + std::to_string(i), label, std::string("1.5"),
-                                std::string("7"), std::string("1"),
-                                std::string("2024-01-02 03:04:05.678"), std::string("{}"),
-                                std::nullopt});
-            }
-            return rows;
-        };
-        const auto both = [&](const std::vector<sql::Row>& rows, const std::string& at) {
-            const auto fast = write(*db, table, rows, at);
-            const auto by_row = write_row_by_row(*db, slow, rows, at);
-            CHECK(fast.inserted == by_row.inserted);
-            CHECK(fast.updated == by_row.updated);
-            CHECK(fast.unchanged == by_row.unchanged);
-            return fast;
-        };
 
-        CHECK(both(rows_from(0, k_bulk_rows + 10, "one"), "2024-05-05 05:05:05.000").inserted ==
-              static_cast<long>(k_bulk_rows + 10));
-        CHECK(both(rows_from(k_bulk_rows + 10, k_bulk_rows, "two"), "2024-05-05 05:05:05.000")
+        CHECK(write_both_ways(*db, table, slow, numbered_rows(0, k_bulk_rows + 10, "one"),
+                              "2024-05-05 05:05:05.000")
+                  .inserted == static_cast<long>(k_bulk_rows + 10));
+        CHECK(write_both_ways(*db, table, slow, numbered_rows(k_bulk_rows + 10, k_bulk_rows, "two"),
+                              "2024-05-05 05:05:05.000")
                   .inserted == static_cast<long>(k_bulk_rows));
         // The table was empty at its first batch, so this batch is loaded straight in first:
         // half of its keys are stored (REPLACE counts them twice), so that load is undone and
         // the batch upserted through the staging table, with the counts of the slow path.
-        auto mixed = rows_from(k_bulk_rows, 2 * k_bulk_rows, "two");
+        auto mixed = numbered_rows(k_bulk_rows, 2 * k_bulk_rows, "two");
         for (std::size_t i = 0; i < mixed.size(); i += 4) {
             mixed[i][1] = std::string("changed");
         }
-        const auto third = both(mixed, "2030-01-01 00:00:00.000");
+        const auto third = write_both_ways(*db, table, slow, mixed, "2030-01-01 00:00:00.000");
         CHECK(third.inserted == static_cast<long>(k_bulk_rows - 10));
         CHECK(third.updated > 0);
         CHECK(third.unchanged > 0);
@@ -328,7 +335,8 @@ TEST_CASE("MariaDB loads a first load straight in without counting keys, and fal
               crmsync::testing::dump_table(*db, slow.name, {}));
         // From then on the table counts keys first: new keys still go in, stored ones upsert.
         const auto fourth =
-            both(rows_from(0, 3 * k_bulk_rows + 10, "three"), "2031-01-01 00:00:00.000");
+            write_both_ways(*db, table, slow, numbered_rows(0, 3 * k_bulk_rows + 10, "three"),
+                            "2031-01-01 00:00:00.000");
         CHECK(fourth.inserted == static_cast<long>(10));
         CHECK(crmsync::testing::dump_table(*db, table.name, {}) ==
               crmsync::testing::dump_table(*db, slow.name, {}));
@@ -404,42 +412,26 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
                 .at(0)
                 .value_or("?");
         };
-        const auto rows_from = [](std::size_t first, std::size_t n, const std::string& label) {
-            std::vector<sql::Row> rows;
-            for (std::size_t i = first; i < first + n; ++i) {
-                rows.push_back({"r" + std::to_string(i), label, std::string("1.5"),
-                                std::string("7"), std::string("1"),
-                                std::string("2024-01-02 03:04:05.678"), std::string("{}"),
-                                std::nullopt});
-            }
-            return rows;
-        };
 
         SECTION("new keys go straight in; a batch holding stored keys falls back and counts") {
             const auto first =
-                write(*db, table, rows_from(0, k_bulk_rows + 10, "one"), "2024-05-05 05:05:05.000");
-            write_row_by_row(*db, slow, rows_from(0, k_bulk_rows + 10, "one"),
-                             "2024-05-05 05:05:05.000");
+                write_both_ways(*db, table, slow, numbered_rows(0, k_bulk_rows + 10, "one"),
+                                "2024-05-05 05:05:05.000");
             CHECK(first.inserted == static_cast<long>(k_bulk_rows + 10));
-            const auto second = write(*db, table, rows_from(k_bulk_rows + 10, k_bulk_rows, "two"),
-                                      "2024-05-05 05:05:05.000");
-            write_row_by_row(*db, slow, rows_from(k_bulk_rows + 10, k_bulk_rows, "two"),
-                             "2024-05-05 05:05:05.000");
+            const auto second = write_both_ways(*db, table, slow,
+                                                numbered_rows(k_bulk_rows + 10, k_bulk_rows, "two"),
+                                                "2024-05-05 05:05:05.000");
             CHECK(second.inserted == static_cast<long>(k_bulk_rows));
             CHECK(staging_tables() == "0");
 
             // Half of these keys are stored (half of those changed), half are new.
-            auto mixed = rows_from(k_bulk_rows, 2 * k_bulk_rows, "two");
+            auto mixed = numbered_rows(k_bulk_rows, 2 * k_bulk_rows, "two");
             for (std::size_t i = 0; i < mixed.size(); i += 4) {
                 mixed[i][1] = std::string("changed");
             }
-            const auto third = write(*db, table, mixed, "2030-01-01 00:00:00.000");
-            const auto slow_third = write_row_by_row(*db, slow, mixed, "2030-01-01 00:00:00.000");
+            const auto third = write_both_ways(*db, table, slow, mixed, "2030-01-01 00:00:00.000");
             CHECK(staging_tables() == "1");
             CHECK(third.inserted == static_cast<long>(k_bulk_rows - 10));
-            CHECK(third.inserted == slow_third.inserted);
-            CHECK(third.updated == slow_third.updated);
-            CHECK(third.unchanged == slow_third.unchanged);
             CHECK(crmsync::testing::dump_table(*db, table.name, {}) ==
                   crmsync::testing::dump_table(*db, slow.name, {}));
         }
@@ -447,7 +439,7 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
         SECTION("a value the column refuses rolls the straight load and its transaction back") {
             db->execute("ALTER TABLE " + d.quote(table.name) + " ALTER COLUMN " + d.quote("label") +
                         " TYPE varchar(8)");
-            auto rows = rows_from(0, k_bulk_rows + 10, "fits");
+            auto rows = numbered_rows(0, k_bulk_rows + 10, "fits");
             rows[40][1] = std::string("far too long for the column");
             std::string message;
             {
@@ -479,7 +471,7 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
             const std::string bare = prefix + "direct_bare";
             const sql::Table bare_table = hostile_table(bare);
             db->execute("CREATE TABLE " + d.quote(bare) + " (LIKE " + d.quote(table.name) + ")");
-            const auto rows = rows_from(0, k_bulk_rows + 10, "one");
+            const auto rows = numbered_rows(0, k_bulk_rows + 10, "one");
             CHECK_THROWS_AS(write(*db, bare_table, rows, "2030-01-01 00:00:00.000"),
                             crmsync::Error);
             CHECK(crmsync::testing::count_rows(*db, bare) == 0);
