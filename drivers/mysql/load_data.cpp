@@ -236,16 +236,15 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
             db.execute("SAVEPOINT crmsync_direct_load");
             const auto loaded =
                 load_rows_counted(db, connection, stream, target, names, table.name, rows);
-            if (!loaded) {
-                db.execute("ROLLBACK TO SAVEPOINT crmsync_direct_load");
-                return std::nullopt;
-            }
-            if (*loaded == static_cast<long>(rows.size())) {
+            if (loaded && *loaded == static_cast<long>(rows.size())) {
                 db.execute("RELEASE SAVEPOINT crmsync_direct_load");
                 return sql::Database::BulkResult{0, *loaded};
             }
             db.execute("ROLLBACK TO SAVEPOINT crmsync_direct_load");
             db.execute("RELEASE SAVEPOINT crmsync_direct_load");
+            if (!loaded) {
+                return std::nullopt; // LOCAL INFILE refused: nothing was loaded
+            }
             allowed->second = false;
             log::debug("{} already holds some of the keys loaded; counting stored keys from now on",
                        table.name);

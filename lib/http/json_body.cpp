@@ -206,16 +206,15 @@ std::optional<nlohmann::json> parse_with_simdjson(std::string& text) {
     simdjson::dom::parser* parser = &kept_parser;
     if (text.size() > k_kept_parser_capacity) {
         parser = &one_off_parser.emplace();
-    } else if (!kept_parser_ready) {
-        kept_parser_ready =
-            kept_parser.allocate(64 << 10, k_simdjson_max_depth) == simdjson::SUCCESS;
-        if (!kept_parser_ready) {
+        if (parser->allocate(text.size(), k_simdjson_max_depth) != simdjson::SUCCESS) {
             return std::nullopt;
         }
-    }
-    if (parser != &kept_parser &&
-        parser->allocate(text.size(), k_simdjson_max_depth) != simdjson::SUCCESS) {
-        return std::nullopt;
+    } else if (!kept_parser_ready) {
+        // The depth limit is set here; parse() grows the capacity and keeps it.
+        if (kept_parser.allocate(64 << 10, k_simdjson_max_depth) != simdjson::SUCCESS) {
+            return std::nullopt;
+        }
+        kept_parser_ready = true;
     }
     // simdjson reads up to SIMDJSON_PADDING bytes past the end; reserving them avoids its copy.
     text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
