@@ -80,6 +80,13 @@ public:
                "WHERE table_schema = DATABASE() AND table_name = :table";
     }
 
+    std::string unique_columns_query() const override {
+        // A unique index on a prefix (sub_part) would take two keys sharing it for one row.
+        return "SELECT DISTINCT MIN(column_name) FROM information_schema.statistics "
+               "WHERE table_schema = DATABASE() AND table_name = :table AND non_unique = 0 "
+               "GROUP BY index_name HAVING COUNT(*) = 1 AND COUNT(sub_part) = 0";
+    }
+
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
         std::string sql = "INSERT INTO " + quote(table.name) + " (";

@@ -83,6 +83,17 @@ public:
                "WHERE schemaname = current_schema() AND tablename = :table";
     }
 
+    std::string unique_columns_query() const override {
+        // indnkeyatts: INCLUDE columns do not take part in uniqueness.
+        return "SELECT DISTINCT a.attname FROM pg_index i "
+               "JOIN pg_class c ON c.oid = i.indrelid "
+               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+               "WHERE n.nspname = current_schema() AND c.relname = :table AND i.indisunique "
+               "AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL "
+               "AND i.indexprs IS NULL";
+    }
+
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
         std::string sql = insert_into(table, columns) + " VALUES ";

@@ -79,6 +79,17 @@ public:
         return "SELECT name FROM pragma_index_list(:table)";
     }
 
+    std::string unique_columns_query() const override {
+        // An INTEGER PRIMARY KEY is the rowid and has no index of its own. :table once, since
+        // parameters bind by position.
+        return "WITH t(name) AS (SELECT :table) "
+               "SELECT ii.name FROM t, pragma_index_list(t.name) il "
+               "JOIN pragma_index_info(il.name) ii WHERE il.\"unique\" = 1 AND il.partial = 0 "
+               "GROUP BY il.name HAVING COUNT(*) = 1 AND MIN(ii.name) IS NOT NULL "
+               "UNION SELECT c.name FROM t, pragma_table_info(t.name) c WHERE c.pk = 1 AND "
+               "(SELECT COUNT(*) FROM t, pragma_table_info(t.name) k WHERE k.pk > 0) = 1";
+    }
+
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
         std::string sql = "INSERT INTO " + quote(table.name) + " AS t (";

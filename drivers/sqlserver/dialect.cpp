@@ -86,6 +86,16 @@ public:
                "+ '.' + QUOTENAME(:table)) AND name IS NOT NULL";
     }
 
+    std::string unique_columns_query() const override {
+        return "SELECT DISTINCT MIN(c.name) FROM sys.indexes i "
+               "JOIN sys.index_columns ic ON ic.object_id = i.object_id "
+               "AND ic.index_id = i.index_id AND ic.is_included_column = 0 "
+               "JOIN sys.columns c ON c.object_id = ic.object_id AND c.column_id = ic.column_id "
+               "WHERE i.object_id = OBJECT_ID(QUOTENAME(SCHEMA_NAME()) + '.' + QUOTENAME(:table)) "
+               "AND i.is_unique = 1 AND i.has_filter = 0 AND i.is_disabled = 0 "
+               "GROUP BY i.index_id HAVING COUNT(*) = 1";
+    }
+
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
         std::string names;

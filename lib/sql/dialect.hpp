@@ -44,6 +44,11 @@ public:
     // Takes :table; returns one column of names.
     virtual std::string list_columns_query() const = 0;
     virtual std::string list_indexes_query() const = 0;
+    // Takes :table; returns one column: the columns that on their own make up a primary key or
+    // a unique index the upsert can match on (whole values, no filter, no expression), each
+    // once. Upserts into a table whose key column is not among them would add duplicates
+    // (MySQL) or fail (PostgreSQL, SQLite).
+    virtual std::string unique_columns_query() const = 0;
     // Takes :table; returns name, data_type, character_maximum_length, numeric_precision,
     // numeric_scale per column. nullopt when the database enforces no widths (SQLite).
     virtual std::optional<std::string> column_types_query() const { return std::nullopt; }

@@ -86,6 +86,37 @@ void SchemaManager::widen_narrow_columns(const Table& table, SchemaChanges& chan
     }
 }
 
+void SchemaManager::ensure_unique_key(const Table& table, SchemaChanges& changes) {
+    const Dialect& dialect = m_db.dialect();
+    const std::string wanted = util::collision_key(table.key());
+    for (const auto& row : m_db.query(dialect.unique_columns_query(), {table.name})) {
+        if (!row.empty() && row[0] && util::collision_key(*row[0]) == wanted) {
+            return;
+        }
+    }
+    // A table made by a user or another tool without a key: upserts would add a second row
+    // for every key seen again (MySQL) or fail (PostgreSQL, SQLite). Adding the index is what
+    // crmsync would have created; it fails when the table already holds one key twice.
+    const Index index{{table.key()}, true};
+    const std::string name = index_name(dialect, table, index);
+    try {
+        m_db.execute(dialect.create_index(table, index));
+    } catch (const Error& e) {
+        throw Error(ErrorKind::io,
+                    fmt::format("table {} has no primary key or unique index on {}, and one "
+                                "cannot be added: {}",
+                                table.name, table.key(), e.what()),
+                    fmt::format("crmsync updates rows by {0}, so it must be unique: remove the "
+                                "rows that share a value of {0}, then add a primary key or unique "
+                                "index on it, or let crmsync create the table under another "
+                                "name (--table-prefix)",
+                                table.key()));
+    }
+    log::warn("table {} had no unique index on {}; created {} so rows are updated, not repeated",
+              table.name, table.key(), name);
+    changes.created_indexes.push_back(name);
+}
+
 SchemaChanges SchemaManager::ensure(const Table& table) {
     SchemaChanges changes;
     try {
@@ -121,6 +152,7 @@ SchemaChanges SchemaManager::ensure(const Table& table) {
                 changes.created_indexes.push_back(name);
             }
         }
+        ensure_unique_key(table, changes);
     } catch (Error& e) {
         e.add_context("preparing table " + table.name);
         throw;

@@ -17,7 +17,8 @@ struct SchemaChanges {
 };
 
 // Makes the database hold `table`: creates it if missing, adds missing columns, creates
-// missing indexes, and widens columns too narrow for what crmsync writes there (dbsync2's
+// missing indexes (and a unique index on the upsert key when a table made elsewhere lacks
+// one), and widens columns too narrow for what crmsync writes there (dbsync2's
 // varchar(50) keys and texts, MySQL's decimal(10,0)), so values are stored whole instead of
 // cut or refused. Never drops, renames, narrows or otherwise retypes anything, so columns a
 // user added and columns of fields since deleted survive. Column lookups are scoped to the
@@ -33,6 +34,9 @@ public:
 
 private:
     void widen_narrow_columns(const Table& table, SchemaChanges& changes);
+    // Makes sure the upsert key is unique on its own (a primary key or a unique index), adding
+    // a unique index when it is not; throws when that fails (keys already repeated).
+    void ensure_unique_key(const Table& table, SchemaChanges& changes);
 
     Database& m_db;
 };

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -79,6 +80,22 @@ sql::WriteCounts write(sql::Database& db, const sql::Table& table, std::vector<s
     return counts;
 }
 
+// `table` as another tool might have made it: the same columns, no primary key, and
+// `extra_index` (a CREATE INDEX statement, or nothing) as its only index.
+void create_without_key(sql::Database& db, const sql::Table& table,
+                        const std::string& extra_index = "") {
+    const auto& d = db.dialect();
+    std::string sql = "CREATE TABLE " + d.quote(table.name) + " (";
+    for (std::size_t i = 0; i < table.columns.size(); ++i) {
+        sql += (i ? ", " : "") + d.quote(table.columns[i].name) + " " +
+               d.column_type(table.columns[i]);
+    }
+    db.execute(sql + ")");
+    if (!extra_index.empty()) {
+        db.execute(extra_index);
+    }
+}
+
 // How many LOAD DATA statements this MariaDB session has run.
 long loads_run(sql::Database& db) {
     const auto rows = db.query("SHOW SESSION STATUS LIKE 'Com_load'");
@@ -117,6 +134,72 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                     CHECK(grown.added_columns ==
                           std::vector<std::string>{table.name + ".added later"});
                     CHECK(schema.existing_columns(table.name).count("added later") == 1);
+                }
+
+                SECTION("gives a table made without a key a unique index, so no row repeats") {
+                    const auto& d = db->dialect();
+                    const std::string key_index = sql::index_name(d, table, {{"id"}, true});
+                    std::string why;
+                    SECTION("no index at all") { create_without_key(*db, table); }
+                    SECTION("only a plain index on the key") {
+                        create_without_key(*db, table,
+                                           "CREATE INDEX " + d.quote(prefix + "plain") + " ON " +
+                                               d.quote(table.name) + " (" + d.quote("id") + ")");
+                    }
+                    SECTION("a unique index on the key and another column") {
+                        create_without_key(*db, table,
+                                           "CREATE UNIQUE INDEX " + d.quote(prefix + "pair") +
+                                               " ON " + d.quote(table.name) + " (" + d.quote("id") +
+                                               ", " + d.quote("count") + ")");
+                    }
+                    const auto changes = schema.ensure(table);
+                    CHECK(changes.created_tables.empty());
+                    CHECK(std::count(changes.created_indexes.begin(), changes.created_indexes.end(),
+                                     key_index) == 1);
+                    CHECK(schema.ensure(table).created_indexes.empty());
+                    CHECK(write(*db, table, {row("a", "one")}, pad).inserted == 1);
+                    auto again = write(*db, table, {row("a", "two"), row("b", "new")}, pad);
+                    CHECK(again.inserted == 1);
+                    CHECK(again.updated == 1);
+                    CHECK(stored_rows(*db, table) == 2);
+                    CHECK(value_of(*db, table, "label", "a") == "two");
+                }
+
+                SECTION("leaves a key that is unique by a user's own index as it is") {
+                    const auto& d = db->dialect();
+                    create_without_key(*db, table,
+                                       "CREATE UNIQUE INDEX " + d.quote(prefix + "own") + " ON " +
+                                           d.quote(table.name) + " (" + d.quote("id") + ")");
+                    const auto changes = schema.ensure(table);
+                    CHECK(std::count(changes.created_indexes.begin(), changes.created_indexes.end(),
+                                     sql::index_name(d, table, {{"id"}, true})) == 0);
+                    write(*db, table, {row("a", "one")}, pad);
+                    CHECK(write(*db, table, {row("a", "two")}, pad).updated == 1);
+                    CHECK(stored_rows(*db, table) == 1);
+                }
+
+                SECTION("refuses a table without a key that already repeats one, and says why") {
+                    create_without_key(*db, table);
+                    const auto& d = db->dialect();
+                    for (int i = 0; i < 2; ++i) {
+                        db->execute("INSERT INTO " + d.quote(table.name) + " (" + d.quote("id") +
+                                    ", " + d.quote("label") + ") VALUES ('twice', 'x')");
+                    }
+                    std::string message;
+                    std::string hint;
+                    try {
+                        schema.ensure(table);
+                    } catch (const crmsync::Error& e) {
+                        message = e.what();
+                        hint = e.hint();
+                    }
+                    INFO(message);
+                    CHECK(message.find("table " + table.name +
+                                       " has no primary key or unique index on id") !=
+                          std::string::npos);
+                    CHECK(hint.find("remove the rows that share a value of id") !=
+                          std::string::npos);
+                    CHECK(crmsync::testing::count_rows(*db, table.name) == 2);
                 }
 
                 SECTION("counts inserted, updated and unchanged rows of an upsert") {

@@ -284,6 +284,17 @@ TEST_CASE("sqlserver dialect golden SQL", "[unit][sqlserver]") {
         CHECK(d->create_index(t, t.indexes[1]) ==
               "CREATE UNIQUE INDEX [ix_small_seen_at_id] ON [small] ([seen_at], [id])");
     }
+    SECTION("the columns unique on their own, and the index added when the key is not") {
+        CHECK(d->unique_columns_query() ==
+              "SELECT DISTINCT MIN(c.name) FROM sys.indexes i JOIN sys.index_columns ic ON "
+              "ic.object_id = i.object_id AND ic.index_id = i.index_id AND "
+              "ic.is_included_column = 0 JOIN sys.columns c ON c.object_id = ic.object_id AND "
+              "c.column_id = ic.column_id WHERE i.object_id = OBJECT_ID(QUOTENAME(SCHEMA_NAME()) "
+              "+ '.' + QUOTENAME(:table)) AND i.is_unique = 1 AND i.has_filter = 0 AND "
+              "i.is_disabled = 0 GROUP BY i.index_id HAVING COUNT(*) = 1");
+        CHECK(d->create_index(t, {{"id"}, true}) ==
+              "CREATE UNIQUE INDEX [ix_small_id] ON [small] ([id])");
+    }
     SECTION("upsert of 2 rows is a MERGE that skips identical rows") {
         CHECK(d->upsert(t, bound_columns(t), 2) ==
               "MERGE INTO [small] WITH (HOLDLOCK) AS t USING (VALUES (:p0, :p1, :p2, :p3, :p4, "
