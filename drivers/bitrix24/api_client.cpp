@@ -13,12 +13,10 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <thread>
 
 namespace crmsync::drivers::bitrix24 {
 namespace {
 
-constexpr std::chrono::milliseconds k_sleep_slice{200};
 // A pipeline has a few dozen stages; more pages than this means the portal ignores `start`.
 constexpr int k_max_status_pages = 200;
 
@@ -54,18 +52,6 @@ std::optional<std::int64_t> as_integer(const nlohmann::json& value) {
         }
     }
     return std::nullopt;
-}
-
-// Sleeps `total`, noticing a stop signal within a fraction of a second.
-void interruptible_sleep(std::chrono::milliseconds total) {
-    while (total.count() > 0) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted while waiting for the Bitrix24 API");
-        }
-        const auto slice = std::min(total, k_sleep_slice);
-        std::this_thread::sleep_for(slice);
-        total -= slice;
-    }
 }
 
 // The items of one crm.stagehistory.list result ({"items": [...]}; [] when empty, §1.6).
@@ -214,7 +200,8 @@ ApiClient::ApiClient(ApiConfig config, http::RetryContext retry)
 void ApiClient::wait_for_rate_limit() {
     while (!m_limiter.try_acquire(std::chrono::steady_clock::now())) {
         const auto wait = m_limiter.wait_time(std::chrono::steady_clock::now());
-        interruptible_sleep(std::max(wait, std::chrono::milliseconds(1)));
+        sleep_unless_stopped(Clock::real(), std::max(wait, std::chrono::milliseconds(1)),
+                             "the Bitrix24 API");
     }
 }
 
@@ -449,7 +436,7 @@ void ApiClient::backoff_transient(int attempt, const std::string& what, const st
     }
     log::debug("{}: {}; retrying in {} ms", what, last, delay.count());
     m_retry.stats.retries.fetch_add(1, std::memory_order_relaxed);
-    interruptible_sleep(delay);
+    sleep_unless_stopped(Clock::real(), delay, "the Bitrix24 API");
 }
 
 std::vector<nlohmann::json> ApiClient::deal_stages(std::optional<int> category) {

@@ -107,18 +107,6 @@ std::optional<std::chrono::minutes> regain_access_after(const http::HttpResponse
     return std::chrono::minutes(longest);
 }
 
-void sleep_interruptibly(const Clock& clock, std::chrono::milliseconds total) {
-    using namespace std::chrono_literals;
-    while (total > 0ms) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted while waiting to retry");
-        }
-        const auto slice = std::min<std::chrono::milliseconds>(total, 200ms);
-        clock.sleep_for(slice);
-        total -= slice;
-    }
-}
-
 class FacebookLeadSource final : public pipeline::Source {
 public:
     explicit FacebookLeadSource(const LeadSourceOptions& options)
@@ -372,7 +360,7 @@ private:
             }
             log::info("{}: {}; retrying in {} ms", what, last_problem, delay.count());
             m_stats.retries.fetch_add(1, std::memory_order_relaxed);
-            sleep_interruptibly(clock, delay);
+            sleep_unless_stopped(clock, delay, "the next attempt");
         }
     }
 

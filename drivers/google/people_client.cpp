@@ -3,19 +3,18 @@
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/attempt_loop.hpp"
 #include "lib/http/json_body.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <thread>
 
 namespace crmsync::drivers::google {
 namespace {
 
 using nlohmann::json;
-using namespace std::chrono_literals;
 
 constexpr int k_max_throttled_in_a_row = 30;
 constexpr std::size_t k_snippet_bytes = 300;
@@ -61,21 +60,6 @@ std::string describe(const GoogleError& e) {
                        e.message.empty() ? "" : ": " + e.message);
 }
 
-void sleep_interruptibly(const Clock& clock, std::chrono::milliseconds total) {
-    while (total > 0ms) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted while waiting for Google");
-        }
-        const auto slice = std::min<std::chrono::milliseconds>(total, 100ms);
-        if (clock.sleep_for) {
-            clock.sleep_for(slice);
-        } else {
-            std::this_thread::sleep_for(slice);
-        }
-        total -= slice;
-    }
-}
-
 json parse_person(const http::HttpResponse& response, const std::string& what) {
     auto parsed = http::parse_json_body(response.body);
     if (!parsed.doc.is_object()) {
@@ -103,24 +87,21 @@ long PeopleClient::calls_left() const {
 http::HttpResponse PeopleClient::call(const std::string& method, const std::string& path_and_query,
                                       const json* body, const std::string& what, bool repeatable,
                                       bool pass_refusals) {
-    const auto& policy = m_options.retry;
-    int attempt = 0;
-    int throttled_in_a_row = 0;
-    std::string last_problem;
+    http::AttemptLoop attempts(m_options.retry, *m_options.clock, m_options.deadline, what,
+                               {"Google", "Google may be down; the next run continues",
+                                "the next run looks for the contact before creating it again",
+                                "Google's quota is spent; the next run continues",
+                                k_max_throttled_in_a_row});
     for (;;) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted before " + what);
-        }
+        attempts.begin();
         if (calls_left() <= 0) {
             throw Error(ErrorKind::connection,
                         fmt::format("{}: the Google request budget of this run ({}) is spent{}",
                                     what, m_options.call_budget,
-                                    last_problem.empty() ? "" : "; last: " + last_problem),
+                                    attempts.last_problem().empty()
+                                        ? ""
+                                        : "; last: " + attempts.last_problem()),
                         "the next run continues (--google-calls sets the budget)");
-        }
-        if (m_options.deadline && m_options.clock->steady_now() >= *m_options.deadline) {
-            throw Error(ErrorKind::connection, what + ": time budget spent",
-                        "raise --max-runtime, or let the next run continue");
         }
         http::HttpRequest request;
         request.method = method;
@@ -131,40 +112,29 @@ http::HttpResponse PeopleClient::call(const std::string& method, const std::stri
             request.headers.emplace_back("Content-Type", "application/json");
             request.body = body->dump(-1, ' ', false, json::error_handler_t::replace);
         }
-        ++attempt;
         ++m_calls;
         http::HttpResponse response;
         http::TransportFailure failure;
-        std::optional<std::chrono::milliseconds> wait;
         if (!m_http.perform(request, response, failure)) {
-            last_problem = failure.message;
             if (!http::RetryPolicy::is_retryable_transport(failure.curl_code)) {
-                throw Error(ErrorKind::connection, fmt::format("{} failed: {}", what, last_problem),
+                throw Error(ErrorKind::connection,
+                            fmt::format("{} failed: {}", what, failure.message),
                             "check --people-url and TLS settings");
             }
+            attempts.failed(failure.message);
         } else if (response.status >= 200 && response.status < 300) {
             if (http::parse_json_body(response.body).doc.is_object()) {
                 return response;
             }
-            last_problem = fmt::format("HTTP {} with a damaged body", response.status);
+            attempts.failed(fmt::format("HTTP {} with a damaged body", response.status));
         } else {
             const auto err = google_error(response);
             const bool quota = response.status == 429 ||
                                (response.status == 403 && err.status == "RESOURCE_EXHAUSTED");
             if (quota) {
                 ++m_throttled;
-                last_problem = describe(err);
-                wait = http::RetryPolicy::retry_after(response, m_options.clock->wall_now());
-                if (++throttled_in_a_row >= k_max_throttled_in_a_row ||
-                    (wait && *wait > policy.max_retry_after)) {
-                    throw Error(ErrorKind::connection,
-                                fmt::format("{}: Google's quota is spent ({})", what, last_problem),
-                                "the next run continues");
-                }
-                --attempt; // a 429 was not processed: waited out, not counted as a failure
-                if (!wait) {
-                    wait = policy.backoff(throttled_in_a_row);
-                }
+                attempts.throttled(describe(err), http::RetryPolicy::retry_after(
+                                                      response, m_options.clock->wall_now()));
             } else if (response.status == 401 || response.status == 403) {
                 throw Error(ErrorKind::auth, fmt::format("{} was refused: {}", what, describe(err)),
                             "authorise the Google account again (crmsync accounts add)");
@@ -175,23 +145,10 @@ http::HttpResponse PeopleClient::call(const std::string& method, const std::stri
                 throw Error(ErrorKind::data,
                             fmt::format("{} was refused: {}", what, describe(err)));
             } else {
-                last_problem = describe(err);
+                attempts.failed(describe(err));
             }
         }
-        if (!wait && !repeatable) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{}: no clear answer ({})", what, last_problem),
-                        "the next run looks for the contact before creating it again");
-        }
-        if (attempt >= policy.max_attempts) {
-            throw Error(
-                ErrorKind::connection,
-                fmt::format("{} failed after {} attempts; last: {}", what, attempt, last_problem),
-                "Google may be down; the next run continues");
-        }
-        const auto delay = wait.value_or(policy.backoff(attempt));
-        log::debug("{}: {}; trying again in {} ms", what, last_problem, delay.count());
-        sleep_interruptibly(*m_options.clock, delay);
+        attempts.pause(repeatable);
     }
 }
 

@@ -3,6 +3,7 @@
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/attempt_loop.hpp"
 #include "lib/http/json_body.hpp"
 #include "lib/util/url.hpp"
 
@@ -65,17 +66,6 @@ bool never_sent(int curl_code) {
         return true;
     default:
         return false;
-    }
-}
-
-void sleep_interruptibly(const Clock& clock, std::chrono::milliseconds total) {
-    while (total > 0ms) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted while waiting for Pipedrive");
-        }
-        const auto slice = std::min<std::chrono::milliseconds>(total, 100ms);
-        clock.sleep_for(slice);
-        total -= slice;
     }
 }
 
@@ -182,102 +172,59 @@ json Client::call(const std::string& method, const std::string& path_and_query, 
         request.headers.emplace_back("Content-Type", "application/json");
         request.body = body->dump(-1, ' ', false, json::error_handler_t::replace);
     }
-    const auto& policy = m_options.retry;
-    int attempt = 0;
-    int throttled_in_a_row = 0;
-    std::string last_problem;
+    http::AttemptLoop attempts(
+        m_options.retry, *m_options.clock, m_options.deadline, what,
+        {"Pipedrive", "Pipedrive may be down; the next run continues with the leads left",
+         "it is looked up again before it is tried again",
+         "the account's API budget may be spent for the day; the next run continues with the "
+         "leads left",
+         k_max_throttled_in_a_row});
     for (;;) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted before " + what);
-        }
-        if (m_options.deadline && m_options.clock->steady_now() >= *m_options.deadline) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{}: time budget spent{}", what,
-                                    last_problem.empty() ? "" : "; last: " + last_problem),
-                        "raise --max-runtime, or let the next run continue");
-        }
+        attempts.begin();
         m_options.budget->acquire(*m_options.clock, m_options.deadline);
-        ++attempt;
         ++m_stats.requests;
         http::HttpResponse response;
         http::TransportFailure failure;
-        std::optional<std::chrono::milliseconds> wait;
         bool may_repeat = true;
         const bool answered = m_http.perform(request, response, failure);
         m_options.budget->release(*m_options.clock, answered ? &response : nullptr);
         if (!answered) {
-            last_problem = failure.message;
             if (!http::RetryPolicy::is_retryable_transport(failure.curl_code)) {
-                throw Error(ErrorKind::connection, fmt::format("{} failed: {}", what, last_problem),
+                throw Error(ErrorKind::connection,
+                            fmt::format("{} failed: {}", what, failure.message),
                             "check --pipedrive-url and TLS settings (--insecure skips checks)");
             }
+            attempts.failed(failure.message);
             may_repeat = !is_write || never_sent(failure.curl_code);
-        } else {
-            if (response.status >= 200 && response.status < 300) {
-                auto parsed = http::parse_json_body(response.body);
-                if (parsed.doc.is_object() && parsed.doc.value("success", false)) {
-                    return std::move(parsed.doc);
-                }
-                last_problem = fmt::format("HTTP {} with a damaged body ({} bytes)",
-                                           response.status, response.body.size());
-                may_repeat = !is_write;
-            } else if (response.status == 429) {
-                // Not processed: repeating it is safe for writes too.
-                ++m_stats.throttled;
-                last_problem = "HTTP 429 (over the rate limit)";
-                wait = http::RetryPolicy::retry_after(response, m_options.clock->wall_now());
-                if (wait && *wait > policy.max_retry_after) {
-                    throw Error(ErrorKind::connection,
-                                fmt::format("{}: Pipedrive asks to wait {} s (Retry-After)", what,
-                                            wait->count() / 1000),
-                                "the next run continues with the leads left");
-                }
-                if (++throttled_in_a_row >= k_max_throttled_in_a_row) {
-                    throw Error(
-                        ErrorKind::connection,
-                        fmt::format("{}: refused {} times with HTTP 429", what, throttled_in_a_row),
-                        "the account's API budget may be spent for the day; the next "
-                        "run continues with the leads left");
-                }
-                --attempt; // a 429 is waited out, not counted against the attempts
-                if (!wait) {
-                    wait = policy.backoff(throttled_in_a_row);
-                }
-            } else if (response.status == 401 || response.status == 403) {
-                throw Error(ErrorKind::auth,
-                            fmt::format("{} was refused: {}", what, refusal_text(response)),
-                            "check the Pipedrive API token (--pipedrive-token-env)");
-            } else if (!http::RetryPolicy::is_retryable_status(response.status)) {
-                throw Error(ErrorKind::data,
-                            fmt::format("{} was refused: {}", what, refusal_text(response)));
-            } else {
-                last_problem = refusal_text(response);
-                may_repeat = !is_write;
+        } else if (response.status >= 200 && response.status < 300) {
+            auto parsed = http::parse_json_body(response.body);
+            if (parsed.doc.is_object() && parsed.doc.value("success", false)) {
+                return std::move(parsed.doc);
             }
+            attempts.failed(fmt::format("HTTP {} with a damaged body ({} bytes)", response.status,
+                                        response.body.size()));
+            may_repeat = !is_write;
+        } else if (response.status == 429) {
+            // Not processed: repeating it is safe for writes too.
+            ++m_stats.throttled;
+            attempts.throttled(
+                "HTTP 429 (over the rate limit)",
+                http::RetryPolicy::retry_after(response, m_options.clock->wall_now()));
+        } else if (response.status == 401 || response.status == 403) {
+            throw Error(ErrorKind::auth,
+                        fmt::format("{} was refused: {}", what, refusal_text(response)),
+                        "check the Pipedrive API token (--pipedrive-token-env)");
+        } else if (!http::RetryPolicy::is_retryable_status(response.status)) {
+            throw Error(ErrorKind::data,
+                        fmt::format("{} was refused: {}", what, refusal_text(response)));
+        } else {
+            attempts.failed(refusal_text(response));
+            may_repeat = !is_write;
         }
-        if (!may_repeat) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{}: no clear answer ({})", what, last_problem),
-                        "it is looked up again before it is tried again");
-        }
-        if (attempt >= policy.max_attempts) {
-            throw Error(
-                ErrorKind::connection,
-                fmt::format("{} failed after {} attempts; last: {}", what, attempt, last_problem),
-                "Pipedrive may be down; the next run continues with the leads left");
-        }
-        const auto delay = wait.value_or(policy.backoff(attempt));
-        if (m_options.deadline && m_options.clock->steady_now() + delay > *m_options.deadline) {
-            throw Error(
-                ErrorKind::connection,
-                fmt::format("{}: time budget spent while retrying; last: {}", what, last_problem),
-                "raise --max-runtime, or let the next run continue");
-        }
-        if (!wait) {
+        attempts.pause(may_repeat);
+        if (!attempts.last_was_throttled()) {
             ++m_stats.retries;
         }
-        log::debug("{}: {}; trying again in {} ms", what, last_problem, delay.count());
-        sleep_interruptibly(*m_options.clock, delay);
     }
 }
 

@@ -3,13 +3,13 @@
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/attempt_loop.hpp"
 #include "lib/http/json_body.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <thread>
 
 namespace crmsync::drivers::zoho {
 namespace {
@@ -69,21 +69,6 @@ std::string id_of(const json& data) {
     return {};
 }
 
-void sleep_interruptibly(const Clock& clock, std::chrono::milliseconds total) {
-    while (total > 0ms) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted while waiting for Zoho Creator");
-        }
-        const auto slice = std::min<std::chrono::milliseconds>(total, 100ms);
-        if (clock.sleep_for) {
-            clock.sleep_for(slice);
-        } else {
-            std::this_thread::sleep_for(slice);
-        }
-        total -= slice;
-    }
-}
-
 } // namespace
 
 CreatorClient::CreatorClient(CreatorClientOptions options)
@@ -119,8 +104,9 @@ void CreatorClient::pace() {
                         "budget ends first",
                         "raise --max-runtime, or let the next run continue");
         }
-        sleep_interruptibly(clock,
-                            std::chrono::duration_cast<std::chrono::milliseconds>(until - now));
+        sleep_unless_stopped(clock,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(until - now),
+                             "Zoho Creator");
     }
 }
 
@@ -128,18 +114,12 @@ CreatorClient::Answer
 CreatorClient::call(const std::string& method, const std::string& path,
                     const std::vector<std::pair<std::string, std::string>>& extra_headers,
                     const json* body, const std::string& what, bool repeatable) {
-    const auto& policy = m_options.retry;
-    int attempt = 0;
-    int throttled_in_a_row = 0;
-    std::string last_problem;
+    http::AttemptLoop attempts(m_options.retry, *m_options.clock, m_options.deadline, what,
+                               {"Zoho Creator", "Zoho Creator may be down; the next run continues",
+                                "the next run looks for the records before adding them again",
+                                "the next run continues", k_max_throttled_in_a_row});
     for (;;) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted before " + what);
-        }
-        if (m_options.deadline && m_options.clock->steady_now() >= *m_options.deadline) {
-            throw Error(ErrorKind::connection, what + ": time budget spent",
-                        "raise --max-runtime, or let the next run continue");
-        }
+        attempts.begin();
         pace();
         http::HttpRequest request;
         request.method = method;
@@ -153,37 +133,25 @@ CreatorClient::call(const std::string& method, const std::string& path,
             request.headers.emplace_back("Content-Type", "application/json");
             request.body = body->dump(-1, ' ', false, json::error_handler_t::replace);
         }
-        ++attempt;
         ++m_calls;
         http::HttpResponse response;
         http::TransportFailure failure;
-        std::optional<std::chrono::milliseconds> wait;
         if (!m_http.perform(request, response, failure)) {
-            last_problem = failure.message;
             if (!http::RetryPolicy::is_retryable_transport(failure.curl_code)) {
-                throw Error(ErrorKind::connection, fmt::format("{} failed: {}", what, last_problem),
+                throw Error(ErrorKind::connection,
+                            fmt::format("{} failed: {}", what, failure.message),
                             "check --zoho-api-url and TLS settings");
             }
+            attempts.failed(failure.message);
         } else {
             auto parsed = http::parse_json_body(response.body);
             const json doc = parsed.doc.is_object() ? std::move(parsed.doc) : json::object();
             const long code = code_of(doc);
             if (response.status == 429 || code == k_per_minute_limit) {
                 ++m_throttled;
-                last_problem = fmt::format("HTTP {} {}", response.status, refusal(doc));
-                wait = http::RetryPolicy::retry_after(response, m_options.clock->wall_now());
-                if (++throttled_in_a_row >= k_max_throttled_in_a_row ||
-                    (wait && *wait > policy.max_retry_after)) {
-                    throw Error(ErrorKind::connection,
-                                fmt::format("{}: Zoho Creator keeps refusing over its rate limit "
-                                            "({})",
-                                            what, last_problem),
-                                "the next run continues");
-                }
-                --attempt;
-                if (!wait) {
-                    wait = policy.backoff(throttled_in_a_row);
-                }
+                attempts.throttled(
+                    fmt::format("HTTP {} {}", response.status, refusal(doc)),
+                    http::RetryPolicy::retry_after(response, m_options.clock->wall_now()));
             } else if (response.status == 401 || code == k_auth_failure) {
                 throw Error(ErrorKind::auth, fmt::format("{} was refused: {}", what, refusal(doc)),
                             "authorise the Zoho account again (crmsync accounts add)");
@@ -193,7 +161,7 @@ CreatorClient::call(const std::string& method, const std::string& path,
                                         refusal(doc)),
                             "the next run continues once the limit resets");
             } else if (response.status >= 500) {
-                last_problem = fmt::format("HTTP {}", response.status);
+                attempts.failed(fmt::format("HTTP {}", response.status));
             } else if (!doc.empty()) {
                 Answer answer;
                 answer.status = response.status;
@@ -203,7 +171,7 @@ CreatorClient::call(const std::string& method, const std::string& path,
                 }
                 return answer;
             } else if (response.status >= 200 && response.status < 300) {
-                last_problem = fmt::format("HTTP {} with a damaged body", response.status);
+                attempts.failed(fmt::format("HTTP {} with a damaged body", response.status));
             } else {
                 throw Error(ErrorKind::data,
                             fmt::format("{} was refused: HTTP {}: {}", what, response.status,
@@ -211,20 +179,7 @@ CreatorClient::call(const std::string& method, const std::string& path,
                             "check --zoho-owner, --zoho-app, --zoho-form and --zoho-report");
             }
         }
-        if (!wait && !repeatable) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{}: no clear answer ({})", what, last_problem),
-                        "the next run looks for the records before adding them again");
-        }
-        if (attempt >= policy.max_attempts) {
-            throw Error(
-                ErrorKind::connection,
-                fmt::format("{} failed after {} attempts; last: {}", what, attempt, last_problem),
-                "Zoho Creator may be down; the next run continues");
-        }
-        const auto delay = wait.value_or(policy.backoff(attempt));
-        log::debug("{}: {}; trying again in {} ms", what, last_problem, delay.count());
-        sleep_interruptibly(*m_options.clock, delay);
+        attempts.pause(repeatable);
     }
 }
 

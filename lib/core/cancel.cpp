@@ -1,8 +1,12 @@
 #include "lib/core/cancel.hpp"
 
+#include "lib/core/error.hpp"
 #include "lib/core/exit_codes.hpp"
 
+#include <algorithm>
 #include <csignal>
+#include <string>
+#include <thread>
 #include <unistd.h>
 
 namespace crmsync {
@@ -10,6 +14,24 @@ namespace crmsync {
 std::atomic<bool>& stop_flag() noexcept {
     static std::atomic<bool> flag{false};
     return flag;
+}
+
+void sleep_unless_stopped(const Clock& clock, std::chrono::milliseconds total,
+                          std::string_view waiting_for) {
+    constexpr std::chrono::milliseconds k_slice{100};
+    while (total.count() > 0) {
+        if (stop_requested()) {
+            throw Error(ErrorKind::interrupted,
+                        "interrupted while waiting for " + std::string(waiting_for));
+        }
+        const auto slice = std::min(total, k_slice);
+        if (clock.sleep_for) {
+            clock.sleep_for(slice);
+        } else {
+            std::this_thread::sleep_for(slice);
+        }
+        total -= slice;
+    }
 }
 
 namespace {

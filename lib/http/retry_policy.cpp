@@ -25,19 +25,6 @@ std::string snippet(const std::string& body) {
     return s;
 }
 
-// Sleeps in short slices so a stop signal is noticed within a fraction of a second.
-void interruptible_sleep(const Clock& clock, std::chrono::milliseconds total) {
-    using namespace std::chrono_literals;
-    while (total > 0ms) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted while waiting to retry");
-        }
-        const auto slice = std::min<std::chrono::milliseconds>(total, 200ms);
-        clock.sleep_for(slice);
-        total -= slice;
-    }
-}
-
 } // namespace
 
 bool RetryPolicy::is_retryable_status(long status) noexcept {
@@ -186,7 +173,7 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
                         "raise --max-runtime, or let the next run continue");
         }
         context.stats.retries.fetch_add(1, std::memory_order_relaxed);
-        interruptible_sleep(context.clock, delay);
+        sleep_unless_stopped(context.clock, delay, "the next attempt");
     }
 }
 
