@@ -4,6 +4,7 @@
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/attempt_loop.hpp"
 #include "lib/rest/paging.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
@@ -275,34 +276,27 @@ private:
     // 2xx body.
     json send(const std::string& url, const std::string& form, http::HttpResponse& response) {
         const std::string what = "GET /" + form + "/leads";
-        const http::RetryPolicy& policy = m_options.retry;
-        const Clock& clock = *m_options.clock;
-        std::string last_problem;
-        int damaged = 0;
-        for (int attempt = 1;; ++attempt) {
-            if (stop_requested()) {
-                throw Error(ErrorKind::interrupted, "interrupted before " + what);
-            }
-            if (m_options.deadline && clock.steady_now() >= *m_options.deadline) {
-                throw Error(ErrorKind::connection,
-                            fmt::format("{}: time budget spent{}", what,
-                                        last_problem.empty() ? "" : "; last: " + last_problem),
-                            "raise --max-runtime, or let the next run continue");
-            }
+        http::AttemptLoop attempts(
+            m_options.retry, *m_options.clock, m_options.deadline, what,
+            {"the Graph API",
+             "the Graph API keeps throttling or failing; the next run continues from the "
+             "checkpoint",
+             "", "the next run continues from the checkpoint"});
+        for (;;) {
+            attempts.begin();
             http::HttpRequest request;
             request.url = url;
             request.timeout = m_options.request_timeout;
             request.headers.emplace_back("Accept", "application/json");
             http::TransportFailure failure;
             response = http::HttpResponse{};
-            std::optional<std::chrono::milliseconds> wait;
             if (!m_http.perform(request, response, failure)) {
-                last_problem = one_line(failure.message);
                 if (!http::RetryPolicy::is_retryable_transport(failure.curl_code)) {
                     throw Error(ErrorKind::connection,
-                                fmt::format("{} failed: {}", what, last_problem),
+                                fmt::format("{} failed: {}", what, one_line(failure.message)),
                                 "check --api-url and TLS settings (--insecure skips verification)");
                 }
+                attempts.failed(one_line(failure.message));
             } else if (response.status >= 200 && response.status < 300) {
                 std::string text = response.body;
                 util::repair_utf8(text);
@@ -310,57 +304,29 @@ private:
                 if (!body.is_discarded()) {
                     return body;
                 }
-                ++damaged;
-                last_problem = fmt::format("HTTP {} with a cut-off or non-JSON body ({} bytes)",
-                                           response.status, response.body.size());
+                attempts.damaged_body(response);
             } else {
-                last_problem = classify_failure(response, what);
+                std::string problem = classify_failure(response, what);
+                std::optional<std::chrono::milliseconds> wait;
                 if (const auto regain = regain_access_after(response)) {
                     // Business use case throttling says how long it lasts: wait that long
                     // when the run can, else leave the rest to a later run at once.
-                    if (*regain > policy.max_retry_after) {
+                    if (*regain > m_options.retry.max_retry_after) {
                         throw Error(ErrorKind::connection,
                                     fmt::format("{}: throttled by the Graph API for about {} min "
                                                 "({})",
-                                                what, regain->count(), last_problem),
+                                                what, regain->count(), problem),
                                     "the next run continues from the checkpoint once the limit "
                                     "has passed");
                     }
                     wait = std::chrono::duration_cast<std::chrono::milliseconds>(*regain);
                 } else if (response.status == 429 || response.status == 503) {
-                    wait = http::RetryPolicy::retry_after(response, clock.wall_now());
-                    if (wait && *wait > policy.max_retry_after) {
-                        throw Error(ErrorKind::connection,
-                                    fmt::format("{}: the server asks to wait {} s (Retry-After)",
-                                                what, wait->count() / 1000),
-                                    "the next run continues from the checkpoint");
-                    }
+                    wait = http::RetryPolicy::retry_after(response, m_options.clock->wall_now());
                 }
+                attempts.failed(std::move(problem), wait);
             }
-            if (attempt >= policy.max_attempts) {
-                if (damaged == attempt) {
-                    throw Error(ErrorKind::data,
-                                fmt::format("{} answered {} time(s) with a body that is not JSON",
-                                            what, damaged),
-                                "the service or a proxy in between answers something else than "
-                                "JSON; the next run retries");
-                }
-                throw Error(ErrorKind::connection,
-                            fmt::format("{} failed after {} attempts; last: {}", what, attempt,
-                                        last_problem),
-                            "the Graph API keeps throttling or failing; the next run continues "
-                            "from the checkpoint");
-            }
-            const auto delay = wait.value_or(policy.backoff(attempt));
-            if (m_options.deadline && clock.steady_now() + delay > *m_options.deadline) {
-                throw Error(ErrorKind::connection,
-                            fmt::format("{}: time budget spent while retrying; last: {}", what,
-                                        last_problem),
-                            "raise --max-runtime, or let the next run continue");
-            }
-            log::info("{}: {}; retrying in {} ms", what, last_problem, delay.count());
+            attempts.pause();
             m_stats.retries.fetch_add(1, std::memory_order_relaxed);
-            sleep_unless_stopped(clock, delay, "the next attempt");
         }
     }
 

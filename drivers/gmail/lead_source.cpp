@@ -4,6 +4,7 @@
 #include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/attempt_loop.hpp"
 #include "lib/rest/paging.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
@@ -254,21 +255,13 @@ private:
     // (a message deleted meanwhile).
     std::optional<json> send(const std::string& url, const std::string& what,
                              http::HttpResponse& response) {
-        const http::RetryPolicy& policy = m_options.retry;
-        const Clock& clock = *m_options.clock;
-        std::string last_problem;
-        int damaged = 0;
+        http::AttemptLoop attempts(
+            m_options.retry, *m_options.clock, m_options.deadline, what,
+            {"Gmail", "Gmail keeps limiting or failing; the next run continues from the checkpoint",
+             "", "the next run continues from the checkpoint"});
         bool renewed = false;
-        for (int attempt = 1;; ++attempt) {
-            if (stop_requested()) {
-                throw Error(ErrorKind::interrupted, "interrupted before " + what);
-            }
-            if (m_options.deadline && clock.steady_now() >= *m_options.deadline) {
-                throw Error(ErrorKind::connection,
-                            fmt::format("{}: time budget spent{}", what,
-                                        last_problem.empty() ? "" : "; last: " + last_problem),
-                            "raise --max-runtime, or let the next run continue");
-            }
+        for (;;) {
+            attempts.begin();
             const std::string token = m_options.access_token();
             if (token.empty()) {
                 throw Error(ErrorKind::auth, "no Gmail access token was available",
@@ -282,14 +275,13 @@ private:
                                {"Authorization", "Bearer " + token}};
             http::TransportFailure failure;
             response = http::HttpResponse{};
-            std::optional<std::chrono::milliseconds> wait;
             if (!m_http.perform(request, response, failure)) {
-                last_problem = one_line(failure.message);
                 if (!http::RetryPolicy::is_retryable_transport(failure.curl_code)) {
                     throw Error(ErrorKind::connection,
-                                fmt::format("{} failed: {}", what, last_problem),
+                                fmt::format("{} failed: {}", what, one_line(failure.message)),
                                 "check --api-url and TLS settings (--insecure skips verification)");
                 }
+                attempts.failed(one_line(failure.message));
             } else if (response.status >= 200 && response.status < 300) {
                 std::string text = response.body;
                 util::repair_utf8(text);
@@ -297,9 +289,7 @@ private:
                 if (!body.is_discarded() && body.is_object()) {
                     return body;
                 }
-                ++damaged;
-                last_problem = fmt::format("HTTP {} with a cut-off or non-JSON body ({} bytes)",
-                                           response.status, response.body.size());
+                attempts.damaged_body(response);
             } else if (response.status == 404) {
                 return std::nullopt;
             } else if (response.status == 401) {
@@ -310,7 +300,7 @@ private:
                     if (m_options.forget_token) {
                         m_options.forget_token();
                     }
-                    --attempt;
+                    attempts.repeat_now();
                     continue;
                 }
                 throw Error(
@@ -320,8 +310,6 @@ private:
                     "gmail.readonly scope");
             } else {
                 const auto error = google_error(response);
-                last_problem =
-                    fmt::format("HTTP {} {}: {}", response.status, error.reason, error.message);
                 if (response.status == 403) {
                     if (error.reason == "dailyLimitExceeded") {
                         throw Error(ErrorKind::connection,
@@ -347,40 +335,16 @@ private:
                                             error.message),
                                 "check --api-url and --account");
                 }
+                std::optional<std::chrono::milliseconds> wait;
                 if (response.status == 429 || response.status == 503) {
-                    wait = http::RetryPolicy::retry_after(response, clock.wall_now());
-                    if (wait && *wait > policy.max_retry_after) {
-                        throw Error(ErrorKind::connection,
-                                    fmt::format("{}: the server asks to wait {} s (Retry-After)",
-                                                what, wait->count() / 1000),
-                                    "the next run continues from the checkpoint");
-                    }
+                    wait = http::RetryPolicy::retry_after(response, m_options.clock->wall_now());
                 }
+                attempts.failed(
+                    fmt::format("HTTP {} {}: {}", response.status, error.reason, error.message),
+                    wait);
             }
-            if (attempt >= policy.max_attempts) {
-                if (damaged == attempt) {
-                    throw Error(ErrorKind::data,
-                                fmt::format("{} answered {} time(s) with a body that is not JSON",
-                                            what, damaged),
-                                "the service or a proxy in between answers something else than "
-                                "JSON; the next run retries");
-                }
-                throw Error(ErrorKind::connection,
-                            fmt::format("{} failed after {} attempts; last: {}", what, attempt,
-                                        last_problem),
-                            "Gmail keeps limiting or failing; the next run continues from the "
-                            "checkpoint");
-            }
-            const auto delay = wait.value_or(policy.backoff(attempt));
-            if (m_options.deadline && clock.steady_now() + delay > *m_options.deadline) {
-                throw Error(ErrorKind::connection,
-                            fmt::format("{}: time budget spent while retrying; last: {}", what,
-                                        last_problem),
-                            "raise --max-runtime, or let the next run continue");
-            }
-            log::info("{}: {}; retrying in {} ms", what, last_problem, delay.count());
+            attempts.pause();
             m_stats.retries.fetch_add(1, std::memory_order_relaxed);
-            sleep_unless_stopped(clock, delay, "the next attempt");
         }
     }
 

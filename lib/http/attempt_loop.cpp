@@ -27,23 +27,40 @@ void AttemptLoop::begin() {
                     "raise --max-runtime, or let the next run continue");
     }
     m_wait.reset();
+    m_last_throttled = false;
     ++m_attempts;
 }
 
-void AttemptLoop::failed(std::string problem) {
+void AttemptLoop::failed(std::string problem,
+                         std::optional<std::chrono::milliseconds> retry_after) {
     m_last_problem = std::move(problem);
     m_throttled_in_a_row = 0;
+    if (retry_after && *retry_after > m_policy.max_retry_after) {
+        throw too_long_a_wait(*retry_after);
+    }
+    m_wait = retry_after;
+}
+
+void AttemptLoop::damaged_body(const HttpResponse& response) {
+    ++m_damaged;
+    failed(fmt::format("HTTP {} with a cut-off or non-JSON body ({} bytes)", response.status,
+                       response.body.size()));
+}
+
+Error AttemptLoop::too_long_a_wait(std::chrono::milliseconds wait) const {
+    return Error(ErrorKind::connection,
+                 fmt::format("{}: {} asks to wait {} s before the next request ({})", m_what,
+                             m_wording.service, wait.count() / 1000, m_last_problem),
+                 m_wording.throttled_hint);
 }
 
 void AttemptLoop::throttled(std::string problem,
                             std::optional<std::chrono::milliseconds> retry_after) {
     m_last_problem = std::move(problem);
+    m_last_throttled = true;
     --m_attempts;
     if (retry_after && *retry_after > m_policy.max_retry_after) {
-        throw Error(ErrorKind::connection,
-                    fmt::format("{}: {} asks to wait {} s before the next request ({})", m_what,
-                                m_wording.service, retry_after->count() / 1000, m_last_problem),
-                    m_wording.throttled_hint);
+        throw too_long_a_wait(*retry_after);
     }
     if (++m_throttled_in_a_row >= m_wording.max_throttled_in_a_row) {
         throw Error(ErrorKind::connection,
@@ -55,12 +72,19 @@ void AttemptLoop::throttled(std::string problem,
 }
 
 void AttemptLoop::pause(bool may_repeat) {
-    if (!m_wait && !may_repeat) {
+    if (!m_last_throttled && !may_repeat) {
         throw Error(ErrorKind::connection,
                     fmt::format("{}: no clear answer ({})", m_what, m_last_problem),
                     m_wording.unclear_hint);
     }
-    if (!m_wait && m_attempts >= m_policy.max_attempts) {
+    if (spent() && m_damaged == m_attempts) {
+        throw Error(
+            ErrorKind::data,
+            fmt::format("{} answered {} time(s) with a body that is not JSON", m_what, m_damaged),
+            "the service or a proxy in between answers something else than JSON; the "
+            "next run retries");
+    }
+    if (spent()) {
         throw Error(ErrorKind::connection,
                     fmt::format("{} failed after {} attempts; last: {}", m_what, m_attempts,
                                 m_last_problem),
@@ -73,7 +97,7 @@ void AttemptLoop::pause(bool may_repeat) {
             fmt::format("{}: time budget spent while retrying; last: {}", m_what, m_last_problem),
             "raise --max-runtime, or let the next run continue");
     }
-    log::debug("{}: {}; trying again in {} ms", m_what, m_last_problem, delay.count());
+    log::info("{}: {}; trying again in {} ms", m_what, m_last_problem, delay.count());
     sleep_unless_stopped(m_clock, delay, m_wording.service);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lib/core/clock.hpp"
+#include "lib/core/error.hpp"
 #include "lib/http/retry_policy.hpp"
 
 #include <chrono>
@@ -39,13 +40,23 @@ public:
 
     // Before each attempt: throws on a stop signal or once the deadline has passed.
     void begin();
-    // The attempt ended without the answer asked for; `problem` says how ("HTTP 503").
-    void failed(std::string problem);
+    // The attempt ended without the answer asked for; `problem` says how ("HTTP 503"). The
+    // next attempt waits `retry_after` (the server's Retry-After) when given, else a backoff;
+    // throws when the server asks for more than the policy's max_retry_after.
+    void failed(std::string problem,
+                std::optional<std::chrono::milliseconds> retry_after = std::nullopt);
+    // A 2xx answer whose body is cut off or not JSON: a counted failure. When every attempt
+    // ends this way, pause() throws a data error instead of a connection error, since the
+    // service (or a proxy in between) answers something else than JSON.
+    void damaged_body(const HttpResponse& response);
     // The service refused for its rate limit without doing anything: the attempt does not count,
     // and the next one waits `retry_after` (its Retry-After), else a backoff. Throws when it asks
     // for more than the policy's max_retry_after, or throttled max_throttled_in_a_row times in
     // a row.
     void throttled(std::string problem, std::optional<std::chrono::milliseconds> retry_after);
+    // The attempt just made does not count, and the next one may start at once (a token was
+    // renewed after a 401).
+    void repeat_now() { --m_attempts; }
     // Waits before the next attempt. Throws when `may_repeat` is false after a failure (the
     // request may have been carried out, and a repeat could do it twice; a throttled request
     // is always repeated), when the attempts are spent, or when the wait would pass the deadline.
@@ -53,11 +64,15 @@ public:
 
     const std::string& last_problem() const { return m_last_problem; }
     // The attempt just made was throttled (not counted).
-    bool last_was_throttled() const { return m_wait.has_value(); }
+    bool last_was_throttled() const { return m_last_throttled; }
     // Attempts counted so far (throttled ones left out).
     int attempts() const { return m_attempts; }
+    // No attempt is left after the one just made, unless it was throttled.
+    bool spent() const { return !m_last_throttled && m_attempts >= m_policy.max_attempts; }
 
 private:
+    Error too_long_a_wait(std::chrono::milliseconds wait) const;
+
     const RetryPolicy& m_policy;
     const Clock& m_clock;
     std::optional<std::chrono::steady_clock::time_point> m_deadline;
@@ -65,7 +80,9 @@ private:
     Wording m_wording;
     int m_attempts = 0;
     int m_throttled_in_a_row = 0;
-    std::optional<std::chrono::milliseconds> m_wait; // set by throttled(), for the next pause()
+    int m_damaged = 0;
+    bool m_last_throttled = false;
+    std::optional<std::chrono::milliseconds> m_wait; // the server's ask, for the next pause()
     std::string m_last_problem;
 };
 

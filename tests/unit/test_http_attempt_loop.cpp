@@ -158,6 +158,55 @@ TEST_CASE("http::AttemptLoop bounds the attempts and waits between them", "[unit
         CHECK(manual.now == std::chrono::steady_clock::time_point{});
     }
 
+    SECTION("a failure may carry the server's Retry-After: it waits that long and still counts") {
+        attempts.begin();
+        attempts.failed("HTTP 503", 300ms);
+        CHECK_FALSE(attempts.last_was_throttled());
+        manual.pause(attempts);
+        CHECK(manual.waits == std::vector<std::chrono::milliseconds>{300ms});
+        CHECK(attempts.attempts() == 1);
+        attempts.begin();
+        const auto e = thrown_by([&] { attempts.failed("HTTP 503", 5000ms); });
+        CHECK(e.message == "GET /x: the service asks to wait 5 s before the next request "
+                           "(HTTP 503)");
+    }
+
+    SECTION("answers that are never JSON end in a data error, a mix in a connection error") {
+        http::HttpResponse damaged;
+        damaged.status = 200;
+        damaged.body = "<html>";
+        const bool mixed = GENERATE(false, true);
+        for (int i = 1; i <= 3; ++i) {
+            attempts.begin();
+            if (mixed && i == 2) {
+                attempts.failed("HTTP 502");
+            } else {
+                attempts.damaged_body(damaged);
+            }
+            if (i < 3) {
+                manual.pause(attempts);
+            }
+        }
+        const auto e = thrown_by([&] { attempts.pause(); });
+        if (mixed) {
+            CHECK(e.kind == ErrorKind::connection);
+            CHECK(e.message == "GET /x failed after 3 attempts; last: HTTP 200 with a cut-off or "
+                               "non-JSON body (6 bytes)");
+        } else {
+            CHECK(e.kind == ErrorKind::data);
+            CHECK(e.message == "GET /x answered 3 time(s) with a body that is not JSON");
+        }
+    }
+
+    SECTION("an attempt repeated at once (a renewed token) does not count") {
+        attempts.begin();
+        attempts.repeat_now();
+        attempts.begin();
+        attempts.failed("HTTP 500");
+        CHECK(attempts.attempts() == 1);
+        CHECK_FALSE(attempts.spent());
+    }
+
     SECTION("a failed request that may have been carried out is not repeated") {
         attempts.begin();
         attempts.failed("connection reset");
