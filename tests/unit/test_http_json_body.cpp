@@ -103,6 +103,7 @@ TEST_CASE("http::parse_json_body builds what nlohmann's parser builds from any t
         "[true, false, null]",
         R"({"a":1,"a":2})",
         R"({"a":{"b":1},"a":[2]})",
+        R"({"b":1,"a":1,"b":2,"c":0,"a":[3],"b":{"x":3},"":4,"ab":5,"a\u0000":6})",
         "\xEF\xBB\xBF[1]",
         "[1] [2]",
         "{} x",
