@@ -76,6 +76,39 @@ Result send_copy(PGconn* connection, const std::string& copy_sql,
     return failed;
 }
 
+// A transaction around the statements of one load when the caller has none open: begun on
+// construction, rolled back on destruction unless commit() was called. A no-op inside the
+// caller's transaction.
+class OwnTransaction {
+public:
+    OwnTransaction(PGconn* connection, const std::string& table_name)
+        : m_connection(connection), m_table_name(table_name),
+          m_open(PQtransactionStatus(connection) != PQTRANS_INTRANS) {
+        if (m_open) {
+            run(connection, "BEGIN", "starting a load of " + table_name);
+        }
+    }
+    OwnTransaction(const OwnTransaction&) = delete;
+    OwnTransaction& operator=(const OwnTransaction&) = delete;
+    ~OwnTransaction() {
+        if (m_open) {
+            PQclear(PQexec(m_connection, "ROLLBACK"));
+        }
+    }
+
+    void commit() {
+        if (m_open) {
+            m_open = false;
+            run(m_connection, "COMMIT", "finishing the load of " + m_table_name);
+        }
+    }
+
+private:
+    PGconn* m_connection;
+    std::string m_table_name;
+    bool m_open;
+};
+
 std::string sqlstate(const Result& result) {
     const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
     return state == nullptr ? "" : state;
@@ -149,13 +182,18 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
                    table.name);
     }
 
+    // The staging table empties itself at each commit, in place. TRUNCATE gave it a new file
+    // every batch, and creating those files was a sixth of the server's time in a full
+    // refresh. ON COMMIT DELETE ROWS needs a transaction around the COPY and the upsert.
+    OwnTransaction transaction(connection, table.name);
     const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
     const std::string stage = dialect.quote(stage_name);
     run(connection,
-        "CREATE TEMP TABLE IF NOT EXISTS " + stage + " AS SELECT " + names + " FROM " + target +
-            " WITH NO DATA",
+        "CREATE TEMP TABLE IF NOT EXISTS " + stage + " ON COMMIT DELETE ROWS AS SELECT " + names +
+            " FROM " + target + " WITH NO DATA",
         "creating the staging table for " + table.name);
-    run(connection, "TRUNCATE " + stage, "emptying the staging table for " + table.name);
+    // Empty already, unless this transaction loaded the same table before.
+    run(connection, "DELETE FROM " + stage, "emptying the staging table for " + table.name);
     if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows, table.name)) {
         throw copy_error(connection, "loading rows of " + table.name);
     }
@@ -176,6 +214,7 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
     sql::Database::BulkResult result;
     result.existing = static_cast<long>(rows.size()) - inserted;
     result.affected = std::atol(PQgetvalue(done.get(), 0, 1));
+    transaction.commit();
     return result;
 }
 

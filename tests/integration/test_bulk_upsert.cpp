@@ -484,6 +484,77 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
     }
 }
 
+TEST_CASE("PostgreSQL's staging table empties itself at each commit, in place", "[postgres]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "postgres") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table table = hostile_table(prefix + "staged");
+        sql::SchemaManager(*db).ensure(table);
+        // The first load goes straight in; every later batch goes through the staging table.
+        write(*db, table, numbered_rows(0, k_bulk_rows, "one"), "2024-05-05 05:05:05.000");
+        // The staging table's file and how many rows and pages it holds, as "file rows pages".
+        const auto stage = [&] {
+            const auto rows = db->query(
+                "SELECT relfilenode, reltuples, pg_relation_size(oid) FROM pg_class WHERE "
+                "relnamespace = pg_my_temp_schema() AND relname LIKE 'crmsync\\_stage\\_%'");
+            REQUIRE(rows.size() == 1);
+            const auto count = db->query(
+                "SELECT count(*) FROM pg_temp." +
+                db->dialect().quote(*db->query("SELECT relname FROM pg_class WHERE relnamespace = "
+                                               "pg_my_temp_schema() AND relname LIKE "
+                                               "'crmsync\\_stage\\_%'")[0][0]));
+            return *rows[0][0] + " " + count.at(0).at(0).value_or("?") + " " +
+                   rows[0][2].value_or("?");
+        };
+        const auto file_of = [](const std::string& s) { return s.substr(0, s.find(' ')); };
+
+        const auto c1 = write(*db, table, numbered_rows(0, k_bulk_rows, "two"), "2030-01-01");
+        CHECK(c1.updated == static_cast<long>(k_bulk_rows));
+        const std::string after_first = stage();
+        CHECK(after_first.substr(after_first.find(' ')) == " 0 0");
+        const auto c2 = write(*db, table, numbered_rows(0, k_bulk_rows, "three"), "2030-01-02");
+        CHECK(c2.updated == static_cast<long>(k_bulk_rows));
+        // The same file, empty again: no new file per batch.
+        CHECK(stage() == after_first);
+
+        SECTION("the same table loaded twice in one transaction") {
+            sql::BatchWriter writer(*db);
+            std::vector<sql::RejectedRow> rejected;
+            sql::Transaction tx(*db);
+            const auto a = writer.upsert({&table, numbered_rows(0, k_bulk_rows, "four")},
+                                         "2030-01-03 00:00:00.000", rejected);
+            const auto b = writer.upsert({&table, numbered_rows(0, k_bulk_rows, "four")},
+                                         "2030-01-03 00:00:00.000", rejected);
+            tx.commit();
+            CHECK(a.updated == static_cast<long>(k_bulk_rows));
+            CHECK(b.unchanged == static_cast<long>(k_bulk_rows));
+            CHECK(b.updated == 0);
+            CHECK(file_of(stage()) == file_of(after_first));
+        }
+        SECTION("a load outside a transaction commits on its own and leaves none open") {
+            sql::BatchWriter writer(*db);
+            std::vector<sql::RejectedRow> rejected;
+            const auto c = writer.upsert({&table, numbered_rows(0, k_bulk_rows, "five")},
+                                         "2030-01-04 00:00:00.000", rejected);
+            CHECK(c.updated == static_cast<long>(k_bulk_rows));
+            auto other = crmsync::testing::open(target.url);
+            CHECK(crmsync::testing::count_rows(*other, table.name,
+                                               other->dialect().quote("label") + " = 'five'") ==
+                  static_cast<long>(k_bulk_rows));
+            // A transaction left open would be the load's, which wrote rows: it has an id.
+            CHECK(db->query("SELECT COALESCE(txid_current_if_assigned()::text, 'none open')")
+                      .at(0)
+                      .at(0)
+                      .value_or("NULL") == "none open");
+        }
+        db->execute("DROP TABLE " + db->dialect().quote(table.name));
+    }
+}
+
 TEST_CASE("a column the database refuses to widen is left as it is, and the schema step goes on",
           "[postgres]") {
     TempDir dir;
