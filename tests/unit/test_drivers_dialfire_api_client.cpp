@@ -2,11 +2,12 @@
 
 #include "lib/http/json_body.hpp"
 #include "lib/util/time.hpp"
-#include "tests/fakes/dialfire/dialfire_fake.hpp"
+#include "tests/support/dialfire_client_setup.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
 
+#include <memory>
 #include <thread>
 
 using namespace crmsync;
@@ -20,30 +21,12 @@ TEST_CASE("dialfire::format_dialfire_time", "[unit]") {
 
 namespace {
 
-struct DialfireClient {
-    fakes::DialfireFake fake;
-    http::RetryPolicy policy;
-    http::RetryStats stats;
+// A client of a 10-contact campaign; a request is tried 4 times.
+struct DialfireClient : crmsync::testing::DialfireClientSetup {
     std::unique_ptr<drivers::dialfire::ApiClient> api;
 
-    explicit DialfireClient(std::size_t contacts = 10) : fake(options(contacts)) {
-        fake.start();
-        policy.base_delay = std::chrono::milliseconds(1);
-        policy.max_attempts = 4;
-        drivers::dialfire::ApiConfig config;
-        config.base_url = fake.base_url();
-        config.campaign = fake.options().campaign_id;
-        config.token = fake.options().token;
-        api = std::make_unique<drivers::dialfire::ApiClient>(
-            config, http::RetryContext{policy, stats, Clock::real(), std::nullopt, ""});
-    }
-
-    static fakes::FakeCampaignOptions options(std::size_t contacts) {
-        fakes::FakeCampaignOptions o;
-        o.contacts = contacts;
-        o.inbound_calls = 0;
-        o.worker_threads = 2;
-        return o;
+    DialfireClient() : DialfireClientSetup(10, 4, 2) {
+        api = std::make_unique<drivers::dialfire::ApiClient>(config, retry());
     }
 };
 

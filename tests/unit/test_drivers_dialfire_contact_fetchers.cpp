@@ -4,7 +4,7 @@
 #include "drivers/dialfire/contact_fetchers.hpp"
 
 #include "lib/core/error.hpp"
-#include "tests/fakes/dialfire/dialfire_fake.hpp"
+#include "tests/support/dialfire_client_setup.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -19,32 +19,9 @@ using drivers::dialfire::ContactFetchers;
 
 namespace {
 
-struct FetcherSetup {
-    fakes::DialfireFake fake;
-    http::RetryPolicy policy;
-    http::RetryStats stats;
-    drivers::dialfire::ApiConfig config;
-
-    explicit FetcherSetup(std::size_t contacts) : fake(options(contacts)) {
-        fake.start();
-        policy.base_delay = std::chrono::milliseconds(1);
-        policy.max_attempts = 2;
-        config.base_url = fake.base_url();
-        config.campaign = fake.options().campaign_id;
-        config.token = fake.options().token;
-    }
-
-    http::RetryContext retry() {
-        return http::RetryContext{policy, stats, Clock::real(), std::nullopt, ""};
-    }
-
-    static fakes::FakeCampaignOptions options(std::size_t contacts) {
-        fakes::FakeCampaignOptions o;
-        o.contacts = contacts;
-        o.inbound_calls = 0;
-        o.worker_threads = 4;
-        return o;
-    }
+// 4 threads build the campaign; a request is tried twice.
+struct FetcherSetup : crmsync::testing::DialfireClientSetup {
+    explicit FetcherSetup(std::size_t contacts) : DialfireClientSetup(contacts, 2, 4) {}
 };
 
 // The fake's ids cut into "listed pages" of `page` ids.
