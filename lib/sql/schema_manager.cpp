@@ -86,7 +86,9 @@ void SchemaManager::widen_narrow_columns(const Table& table, SchemaChanges& chan
     }
 }
 
-void SchemaManager::ensure_unique_key(const Table& table, SchemaChanges& changes) {
+void SchemaManager::ensure_unique_key(const Table& table,
+                                      const std::set<std::string>& existing_indexes,
+                                      SchemaChanges& changes) {
     const Dialect& dialect = m_db.dialect();
     const std::string wanted = util::collision_key(table.key());
     for (const auto& row : m_db.query(dialect.unique_columns_query(), {table.name})) {
@@ -97,10 +99,16 @@ void SchemaManager::ensure_unique_key(const Table& table, SchemaChanges& changes
     // A table made by a user or another tool without a key: upserts would add a second row
     // for every key seen again (MySQL) or fail (PostgreSQL, SQLite). Adding the index is what
     // crmsync would have created; it fails when the table already holds one key twice.
-    const Index index{{table.key()}, true};
-    const std::string name = index_name(dialect, table, index);
+    // crmsync's own name for it, unless an index (a plain one, or one over more columns)
+    // already has that name.
+    std::string name = index_name(dialect, table, Index{{table.key()}, true});
+    if (existing_indexes.count(util::collision_key(name)) != 0) {
+        name = util::sanitize_identifier("ux_" + table.name + "_" + table.key(),
+                                         dialect.max_identifier_bytes());
+    }
     try {
-        m_db.execute(dialect.create_index(table, index));
+        m_db.execute("CREATE UNIQUE INDEX " + dialect.quote(name) + " ON " +
+                     dialect.quote(table.name) + " (" + dialect.quote(table.key()) + ")");
     } catch (const Error& e) {
         throw Error(ErrorKind::io,
                     fmt::format("table {} has no primary key or unique index on {}, and one "
@@ -152,7 +160,7 @@ SchemaChanges SchemaManager::ensure(const Table& table) {
                 changes.created_indexes.push_back(name);
             }
         }
-        ensure_unique_key(table, changes);
+        ensure_unique_key(table, indexes, changes);
     } catch (Error& e) {
         e.add_context("preparing table " + table.name);
         throw;

@@ -36,7 +36,9 @@ private:
     void widen_narrow_columns(const Table& table, SchemaChanges& changes);
     // Makes sure the upsert key is unique on its own (a primary key or a unique index), adding
     // a unique index when it is not; throws when that fails (keys already repeated).
-    void ensure_unique_key(const Table& table, SchemaChanges& changes);
+    // `existing_indexes` holds the table's index names as util::collision_key()s.
+    void ensure_unique_key(const Table& table, const std::set<std::string>& existing_indexes,
+                           SchemaChanges& changes);
 
     Database& m_db;
 };

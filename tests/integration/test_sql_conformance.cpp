@@ -152,10 +152,17 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                                                " ON " + d.quote(table.name) + " (" + d.quote("id") +
                                                ", " + d.quote("count") + ")");
                     }
+                    std::string expected_index = key_index;
+                    SECTION("a plain index on the key that already has crmsync's name") {
+                        create_without_key(*db, table,
+                                           "CREATE INDEX " + d.quote(key_index) + " ON " +
+                                               d.quote(table.name) + " (" + d.quote("id") + ")");
+                        expected_index = "ux_" + table.name + "_id";
+                    }
                     const auto changes = schema.ensure(table);
                     CHECK(changes.created_tables.empty());
                     CHECK(std::count(changes.created_indexes.begin(), changes.created_indexes.end(),
-                                     key_index) == 1);
+                                     expected_index) == 1);
                     CHECK(schema.ensure(table).created_indexes.empty());
                     CHECK(write(*db, table, {row("a", "one")}, pad).inserted == 1);
                     auto again = write(*db, table, {row("a", "two"), row("b", "new")}, pad);
