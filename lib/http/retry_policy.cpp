@@ -1,7 +1,7 @@
 #include "lib/http/retry_policy.hpp"
 
-#include "lib/core/cancel.hpp"
 #include "lib/core/error.hpp"
+#include "lib/http/attempt_loop.hpp"
 #include "lib/util/time.hpp"
 
 #include <fmt/format.h>
@@ -100,28 +100,22 @@ std::optional<std::chrono::milliseconds> RetryPolicy::retry_after(const HttpResp
 
 HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
                              const RetryContext& context, const BodyCheck& check) {
-    const RetryPolicy& policy = context.policy;
-    std::string last_problem;
-    for (int attempt = 1;; ++attempt) {
-        if (stop_requested()) {
-            throw Error(ErrorKind::interrupted, "interrupted before " + context.what);
-        }
-        if (context.deadline && context.clock.steady_now() >= *context.deadline) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{}: time budget spent{}", context.what,
-                                    last_problem.empty() ? "" : "; last: " + last_problem),
-                        "raise --max-runtime, or let the next run continue");
-        }
+    // A 429 or 503 counts as an attempt here, waiting its Retry-After.
+    AttemptLoop attempts(context.policy, context.clock, context.deadline, context.what,
+                         {"the server",
+                          "the service may be down; the next run retries from the checkpoint", "",
+                          "the next run will continue from the checkpoint"});
+    for (;;) {
+        attempts.begin();
         HttpResponse response;
         TransportFailure failure;
-        std::optional<std::chrono::milliseconds> wait;
         if (client.perform(request, response, failure)) {
             if (response.status >= 200 && response.status < 300) {
                 if (!check || check(response)) {
                     return response;
                 }
-                last_problem = fmt::format("HTTP {} with a damaged body ({} bytes)",
-                                           response.status, response.body.size());
+                attempts.failed(fmt::format("HTTP {} with a damaged body ({} bytes)",
+                                            response.status, response.body.size()));
             } else if (response.status == 401 || response.status == 403) {
                 throw Error(ErrorKind::auth,
                             fmt::format("{} was refused with HTTP {}: {}", context.what,
@@ -133,19 +127,13 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
                                         snippet(response.body)),
                             "check the IDs and URLs on the command line");
             } else {
-                last_problem = fmt::format("HTTP {}", response.status);
+                std::optional<std::chrono::milliseconds> wait;
                 if (response.status == 429 || response.status == 503) {
                     wait = RetryPolicy::retry_after(response, context.clock.wall_now());
-                    if (wait && *wait > policy.max_retry_after) {
-                        throw Error(ErrorKind::connection,
-                                    fmt::format("{}: the server asks to wait {} s (Retry-After)",
-                                                context.what, wait->count() / 1000),
-                                    "the next run will continue from the checkpoint");
-                    }
                 }
+                attempts.failed(fmt::format("HTTP {}", response.status), wait);
             }
         } else {
-            last_problem = failure.message;
             if (failure.curl_code == CURLE_FILESIZE_EXCEEDED) {
                 throw Error(ErrorKind::connection,
                             fmt::format("{} failed: {}", context.what, failure.message),
@@ -158,22 +146,10 @@ HttpResponse send_with_retry(HttpClient& client, const HttpRequest& request,
                             "check the URL and TLS settings (--insecure-api or --insecure-webhook "
                             "skips verification, with a warning)");
             }
+            attempts.failed(failure.message);
         }
-        if (attempt >= policy.max_attempts) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{} failed after {} attempts; last: {}", context.what, attempt,
-                                    last_problem),
-                        "the service may be down; the next run retries from the checkpoint");
-        }
-        const auto delay = wait.value_or(policy.backoff(attempt));
-        if (context.deadline && context.clock.steady_now() + delay > *context.deadline) {
-            throw Error(ErrorKind::connection,
-                        fmt::format("{}: time budget spent while retrying; last: {}", context.what,
-                                    last_problem),
-                        "raise --max-runtime, or let the next run continue");
-        }
+        attempts.pause();
         context.stats.retries.fetch_add(1, std::memory_order_relaxed);
-        sleep_unless_stopped(context.clock, delay, "the next attempt");
     }
 }
 
