@@ -1,5 +1,6 @@
 #include "drivers/postgres/bulk_copy.hpp"
 
+#include "drivers/postgres/binary_copy.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/sql/tab_text.hpp"
@@ -8,6 +9,8 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
+#include <unordered_map>
 
 namespace crmsync::drivers::postgres {
 namespace {
@@ -41,26 +44,41 @@ Result run(PGconn* connection, const std::string& sql, const std::string& action
 
 namespace {
 
-// Sends `rows` through `copy_sql` (a COPY ... FROM STDIN). Returns the failing result when the
-// server refused the rows (its SQLSTATE tells why), nothing when they were all stored; throws
-// when the connection itself failed.
-Result send_copy(PGconn* connection, const std::string& copy_sql,
+// Sends `rows` through `copy_sql` (a COPY ... FROM STDIN), in binary when `binary` gives the
+// encoding of each column (the statement then says FORMAT binary), else as text. Returns the
+// failing result when the server refused the rows (its SQLSTATE tells why), nothing when they
+// were all stored; throws when the connection itself failed.
+Result send_copy(PGconn* connection, std::string copy_sql,
                  const std::vector<std::vector<const sql::Value*>>& rows,
+                 const std::optional<std::vector<BinaryType>>& binary,
                  const std::string& table_name) {
+    if (binary) {
+        copy_sql += " WITH (FORMAT binary)";
+    }
     Result started(PQexec(connection, copy_sql.c_str()));
     if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
         throw copy_error(connection, "starting COPY into " + table_name);
     }
     std::string buffer;
     buffer.reserve(k_copy_chunk + 64 * 1024);
+    if (binary) {
+        append_binary_header(buffer);
+    }
     for (const auto& row : rows) {
-        sql::append_tab_text_row(buffer, row, sql::TabTextNul::absent);
+        if (binary) {
+            append_binary_row(buffer, row, *binary);
+        } else {
+            sql::append_tab_text_row(buffer, row, sql::TabTextNul::absent);
+        }
         if (buffer.size() >= k_copy_chunk) {
             if (PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) {
                 throw copy_error(connection, "sending rows of " + table_name);
             }
             buffer.clear();
         }
+    }
+    if (binary) {
+        append_binary_trailer(buffer);
     }
     if ((!buffer.empty() &&
          PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) ||
@@ -133,20 +151,73 @@ bool empty_with_unique_key(PGconn* connection, const sql::Dialect& dialect,
     return std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
 }
 
+// How each of `columns` goes in a binary COPY into `relation` (quoted), by its type in the
+// catalog now; nothing when the session sends text only, a column has a type the encoder does
+// not write, or a value of `rows` is not one it encodes with certainty: the rows then go as
+// text. Looked up for every COPY: a table altered since the last one is encoded as it is now.
+std::optional<std::vector<BinaryType>>
+binary_types(PGconn* connection, const CopySession& session, const std::string& relation,
+             const std::string& table_name, const std::vector<const sql::Column*>& columns,
+             const std::vector<std::vector<const sql::Value*>>& rows) {
+    if (!session.binary_allowed) {
+        return std::nullopt;
+    }
+    const char* sql = "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = $1::regclass "
+                      "AND attnum > 0 AND NOT attisdropped";
+    const char* params[] = {relation.c_str()};
+    Result result(PQexecParams(connection, sql, 1, nullptr, params, nullptr, nullptr, 0));
+    if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+        throw copy_error(connection, "reading the column types of " + table_name);
+    }
+    std::unordered_map<std::string, unsigned> type_oids;
+    for (int i = 0; i < PQntuples(result.get()); ++i) {
+        type_oids.emplace(
+            PQgetvalue(result.get(), i, 0),
+            static_cast<unsigned>(std::strtoul(PQgetvalue(result.get(), i, 1), nullptr, 10)));
+    }
+    std::vector<BinaryType> types;
+    types.reserve(columns.size());
+    for (const auto* column : columns) {
+        const auto oid = type_oids.find(column->name);
+        const auto type = oid == type_oids.end() ? std::nullopt : binary_type_of(oid->second);
+        if (!type) {
+            log::debug("{}: column {} has a type sent as text; copying the table as text",
+                       table_name, column->name);
+            return std::nullopt;
+        }
+        types.push_back(*type);
+    }
+    if (!binary_encodable(rows, types)) {
+        log::debug("{}: a value of this batch is copied as text", table_name);
+        return std::nullopt;
+    }
+    return types;
+}
+
+// binary_types, counted in the session.
+std::optional<std::vector<BinaryType>>
+binary_encoding(PGconn* connection, CopySession& session, const std::string& relation,
+                const std::string& table_name, const std::vector<const sql::Column*>& columns,
+                const std::vector<std::vector<const sql::Value*>>& rows) {
+    auto types = binary_types(connection, session, relation, table_name, columns, rows);
+    ++(types ? session.binary_copies : session.text_copies);
+    return types;
+}
+
 } // namespace
 
 sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& dialect,
                                       const sql::Table& table,
                                       const std::vector<const sql::Column*>& columns,
                                       const std::vector<std::vector<const sql::Value*>>& rows,
-                                      DirectCopyTables& direct) {
+                                      CopySession& session) {
     const std::string target = dialect.quote(table.name);
     std::string names;
     for (const auto* c : columns) {
         names += (names.empty() ? "" : ", ") + dialect.quote(c->name);
     }
 
-    auto [allowed, first_time] = direct.try_emplace(table.name, false);
+    auto [allowed, first_time] = session.direct_tables.try_emplace(table.name, false);
     if (first_time) {
         allowed->second = empty_with_unique_key(connection, dialect, table);
     }
@@ -160,7 +231,8 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
             run(connection, "SAVEPOINT crmsync_direct_copy", "starting a load of " + table.name);
         }
         const Result failed = send_copy(
-            connection, "COPY " + target + " (" + names + ") FROM STDIN", rows, table.name);
+            connection, "COPY " + target + " (" + names + ") FROM STDIN", rows,
+            binary_encoding(connection, session, target, table.name, columns, rows), table.name);
         if (!failed) {
             if (in_transaction) {
                 run(connection, "RELEASE SAVEPOINT crmsync_direct_copy",
@@ -194,7 +266,9 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
         "creating the staging table for " + table.name);
     // Empty already, unless this transaction loaded the same table before.
     run(connection, "DELETE FROM " + stage, "emptying the staging table for " + table.name);
-    if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows, table.name)) {
+    if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows,
+                  binary_encoding(connection, session, stage, table.name, columns, rows),
+                  table.name)) {
         throw copy_error(connection, "loading rows of " + table.name);
     }
 

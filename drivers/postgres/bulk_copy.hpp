@@ -10,20 +10,32 @@
 
 namespace crmsync::drivers::postgres {
 
-// Per connection: whether a table may still take rows by a COPY straight into it (decided at
-// its first bulk load: empty, with a unique index on the key alone). Keyed by table name.
-using DirectCopyTables = std::unordered_map<std::string, bool>;
+// What one connection's bulk loads remember, and count.
+struct CopySession {
+    // By table name: whether the table may still take rows by a COPY straight into it
+    // (decided at its first bulk load: empty, with a unique index on the key alone).
+    std::unordered_map<std::string, bool> direct_tables;
+    // False sends every COPY as text (the tests compare both formats).
+    bool binary_allowed = true;
+    // COPY statements sent in each format.
+    long binary_copies = 0;
+    long text_copies = 0;
+};
 
 // Stores `rows` (distinct keys) as an upsert would, inside the caller's transaction.
-// - While `direct` allows it, a COPY straight into the table under a savepoint: every row is
+// - While `session.direct_tables` allows it, a COPY straight into the table under a savepoint:
+// every row is
 //   new. A unique violation undoes it and turns the direct path off for the table.
-// - Otherwise through a session-private staging table: TRUNCATE it, COPY the rows in, count the
-//   keys already present, INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed.
+// - Otherwise through a session-private staging table that empties itself at commit: COPY the
+//   rows in, then INSERT ... SELECT ... ON CONFLICT DO UPDATE ... WHERE changed, counting the
+//   rows it inserted and updated in the same statement.
+// Each COPY is binary (see binary_copy.hpp) when every column type and value allow it, text
+// otherwise; both store the same values.
 // Throws crmsync::Error(io) with the server's message.
 sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& dialect,
                                       const sql::Table& table,
                                       const std::vector<const sql::Column*>& columns,
                                       const std::vector<std::vector<const sql::Value*>>& rows,
-                                      DirectCopyTables& direct);
+                                      CopySession& session);
 
 } // namespace crmsync::drivers::postgres

@@ -46,11 +46,11 @@ public:
     bulk_upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                 const std::vector<std::vector<const sql::Value*>>& rows) override {
         auto* backend = static_cast<soci::postgresql_session_backend*>(session().get_backend());
-        return copy_upsert(backend->conn_, dialect(), table, columns, rows, m_direct_copy);
+        return copy_upsert(backend->conn_, dialect(), table, columns, rows, m_copy_session);
     }
 
 private:
-    DirectCopyTables m_direct_copy;
+    CopySession m_copy_session;
 };
 
 void check_url(util::DatabaseUrl& url) {

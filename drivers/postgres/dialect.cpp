@@ -162,8 +162,12 @@ private:
             }
             set += (set.empty() ? "" : ", ") + quote(c->name) + " = EXCLUDED." + quote(c->name);
             if (c->name != table.changed_at_column) {
-                before += (before.empty() ? "" : ", ") + std::string("t.") + quote(c->name);
-                after += (after.empty() ? "" : ", ") + std::string("EXCLUDED.") + quote(c->name);
+                // json has no equality operator; a table made by hand may use it for a json
+                // column. The cast costs nothing on crmsync's own jsonb columns.
+                const std::string cast = c->type == sql::ColumnType::json ? "::jsonb" : "";
+                before += (before.empty() ? "" : ", ") + std::string("t.") + quote(c->name) + cast;
+                after +=
+                    (after.empty() ? "" : ", ") + std::string("EXCLUDED.") + quote(c->name) + cast;
             }
         }
         std::string sql = " ON CONFLICT (" + quote(table.key()) + ") ";

@@ -4,11 +4,14 @@
 
 #include "tests/integration/support.hpp"
 
+#include "drivers/postgres/bulk_copy.hpp"
+#include "drivers/postgres/dialect.hpp"
 #include "lib/core/error.hpp"
 #include "lib/sql/batch_writer.hpp"
 #include "lib/sql/schema_manager.hpp"
 
 #include <catch2/catch.hpp>
+#include <libpq-fe.h>
 
 using namespace crmsync;
 using crmsync::testing::TempDir;
@@ -602,5 +605,218 @@ TEST_CASE("a column the database refuses to widen is left as it is, and the sche
         CHECK(widened.widened_columns[0].find(table.name + ".label: ") == 0);
         CHECK(label_length() == "none");
         db->execute("DROP TABLE " + d.quote(table.name));
+    }
+}
+
+namespace {
+
+// A libpq connection set up as crmsync's own (UTC, UTF-8), for calling copy_upsert directly.
+class PgConnection {
+public:
+    PgConnection(const std::string& url, const sql::Dialect& dialect)
+        : m_connection(PQconnectdb(url.c_str())) {
+        REQUIRE(PQstatus(m_connection) == CONNECTION_OK);
+        for (const auto& statement : dialect.session_setup()) {
+            PQclear(PQexec(m_connection, statement.c_str()));
+        }
+    }
+    PgConnection(const PgConnection&) = delete;
+    PgConnection& operator=(const PgConnection&) = delete;
+    ~PgConnection() { PQfinish(m_connection); }
+    PGconn* get() const { return m_connection; }
+
+private:
+    PGconn* m_connection;
+};
+
+// copy_upsert of `rows` into `table` (all of its columns bound).
+sql::Database::BulkResult copy_rows(PGconn* connection, const sql::Dialect& dialect,
+                                    const sql::Table& table, const std::vector<sql::Row>& rows,
+                                    drivers::postgres::CopySession& session) {
+    std::vector<const sql::Column*> columns;
+    for (const auto& c : table.columns) {
+        columns.push_back(&c);
+    }
+    std::vector<std::vector<const sql::Value*>> bound;
+    for (const auto& r : rows) {
+        auto& b = bound.emplace_back();
+        for (const auto& v : r) {
+            b.push_back(&v);
+        }
+    }
+    return drivers::postgres::copy_upsert(connection, dialect, table, columns, bound, session);
+}
+
+// Numbers and times at the edges of numeric's base-10000 digits and of the calendar, in the
+// columns of hostile_table, after its hostile texts.
+std::vector<sql::Row> binary_edge_rows() {
+    auto rows = hostile_rows("postgres", "");
+    const std::vector<const char*> amounts = {"-0",
+                                              "-0.000",
+                                              "0.0001",
+                                              "0.00001",
+                                              "00012.3400",
+                                              "9999",
+                                              "10000",
+                                              "99999999.99999999",
+                                              "0.5",
+                                              "-1",
+                                              "1234567890123456789012345678901234567890.0123456789",
+                                              "0.000000000000000000000000000001",
+                                              "100000000",
+                                              "-100000000.00010000"};
+    const std::vector<const char*> times = {
+        "0001-01-01 00:00:00",      "1999-12-31 23:59:59.999999", "2000-01-01 00:00:00",
+        "1999-12-31 23:59:59.9995", "2000-02-29 23:59:59.9999",   "1900-02-28 23:59:59.5",
+        "2100-03-01 00:00:00.001",  "1969-12-31 23:59:59.999",    "9999-12-31 23:59:59.999"};
+    const std::vector<const char*> flags = {"1", "0", "t", "f", "true", "false"};
+    for (std::size_t i = 0; i < amounts.size() || i < times.size(); ++i) {
+        sql::Row r = rows.at(i);
+        r[0] = "edge" + std::to_string(i);
+        r[2] = std::string(amounts[i % amounts.size()]);
+        r[3] = std::to_string(-(1LL << (i % 63)));
+        r[4] = std::string(flags[i % flags.size()]);
+        r[5] = std::string(times[i % times.size()]);
+        r[7] = std::string(times[(i + 3) % times.size()]);
+        rows.push_back(std::move(r));
+    }
+    return rows;
+}
+
+} // namespace
+
+TEST_CASE("PostgreSQL's binary COPY stores what its text COPY stores", "[postgres]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "postgres") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        const auto dialect = drivers::postgres::make_dialect();
+        PgConnection connection(target.url, *dialect);
+        drivers::postgres::CopySession binary;
+        drivers::postgres::CopySession text;
+        text.binary_allowed = false;
+        const std::string prefix = crmsync::testing::unique_prefix();
+        // Loads `rows` into `a` through `binary` and into `b` as text; both count the same.
+        const auto load_both = [&](const sql::Table& a, const sql::Table& b,
+                                   const std::vector<sql::Row>& rows) {
+            const auto by_binary = copy_rows(connection.get(), *dialect, a, rows, binary);
+            const auto by_text = copy_rows(connection.get(), *dialect, b, rows, text);
+            CHECK(by_binary.existing == by_text.existing);
+            CHECK(by_binary.affected == by_text.affected);
+            CHECK(crmsync::testing::dump_table(*db, a.name, {}) ==
+                  crmsync::testing::dump_table(*db, b.name, {}));
+            CHECK(text.binary_copies == 0);
+        };
+
+        SECTION("crmsync's column types: a first load, then upserts through the staging table") {
+            const sql::Table a = hostile_table(prefix + "bin");
+            const sql::Table b = hostile_table(prefix + "bin_text");
+            sql::SchemaManager schema(*db);
+            schema.ensure(a);
+            schema.ensure(b);
+            const auto first = binary_edge_rows();
+            load_both(a, b, first);
+            CHECK(binary.binary_copies == 1);
+            CHECK(binary.text_copies == 0);
+            CHECK(db->query("SELECT count(*) FROM " + dialect->quote(a.name)).at(0).at(0) ==
+                  std::to_string(first.size()));
+
+            auto second = binary_edge_rows();
+            for (std::size_t i = 0; i < second.size(); i += 3) {
+                second[i][2] = std::string("-12.5");
+                second[i][5] = std::string("2031-07-08 09:10:11.012");
+            }
+            second.push_back(second.front());
+            second.back()[0] = "a new key";
+            load_both(a, b, second);
+            // The COPY straight into the table, refused for its stored keys, then the COPY into
+            // the staging table.
+            CHECK(binary.binary_copies == 3);
+            CHECK(binary.text_copies == 0);
+        }
+
+        SECTION("a table made by hand: other types and typmods, rounded as text input rounds") {
+            sql::Table a;
+            a.name = prefix + "hand";
+            a.primary_key = "id";
+            a.columns = {
+                {"id", sql::ColumnType::key},          {"small", sql::ColumnType::integer},
+                {"medium", sql::ColumnType::integer},  {"money", sql::ColumnType::number},
+                {"plain", sql::ColumnType::timestamp}, {"zoned", sql::ColumnType::timestamp},
+                {"doc", sql::ColumnType::json},        {"note", sql::ColumnType::text}};
+            sql::Table b = a;
+            b.name = prefix + "hand_text";
+            for (const auto* t : {&a, &b}) {
+                db->execute("CREATE TABLE " + dialect->quote(t->name) +
+                            " (id varchar(40) PRIMARY KEY, small int2, medium int4, "
+                            "money numeric(12,2), plain timestamp(0), zoned timestamptz, doc json, "
+                            "note varchar(200))");
+            }
+            std::vector<sql::Row> rows;
+            const std::vector<const char*> money = {"12.345",         "-12.345", "0.005",
+                                                    "9999999999.994", "1",       "-0.004"};
+            const std::vector<const char*> times = {
+                "2024-01-01 00:00:00.5", "2024-01-01 23:59:59.5", "1999-12-31 23:59:59.499999",
+                "2000-01-01 00:00:00"};
+            for (int i = 0; i < 40; ++i) {
+                rows.push_back(
+                    {"h" + std::to_string(i), std::to_string(i % 2 ? -32768 : 32767),
+                     std::to_string(i % 2 ? -2147483647 - 1 : 2147483647),
+                     std::string(money[static_cast<std::size_t>(i) % money.size()]),
+                     std::string(times[static_cast<std::size_t>(i) % times.size()]),
+                     std::string(times[static_cast<std::size_t>(i + 1) % times.size()]),
+                     std::string(R"({"b": 1, "a": [1, 2.50], "b": "dup"})"),
+                     i % 5 == 0 ? sql::Value{} : sql::Value{"note " + std::to_string(i)}});
+            }
+            load_both(a, b, rows);
+            CHECK(binary.binary_copies == 1);
+            CHECK(binary.text_copies == 0);
+
+            // A bound column of a type the encoder does not write (date): the table goes as
+            // text, and stores what text stores.
+            for (const auto* t : {&a, &b}) {
+                db->execute("ALTER TABLE " + dialect->quote(t->name) + " ADD COLUMN day date");
+            }
+            sql::Table a_day = a;
+            sql::Table b_day = b;
+            a_day.columns.push_back({"day", sql::ColumnType::text});
+            b_day.columns.push_back({"day", sql::ColumnType::text});
+            for (auto& r : rows) {
+                r.push_back(std::string("2024-02-29"));
+                r[7] = std::string("changed");
+            }
+            load_both(a_day, b_day, rows);
+            // Two COPYs: straight into the table, refused for its stored keys, then into the
+            // staging table.
+            CHECK(binary.binary_copies == 1);
+            CHECK(binary.text_copies == 2);
+            for (const auto* t : {&a, &b}) {
+                db->execute("DROP TABLE " + dialect->quote(t->name));
+            }
+        }
+
+        SECTION("a value the encoder does not read with certainty sends its batch as text") {
+            const sql::Table a = hostile_table(prefix + "unsure");
+            const sql::Table b = hostile_table(prefix + "unsure_text");
+            sql::SchemaManager schema(*db);
+            schema.ensure(a);
+            schema.ensure(b);
+            auto rows = numbered_rows(0, 10, "one");
+            rows[3][5] = std::string("2024-01-02T03:04:05+02:00"); // the server reads it
+            load_both(a, b, rows);
+            CHECK(binary.binary_copies == 0);
+            CHECK(binary.text_copies == 1);
+            CHECK(db->query("SELECT at FROM " + dialect->quote(a.name) + " WHERE id = 'r3'")
+                      .at(0)
+                      .at(0)
+                      .value_or("")
+                      .find("01:04:05") != std::string::npos);
+            // The next batch, all canonical, goes in binary again.
+            load_both(a, b, numbered_rows(10, 10, "two"));
+            CHECK(binary.binary_copies == 1);
+            CHECK(binary.text_copies == 1);
+        }
     }
 }

@@ -117,7 +117,7 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
     SECTION("upsert of 2 rows leaves identical rows and their change stamp alone") {
         CHECK(
             d->upsert(t, bound_columns(t), 2) ==
-            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") VALUES (:p0, :p1, :p2, :p3, :p4, :p5, :p6), (:p7, :p8, :p9, :p10, :p11, :p12, :p13) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))");
+            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") VALUES (:p0, :p1, :p2, :p3, :p4, :p5, :p6), (:p7, :p8, :p9, :p10, :p11, :p12, :p13) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))");
     }
     SECTION("select_by_keys binds one placeholder per key") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
@@ -126,12 +126,12 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
     SECTION("upsert_from_table selects from the staging table, whatever the column names say") {
         CHECK(
             d->upsert_from_table(t, bound_columns(t), "stage") ==
-            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "name", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))");
+            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "name", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))");
         Table hostile = t;
         hostile.columns[1].name = "x VALUES (y)";
         CHECK(
             d->upsert_from_table(hostile, bound_columns(hostile), "stage") ==
-            R"sql(INSERT INTO "small" AS t ("id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "x VALUES (y)" = EXCLUDED."x VALUES (y)", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."x VALUES (y)", t."amount", t."active", t."seen_at", t."doc") IS DISTINCT FROM ROW(EXCLUDED."x VALUES (y)", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"))sql");
+            R"sql(INSERT INTO "small" AS t ("id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "x VALUES (y)" = EXCLUDED."x VALUES (y)", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."x VALUES (y)", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."x VALUES (y)", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))sql");
     }
     SECTION("try_lock_query takes a session advisory lock on a bigint key") {
         CHECK(d->try_lock_query() ==
