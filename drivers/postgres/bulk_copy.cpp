@@ -154,21 +154,31 @@ bool empty_with_unique_key(PGconn* connection, const sql::Dialect& dialect,
 // How each of `columns` goes in a binary COPY into `relation` (quoted), by its type in the
 // catalog now; nothing when the session sends text only, a column has a type the encoder does
 // not write, or a value of `rows` is not one it encodes with certainty: the rows then go as
-// text. Looked up for every COPY: a table altered since the last one is encoded as it is now.
+// text. Looked up for every COPY, so a table altered since the last one is encoded as it is
+// now (stale types could be read as other values without an error). `run_first` (statements
+// ending in "; ") runs in the same round trip, before the lookup.
 std::optional<std::vector<BinaryType>>
 binary_types(PGconn* connection, const CopySession& session, const std::string& relation,
              const std::string& table_name, const std::vector<const sql::Column*>& columns,
-             const std::vector<std::vector<const sql::Value*>>& rows) {
+             const std::vector<std::vector<const sql::Value*>>& rows,
+             const std::string& run_first) {
     if (!session.binary_allowed) {
+        if (!run_first.empty()) {
+            run(connection, run_first, "starting a load of " + table_name);
+        }
         return std::nullopt;
     }
-    const char* sql = "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = $1::regclass "
-                      "AND attnum > 0 AND NOT attisdropped";
-    const char* params[] = {relation.c_str()};
-    Result result(PQexecParams(connection, sql, 1, nullptr, params, nullptr, nullptr, 0));
-    if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-        throw copy_error(connection, "reading the column types of " + table_name);
+    std::unique_ptr<char, decltype(&PQfreemem)> literal(
+        PQescapeLiteral(connection, relation.data(), relation.size()), PQfreemem);
+    if (!literal) {
+        throw copy_error(connection, "quoting the name of " + table_name);
     }
+    const Result result = run(connection,
+                              run_first +
+                                  "SELECT attname, atttypid FROM pg_attribute WHERE "
+                                  "attrelid = " +
+                                  literal.get() + "::regclass AND attnum > 0 AND NOT attisdropped",
+                              "starting a load of " + table_name);
     std::unordered_map<std::string, unsigned> type_oids;
     for (int i = 0; i < PQntuples(result.get()); ++i) {
         type_oids.emplace(
@@ -198,8 +208,9 @@ binary_types(PGconn* connection, const CopySession& session, const std::string& 
 std::optional<std::vector<BinaryType>>
 binary_encoding(PGconn* connection, CopySession& session, const std::string& relation,
                 const std::string& table_name, const std::vector<const sql::Column*>& columns,
-                const std::vector<std::vector<const sql::Value*>>& rows) {
-    auto types = binary_types(connection, session, relation, table_name, columns, rows);
+                const std::vector<std::vector<const sql::Value*>>& rows,
+                const std::string& run_first) {
+    auto types = binary_types(connection, session, relation, table_name, columns, rows, run_first);
     ++(types ? session.binary_copies : session.text_copies);
     return types;
 }
@@ -227,12 +238,11 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
         // the COPY with a unique violation: undo it and take the staging path from then on.
         // Outside a transaction the COPY is its own statement and a failure leaves nothing.
         const bool in_transaction = PQtransactionStatus(connection) == PQTRANS_INTRANS;
-        if (in_transaction) {
-            run(connection, "SAVEPOINT crmsync_direct_copy", "starting a load of " + table.name);
-        }
+        const auto binary =
+            binary_encoding(connection, session, target, table.name, columns, rows,
+                            in_transaction ? "SAVEPOINT crmsync_direct_copy; " : "");
         const Result failed = send_copy(
-            connection, "COPY " + target + " (" + names + ") FROM STDIN", rows,
-            binary_encoding(connection, session, target, table.name, columns, rows), table.name);
+            connection, "COPY " + target + " (" + names + ") FROM STDIN", rows, binary, table.name);
         if (!failed) {
             if (in_transaction) {
                 run(connection, "RELEASE SAVEPOINT crmsync_direct_copy",
@@ -260,14 +270,13 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
     OwnTransaction transaction(connection, table.name);
     const std::string stage_name = "crmsync_stage_" + util::md5_hex(table.name).substr(0, 12);
     const std::string stage = dialect.quote(stage_name);
-    run(connection,
-        "CREATE TEMP TABLE IF NOT EXISTS " + stage + " ON COMMIT DELETE ROWS AS SELECT " + names +
-            " FROM " + target + " WITH NO DATA",
-        "creating the staging table for " + table.name);
-    // Empty already, unless this transaction loaded the same table before.
-    run(connection, "DELETE FROM " + stage, "emptying the staging table for " + table.name);
-    if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows,
-                  binary_encoding(connection, session, stage, table.name, columns, rows),
+    // Empty already, unless this transaction loaded the same table before. One round trip
+    // with the type lookup.
+    const auto binary = binary_encoding(connection, session, stage, table.name, columns, rows,
+                                        "CREATE TEMP TABLE IF NOT EXISTS " + stage +
+                                            " ON COMMIT DELETE ROWS AS SELECT " + names + " FROM " +
+                                            target + " WITH NO DATA; DELETE FROM " + stage + "; ");
+    if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows, binary,
                   table.name)) {
         throw copy_error(connection, "loading rows of " + table.name);
     }
