@@ -4,7 +4,7 @@
 #   tests/fuzz/run.sh [seconds]     each target for `seconds` (default 30)
 #
 # Environment: CRMSYNC_FUZZ_BUILD_DIR (default build-fuzz); CRMSYNC_FUZZ_TARGETS (default all:
-# "url time retry_after json_body copy_row"). New inputs go to a scratch corpus, so the checked
+# "url time retry_after json_body copy_row binary_copy"). New inputs go to a scratch corpus, so the checked
 # in seeds stay small; a crash leaves its input as build-fuzz/crash-<target>-* to replay with
 # `build-fuzz/tests/fuzz/fuzz_<target> FILE`. Exits non-zero when a build or a target fails.
 set -euo pipefail
@@ -17,7 +17,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds == 0)); then
     exit 2
 fi
 build_dir=${CRMSYNC_FUZZ_BUILD_DIR:-build-fuzz}
-targets=(${CRMSYNC_FUZZ_TARGETS:-url time retry_after json_body copy_row})
+targets=(${CRMSYNC_FUZZ_TARGETS:-url time retry_after json_body copy_row binary_copy})
 if ! command -v clang++ >/dev/null; then
     echo "run.sh: clang++ is needed for libFuzzer (apt-get install clang)" >&2
     exit 2
