@@ -15,9 +15,9 @@ using drivers::postgres::BinaryType;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const sql::Value value = std::string(reinterpret_cast<const char*>(data), size);
-    for (const auto type : {BinaryType::int2, BinaryType::int4, BinaryType::int8,
-                            BinaryType::numeric, BinaryType::boolean, BinaryType::timestamp,
-                            BinaryType::bytes, BinaryType::jsonb}) {
+    for (const auto type :
+         {BinaryType::int2, BinaryType::int4, BinaryType::int8, BinaryType::numeric,
+          BinaryType::boolean, BinaryType::timestamp, BinaryType::bytes, BinaryType::jsonb}) {
         std::string out;
         const bool took = drivers::postgres::append_binary_field(out, value, type);
         if (drivers::postgres::binary_encodable({{&value}}, {type}) != took) {
