@@ -62,8 +62,10 @@ public:
                quote(column.name) + " " + column_type(column);
     }
 
-    std::string create_index(const sql::Table& table, const sql::Index& index) const override {
-        std::string sql = Dialect::create_index(table, index);
+    using sql::Dialect::create_index;
+    std::string create_index(const sql::Table& table, const sql::Index& index,
+                             const std::string& name) const override {
+        std::string sql = Dialect::create_index(table, index, name);
         return sql.insert(sql.find("INDEX ") + 6, "IF NOT EXISTS ");
     }
 
@@ -92,6 +94,11 @@ public:
                "WHERE n.nspname = current_schema() AND c.relname = :table AND i.indisunique "
                "AND i.indisvalid AND i.indnkeyatts = 1 AND i.indpred IS NULL "
                "AND i.indexprs IS NULL";
+    }
+
+    std::optional<std::string> relation_name_query() const override {
+        return "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = current_schema() AND c.relname = :name";
     }
 
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,

@@ -66,8 +66,10 @@ public:
                column_type(column);
     }
 
-    std::string create_index(const sql::Table& table, const sql::Index& index) const override {
-        std::string sql = Dialect::create_index(table, index);
+    using sql::Dialect::create_index;
+    std::string create_index(const sql::Table& table, const sql::Index& index,
+                             const std::string& name) const override {
+        std::string sql = Dialect::create_index(table, index, name);
         return sql.insert(sql.find("INDEX ") + 6, "IF NOT EXISTS ");
     }
 
@@ -88,6 +90,10 @@ public:
                "GROUP BY il.name HAVING COUNT(*) = 1 AND MIN(ii.name) IS NOT NULL "
                "UNION SELECT c.name FROM t, pragma_table_info(t.name) c WHERE c.pk = 1 AND "
                "(SELECT COUNT(*) FROM t, pragma_table_info(t.name) k WHERE k.pk > 0) = 1";
+    }
+
+    std::optional<std::string> relation_name_query() const override {
+        return "SELECT 1 FROM sqlite_master WHERE lower(name) = lower(:name)";
     }
 
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,

@@ -24,8 +24,13 @@ std::string Dialect::qualified(const Table& table, const Column& column) const {
 }
 
 std::string Dialect::create_index(const Table& table, const Index& index) const {
+    return create_index(table, index, index_name(*this, table, index));
+}
+
+std::string Dialect::create_index(const Table& table, const Index& index,
+                                  const std::string& name) const {
     std::string sql = index.unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ";
-    sql += quote(index_name(*this, table, index)) + " ON " + quote(table.name) + " (";
+    sql += quote(name) + " ON " + quote(table.name) + " (";
     for (std::size_t i = 0; i < index.columns.size(); ++i) {
         sql += (i ? ", " : "") + quote(index.columns[i]);
     }

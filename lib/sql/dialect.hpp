@@ -40,7 +40,10 @@ public:
     // Idempotent: creates the table only if it does not exist.
     virtual std::string create_table(const Table& table) const = 0;
     virtual std::string add_column(const Table& table, const Column& column) const = 0;
-    virtual std::string create_index(const Table& table, const Index& index) const;
+    // CREATE INDEX for `index`, named index_name() or `name`.
+    std::string create_index(const Table& table, const Index& index) const;
+    virtual std::string create_index(const Table& table, const Index& index,
+                                     const std::string& name) const;
     // Takes :table; returns one column of names.
     virtual std::string list_columns_query() const = 0;
     virtual std::string list_indexes_query() const = 0;
@@ -49,6 +52,11 @@ public:
     // once. Upserts into a table whose key column is not among them would add duplicates
     // (MySQL) or fail (PostgreSQL, SQLite).
     virtual std::string unique_columns_query() const = 0;
+    // Takes :name; returns a row when a relation of the current schema already has that name.
+    // nullopt where index names belong to their table (MySQL, SQL Server). In PostgreSQL and
+    // SQLite an index name is taken schema-wide, also by the indexes of a table renamed to keep
+    // it (they keep their names).
+    virtual std::optional<std::string> relation_name_query() const { return std::nullopt; }
     // Takes :table; returns name, data_type, character_maximum_length, numeric_precision,
     // numeric_scale per column. nullopt when the database enforces no widths (SQLite).
     virtual std::optional<std::string> column_types_query() const { return std::nullopt; }

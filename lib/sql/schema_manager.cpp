@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/util/hash.hpp"
 #include "lib/util/identifiers.hpp"
 
 #include <fmt/format.h>
@@ -86,6 +87,21 @@ void SchemaManager::widen_narrow_columns(const Table& table, SchemaChanges& chan
     }
 }
 
+std::string SchemaManager::elsewhere_name(const Table& table, const std::string& name) const {
+    return util::sanitize_identifier(name + "_" + util::md5_hex(table.name).substr(0, 8),
+                                     m_db.dialect().max_identifier_bytes());
+}
+
+std::optional<std::string> SchemaManager::first_free_name(const std::vector<std::string>& names) {
+    const auto query = m_db.dialect().relation_name_query();
+    for (const auto& name : names) {
+        if (!query || m_db.query(*query, {name}).empty()) {
+            return name;
+        }
+    }
+    return std::nullopt;
+}
+
 void SchemaManager::ensure_unique_key(const Table& table,
                                       const std::set<std::string>& existing_indexes,
                                       SchemaChanges& changes) {
@@ -101,11 +117,16 @@ void SchemaManager::ensure_unique_key(const Table& table,
     // crmsync would have created; it fails when the table already holds one key twice.
     // crmsync's own name for it, unless an index (a plain one, or one over more columns)
     // already has that name.
-    std::string name = index_name(dialect, table, Index{{table.key()}, true});
-    if (existing_indexes.count(util::collision_key(name)) != 0) {
-        name = util::sanitize_identifier("ux_" + table.name + "_" + table.key(),
-                                         dialect.max_identifier_bytes());
+    std::vector<std::string> candidates;
+    if (const auto own = index_name(dialect, table, Index{{table.key()}, true});
+        existing_indexes.count(util::collision_key(own)) == 0) {
+        candidates.push_back(own);
     }
+    candidates.push_back(util::sanitize_identifier("ux_" + table.name + "_" + table.key(),
+                                                   dialect.max_identifier_bytes()));
+    candidates.push_back(elsewhere_name(table, candidates.back()));
+    // When every name is taken, the CREATE below fails and says so.
+    const std::string name = first_free_name(candidates).value_or(candidates.front());
     try {
         m_db.execute("CREATE UNIQUE INDEX " + dialect.quote(name) + " ON " +
                      dialect.quote(table.name) + " (" + dialect.quote(table.key()) + ")");
@@ -155,10 +176,20 @@ SchemaChanges SchemaManager::ensure(const Table& table) {
         }
         for (const auto& index : table.indexes) {
             const std::string name = index_name(dialect, table, index);
-            if (indexes.count(util::collision_key(name)) == 0) {
-                m_db.execute(dialect.create_index(table, index));
-                changes.created_indexes.push_back(name);
+            const std::string other = elsewhere_name(table, name);
+            if (indexes.count(util::collision_key(name)) != 0 ||
+                indexes.count(util::collision_key(other)) != 0) {
+                continue;
             }
+            const auto chosen = first_free_name({name, other});
+            if (!chosen) {
+                log::warn("table {}: index {} not created: the name {} and {} belong to other "
+                          "tables' indexes (kept by a renamed table?); rename or drop one",
+                          table.name, name, name, other);
+                continue;
+            }
+            m_db.execute(dialect.create_index(table, index, *chosen));
+            changes.created_indexes.push_back(*chosen);
         }
         ensure_unique_key(table, indexes, changes);
     } catch (Error& e) {

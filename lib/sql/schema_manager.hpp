@@ -3,6 +3,7 @@
 #include "lib/sql/database.hpp"
 #include "lib/sql/table.hpp"
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +40,13 @@ private:
     // `existing_indexes` holds the table's index names as util::collision_key()s.
     void ensure_unique_key(const Table& table, const std::set<std::string>& existing_indexes,
                            SchemaChanges& changes);
+    // The name an index of `table` takes when `name` belongs to another relation of the
+    // schema: `name` with a short hash of the table name. Deterministic, so the next run finds
+    // the index under it.
+    std::string elsewhere_name(const Table& table, const std::string& name) const;
+    // The first of `names` no relation of the schema has (see Dialect::relation_name_query);
+    // nullopt when all are taken.
+    std::optional<std::string> first_free_name(const std::vector<std::string>& names);
 
     Database& m_db;
 };

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -170,6 +172,40 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                     CHECK(again.updated == 1);
                     CHECK(stored_rows(*db, table) == 2);
                     CHECK(value_of(*db, table, "label", "a") == "two");
+                }
+
+                SECTION("indexes a table anew when a renamed one kept the index names") {
+                    // A user keeps the old table under another name and lets crmsync start a
+                    // fresh one: in PostgreSQL and SQLite the old table's indexes still hold
+                    // crmsync's names, which are schema-wide there.
+                    const auto& d = db->dialect();
+                    const std::string at_index = sql::index_name(d, table, table.indexes[0]);
+                    schema.ensure(table);
+                    const std::string kept = prefix + "kept";
+                    db->execute("ALTER TABLE " + d.quote(table.name) + " RENAME TO " +
+                                d.quote(kept));
+                    const auto changes = schema.ensure(table);
+                    CHECK(changes.created_tables == std::vector<std::string>{table.name});
+                    REQUIRE(changes.created_indexes.size() == 1);
+                    const std::string created = changes.created_indexes[0];
+                    if (d.relation_name_query()) {
+                        CHECK(created != at_index);
+                        CHECK(created.rfind(at_index, 0) == 0);
+                    } else {
+                        CHECK(created == at_index); // index names belong to their table
+                    }
+                    const auto indexes_of = [&](const std::string& t) {
+                        std::set<std::string> names;
+                        for (const auto& r : db->query(d.list_indexes_query(), {t})) {
+                            names.insert(r.at(0).value_or(""));
+                        }
+                        return names;
+                    };
+                    CHECK(indexes_of(table.name).count(created) == 1);
+                    CHECK(indexes_of(kept).count(at_index) == 1);
+                    CHECK(schema.ensure(table).created_indexes.empty());
+                    CHECK(write(*db, table, {row("a", "one")}, pad).inserted == 1);
+                    db->execute("DROP TABLE " + d.quote(kept));
                 }
 
                 SECTION("leaves a key that is unique by a user's own index as it is") {
