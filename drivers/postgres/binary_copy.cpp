@@ -28,21 +28,19 @@ constexpr std::size_t k_max_numeric_digits = 1000;
 // Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
 constexpr long long k_postgres_epoch_days = 10957;
 
-void put_u16(std::string& out, std::uint16_t v) {
-    const std::array<char, 2> bytes{static_cast<char>(v >> 8), static_cast<char>(v & 0xFF)};
-    out.append(bytes.data(), bytes.size());
+// `v` in its low `bytes` bytes, big-endian (network order, as COPY's binary format wants).
+void put_be(std::string& out, std::uint64_t v, unsigned bytes) {
+    for (unsigned i = bytes; i-- > 0;) {
+        out += static_cast<char>((v >> (8 * i)) & 0xFF);
+    }
 }
 
-void put_u32(std::string& out, std::uint32_t v) {
-    const std::array<char, 4> bytes{static_cast<char>(v >> 24), static_cast<char>((v >> 16) & 0xFF),
-                                    static_cast<char>((v >> 8) & 0xFF),
-                                    static_cast<char>(v & 0xFF)};
-    out.append(bytes.data(), bytes.size());
-}
+void put_u16(std::string& out, std::uint16_t v) { put_be(out, v, 2); }
+void put_u32(std::string& out, std::uint32_t v) { put_be(out, v, 4); }
 
-void put_u64(std::string& out, std::uint64_t v) {
-    put_u32(out, static_cast<std::uint32_t>(v >> 32));
-    put_u32(out, static_cast<std::uint32_t>(v & 0xFFFFFFFFU));
+// Whether a value of `size` bytes (plus `extra`) fits a field's signed 32-bit length.
+bool fits_field(std::size_t size, std::size_t extra) {
+    return size + extra <= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max());
 }
 
 bool all_digits(std::string_view s) {
@@ -265,31 +263,25 @@ bool append_binary_field(std::string& out, const sql::Value& value, BinaryType t
     const std::string_view text = *value;
     switch (type) {
     case BinaryType::bytes:
-        if (text.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+    case BinaryType::jsonb: {
+        const std::size_t version = type == BinaryType::jsonb ? 1 : 0; // jsonb's format version
+        if (!fits_field(text.size(), version)) {
             return false;
         }
-        put_u32(out, static_cast<std::uint32_t>(text.size()));
-        out.append(text);
-        return true;
-    case BinaryType::jsonb:
-        if (text.size() >= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
-            return false;
+        put_u32(out, static_cast<std::uint32_t>(text.size() + version));
+        if (version != 0) {
+            out += '\x01';
         }
-        put_u32(out, static_cast<std::uint32_t>(text.size() + 1));
-        out += '\x01'; // jsonb's binary format version
         out.append(text);
         return true;
+    }
     case BinaryType::int2:
     case BinaryType::int4:
     case BinaryType::int8:
         if (const auto v = parse_integer_of(text, type)) {
-            const unsigned size = integer_size(type);
-            put_u32(out, size);
-            // Two's complement, big-endian, in the type's own width.
-            const auto bits = static_cast<std::uint64_t>(*v);
-            for (unsigned i = size; i-- > 0;) {
-                out += static_cast<char>((bits >> (8 * i)) & 0xFF);
-            }
+            // Two's complement in the type's own width.
+            put_u32(out, integer_size(type));
+            put_be(out, static_cast<std::uint64_t>(*v), integer_size(type));
             return true;
         }
         return false;
@@ -305,7 +297,7 @@ bool append_binary_field(std::string& out, const sql::Value& value, BinaryType t
     case BinaryType::timestamp:
         if (const auto micros = parse_timestamp_micros(text)) {
             put_u32(out, 8);
-            put_u64(out, static_cast<std::uint64_t>(*micros));
+            put_be(out, static_cast<std::uint64_t>(*micros), 8);
             return true;
         }
         return false;
@@ -319,8 +311,9 @@ bool binary_encodable(const std::vector<std::vector<const sql::Value*>>& rows,
     const auto encodable = [](std::string_view text, BinaryType type) {
         switch (type) {
         case BinaryType::bytes:
+            return fits_field(text.size(), 0);
         case BinaryType::jsonb:
-            return true; // lengths aside: no value of 2 GB gets this far
+            return fits_field(text.size(), 1);
         case BinaryType::int2:
         case BinaryType::int4:
         case BinaryType::int8:
@@ -335,9 +328,6 @@ bool binary_encodable(const std::vector<std::vector<const sql::Value*>>& rows,
         return false;
     };
     for (std::size_t c = 0; c < types.size(); ++c) {
-        if (types[c] == BinaryType::bytes || types[c] == BinaryType::jsonb) {
-            continue;
-        }
         for (const auto& row : rows) {
             if (*row[c] && !encodable(**row[c], types[c])) {
                 return false;

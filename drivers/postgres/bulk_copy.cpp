@@ -40,10 +40,6 @@ Result run(PGconn* connection, const std::string& sql, const std::string& action
     return result;
 }
 
-} // namespace
-
-namespace {
-
 // Sends `rows` through `copy_sql` (a COPY ... FROM STDIN), in binary when `binary` gives the
 // encoding of each column (the statement then says FORMAT binary), else as text. Returns the
 // failing result when the server refused the rows (its SQLSTATE tells why), nothing when they

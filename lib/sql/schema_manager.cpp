@@ -6,6 +6,7 @@
 #include "lib/util/identifiers.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cctype>
@@ -125,25 +126,30 @@ void SchemaManager::ensure_unique_key(const Table& table,
     candidates.push_back(util::sanitize_identifier("ux_" + table.name + "_" + table.key(),
                                                    dialect.max_identifier_bytes()));
     candidates.push_back(elsewhere_name(table, candidates.back()));
-    // When every name is taken, the CREATE below fails and says so.
-    const std::string name = first_free_name(candidates).value_or(candidates.front());
+    const auto cannot_add = [&](const std::string& why) {
+        return Error(ErrorKind::io,
+                     fmt::format("table {} has no primary key or unique index on {}, and one "
+                                 "cannot be added: {}",
+                                 table.name, table.key(), why),
+                     fmt::format("crmsync updates rows by {0}, so it must be unique: remove the "
+                                 "rows that share a value of {0}, then add a primary key or unique "
+                                 "index on it, or let crmsync create the table under another "
+                                 "name (--table-prefix)",
+                                 table.key()));
+    };
+    const auto name = first_free_name(candidates);
+    if (!name) {
+        throw cannot_add(
+            fmt::format("the index names {} are all taken", fmt::join(candidates, ", ")));
+    }
     try {
-        m_db.execute("CREATE UNIQUE INDEX " + dialect.quote(name) + " ON " +
-                     dialect.quote(table.name) + " (" + dialect.quote(table.key()) + ")");
+        m_db.execute(dialect.create_index(table, Index{{table.key()}, true}, *name));
     } catch (const Error& e) {
-        throw Error(ErrorKind::io,
-                    fmt::format("table {} has no primary key or unique index on {}, and one "
-                                "cannot be added: {}",
-                                table.name, table.key(), e.what()),
-                    fmt::format("crmsync updates rows by {0}, so it must be unique: remove the "
-                                "rows that share a value of {0}, then add a primary key or unique "
-                                "index on it, or let crmsync create the table under another "
-                                "name (--table-prefix)",
-                                table.key()));
+        throw cannot_add(e.what());
     }
     log::warn("table {} had no unique index on {}; created {} so rows are updated, not repeated",
-              table.name, table.key(), name);
-    changes.created_indexes.push_back(name);
+              table.name, table.key(), *name);
+    changes.created_indexes.push_back(*name);
 }
 
 SchemaChanges SchemaManager::ensure(const Table& table) {
@@ -183,9 +189,9 @@ SchemaChanges SchemaManager::ensure(const Table& table) {
             }
             const auto chosen = first_free_name({name, other});
             if (!chosen) {
-                log::warn("table {}: index {} not created: the name {} and {} belong to other "
-                          "tables' indexes (kept by a renamed table?); rename or drop one",
-                          table.name, name, name, other);
+                log::warn("table {}: index {} not created: that name and {} belong to other "
+                          "relations (indexes kept by a renamed table?); rename or drop one",
+                          table.name, name, other);
                 continue;
             }
             m_db.execute(dialect.create_index(table, index, *chosen));

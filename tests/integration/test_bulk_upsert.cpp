@@ -797,6 +797,35 @@ TEST_CASE("PostgreSQL's binary COPY stores what its text COPY stores", "[postgre
             }
         }
 
+        SECTION("a binary COPY the server refuses half-way leaves the transaction undone") {
+            const sql::Table a = hostile_table(prefix + "refused");
+            const sql::Table other = hostile_table(prefix + "refused_other");
+            sql::SchemaManager schema(*db);
+            schema.ensure(a);
+            schema.ensure(other);
+            copy_rows(connection.get(), *dialect, a, numbered_rows(0, 10, "one"), binary);
+            db->execute("ALTER TABLE " + dialect->quote(a.name) + " ALTER COLUMN " +
+                        dialect->quote("label") + " TYPE varchar(8)");
+            const auto before = crmsync::testing::dump_table(*db, a.name, {});
+            const long sent = binary.binary_copies;
+            PQclear(PQexec(connection.get(), "BEGIN"));
+            copy_rows(connection.get(), *dialect, other, numbered_rows(0, 10, "two"), binary);
+            auto fresh = numbered_rows(10, k_bulk_rows, "fits");
+            fresh[40][1] = std::string("far too long for the column");
+            std::string message;
+            try {
+                copy_rows(connection.get(), *dialect, a, fresh, binary);
+            } catch (const crmsync::Error& e) {
+                message = e.what();
+            }
+            INFO(message);
+            CHECK(message.find("too long") != std::string::npos);
+            CHECK(binary.binary_copies == sent + 2); // both went in binary
+            PQclear(PQexec(connection.get(), "ROLLBACK"));
+            CHECK(crmsync::testing::dump_table(*db, a.name, {}) == before);
+            CHECK(crmsync::testing::count_rows(*db, other.name) == 0);
+        }
+
         SECTION("a value the encoder does not read with certainty sends its batch as text") {
             const sql::Table a = hostile_table(prefix + "unsure");
             const sql::Table b = hostile_table(prefix + "unsure_text");
