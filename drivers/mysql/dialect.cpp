@@ -138,12 +138,51 @@ public:
         return "SELECT GET_LOCK(:lock, 0)";
     }
 
+    // Error 1048 on the key column of one of this dialect's upserts is the guard of
+    // on_duplicate_key(): a row met a stored row of another key.
+    std::optional<FailureExplanation> explain_failure(std::string_view sql,
+                                                      std::string_view message) const override {
+        const std::string_view insert = "INSERT INTO ";
+        const auto column_at = message.find("Column '");
+        const auto end = message.find("' cannot be null");
+        if (sql.substr(0, insert.size()) != insert || column_at == std::string_view::npos ||
+            end == std::string_view::npos || end < column_at) {
+            return std::nullopt;
+        }
+        const std::string key(message.substr(column_at + 8, end - column_at - 8));
+        if (sql.find(quote(key) + " = IF(BINARY ") == std::string_view::npos) {
+            return std::nullopt;
+        }
+        // The table is the quoted name after INSERT INTO, as upsert() writes it.
+        std::string_view table = sql.substr(insert.size());
+        table = table.substr(0, table.find(" ("));
+        return FailureExplanation{
+            fmt::format("a row would overwrite a stored row of {} with another {}: the two meet "
+                        "on a unique index besides the one on {}, or its collation takes the "
+                        "two keys for one; the batch was not written",
+                        table, quote(key), quote(key)),
+            fmt::format("SHOW INDEX FROM {} WHERE Non_unique = 0 lists the unique indexes: drop "
+                        "or relax the one not on {} alone, or give {} a binary collation; "
+                        "nothing past the last committed batch was recorded",
+                        table, quote(key), quote(key))};
+    }
+
 private:
     // Rows equal to the stored ones keep their change stamp (see Dialect::upsert).
     // `target` qualifies the target table's columns ("" or "`t`.").
+    //
+    // ON DUPLICATE KEY UPDATE updates the stored row that *any* unique index matches. A row
+    // meeting a stored row of another key on a unique index besides the key (one a user added,
+    // or the key itself under a case-insensitive or space-padding collation) would overwrite
+    // that other record. The first assignment refuses that: it sets the key to NULL unless the
+    // stored key is byte for byte the new one, which strict mode turns into error 1048 for the
+    // whole statement (see explain_failure). Every other database's upsert fails there too.
     std::string on_duplicate_key(const sql::Table& table,
                                  const std::vector<const sql::Column*>& columns,
                                  const std::string& target) const {
+        const std::string key = target + quote(table.key());
+        const std::string guard = fmt::format(
+            "{0} = IF(BINARY {0} <=> BINARY VALUES({1}), {0}, NULL)", key, quote(table.key()));
         std::string same;
         std::string set;
         for (const auto* c : columns) {
@@ -155,20 +194,14 @@ private:
                     fmt::format("BINARY {0}{1} <=> BINARY VALUES({1})", target, q);
             set += ", " + target + q + " = VALUES(" + q + ")";
         }
-        const std::string key = target + quote(table.key());
-        if (set.empty()) {
-            return " ON DUPLICATE KEY UPDATE " + key + " = " + key;
-        }
-        std::string sql = " ON DUPLICATE KEY UPDATE ";
+        std::string sql = " ON DUPLICATE KEY UPDATE " + guard;
         // Assignments run left to right and see earlier ones, so the change stamp is decided
-        // first, while the row still holds its old values.
-        if (!table.changed_at_column.empty()) {
+        // before the other columns change, while the row still holds its old values.
+        if (!set.empty() && !table.changed_at_column.empty()) {
             const std::string stamp = quote(table.changed_at_column);
-            sql += fmt::format("{0}{1} = IF({2}, {0}{1}, VALUES({1}))", target, stamp, same) + set;
-        } else {
-            sql += set.substr(2);
+            sql += fmt::format(", {0}{1} = IF({2}, {0}{1}, VALUES({1}))", target, stamp, same);
         }
-        return sql;
+        return sql + set;
     }
 
 protected:

@@ -158,24 +158,42 @@ std::optional<long> load_rows_counted(sql::Database& db, MYSQL* connection, RowS
     return loaded;
 }
 
-Error rows_not_taken_as_sent(const std::string& table, long loaded, std::size_t sent) {
+// A load of rows whose keys were all new that the server did not count as exactly those rows.
+// More means REPLACE deleted rows of other keys: a unique index besides the key's (or a key
+// collation that takes two keys for one) matched them. The caller's rollback restores them.
+Error rows_not_taken_as_sent(const sql::Dialect& dialect, const sql::Table& table, long loaded,
+                             std::size_t sent) {
+    const std::string counted =
+        "the server took " + std::to_string(loaded) + " rows for " + std::to_string(sent) + " sent";
+    if (loaded <= static_cast<long>(sent)) {
+        return Error(ErrorKind::io,
+                     "database error while loading rows of " + table.name + ": " + counted,
+                     "nothing past the last committed batch was recorded");
+    }
+    const std::string key = dialect.quote(table.key());
     return Error(ErrorKind::io,
-                 "database error while loading rows of " + table + ": the server took " +
-                     std::to_string(loaded) + " rows for " + std::to_string(sent) + " sent",
-                 "nothing past the last committed batch was recorded");
+                 "database error while loading rows of " + table.name + ": " + counted +
+                     ": rows with new keys met stored rows, or each other, on a unique index "
+                     "besides the one on " +
+                     key + ", or its collation takes two keys for one; the batch was not written",
+                 "SHOW INDEX FROM " + dialect.quote(table.name) +
+                     " WHERE Non_unique = 0 lists the unique indexes: drop or relax the one not "
+                     "on " +
+                     key + " alone, or give " + key +
+                     " a binary collation; nothing past the last committed batch was recorded");
 }
 
 // load_rows_counted for rows whose keys are all new: throws when the server took other than
 // exactly the rows sent. False when LOCAL INFILE is refused.
 bool load_rows(sql::Database& db, MYSQL* connection, RowStream& stream, const std::string& into,
-               const std::string& names, const std::string& table,
+               const std::string& names, const sql::Table& table,
                const std::vector<std::vector<const sql::Value*>>& rows) {
-    const auto loaded = load_rows_counted(db, connection, stream, into, names, table, rows);
+    const auto loaded = load_rows_counted(db, connection, stream, into, names, table.name, rows);
     if (!loaded) {
         return false;
     }
     if (*loaded != static_cast<long>(rows.size())) {
-        throw rows_not_taken_as_sent(table, *loaded, rows.size());
+        throw rows_not_taken_as_sent(db.dialect(), table, *loaded, rows.size());
     }
     return true;
 }
@@ -256,7 +274,7 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
     // wrong count.
     const long stored = count_stored_keys(db, table, key_pos, rows);
     if (stored == 0) {
-        if (!load_rows(db, connection, stream, target, names, table.name, rows)) {
+        if (!load_rows(db, connection, stream, target, names, table, rows)) {
             return std::nullopt;
         }
         return sql::Database::BulkResult{0, static_cast<long>(rows.size())};
@@ -269,7 +287,7 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
     db.execute("DROP TEMPORARY TABLE IF EXISTS " + stage);
     db.execute("CREATE TEMPORARY TABLE " + stage + " ENGINE=InnoDB AS SELECT " + names + " FROM " +
                target + " LIMIT 0");
-    if (!load_rows(db, connection, stream, stage, names, table.name, rows)) {
+    if (!load_rows(db, connection, stream, stage, names, table, rows)) {
         db.execute("DROP TEMPORARY TABLE IF EXISTS " + stage);
         return std::nullopt;
     }

@@ -98,6 +98,11 @@ long Database::execute(const std::string& sql, const std::vector<Value>& params)
         st.execute(true);
         return static_cast<long>(st.get_affected_rows());
     } catch (const soci::soci_error& e) {
+        if (const auto why = m_dialect->explain_failure(sql, e.what())) {
+            throw Error(ErrorKind::io,
+                        fmt::format("database error while {}: {}", describe_sql(sql), why->message),
+                        why->hint);
+        }
         throw database_error(describe_sql(sql), e);
     } catch (const std::runtime_error& e) {
         throw database_error(describe_sql(sql), e);

@@ -112,6 +112,20 @@ public:
     virtual std::optional<std::string> value_problem(const Column& column,
                                                      std::string_view value) const;
 
+    // What a failure of one of this dialect's statements means, when the server's own message
+    // would mislead (MySQL's upsert guard reports a NULL key, see its upsert()).
+    struct FailureExplanation {
+        std::string message; // replaces the server's message
+        std::string hint;    // what the user can do about it
+    };
+    // The explanation of `server_message`, the failure of `sql`; nullopt keeps the message.
+    virtual std::optional<FailureExplanation>
+    explain_failure(std::string_view sql, std::string_view server_message) const {
+        (void)sql;
+        (void)server_message;
+        return std::nullopt;
+    }
+
     // Statements run once per connection (time zone UTC, strict modes, encodings).
     virtual std::vector<std::string> session_setup() const { return {}; }
 

@@ -300,6 +300,138 @@ TEST_CASE("a bulk load that fails in the middle rolls the whole transaction back
     }
 }
 
+namespace {
+
+// numbered_rows whose count column holds `count_base` + i: unique across them.
+std::vector<sql::Row> counted_rows(std::size_t first, std::size_t n, const std::string& label,
+                                   std::size_t count_base = 0) {
+    auto rows = numbered_rows(first, n, label);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        rows[i][3] = std::to_string(count_base + first + i);
+    }
+    return rows;
+}
+
+// Upserts `rows` in one transaction that must fail; returns the error's text and hint.
+std::string failed_upsert(sql::Database& db, const sql::Table& table, std::vector<sql::Row> rows) {
+    sql::BatchWriter writer(db);
+    std::vector<sql::RejectedRow> rejected;
+    try {
+        sql::Transaction tx(db);
+        writer.upsert({&table, std::move(rows)}, "2030-01-01 00:00:00.000", rejected);
+        tx.commit();
+    } catch (const Error& e) {
+        return e.describe() + " | " + e.hint();
+    }
+    return "";
+}
+
+} // namespace
+
+// MySQL's ON DUPLICATE KEY UPDATE (and LOAD DATA's REPLACE) act on the stored row that any
+// unique index matches, so a row meeting another record on a unique index a user added used to
+// overwrite (or delete) that record without a word. Every database must refuse the batch.
+TEST_CASE("a row meeting a stored row of another key on a unique index fails its batch and "
+          "changes no stored row",
+          "[postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("on " << target.name) {
+            auto db = crmsync::testing::open(target.url);
+            const auto& d = db->dialect();
+            const bool mysql = target.name == "mysql";
+            const std::string prefix = crmsync::testing::unique_prefix();
+            const sql::Table table = hostile_table(prefix + "uniq");
+            sql::SchemaManager schema(*db);
+            schema.ensure(table);
+            db->execute("CREATE UNIQUE INDEX " + d.quote(prefix + "uniq_count") + " ON " +
+                        d.quote(table.name) + " (" + d.quote("count") + ")");
+            // r0 .. r59 with counts 0 .. 59: a first load, straight in where the database can.
+            const std::size_t stored = k_bulk_rows + 10;
+            CHECK(write(*db, table, counted_rows(0, stored, "stored"), "2024-05-05 05:05:05.000")
+                      .inserted == static_cast<long>(stored));
+            const auto before = crmsync::testing::dump_table(*db, table.name, {});
+            REQUIRE(before.size() == stored);
+
+            // Each: rows of new keys (and changed stored ones) of which one takes count 3 (r3's).
+            auto one = counted_rows(1000, 1, "new");
+            one[0][3] = std::string("3");
+            auto few = counted_rows(1000, 10, "new", 5000);
+            few[7][3] = std::string("3");
+            auto bulk_new = counted_rows(1000, stored, "new", 5000);
+            bulk_new[41][3] = std::string("3");
+            auto bulk_mixed = counted_rows(30, stored, "mixed", 5000);
+            bulk_mixed[45][3] = std::string("3");
+            // A stored key changed to the count of another stored row.
+            auto moved = counted_rows(5, 1, "moved");
+            moved[0][3] = std::string("6");
+            const std::vector<std::pair<const char*, std::vector<sql::Row>>> batches = {
+                {"one row", one},
+                {"ten rows in one statement", few},
+                {"a bulk load of new keys", bulk_new},
+                {"a bulk load of new and stored keys", bulk_mixed},
+                {"a stored key taking another row's value", moved}};
+            for (const auto& [what, rows] : batches) {
+                INFO(what);
+                const auto error = failed_upsert(*db, table, rows);
+                CHECK_FALSE(error.empty());
+                if (mysql && std::string_view(what) != "a stored key taking another row's value") {
+                    // Not MariaDB's "Column ... cannot be null" of the guard: what happened.
+                    CHECK_THAT(error, Catch::Contains("unique index besides the one on `id`"));
+                    CHECK_THAT(error, Catch::Contains("SHOW INDEX FROM"));
+                }
+                CHECK(crmsync::testing::dump_table(*db, table.name, {}) == before);
+            }
+
+            // A first load whose own rows meet on the index (two new contacts, one e-mail).
+            const sql::Table fresh = hostile_table(prefix + "uniq_fresh");
+            schema.ensure(fresh);
+            db->execute("CREATE UNIQUE INDEX " + d.quote(prefix + "uniq_fresh_count") + " ON " +
+                        d.quote(fresh.name) + " (" + d.quote("count") + ")");
+            auto clashing = counted_rows(0, stored, "first");
+            clashing[50][3] = std::string("7");
+            const auto error = failed_upsert(*db, fresh, clashing);
+            CHECK_FALSE(error.empty());
+            if (mysql) {
+                CHECK_THAT(error, Catch::Contains("unique index besides the one on `id`"));
+            }
+            CHECK(crmsync::testing::count_rows(*db, fresh.name) == 0);
+            // Without the clash the same load goes in.
+            clashing[50][3] = std::string("50");
+            CHECK(write(*db, fresh, clashing, "2024-05-05 05:05:05.000").inserted ==
+                  static_cast<long>(stored));
+
+            if (mysql) {
+                // dbsync2's tables compare keys case-insensitively: "abc" and "ABC" are one key
+                // to the index but two records to crmsync, so the second must not overwrite the
+                // first (Dialfire's ids are single-case; other sources' need not be).
+                const sql::Table folded = hostile_table(prefix + "uniq_ci");
+                schema.ensure(folded);
+                db->execute("ALTER TABLE " + d.quote(folded.name) + " MODIFY " + d.quote("id") +
+                            " varchar(191) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci "
+                            "NOT NULL");
+                auto lower = counted_rows(0, stored, "lower");
+                lower[0][0] = std::string("abc");
+                CHECK(write(*db, folded, lower, "2024-05-05 05:05:05.000").inserted ==
+                      static_cast<long>(stored));
+                const auto folded_before = crmsync::testing::dump_table(*db, folded.name, {});
+                auto upper = counted_rows(1000, 1, "upper", 5000);
+                upper[0][0] = std::string("ABC");
+                auto upper_bulk = counted_rows(1000, stored, "upper", 5000);
+                upper_bulk[20][0] = std::string("ABC");
+                for (const auto& rows : {upper, upper_bulk}) {
+                    const auto folded_error = failed_upsert(*db, folded, rows);
+                    CHECK_THAT(folded_error, Catch::Contains("collation takes"));
+                    CHECK(crmsync::testing::dump_table(*db, folded.name, {}) == folded_before);
+                }
+                db->execute("DROP TABLE " + d.quote(folded.name));
+            }
+            db->execute("DROP TABLE " + d.quote(table.name));
+            db->execute("DROP TABLE " + d.quote(fresh.name));
+        }
+    }
+}
+
 TEST_CASE("MariaDB loads a first load straight in without counting keys, and falls back when "
           "keys were stored",
           "[mysql]") {
