@@ -7,6 +7,8 @@
 #include "lib/core/error.hpp"
 #include "lib/sql/batch_writer.hpp"
 #include "lib/sql/schema_manager.hpp"
+#include "lib/util/hash.hpp"
+#include "lib/util/identifiers.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -102,6 +104,17 @@ void create_without_key(sql::Database& db, const sql::Table& table,
 long loads_run(sql::Database& db) {
     const auto rows = db.query("SHOW SESSION STATUS LIKE 'Com_load'");
     return std::stol(rows.at(0).at(1).value_or("0"));
+}
+
+// The message and hint of the error schema.ensure(table) must throw; empty when it did not.
+std::pair<std::string, std::string> ensure_error(sql::SchemaManager& schema,
+                                                 const sql::Table& table) {
+    try {
+        schema.ensure(table);
+    } catch (const crmsync::Error& e) {
+        return {e.what(), e.hint()};
+    }
+    return {};
 }
 
 std::string value_of(sql::Database& db, const sql::Table& table, const std::string& column,
@@ -208,6 +221,44 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                     db->execute("DROP TABLE " + d.quote(kept));
                 }
 
+                SECTION("names the taken names when no name is left for a key's unique index") {
+                    const auto& d = db->dialect();
+                    if (!d.relation_name_query()) {
+                        SUCCEED("index names belong to their table: a name is always free");
+                    } else {
+                        // The table's own plain index holds crmsync's name; relations of other
+                        // tables hold the other two candidates.
+                        const std::string own = sql::index_name(d, table, {{"id"}, true});
+                        create_without_key(*db, table,
+                                           "CREATE INDEX " + d.quote(own) + " ON " +
+                                               d.quote(table.name) + " (" + d.quote("id") + ")");
+                        const std::string second = util::sanitize_identifier(
+                            "ux_" + table.name + "_id", d.max_identifier_bytes());
+                        const std::string third = util::sanitize_identifier(
+                            second + "_" + util::md5_hex(table.name).substr(0, 8),
+                            d.max_identifier_bytes());
+                        for (const auto& name : {second, third}) {
+                            db->execute("CREATE TABLE " + d.quote(name) + " (x integer)");
+                        }
+                        const auto [message, hint] = ensure_error(schema, table);
+                        INFO(message);
+                        CHECK(message.find("has no primary key or unique index on id, and one "
+                                           "cannot be added: the index names " +
+                                           second + ", " + third + " are all taken") !=
+                              std::string::npos);
+                        CHECK(hint.find("--table-prefix") != std::string::npos);
+                        // Once a name is free again, the next run adds the index under it.
+                        db->execute("DROP TABLE " + d.quote(third));
+                        const auto changes = schema.ensure(table);
+                        CHECK(std::count(changes.created_indexes.begin(),
+                                         changes.created_indexes.end(), third) == 1);
+                        CHECK(write(*db, table, {row("a", "one")}, pad).inserted == 1);
+                        CHECK(write(*db, table, {row("a", "two")}, pad).updated == 1);
+                        CHECK(stored_rows(*db, table) == 1);
+                        db->execute("DROP TABLE " + d.quote(second));
+                    }
+                }
+
                 SECTION("leaves a key that is unique by a user's own index as it is") {
                     const auto& d = db->dialect();
                     create_without_key(*db, table,
@@ -228,14 +279,7 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                         db->execute("INSERT INTO " + d.quote(table.name) + " (" + d.quote("id") +
                                     ", " + d.quote("label") + ") VALUES ('twice', 'x')");
                     }
-                    std::string message;
-                    std::string hint;
-                    try {
-                        schema.ensure(table);
-                    } catch (const crmsync::Error& e) {
-                        message = e.what();
-                        hint = e.hint();
-                    }
+                    const auto [message, hint] = ensure_error(schema, table);
                     INFO(message);
                     CHECK(message.find("table " + table.name +
                                        " has no primary key or unique index on id") !=
