@@ -20,7 +20,9 @@ using Transform = std::function<void(const Page& page, Emitter& out, RunSummary&
 
 struct RunnerOptions {
     std::string label = "records"; // names the records on the progress line
-    std::size_t pages_ahead = 4;   // pages fetched ahead of the writer (memory stays flat)
+    // Pages fetched ahead of the writer (memory stays flat); with transform_ahead also more
+    // while they hold fewer than batch_rows rows.
+    std::size_t pages_ahead = 4;
     std::size_t batch_rows = 5000; // rows buffered before a commit that moves no checkpoint
     std::optional<std::chrono::steady_clock::time_point> deadline; // --max-runtime
     bool show_progress = true; // a progress line on stderr when it is a terminal

@@ -7,7 +7,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -64,12 +66,12 @@ public:
     }
     void report(pipeline::RunSummary& summary) const override {
         ++reports;
-        summary.counters.emplace_back("pages", static_cast<long>(pages_returned));
+        summary.counters.emplace_back("pages", static_cast<long>(pages_returned.load()));
     }
 
     std::optional<std::string> opened_with;
     bool opened = false;
-    std::size_t pages_returned = 0;
+    std::atomic<std::size_t> pages_returned = 0; // read by the writer thread in some tests
     mutable int reports = 0;
     std::chrono::milliseconds delay{0};
 
@@ -101,6 +103,9 @@ public:
     std::size_t buffered() const override { return m_buffer.size(); }
     void commit(const std::optional<std::string>& checkpoint,
                 const std::string& /*progress*/) override {
+        if (on_commit) {
+            on_commit(commits.size() + 1);
+        }
         if (fail_on_commit && commits.size() + 1 == *fail_on_commit) {
             m_buffer.clear();
             m_pending_rejects.clear();
@@ -121,7 +126,8 @@ public:
 
     std::vector<Commit> commits;
     std::vector<std::string> rejects;
-    std::optional<std::size_t> fail_on_commit; // 1-based
+    std::optional<std::size_t> fail_on_commit;  // 1-based
+    std::function<void(std::size_t)> on_commit; // called with the commit's number, 1-based
 
     void set_checkpoint(std::string c) { m_checkpoint = std::move(c); }
 
@@ -411,6 +417,36 @@ TEST_CASE("pipeline::Runner with the transform running ahead on the fetch thread
             CHECK(id != caller);
         }
         check_checkpoint_never_ahead(sink, steps);
+    }
+
+    SECTION("while a batch commits the next one is fetched whole, however few rows a page has") {
+        // 40 pages of one row, batches of 10 rows, 2 pages ahead: during the first commit
+        // (after 10 pages) the fetch thread must get 10 pages further, not stop at 2.
+        std::vector<Step> single_rows;
+        for (int n = 1; n <= 40; ++n) {
+            single_rows.push_back(page({n}));
+        }
+        ScriptedSource source(single_rows);
+        options.batch_rows = 10;
+        std::size_t fetched_during_first_commit = 0;
+        sink.on_commit = [&](std::size_t number) {
+            if (number != 1) {
+                return;
+            }
+            // Not a timing test: the wait ends as soon as the pages are there; the limit only
+            // keeps a regression from hanging the suite.
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+            while (source.pages_returned < 20 && std::chrono::steady_clock::now() < give_up) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            fetched_during_first_commit = source.pages_returned;
+        };
+        CHECK(pipeline::Runner(source, numbers_transform(), sink, summary, options).run() ==
+              pipeline::Ending::complete);
+        CHECK(fetched_during_first_commit >= 20);
+        REQUIRE(sink.commits.size() >= 4);
+        CHECK(sink.commits[0].rows.size() == 10);
+        CHECK(sink.durable().size() == 40);
     }
 
     SECTION("the transform's counters count the committed pages") {
