@@ -51,6 +51,16 @@ public:
         log::info("db_sync {} from {} (checkpoint {}), server time {}", m_options.api.campaign,
                   m_from ? util::format_iso8601(*m_from) : "the beginning",
                   checkpoint.value_or("none"), util::format_iso8601(m_server_now));
+        // A first load: a contacts table empty at the start has no md5 to compare with, and
+        // asking for them would take the writer's connection between its batches. A contact
+        // listed twice in this run is then fetched twice and upserted, as before the table
+        // held it.
+        m_ask_md5 = !m_options.full_refresh &&
+                    m_sink.holds_rows(m_schema.specs[m_schema.contacts].table) != false;
+        if (!m_ask_md5 && !m_options.full_refresh) {
+            log::debug("{} holds no contact: no md5 is compared this run",
+                       m_schema.specs[m_schema.contacts].table.name);
+        }
         m_fetchers = std::make_unique<ContactFetchers>(m_options.api, m_options.workers, m_retry);
     }
 
@@ -166,10 +176,11 @@ private:
         return !m_cursor.empty();
     }
 
-    // Contacts whose stored $md5 equals the listed one are unchanged: no need to fetch them.
+    // Contacts whose stored $md5 equals the listed one are unchanged: no need to fetch them
+    // (unless the run forgoes the comparison: a full refresh, or a first load).
     std::vector<std::string> changed_ids(const std::vector<ListedContact>& listed) {
         std::vector<std::string> ids;
-        if (m_options.full_refresh) {
+        if (!m_ask_md5) {
             for (const auto& c : listed) {
                 ids.push_back(c.id);
             }
@@ -229,6 +240,7 @@ private:
     std::atomic<long> m_listed = 0;
     long m_fetched = 0;
     std::atomic<long> m_skipped = 0;
+    bool m_ask_md5 = true; // set by open(), before the fetch thread starts
     long m_missing = 0;
 };
 

@@ -41,7 +41,8 @@ std::string job_key(const SyncOptions& options);
 
 // One db_sync run (see README "How a run works") on the engine: fields -> schema (prepared in
 // `sink`) -> checkpoint -> contacts listed since the checkpoint, unchanged md5s skipped (asked
-// of the sink: an outbox knows none, so everything is fetched and its ledger decides), changed
+// of the sink, unless its contacts table held no row at the start: an outbox knows none, so
+// everything is fetched and its ledger decides), changed
 // ones fetched in parallel -> inbound calls -> a last page moving the checkpoint to the server
 // time the run started, committed with the last rows. The caller holds the sink's lock.
 // Throws crmsync::Error; rows committed before the error stay, the checkpoint does not move.

@@ -57,6 +57,11 @@ public:
         return {};
     }
 
+    // Whether `table` holds any row; nullopt when the sink cannot tell (the default). A source
+    // may skip lookup() for a run that starts on an empty table: there is nothing to find.
+    // Thread safe, like lookup().
+    virtual std::optional<bool> holds_rows(const sql::Table& /*table*/) { return std::nullopt; }
+
     // What finish() leaves for the job's ending.
     struct Finished {
         bool complete = true;     // false: work was left for the next run (the run is partial)

@@ -163,6 +163,12 @@ TargetWriter::lookup(const sql::Table& table, const std::vector<std::string>& co
     return found;
 }
 
+std::optional<bool> TargetWriter::holds_rows(const sql::Table& table) {
+    std::lock_guard guard(m_db_mutex);
+    const auto rows = m_db.query(m_db.dialect().holds_rows_query(table));
+    return !rows.empty() && !rows[0].empty() && rows[0][0] == std::optional<std::string>("1");
+}
+
 void TargetWriter::verify_read_back(const sql::Table& table, std::function<std::string()> what) {
     m_verified = &table;
     m_verified_what = std::move(what);

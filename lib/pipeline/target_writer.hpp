@@ -61,6 +61,7 @@ public:
     std::map<std::string, std::vector<std::optional<std::string>>>
     lookup(const sql::Table& table, const std::vector<std::string>& columns,
            const std::vector<std::string>& keys) override;
+    std::optional<bool> holds_rows(const sql::Table& table) override;
 
     // Every key of `table` written by a commit must read back in the same transaction, or
     // the commit rolls back with Error(data): "verification failed: N of M <what()> did not

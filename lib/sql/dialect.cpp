@@ -50,6 +50,10 @@ std::string Dialect::select_by_keys(const Table& table, const std::vector<std::s
     return sql + ")";
 }
 
+std::string Dialect::holds_rows_query(const Table& table) const {
+    return "SELECT CASE WHEN EXISTS (SELECT 1 FROM " + quote(table.name) + ") THEN 1 ELSE 0 END";
+}
+
 std::string Dialect::select_all(const Table& table, const std::vector<std::string>& columns) const {
     std::string sql = "SELECT ";
     for (std::size_t i = 0; i < columns.size(); ++i) {

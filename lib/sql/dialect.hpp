@@ -94,6 +94,10 @@ public:
     virtual std::string select_by_keys(const Table& table, const std::vector<std::string>& columns,
                                        std::size_t count) const;
 
+    // One row with 1 when `table` holds a row, else 0; the same SQL everywhere, SQL Server
+    // included (no LIMIT).
+    std::string holds_rows_query(const Table& table) const;
+
     // SELECT <columns> FROM table: every row, in no particular order.
     virtual std::string select_all(const Table& table,
                                    const std::vector<std::string>& columns) const;

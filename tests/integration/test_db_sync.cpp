@@ -6,10 +6,14 @@
 
 #include "tests/fakes/dialfire/dialfire_fake.hpp"
 
+#include "drivers/dialfire/sync.hpp"
+#include "lib/pipeline/target_writer.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <random>
@@ -182,6 +186,97 @@ TEST_CASE("db_sync loads a campaign and then only what changed", "[sqlite][postg
                           .front()
                           .find("Kundennummer neu=") != std::string::npos);
             }
+        }
+    }
+}
+
+namespace {
+
+// A TargetWriter that counts what the source asks of it.
+class AskedSink final : public pipeline::Sink {
+public:
+    explicit AskedSink(pipeline::TargetWriter& inner) : m_inner(inner) {}
+
+    bool lock() override { return m_inner.lock(); }
+    std::string description() const override { return m_inner.description(); }
+    void prepare(const std::vector<const sql::Table*>& tables) override { m_inner.prepare(tables); }
+    std::optional<std::string> load_checkpoint() override { return m_inner.load_checkpoint(); }
+    std::size_t max_identifier_bytes() const override { return m_inner.max_identifier_bytes(); }
+    void add(const sql::Table& table, sql::Row row) override { m_inner.add(table, std::move(row)); }
+    void reject(const std::string& table, const std::string& key, const std::string& reason,
+                const std::string& raw) override {
+        m_inner.reject(table, key, reason, raw);
+    }
+    std::size_t buffered() const override { return m_inner.buffered(); }
+    void commit(const std::optional<std::string>& checkpoint,
+                const std::string& progress) override {
+        m_inner.commit(checkpoint, progress);
+    }
+    std::map<std::string, std::vector<std::optional<std::string>>>
+    lookup(const sql::Table& table, const std::vector<std::string>& columns,
+           const std::vector<std::string>& keys) override {
+        ++lookups;
+        return m_inner.lookup(table, columns, keys);
+    }
+    std::optional<bool> holds_rows(const sql::Table& table) override {
+        ++holds_rows_asked;
+        return m_inner.holds_rows(table);
+    }
+
+    std::atomic<int> lookups = 0;
+    std::atomic<int> holds_rows_asked = 0;
+
+private:
+    pipeline::TargetWriter& m_inner;
+};
+
+} // namespace
+
+TEST_CASE("db_sync compares md5s only when the contacts table held rows at the start",
+          "[sqlite][postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("into " << target.name) {
+            SyncFixture f(campaign(120), target.url);
+            auto db = crmsync::testing::open(target.url);
+            drivers::dialfire::SyncOptions options;
+            options.api.base_url = f.fake.base_url();
+            options.api.campaign = f.fake.options().campaign_id;
+            options.api.token = f.fake.options().token;
+            options.table_prefix = f.prefix;
+            options.batch_rows = 100;
+            options.show_progress = false;
+            // One run in-process; returns how often it asked for stored md5s, and its summary.
+            const auto run = [&](drivers::dialfire::SyncMode mode) {
+                options.mode = mode;
+                pipeline::RunSummary summary;
+                pipeline::TargetWriter writer(*db, drivers::dialfire::job_key(options), summary);
+                AskedSink sink(writer);
+                REQUIRE(sink.lock());
+                CHECK(drivers::dialfire::run_sync(options, sink, summary) ==
+                      pipeline::Ending::complete);
+                CHECK(sink.holds_rows_asked == 1);
+                return std::pair<int, pipeline::RunSummary>(sink.lookups.load(), summary);
+            };
+
+            // A first load: nothing stored to compare with, so nothing is asked.
+            const auto [first_lookups, first] = run(drivers::dialfire::SyncMode::incremental);
+            CHECK(first_lookups == 0);
+            CHECK(first.fetched == 120 + 30); // records: contacts, then inbound calls
+            CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 120);
+
+            // Half of the contacts lost (a load cut short, rows deleted): everything listed
+            // again, only the missing half fetched.
+            const auto& d = db->dialect();
+            db->execute("DELETE FROM " + d.quote(f.prefix + "contacts") + " WHERE " +
+                        d.quote("$id") + " IN (SELECT " + d.quote("$id") + " FROM (SELECT " +
+                        d.quote("$id") + " FROM " + d.quote(f.prefix + "contacts") + " ORDER BY " +
+                        d.quote("$id") + " LIMIT 60) AS half)");
+            const auto [again_lookups, again] = run(drivers::dialfire::SyncMode::initial);
+            CHECK(again_lookups > 0);
+            CHECK(again.fetched == 60 + 30);
+            CHECK(again.skipped == 60);
+            CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 120);
         }
     }
 }

@@ -338,6 +338,10 @@ TEST_CASE("sqlserver dialect golden SQL", "[unit][sqlserver]") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
               "SELECT [id], [name] FROM [small] WHERE [id] IN (:k0, :k1, :k2)");
     }
+    SECTION("holds_rows_query needs no LIMIT") {
+        CHECK(d->holds_rows_query(t) ==
+              "SELECT CASE WHEN EXISTS (SELECT 1 FROM [small]) THEN 1 ELSE 0 END");
+    }
     SECTION("try_lock_query takes a session app lock without waiting") {
         CHECK(d->try_lock_query() ==
               "DECLARE @result int; EXEC @result = sp_getapplock @Resource = :lock, @LockMode = "
