@@ -5,6 +5,10 @@
 namespace crmsync::drivers::mysql {
 namespace {
 
+// What the upsert guard assigns to the key of a row that belongs to another record: an error
+// in strict mode (see on_duplicate_key).
+constexpr std::string_view k_guard_failure = "1/0";
+
 class MysqlDialect final : public sql::Dialect {
 public:
     std::string_view name() const override { return "mysql"; }
@@ -138,33 +142,43 @@ public:
         return "SELECT GET_LOCK(:lock, 0)";
     }
 
-    // Error 1048 on the key column of one of this dialect's upserts is the guard of
+    // Error 1365 (division by 0) in one of this dialect's upserts is the guard of
     // on_duplicate_key(): a row met a stored row of another key.
     std::optional<FailureExplanation> explain_failure(std::string_view sql,
                                                       std::string_view message) const override {
         const std::string_view insert = "INSERT INTO ";
-        const auto column_at = message.find("Column '");
-        const auto end = message.find("' cannot be null");
-        if (sql.substr(0, insert.size()) != insert || column_at == std::string_view::npos ||
-            end == std::string_view::npos || end < column_at) {
+        const std::string_view update = " ON DUPLICATE KEY UPDATE ";
+        const std::string_view guard = " = IF(BINARY ";
+        const auto update_at = sql.find(update);
+        if (sql.substr(0, insert.size()) != insert || update_at == std::string_view::npos ||
+            message.find("Division by 0") == std::string_view::npos) {
             return std::nullopt;
         }
-        const std::string key(message.substr(column_at + 8, end - column_at - 8));
-        if (sql.find(quote(key) + " = IF(BINARY ") == std::string_view::npos) {
+        const auto guard_at = sql.find(guard, update_at);
+        if (guard_at == std::string_view::npos ||
+            sql.find(std::string(", ") + std::string(k_guard_failure) + ")", guard_at) ==
+                std::string_view::npos) {
             return std::nullopt;
         }
-        // The table is the quoted name after INSERT INTO, as upsert() writes it.
+        // The table is the quoted name after INSERT INTO, as upsert() writes it; the key is
+        // the column the guard assigns, qualified by the table in upsert_from_table().
         std::string_view table = sql.substr(insert.size());
         table = table.substr(0, table.find(" ("));
+        std::string_view key =
+            sql.substr(update_at + update.size(), guard_at - update_at - update.size());
+        if (key.size() > table.size() + 1 && key.substr(0, table.size()) == table &&
+            key[table.size()] == '.') {
+            key.remove_prefix(table.size() + 1);
+        }
         return FailureExplanation{
             fmt::format("a row would overwrite a stored row of {} with another {}: the two meet "
                         "on a unique index besides the one on {}, or its collation takes the "
                         "two keys for one; the batch was not written",
-                        table, quote(key), quote(key)),
+                        table, key, key),
             fmt::format("SHOW INDEX FROM {} WHERE Non_unique = 0 lists the unique indexes: drop "
                         "or relax the one not on {} alone, or give {} a binary collation; "
                         "nothing past the last committed batch was recorded",
-                        table, quote(key), quote(key))};
+                        table, key, key)};
     }
 
 private:
@@ -174,15 +188,18 @@ private:
     // ON DUPLICATE KEY UPDATE updates the stored row that *any* unique index matches. A row
     // meeting a stored row of another key on a unique index besides the key (one a user added,
     // or the key itself under a case-insensitive or space-padding collation) would overwrite
-    // that other record. The first assignment refuses that: it sets the key to NULL unless the
-    // stored key is byte for byte the new one, which strict mode turns into error 1048 for the
-    // whole statement (see explain_failure). Every other database's upsert fails there too.
+    // that other record. The first assignment refuses that: unless the stored key is byte for
+    // byte the new one it divides by zero, which strict mode with ERROR_FOR_DIVISION_BY_ZERO
+    // (session_setup) makes error 1365 for the whole statement (see explain_failure). NULL
+    // would do only for a NOT NULL key: a nullable one (bulk-history's EXTERNAL_ID) would take
+    // it silently. Every other database's upsert fails there too.
     std::string on_duplicate_key(const sql::Table& table,
                                  const std::vector<const sql::Column*>& columns,
                                  const std::string& target) const {
         const std::string key = target + quote(table.key());
-        const std::string guard = fmt::format(
-            "{0} = IF(BINARY {0} <=> BINARY VALUES({1}), {0}, NULL)", key, quote(table.key()));
+        const std::string guard =
+            fmt::format("{0} = IF(BINARY {0} <=> BINARY VALUES({1}), {0}, {2})", key,
+                        quote(table.key()), k_guard_failure);
         std::string same;
         std::string set;
         for (const auto* c : columns) {

@@ -401,6 +401,46 @@ TEST_CASE("a row meeting a stored row of another key on a unique index fails its
             CHECK(write(*db, fresh, clashing, "2024-05-05 05:05:05.000").inserted ==
                   static_cast<long>(stored));
 
+            // bulk-history's layout: an identity primary key and a nullable unique upsert key,
+            // which a guard that sets the key to NULL would have changed without an error.
+            sql::Table numbered;
+            numbered.name = prefix + "uniq_ident";
+            numbered.primary_key = "n";
+            numbered.upsert_key = "id";
+            numbered.columns = {{"n", sql::ColumnType::integer, false, true},
+                                {"id", sql::ColumnType::key},
+                                {"label", sql::ColumnType::text},
+                                {"count", sql::ColumnType::integer}};
+            schema.ensure(numbered);
+            db->execute("CREATE UNIQUE INDEX " + d.quote(prefix + "uniq_ident_count") + " ON " +
+                        d.quote(numbered.name) + " (" + d.quote("count") + ")");
+            std::vector<sql::Row> numbered_rows;
+            for (std::size_t i = 0; i < stored; ++i) {
+                numbered_rows.push_back({std::nullopt, "r" + std::to_string(i),
+                                         std::string("stored"), std::to_string(i)});
+            }
+            CHECK(write(*db, numbered, numbered_rows, "").inserted == static_cast<long>(stored));
+            const auto numbered_before = crmsync::testing::dump_table(*db, numbered.name, {});
+            // Values line up with the columns; the identity's is never bound.
+            std::vector<sql::Row> one_clash{
+                {std::nullopt, std::string("new"), std::string("new"), std::string("3")}};
+            auto many_clash = numbered_rows;
+            for (std::size_t i = 0; i < many_clash.size(); ++i) {
+                many_clash[i][1] = "new" + std::to_string(i);
+                many_clash[i][3] = std::to_string(5000 + i);
+            }
+            many_clash[33][3] = std::string("3");
+            for (const auto& rows : {one_clash, many_clash}) {
+                const auto clash_error = failed_upsert(*db, numbered, rows);
+                CHECK_FALSE(clash_error.empty());
+                if (mysql) {
+                    CHECK_THAT(clash_error,
+                               Catch::Contains("unique index besides the one on `id`"));
+                }
+                CHECK(crmsync::testing::dump_table(*db, numbered.name, {}) == numbered_before);
+            }
+            db->execute("DROP TABLE " + d.quote(numbered.name));
+
             if (mysql) {
                 // dbsync2's tables compare keys case-insensitively: "abc" and "ABC" are one key
                 // to the index but two records to crmsync, so the second must not overwrite the

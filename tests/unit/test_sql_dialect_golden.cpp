@@ -178,41 +178,43 @@ TEST_CASE("mysql dialect golden SQL", "[unit]") {
               "INSERT INTO `small` (`id`, `name`, `amount`, `active`, `seen_at`, `doc`, "
               "`changed_at`) VALUES (:p0, :p1, :p2, :p3, :p4, :p5, :p6), (:p7, :p8, :p9, :p10, "
               ":p11, :p12, :p13) ON DUPLICATE KEY UPDATE `id` = IF(BINARY `id` <=> BINARY "
-              "VALUES(`id`), `id`, NULL), `changed_at` = IF(BINARY `name` <=> "
+              "VALUES(`id`), `id`, 1/0), `changed_at` = IF(BINARY `name` <=> "
               "BINARY VALUES(`name`) AND BINARY `amount` <=> BINARY VALUES(`amount`) AND BINARY "
               "`active` <=> BINARY VALUES(`active`) AND BINARY `seen_at` <=> BINARY "
               "VALUES(`seen_at`) AND BINARY `doc` <=> BINARY VALUES(`doc`), `changed_at`, "
               "VALUES(`changed_at`)), `name` = VALUES(`name`), `amount` = VALUES(`amount`), "
               "`active` = VALUES(`active`), `seen_at` = VALUES(`seen_at`), `doc` = VALUES(`doc`)");
     }
-    SECTION("explain_failure names the guard's NULL key as another record's row, nothing else") {
-        const std::string upsert = d->upsert(t, bound_columns(t), 1);
-        const auto why =
-            d->explain_failure(upsert, "Column 'id' cannot be null while executing a query");
-        REQUIRE(why);
-        CHECK(why->message.find("would overwrite a stored row of `small` with another `id`") !=
-              std::string::npos);
-        CHECK(why->hint.find("SHOW INDEX FROM `small` WHERE Non_unique = 0") != std::string::npos);
-        // Another column's NULL, another error, a statement that is not an upsert: left alone.
-        CHECK_FALSE(d->explain_failure(upsert, "Column 'name' cannot be null"));
-        CHECK_FALSE(d->explain_failure(upsert, "Duplicate entry 'x' for key 'ix'"));
-        CHECK_FALSE(
-            d->explain_failure("UPDATE `small` SET `id` = NULL", "Column 'id' cannot be null"));
+    SECTION("explain_failure names the guard's division by 0 as another record's row") {
+        for (const auto& upsert : {d->upsert(t, bound_columns(t), 1),
+                                   *d->upsert_from_table(t, bound_columns(t), "stage")}) {
+            const auto why = d->explain_failure(upsert, "Division by 0 while executing a query");
+            REQUIRE(why);
+            CHECK(why->message.find("would overwrite a stored row of `small` with another `id`: "
+                                    "the two meet on a unique index besides the one on `id`") !=
+                  std::string::npos);
+            CHECK(why->hint.find("SHOW INDEX FROM `small` WHERE Non_unique = 0") !=
+                  std::string::npos);
+            // Another error of the same statement: left alone.
+            CHECK_FALSE(d->explain_failure(upsert, "Duplicate entry 'x' for key 'ix'"));
+        }
+        // A division by 0 of a statement without the guard: left alone.
+        CHECK_FALSE(d->explain_failure("UPDATE `small` SET `amount` = 1/0", "Division by 0"));
+        CHECK_FALSE(d->explain_failure("INSERT INTO `small` (`id`) VALUES (1/0)", "Division by 0"));
     }
     SECTION("upsert_from_table qualifies the target's columns, which the stage shares") {
-        CHECK(
-            d->upsert_from_table(t, bound_columns(t), "stage") ==
-            "INSERT INTO `small` (`id`, `name`, `amount`, `active`, `seen_at`, `doc`, "
-            "`changed_at`) SELECT s.`id`, s.`name`, s.`amount`, s.`active`, s.`seen_at`, "
-            "s.`doc`, s.`changed_at` FROM `stage` AS s ON DUPLICATE KEY UPDATE "
-            "`small`.`id` = IF(BINARY `small`.`id` <=> BINARY VALUES(`id`), `small`.`id`, "
-            "NULL), `small`.`changed_at` = IF(BINARY `small`.`name` <=> BINARY VALUES(`name`) AND "
-            "BINARY `small`.`amount` <=> BINARY VALUES(`amount`) AND BINARY `small`.`active` "
-            "<=> BINARY VALUES(`active`) AND BINARY `small`.`seen_at` <=> BINARY "
-            "VALUES(`seen_at`) AND BINARY `small`.`doc` <=> BINARY VALUES(`doc`), "
-            "`small`.`changed_at`, VALUES(`changed_at`)), `small`.`name` = VALUES(`name`), "
-            "`small`.`amount` = VALUES(`amount`), `small`.`active` = VALUES(`active`), "
-            "`small`.`seen_at` = VALUES(`seen_at`), `small`.`doc` = VALUES(`doc`)");
+        CHECK(d->upsert_from_table(t, bound_columns(t), "stage") ==
+              "INSERT INTO `small` (`id`, `name`, `amount`, `active`, `seen_at`, `doc`, "
+              "`changed_at`) SELECT s.`id`, s.`name`, s.`amount`, s.`active`, s.`seen_at`, "
+              "s.`doc`, s.`changed_at` FROM `stage` AS s ON DUPLICATE KEY UPDATE "
+              "`small`.`id` = IF(BINARY `small`.`id` <=> BINARY VALUES(`id`), `small`.`id`, "
+              "1/0), `small`.`changed_at` = IF(BINARY `small`.`name` <=> BINARY VALUES(`name`) AND "
+              "BINARY `small`.`amount` <=> BINARY VALUES(`amount`) AND BINARY `small`.`active` "
+              "<=> BINARY VALUES(`active`) AND BINARY `small`.`seen_at` <=> BINARY "
+              "VALUES(`seen_at`) AND BINARY `small`.`doc` <=> BINARY VALUES(`doc`), "
+              "`small`.`changed_at`, VALUES(`changed_at`)), `small`.`name` = VALUES(`name`), "
+              "`small`.`amount` = VALUES(`amount`), `small`.`active` = VALUES(`active`), "
+              "`small`.`seen_at` = VALUES(`seen_at`), `small`.`doc` = VALUES(`doc`)");
     }
     SECTION("select_by_keys") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
