@@ -156,8 +156,7 @@ public:
         }
         const auto guard_at = sql.find(guard, update_at);
         if (guard_at == std::string_view::npos ||
-            sql.find(std::string(", ") + std::string(k_guard_failure) + ")", guard_at) ==
-                std::string_view::npos) {
+            sql.find(fmt::format(", {})", k_guard_failure), guard_at) == std::string_view::npos) {
             return std::nullopt;
         }
         // The table is the quoted name after INSERT INTO, as upsert() writes it; the key is
@@ -170,15 +169,10 @@ public:
             key[table.size()] == '.') {
             key.remove_prefix(table.size() + 1);
         }
-        return FailureExplanation{
-            fmt::format("a row would overwrite a stored row of {} with another {}: the two meet "
-                        "on a unique index besides the one on {}, or its collation takes the "
-                        "two keys for one; the batch was not written",
-                        table, key, key),
-            fmt::format("SHOW INDEX FROM {} WHERE Non_unique = 0 lists the unique indexes: drop "
-                        "or relax the one not on {} alone, or give {} a binary collation; "
-                        "nothing past the last committed batch was recorded",
-                        table, key, key)};
+        return other_record_met(table, key,
+                                fmt::format("a row would overwrite a stored row of {} with "
+                                            "another {}",
+                                            table, key));
     }
 
 private:
@@ -242,5 +236,16 @@ protected:
 } // namespace
 
 std::unique_ptr<sql::Dialect> make_dialect() { return std::make_unique<MysqlDialect>(); }
+
+sql::Dialect::FailureExplanation other_record_met(std::string_view table, std::string_view key,
+                                                  std::string_view what) {
+    return {fmt::format("{}: the two meet on a unique index besides the one on {}, or its "
+                        "collation takes the two keys for one; the batch was not written",
+                        what, key),
+            fmt::format("SHOW INDEX FROM {} WHERE Non_unique = 0 lists the unique indexes: drop "
+                        "or relax the one not on {} alone, or give {} a binary collation; "
+                        "nothing past the last committed batch was recorded",
+                        table, key, key)};
+}
 
 } // namespace crmsync::drivers::mysql

@@ -1,5 +1,7 @@
 #include "drivers/mysql/load_data.hpp"
 
+#include "drivers/mysql/dialect.hpp"
+
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/sql/tab_text.hpp"
@@ -170,17 +172,11 @@ Error rows_not_taken_as_sent(const sql::Dialect& dialect, const sql::Table& tabl
                      "database error while loading rows of " + table.name + ": " + counted,
                      "nothing past the last committed batch was recorded");
     }
-    const std::string key = dialect.quote(table.key());
+    auto why = other_record_met(dialect.quote(table.name), dialect.quote(table.key()),
+                                counted + ": rows with new keys met stored rows, or each other");
     return Error(ErrorKind::io,
-                 "database error while loading rows of " + table.name + ": " + counted +
-                     ": rows with new keys met stored rows, or each other, on a unique index "
-                     "besides the one on " +
-                     key + ", or its collation takes two keys for one; the batch was not written",
-                 "SHOW INDEX FROM " + dialect.quote(table.name) +
-                     " WHERE Non_unique = 0 lists the unique indexes: drop or relax the one not "
-                     "on " +
-                     key + " alone, or give " + key +
-                     " a binary collation; nothing past the last committed batch was recorded");
+                 "database error while loading rows of " + table.name + ": " + why.message,
+                 std::move(why.hint));
 }
 
 // load_rows_counted for rows whose keys are all new: throws when the server took other than
@@ -196,10 +192,6 @@ bool load_rows(sql::Database& db, MYSQL* connection, RowStream& stream, const st
         throw rows_not_taken_as_sent(db.dialect(), table, *loaded, rows.size());
     }
     return true;
-}
-
-bool table_is_empty(sql::Database& db, const std::string& target) {
-    return db.query("SELECT 1 FROM " + target + " LIMIT 1").empty();
 }
 
 // How many of the batch's keys the target holds already.
@@ -248,7 +240,8 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
     if (direct != nullptr) {
         auto [allowed, first_time] = direct->try_emplace(table.name, false);
         if (first_time) {
-            allowed->second = table_is_empty(db, target);
+            const auto held = db.query(dialect.holds_rows_query(table));
+            allowed->second = held.empty() || held[0].empty() || held[0][0] != "1";
         }
         if (allowed->second) {
             db.execute("SAVEPOINT crmsync_direct_load");
