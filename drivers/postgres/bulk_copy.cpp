@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 
 namespace crmsync::drivers::postgres {
@@ -154,7 +155,7 @@ bool empty_with_unique_key(PGconn* connection, const sql::Dialect& dialect,
 // now (stale types could be read as other values without an error). `run_first` (statements
 // ending in "; ") runs in the same round trip, before the lookup.
 std::optional<std::vector<BinaryType>>
-binary_types(PGconn* connection, const CopySession& session, const std::string& relation,
+binary_types(PGconn* connection, CopySession& session, const std::string& relation,
              const std::string& table_name, const std::vector<const sql::Column*>& columns,
              const std::vector<std::vector<const sql::Value*>>& rows,
              const std::string& run_first) {
@@ -190,6 +191,18 @@ binary_types(PGconn* connection, const CopySession& session, const std::string& 
             log::debug("{}: column {} has a type sent as text; copying the table as text",
                        table_name, column->name);
             return std::nullopt;
+        }
+        if (*type == BinaryType::timestamp) {
+            if (!session.integer_datetimes) {
+                const char* reported = PQparameterStatus(connection, "integer_datetimes");
+                session.integer_datetimes =
+                    reported != nullptr && std::string_view(reported) == "on";
+            }
+            if (!*session.integer_datetimes) {
+                log::debug("{}: the server keeps times as floats; copying the table as text",
+                           table_name);
+                return std::nullopt;
+            }
         }
         types.push_back(*type);
     }

@@ -969,6 +969,40 @@ TEST_CASE("PostgreSQL's binary COPY stores what its text COPY stores", "[postgre
             }
         }
 
+        SECTION("a server that keeps times as floats gets tables with times as text") {
+            const sql::Table probe = hostile_table(prefix + "probe");
+            const sql::Table a = hostile_table(prefix + "floats");
+            const sql::Table b = hostile_table(prefix + "floats_text");
+            sql::SchemaManager schema(*db);
+            for (const auto* t : {&probe, &a, &b}) {
+                schema.ensure(*t);
+            }
+            // PostgreSQL 10 and later always keep them as integers, and say so.
+            copy_rows(connection.get(), *dialect, probe, numbered_rows(0, 1, "probe"), binary);
+            CHECK(binary.integer_datetimes == std::optional<bool>(true));
+            CHECK(binary.binary_copies == 1);
+            drivers::postgres::CopySession floats;
+            floats.integer_datetimes = false;
+            const auto rows = binary_edge_rows();
+            copy_rows(connection.get(), *dialect, a, rows, floats);
+            copy_rows(connection.get(), *dialect, b, rows, text);
+            CHECK(floats.binary_copies == 0);
+            CHECK(floats.text_copies == 1);
+            CHECK(crmsync::testing::dump_table(*db, a.name, {}) ==
+                  crmsync::testing::dump_table(*db, b.name, {}));
+            // A table without times still goes in binary.
+            sql::Table plain;
+            plain.name = prefix + "floats_plain";
+            plain.primary_key = "id";
+            plain.columns = {{"id", sql::ColumnType::key}, {"n", sql::ColumnType::integer}};
+            db->execute("CREATE TABLE " + dialect->quote(plain.name) +
+                        " (id varchar(40) PRIMARY KEY, n int8)");
+            copy_rows(connection.get(), *dialect, plain, {{"p1", "1"}, {"p2", "-2"}}, floats);
+            CHECK(floats.binary_copies == 1);
+            CHECK(db->query("SELECT sum(n) FROM " + dialect->quote(plain.name)).at(0).at(0) ==
+                  std::optional<std::string>("-1"));
+        }
+
         SECTION("a binary COPY the server refuses half-way leaves the transaction undone") {
             const sql::Table a = hostile_table(prefix + "refused");
             const sql::Table other = hostile_table(prefix + "refused_other");
