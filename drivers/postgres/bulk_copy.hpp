@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
