@@ -29,6 +29,12 @@ MYSQL* client_connection(soci::session& session) {
     return static_cast<soci::mysql_session_backend*>(session.get_backend())->conn_;
 }
 
+// MySQL or MariaDB, by the version the server announced when the connection opened.
+Server server_of(soci::session& session) {
+    const char* version = mysql_get_server_info(client_connection(session));
+    return server_of_version(version == nullptr ? "" : version);
+}
+
 std::string host_name(const util::HostPort& host) {
     const bool ipv6 = host.host.find(':') != std::string::npos;
     return (ipv6 ? "[" + host.host + "]" : host.host) + ":" +
@@ -41,9 +47,9 @@ std::string host_name(const util::HostPort& host) {
 // a RowStream that was installed on the connection before its first statement.
 class MysqlDatabase final : public sql::Database {
 public:
-    MysqlDatabase(std::unique_ptr<soci::session> session, std::string description,
+    MysqlDatabase(Server server, std::unique_ptr<soci::session> session, std::string description,
                   std::unique_ptr<RowStream> stream, util::DatabaseUrl url, util::HostPort host)
-        : sql::Database(make_dialect(), std::move(session), std::move(description)),
+        : sql::Database(make_dialect(server), std::move(session), std::move(description)),
           m_stream(std::move(stream)), m_url(std::move(url)), m_host(std::move(host)) {}
 
     ~MysqlDatabase() override { m_lease.reset(); } // releases while the session lives
@@ -200,7 +206,8 @@ std::unique_ptr<sql::Database> connect(const util::DatabaseUrl& url) {
             // of a running load, never a file.
             auto stream = std::make_unique<RowStream>();
             stream->install(client_connection(*session));
-            auto db = std::make_unique<MysqlDatabase>(std::move(session),
+            const Server server = server_of(*session);
+            auto db = std::make_unique<MysqlDatabase>(server, std::move(session),
                                                       "mysql://" + name + "/" + url.database,
                                                       std::move(stream), url, host);
             if (const auto problem = db->check_galera()) {

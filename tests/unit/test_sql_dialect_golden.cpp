@@ -165,6 +165,19 @@ TEST_CASE("mysql dialect golden SQL", "[unit]") {
               "boolean, `seen_at` datetime(3), `doc` json, `changed_at` datetime(3), PRIMARY KEY "
               "(`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci");
     }
+    SECTION("on MariaDB, keys are compared without padding") {
+        const auto maria = drivers::mysql::make_dialect(drivers::mysql::Server::mariadb);
+        CHECK(maria->column_type(t.columns[0]) ==
+              "varchar(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin");
+        CHECK(maria->column_type(t.columns[1]) == d->column_type(t.columns[1]));
+        using drivers::mysql::Server;
+        using drivers::mysql::server_of_version;
+        CHECK(server_of_version("10.11.6-MariaDB-0+deb12u1") == Server::mariadb);
+        CHECK(server_of_version("5.5.5-10.11.6-MariaDB-log") == Server::mariadb);
+        CHECK(server_of_version("8.0.36") == Server::mysql);
+        CHECK(server_of_version("8.0.11-TiDB-v7.5.0") == Server::mysql);
+        CHECK(server_of_version("") == Server::mysql);
+    }
     SECTION("add_column and create_index") {
         CHECK(d->add_column(t, t.columns[1]) == "ALTER TABLE `small` ADD COLUMN `name` longtext");
         CHECK(d->create_index(t, t.indexes[0]) ==
