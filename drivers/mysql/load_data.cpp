@@ -240,8 +240,7 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
     if (direct != nullptr) {
         auto [allowed, first_time] = direct->try_emplace(table.name, false);
         if (first_time) {
-            const auto held = db.query(dialect.holds_rows_query(table));
-            allowed->second = held.empty() || held[0].empty() || held[0][0] != "1";
+            allowed->second = !db.holds_rows(table);
         }
         if (allowed->second) {
             db.execute("SAVEPOINT crmsync_direct_load");

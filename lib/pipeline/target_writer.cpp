@@ -165,8 +165,7 @@ TargetWriter::lookup(const sql::Table& table, const std::vector<std::string>& co
 
 std::optional<bool> TargetWriter::holds_rows(const sql::Table& table) {
     std::lock_guard guard(m_db_mutex);
-    const auto rows = m_db.query(m_db.dialect().holds_rows_query(table));
-    return !rows.empty() && !rows[0].empty() && rows[0][0] == std::optional<std::string>("1");
+    return m_db.holds_rows(table);
 }
 
 void TargetWriter::verify_read_back(const sql::Table& table, std::function<std::string()> what) {

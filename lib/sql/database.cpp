@@ -109,6 +109,11 @@ long Database::execute(const std::string& sql, const std::vector<Value>& params)
     }
 }
 
+bool Database::holds_rows(const Table& table) {
+    const auto rows = query(dialect().holds_rows_query(table));
+    return !rows.empty() && !rows[0].empty() && rows[0][0] == std::optional<std::string>("1");
+}
+
 std::vector<Row> Database::query(const std::string& sql, const std::vector<Value>& params) {
     try {
         soci::row row;

@@ -36,6 +36,8 @@ public:
     long execute(const std::string& sql, const std::vector<Value>& params = {});
     // Runs a query and returns every row as text (numbers and dates formatted, NULL as nullopt).
     std::vector<Row> query(const std::string& sql, const std::vector<Value>& params = {});
+    // Whether `table` holds any row (dialect().holds_rows_query()).
+    bool holds_rows(const Table& table);
 
     void begin();
     void commit();
