@@ -61,11 +61,20 @@ struct ContactState {
     std::vector<std::int64_t> touch_times;
     /// Injected contact text; served verbatim instead of the generated contact.
     std::shared_ptr<const std::string> raw;
+    /// The text E3 serves with include_md5 (as crmsync asks), deflated when the contact is
+    /// built or changed, so that serving it gzipped is a copy. A real API compresses on its own
+    /// machines; a benchmark's emulator shares the cores with the program it measures.
+    std::optional<GzipPiece> served_gzip;
 };
 
 struct Reply {
+    Reply() = default;
+    Reply(int status_code, std::string text, std::string gzipped_text = {})
+        : status(status_code), body(std::move(text)), gzipped(std::move(gzipped_text)) {}
+
     int status = 200;
     std::string body;
+    std::string gzipped; // when set, the answer already gzipped (body is then empty)
 };
 
 Reply error_reply(int status, std::string_view error, std::string_view message) {
@@ -213,6 +222,10 @@ struct DialfireFake::Impl {
     // Callers hold data_mutex (shared suffices unless stated).
     [[nodiscard]] ContactModel model_of(std::size_t index) const;
     [[nodiscard]] std::string contact_text_locked(std::size_t index, bool include_md5) const;
+    // E3's answer with include_md5 for these contacts, gzipped from their kept pieces; nullopt
+    // when a piece is missing or the answer is small enough to go plain. Shared lock.
+    [[nodiscard]] std::optional<std::string>
+    kept_gzip_locked(const std::vector<std::size_t>& indexes) const;
     std::uint16_t intern(std::vector<std::string>& names,
                          std::unordered_map<std::string, std::uint16_t>& ids,
                          const std::string& name); // exclusive
@@ -342,7 +355,7 @@ std::uint16_t DialfireFake::Impl::intern(std::vector<std::string>& names,
 void DialfireFake::Impl::refresh_generated(std::size_t index, std::vector<Event>& fresh) {
     auto& state = contacts[index];
     const auto model = model_of(index);
-    serialize_contact(model, fields, false, &state.md5);
+    state.served_gzip = gzip_piece(serialize_contact(model, fields, true, &state.md5));
     state.changed = model.changed();
     for (std::size_t t = 0; t < model.task_log.size(); ++t) {
         const auto& txs = model.task_log[t].transactions;
@@ -440,6 +453,7 @@ void DialfireFake::Impl::set_contact_text_locked(const std::string& id, std::str
     }
     state.changed = now_ms();
     state.touch_times.clear();
+    state.served_gzip = gzip_piece(text);
     state.raw = std::make_shared<const std::string>(std::move(text));
     std::vector<Event> fresh;
     events_of_raw(parsed, index, fresh);
@@ -505,6 +519,10 @@ void DialfireFake::Impl::finish(const httplib::Request& req, httplib::Response& 
                                 const Reply& reply) const {
     res.status = reply.status;
     res.set_header("Date", format_http_date(now_ms()));
+    if (!reply.gzipped.empty()) {
+        set_gzipped_json_reply(res, reply.gzipped);
+        return;
+    }
     set_json_reply(req, res, reply.body);
 }
 
@@ -551,6 +569,11 @@ void DialfireFake::Impl::serve(const httplib::Request& req, httplib::Response& r
         auto denied = check_access(req);
         reply = denied ? std::move(*denied) : (this->*handler)(req);
         if (kind == FaultKind::truncate) {
+            // The text is cut, not the gzip stream: the client gets half a JSON document.
+            if (!reply.gzipped.empty()) {
+                reply.body = gunzip(reply.gzipped);
+                reply.gzipped.clear();
+            }
             reply.body.resize(reply.body.size() / 2);
         }
     }
@@ -659,22 +682,55 @@ Reply DialfireFake::Impl::contacts_fetch(const httplib::Request& req) {
         return error_reply(400, "bad_request", "at most 20 contact ids per request");
     }
     const bool include_md5 = req.get_param_value("include_md5") == "true";
-    std::string body = "[";
     std::shared_lock lock(data_mutex);
-    bool first = true;
+    std::vector<std::size_t> found;
     for (const auto& id : ids) {
         const auto it = index_by_id.find(id.get<std::string>());
         if (it == index_by_id.end() || withheld_contacts.contains(id.get<std::string>())) {
             continue; // Unknown ids are left out, as Dialfire does.
         }
-        if (!first) {
+        found.push_back(it->second);
+    }
+    if (include_md5 && accepts_gzip(req.get_header_value("Accept-Encoding"))) {
+        if (auto gzipped = kept_gzip_locked(found)) {
+            return {200, {}, std::move(*gzipped)};
+        }
+    }
+    std::string body = "[";
+    for (std::size_t i = 0; i < found.size(); ++i) {
+        if (i > 0) {
             body += ',';
         }
-        first = false;
-        body += contact_text_locked(it->second, include_md5);
+        body += contact_text_locked(found[i], include_md5);
     }
     body += ']';
     return {200, std::move(body)};
+}
+
+std::optional<std::string>
+DialfireFake::Impl::kept_gzip_locked(const std::vector<std::size_t>& indexes) const {
+    static const GzipPiece k_open = gzip_piece("[");
+    static const GzipPiece k_comma = gzip_piece(",");
+    static const GzipPiece k_close = gzip_piece("]");
+    std::vector<const GzipPiece*> pieces{&k_open};
+    std::size_t size = 2;
+    for (const auto index : indexes) {
+        const auto& kept = contacts[index].served_gzip;
+        if (!kept) {
+            return std::nullopt;
+        }
+        if (pieces.size() > 1) {
+            pieces.push_back(&k_comma);
+            ++size;
+        }
+        pieces.push_back(&*kept);
+        size += kept->size;
+    }
+    if (size <= k_largest_plain_body) {
+        return std::nullopt; // as set_json_reply: small answers go plain
+    }
+    pieces.push_back(&k_close);
+    return gzip_join(pieces);
 }
 
 Reply DialfireFake::Impl::transactions(const httplib::Request& req) {
