@@ -16,8 +16,10 @@
 namespace crmsync::drivers::mysql {
 namespace {
 
-// Rows are encoded this many bytes ahead of what the client library asks for.
-constexpr std::size_t k_encode_chunk = 256 * 1024;
+// Rows are encoded this many bytes ahead of what the client library asks for: small, so the
+// server reads the first rows of a table while the rest are encoded (as k_copy_chunk for
+// PostgreSQL).
+constexpr std::size_t k_encode_chunk = 16 * 1024;
 
 // MySQL 8's "Loading local data is disabled" (not in MariaDB's headers).
 constexpr unsigned k_er_client_local_files_disabled = 3948;

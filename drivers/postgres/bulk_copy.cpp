@@ -16,7 +16,11 @@
 namespace crmsync::drivers::postgres {
 namespace {
 
-constexpr std::size_t k_copy_chunk = 1 << 20;
+// COPY data goes to the server in chunks of this size as rows are encoded, so the server parses
+// and inserts one chunk while the next is encoded. A batch's table holds a few hundred KB:
+// with 1 MB chunks every table was encoded whole before the server saw a byte, and each side
+// waited for the other. 16 KB is libpq's own output buffer.
+constexpr std::size_t k_copy_chunk = 16 * 1024;
 
 struct ResultDeleter {
     void operator()(PGresult* r) const noexcept { PQclear(r); }
