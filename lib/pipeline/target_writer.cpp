@@ -116,13 +116,13 @@ void TargetWriter::commit(const std::optional<std::string>& checkpoint,
         if (!m_rejects.empty()) {
             sql::TableRows rejects{&own_table(m_own_tables, "crmsync_rejects"), m_rejects};
             std::vector<sql::RejectedRow> ignored;
-            writer.upsert(rejects, now, ignored);
+            writer.upsert_uncounted(rejects, now, ignored);
         }
         const std::optional<std::string> stored = checkpoint ? checkpoint : m_checkpoint;
         sql::TableRows state{&own_table(m_own_tables, "crmsync_state"),
                              {{m_job, stored, progress, now}}};
         std::vector<sql::RejectedRow> ignored;
-        writer.upsert(state, now, ignored);
+        writer.upsert_uncounted(state, now, ignored);
         m_db.confirm_lock();
         transaction.commit();
         m_checkpoint = stored;

@@ -17,6 +17,16 @@ constexpr std::size_t k_bulk_threshold = 50;
 
 WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& changed_at,
                                 std::vector<RejectedRow>& rejected) {
+    return write(batch, changed_at, rejected, true);
+}
+
+void BatchWriter::upsert_uncounted(const TableRows& batch, const std::string& changed_at,
+                                   std::vector<RejectedRow>& rejected) {
+    write(batch, changed_at, rejected, false);
+}
+
+WriteCounts BatchWriter::write(const TableRows& batch, const std::string& changed_at,
+                               std::vector<RejectedRow>& rejected, bool counted) {
     WriteCounts counts;
     const Table& table = *batch.table;
     const Dialect& dialect = m_db.dialect();
@@ -110,13 +120,16 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
             }
             ++n;
         }
-        std::vector<Value> keys;
-        keys.reserve(n);
-        for (std::size_t r = start; r < start + n; ++r) {
-            keys.push_back((*rows[r])[key_pos]);
+        long existing = 0;
+        if (counted) {
+            std::vector<Value> keys;
+            keys.reserve(n);
+            for (std::size_t r = start; r < start + n; ++r) {
+                keys.push_back((*rows[r])[key_pos]);
+            }
+            existing = static_cast<long>(
+                m_db.query(dialect.select_by_keys(table, key_column, n), keys).size());
         }
-        const long existing = static_cast<long>(
-            m_db.query(dialect.select_by_keys(table, key_column, n), keys).size());
         std::vector<Value> params;
         params.reserve(n * columns.size());
         for (std::size_t r = start; r < start + n; ++r) {
@@ -125,6 +138,10 @@ WriteCounts BatchWriter::upsert(const TableRows& batch, const std::string& chang
             }
         }
         const long affected = m_db.execute(dialect.upsert(table, columns, n), params);
+        if (!counted) {
+            start += n;
+            continue;
+        }
         const long inserted = static_cast<long>(n) - existing;
         const long updated =
             dialect.updated_from_affected(affected, inserted, static_cast<long>(n));

@@ -47,7 +47,15 @@ public:
     WriteCounts upsert(const TableRows& batch, const std::string& changed_at,
                        std::vector<RejectedRow>& rejected);
 
+    // The same, for a caller that has no use for the counts (crmsync's own state rows): small
+    // batches then skip the query that counts stored keys, a round trip per statement.
+    void upsert_uncounted(const TableRows& batch, const std::string& changed_at,
+                          std::vector<RejectedRow>& rejected);
+
 private:
+    WriteCounts write(const TableRows& batch, const std::string& changed_at,
+                      std::vector<RejectedRow>& rejected, bool counted);
+
     Database& m_db;
 };
 

@@ -664,6 +664,39 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
                   crmsync::testing::dump_table(*db, slow.name, {}));
         }
 
+        SECTION("in one transaction, a table loaded straight in keeps its rows when a later "
+                "table's straight load falls back") {
+            // `table` is empty at its first load, so it stays a straight-load table; `other`
+            // gets its first load in the same transaction as `table`'s clashing one.
+            CHECK(write(*db, table, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000")
+                      .inserted == static_cast<long>(k_bulk_rows));
+            sql::WriteCounts other_counts;
+            sql::WriteCounts table_counts;
+            {
+                sql::BatchWriter writer(*db);
+                std::vector<sql::RejectedRow> rejected;
+                sql::Transaction tx(*db);
+                other_counts = writer.upsert({&other, numbered_rows(0, k_bulk_rows + 5, "other")},
+                                             "2030-01-01 00:00:00.000", rejected);
+                // Half stored, half new: the straight COPY meets a stored key and is undone.
+                table_counts =
+                    writer.upsert({&table, numbered_rows(k_bulk_rows / 2, k_bulk_rows, "two")},
+                                  "2030-01-01 00:00:00.000", rejected);
+                tx.commit();
+                CHECK(rejected.empty());
+            }
+            CHECK(other_counts.inserted == static_cast<long>(k_bulk_rows + 5));
+            CHECK(table_counts.inserted == static_cast<long>(k_bulk_rows / 2));
+            CHECK(table_counts.updated == static_cast<long>(k_bulk_rows / 2));
+            CHECK(crmsync::testing::count_rows(*db, other.name) ==
+                  static_cast<long>(k_bulk_rows + 5));
+            CHECK(crmsync::testing::count_rows(*db, table.name) ==
+                  static_cast<long>(k_bulk_rows + k_bulk_rows / 2));
+            CHECK(text_of(*db, table, "r0") == "one");
+            CHECK(text_of(*db, table, "r" + std::to_string(k_bulk_rows)) == "two");
+            CHECK(staging_tables() == "1");
+        }
+
         SECTION("a value the column refuses rolls the straight load and its transaction back") {
             db->execute("ALTER TABLE " + d.quote(table.name) + " ALTER COLUMN " + d.quote("label") +
                         " TYPE varchar(8)");
