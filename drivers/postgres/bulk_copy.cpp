@@ -45,7 +45,8 @@ Result run(PGconn* connection, const std::string& sql, const std::string& action
     return result;
 }
 
-// Sends `rows` through `copy_sql` (a COPY ... FROM STDIN), in binary when `binary` gives the
+// Sends `rows` through `copy_sql` (a COPY ... FROM STDIN, possibly after statements that
+// run first in the same round trip: PQexec stops at the COPY), in binary when `binary` gives the
 // encoding of each column (the statement then says FORMAT binary), else as text. Returns the
 // failing result when the server refused the rows (its SQLSTATE tells why), nothing when they
 // were all stored; throws when the connection itself failed.
@@ -152,40 +153,23 @@ bool empty_with_unique_key(PGconn* connection, const sql::Dialect& dialect,
     return std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
 }
 
-// How each of `columns` goes in a binary COPY into `relation` (quoted), by its type in the
-// catalog now; nothing when the session sends text only, a column has a type the encoder does
-// not write, or a value of `rows` is not one it encodes with certainty: the rows then go as
-// text. Looked up for every COPY, so a table altered since the last one is encoded as it is
-// now (stale types could be read as other values without an error). `run_first` (statements
-// ending in "; ") runs in the same round trip, before the lookup.
-std::optional<std::vector<BinaryType>>
-binary_types(PGconn* connection, CopySession& session, const std::string& relation,
-             const std::string& table_name, const std::vector<const sql::Column*>& columns,
-             const std::vector<std::vector<const sql::Value*>>& rows,
-             const std::string& run_first) {
-    if (!session.binary_allowed) {
-        if (!run_first.empty()) {
-            run(connection, run_first, "starting a load of " + table_name);
-        }
-        return std::nullopt;
-    }
+std::string literal_of(PGconn* connection, const std::string& text, const std::string& table_name) {
     std::unique_ptr<char, decltype(&PQfreemem)> literal(
-        PQescapeLiteral(connection, relation.data(), relation.size()), PQfreemem);
+        PQescapeLiteral(connection, text.data(), text.size()), PQfreemem);
     if (!literal) {
         throw copy_error(connection, "quoting the name of " + table_name);
     }
-    const Result result = run(connection,
-                              run_first +
-                                  "SELECT attname, atttypid FROM pg_attribute WHERE "
-                                  "attrelid = " +
-                                  literal.get() + "::regclass AND attnum > 0 AND NOT attisdropped",
-                              "starting a load of " + table_name);
-    std::unordered_map<std::string, unsigned> type_oids;
-    for (int i = 0; i < PQntuples(result.get()); ++i) {
-        type_oids.emplace(
-            PQgetvalue(result.get(), i, 0),
-            static_cast<unsigned>(std::strtoul(PQgetvalue(result.get(), i, 1), nullptr, 10)));
-    }
+    return literal.get();
+}
+
+// How each of `columns` goes in a binary COPY, given the column types of the table it goes
+// into (`type_oids`, name -> type oid); nothing when a column has a type the encoder does not
+// write, or a value of `rows` is not one it encodes with certainty: the rows then go as text.
+std::optional<std::vector<BinaryType>>
+binary_types_of(PGconn* connection, CopySession& session,
+                const std::unordered_map<std::string, unsigned>& type_oids,
+                const std::string& table_name, const std::vector<const sql::Column*>& columns,
+                const std::vector<std::vector<const sql::Value*>>& rows) {
     std::vector<BinaryType> types;
     types.reserve(columns.size());
     for (const auto* column : columns) {
@@ -217,6 +201,39 @@ binary_types(PGconn* connection, CopySession& session, const std::string& relati
     return types;
 }
 
+// How each of `columns` goes in a binary COPY into `relation` (quoted), by its type in the
+// catalog now (see binary_types_of); nothing when the session sends text only. Looked up for
+// every COPY, so a table altered since the last one is encoded as it is now (stale types could
+// be read as other values without an error). `run_first` (statements ending in "; ") runs in
+// the same round trip, before the lookup.
+std::optional<std::vector<BinaryType>>
+binary_types(PGconn* connection, CopySession& session, const std::string& relation,
+             const std::string& table_name, const std::vector<const sql::Column*>& columns,
+             const std::vector<std::vector<const sql::Value*>>& rows,
+             const std::string& run_first) {
+    if (!session.binary_allowed) {
+        if (!run_first.empty()) {
+            run(connection, run_first, "starting a load of " + table_name);
+        }
+        return std::nullopt;
+    }
+    const Result result = run(connection,
+                              run_first +
+                                  "SELECT attname, atttypid FROM pg_attribute WHERE "
+                                  "attrelid = " +
+                                  literal_of(connection, relation, table_name) +
+                                  "::regclass AND attnum > 0 AND NOT attisdropped",
+                              "starting a load of " + table_name);
+    ++session.type_lookups;
+    std::unordered_map<std::string, unsigned> type_oids;
+    for (int i = 0; i < PQntuples(result.get()); ++i) {
+        type_oids.emplace(
+            PQgetvalue(result.get(), i, 0),
+            static_cast<unsigned>(std::strtoul(PQgetvalue(result.get(), i, 1), nullptr, 10)));
+    }
+    return binary_types_of(connection, session, type_oids, table_name, columns, rows);
+}
+
 // binary_types, counted in the session.
 std::optional<std::vector<BinaryType>>
 binary_encoding(PGconn* connection, CopySession& session, const std::string& relation,
@@ -226,6 +243,60 @@ binary_encoding(PGconn* connection, CopySession& session, const std::string& rel
     auto types = binary_types(connection, session, relation, table_name, columns, rows, run_first);
     ++(types ? session.binary_copies : session.text_copies);
     return types;
+}
+
+// The column types of `table` as locked in the caller's open transaction, numbered
+// session.transaction. At the first call of a transaction (and for a table new to it) one
+// round trip locks in ROW EXCLUSIVE mode, and looks up, `table` and every other table still
+// loaded straight in: the lock (the one its COPY takes anyway, taken earlier) keeps their
+// types from changing until the transaction ends, so the later tables of the batch need no
+// lookup. Taken outside any savepoint of the caller's that could be rolled back.
+const std::unordered_map<std::string, unsigned>& locked_column_types(PGconn* connection,
+                                                                     const sql::Dialect& dialect,
+                                                                     CopySession& session,
+                                                                     const std::string& table) {
+    if (const auto it = session.locked_types.find(table);
+        it != session.locked_types.end() && it->second.transaction == session.transaction) {
+        return it->second.oids;
+    }
+    std::vector<std::string> names{table};
+    for (const auto& [name, direct] : session.direct_tables) {
+        const auto locked = session.locked_types.find(name);
+        if (direct && name != table &&
+            (locked == session.locked_types.end() ||
+             locked->second.transaction != session.transaction)) {
+            names.push_back(name);
+        }
+    }
+    std::string lock;
+    std::string relations;
+    for (const auto& name : names) {
+        const std::string quoted = dialect.quote(name);
+        lock += (lock.empty() ? "" : ", ") + quoted;
+        relations += std::string(relations.empty() ? "" : ", ") + "(" +
+                     literal_of(connection, name, table) + ", " +
+                     literal_of(connection, quoted, table) + ")";
+    }
+    const Result result =
+        run(connection,
+            "LOCK TABLE " + lock +
+                " IN ROW EXCLUSIVE MODE; SELECT r.name, a.attname, a.atttypid FROM (VALUES " +
+                relations +
+                ") AS r(name, relation) JOIN pg_attribute a ON a.attrelid = "
+                "r.relation::regclass WHERE a.attnum > 0 AND NOT a.attisdropped",
+            "starting a load of " + table);
+    ++session.type_lookups;
+    for (const auto& name : names) {
+        auto& entry = session.locked_types[name];
+        entry.transaction = session.transaction;
+        entry.oids.clear();
+    }
+    for (int i = 0; i < PQntuples(result.get()); ++i) {
+        session.locked_types[PQgetvalue(result.get(), i, 0)].oids.emplace(
+            PQgetvalue(result.get(), i, 1),
+            static_cast<unsigned>(std::strtoul(PQgetvalue(result.get(), i, 2), nullptr, 10)));
+    }
+    return session.locked_types[table].oids;
 }
 
 } // namespace
@@ -251,11 +322,21 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
         // the COPY with a unique violation: undo it and take the staging path from then on.
         // Outside a transaction the COPY is its own statement and a failure leaves nothing.
         const bool in_transaction = PQtransactionStatus(connection) == PQTRANS_INTRANS;
-        const auto binary =
-            binary_encoding(connection, session, target, table.name, columns, rows,
-                            in_transaction ? "SAVEPOINT crmsync_direct_copy; " : "");
-        const Result failed = send_copy(
-            connection, "COPY " + target + " (" + names + ") FROM STDIN", rows, binary, table.name);
+        std::optional<std::vector<BinaryType>> binary;
+        std::string copy_sql = "COPY " + target + " (" + names + ") FROM STDIN";
+        if (in_transaction && session.transaction != 0 && session.binary_allowed) {
+            // Types locked for the transaction; the savepoint goes with the COPY, so a table
+            // takes two round trips: this one and the one that ends its rows.
+            binary = binary_types_of(connection, session,
+                                     locked_column_types(connection, dialect, session, table.name),
+                                     table.name, columns, rows);
+            ++(binary ? session.binary_copies : session.text_copies);
+            copy_sql = "SAVEPOINT crmsync_direct_copy; " + copy_sql;
+        } else {
+            binary = binary_encoding(connection, session, target, table.name, columns, rows,
+                                     in_transaction ? "SAVEPOINT crmsync_direct_copy; " : "");
+        }
+        const Result failed = send_copy(connection, copy_sql, rows, binary, table.name);
         if (!failed) {
             // The savepoint is left for the COMMIT to release: a round trip fewer per table,
             // which a database across a network pays for. Savepoints of one name nest, and

@@ -26,6 +26,21 @@ struct CopySession {
     // COPY statements sent in each format.
     long binary_copies = 0;
     long text_copies = 0;
+    // Numbers the caller's transactions: changed by the owner of the connection at each BEGIN,
+    // COMMIT and ROLLBACK (PostgresDatabase does). 0, when nobody tells, turns off the cache
+    // below and every COPY looks its types up on its own.
+    unsigned long transaction = 0;
+    // Column types (name -> type oid) of tables locked in ROW EXCLUSIVE mode, so that nobody
+    // can alter them until the transaction ends, by table name, with the transaction they
+    // were looked up in. The first straight load of a transaction locks and looks up every
+    // table still loaded straight in, in one round trip; the others of the batch need none.
+    struct LockedTypes {
+        unsigned long transaction = 0;
+        std::unordered_map<std::string, unsigned> oids;
+    };
+    std::unordered_map<std::string, LockedTypes> locked_types;
+    // Type lookups sent (each one a round trip; the tests count them).
+    long type_lookups = 0;
 };
 
 // Stores `rows` (distinct keys) as an upsert would, inside the caller's transaction.

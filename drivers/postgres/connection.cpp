@@ -49,6 +49,9 @@ public:
         return copy_upsert(backend->conn_, dialect(), table, columns, rows, m_copy_session);
     }
 
+protected:
+    void transaction_boundary() noexcept override { ++m_copy_session.transaction; }
+
 private:
     CopySession m_copy_session;
 };

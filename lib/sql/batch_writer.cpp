@@ -3,6 +3,7 @@
 #include "lib/core/error.hpp"
 
 #include <algorithm>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -47,7 +48,9 @@ WriteCounts BatchWriter::write(const TableRows& batch, const std::string& change
     }
 
     // Last row per key wins; a batch must not touch one row twice (PostgreSQL refuses it).
-    std::unordered_map<std::string, std::size_t> last_by_key;
+    // Keys are viewed in place, not copied: the rows outlive the map.
+    std::unordered_map<std::string_view, std::size_t> last_by_key;
+    last_by_key.reserve(batch.rows.size());
     for (std::size_t r = 0; r < batch.rows.size(); ++r) {
         const auto& key = batch.rows[r][key_pos];
         if (key) {

@@ -147,16 +147,20 @@ void Database::begin() {
     try {
         m_session->begin();
     } catch (const soci::soci_error& e) {
+        transaction_boundary();
         throw database_error("starting a transaction", e);
     }
+    transaction_boundary();
 }
 
 void Database::commit() {
     try {
         m_session->commit();
     } catch (const soci::soci_error& e) {
+        transaction_boundary();
         throw database_error("committing a transaction", e);
     }
+    transaction_boundary();
 }
 
 void Database::rollback() noexcept {
@@ -165,6 +169,7 @@ void Database::rollback() noexcept {
     } catch (...) {
         // The connection is likely gone; the server rolls back on its own.
     }
+    transaction_boundary();
 }
 
 bool Database::try_lock(const std::string& job_key) {

@@ -72,6 +72,9 @@ public:
 
 protected:
     soci::session& session() { return *m_session; }
+    // Called after begin() and after commit() and rollback(), whether they succeeded or not:
+    // state a driver keeps for the open transaction only ends there.
+    virtual void transaction_boundary() noexcept {}
 
 private:
     std::unique_ptr<Dialect> m_dialect;

@@ -1141,3 +1141,132 @@ TEST_CASE("PostgreSQL's binary COPY stores what its text COPY stores", "[postgre
         }
     }
 }
+
+TEST_CASE("PostgreSQL locks and looks up the tables of a first load once per transaction",
+          "[postgres]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "postgres") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        const auto dialect = drivers::postgres::make_dialect();
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table a = hostile_table(prefix + "locked_a");
+        const sql::Table b = hostile_table(prefix + "locked_b");
+        sql::SchemaManager schema(*db);
+        schema.ensure(a);
+        schema.ensure(b);
+        // Whether the session of backend `pid` holds ROW EXCLUSIVE on `table`, as another
+        // session (`db`) sees it.
+        const auto locked_by = [&](const std::string& pid, const sql::Table& table) {
+            return db->query("SELECT count(*) FROM pg_locks WHERE relation = " + std::string("'") +
+                             dialect->quote(table.name) +
+                             "'::regclass AND mode = 'RowExclusiveLock' AND granted AND "
+                             "pid = " +
+                             pid)
+                       .at(0)
+                       .at(0) == std::optional<std::string>("1");
+        };
+
+        SECTION("a session told of its transactions looks up once per transaction, and again "
+                "after a table changed between them") {
+            PgConnection connection(target.url, *dialect);
+            const std::string pid = std::to_string(PQbackendPID(connection.get()));
+            drivers::postgres::CopySession session;
+            const auto begin = [&] {
+                PQclear(PQexec(connection.get(), "BEGIN"));
+                ++session.transaction;
+            };
+            const auto commit = [&] {
+                PQclear(PQexec(connection.get(), "COMMIT"));
+                ++session.transaction;
+            };
+            // Each table is new to the session in its first transaction: a lookup each.
+            begin();
+            copy_rows(connection.get(), *dialect, a, numbered_rows(0, k_bulk_rows, "one"), session);
+            copy_rows(connection.get(), *dialect, b, numbered_rows(0, k_bulk_rows, "one"), session);
+            commit();
+            CHECK(session.type_lookups == 2);
+
+            // The next transaction looks both up at its first load, and locks both: nobody
+            // can alter b between that lookup and b's own COPY.
+            begin();
+            copy_rows(connection.get(), *dialect, a, numbered_rows(k_bulk_rows, k_bulk_rows, "two"),
+                      session);
+            CHECK(locked_by(pid, b));
+            copy_rows(connection.get(), *dialect, b, numbered_rows(k_bulk_rows, k_bulk_rows, "two"),
+                      session);
+            commit();
+            CHECK(session.type_lookups == 3);
+            CHECK_FALSE(locked_by(pid, b));
+
+            // An integer column turned into text between transactions: binary integers sent
+            // into it would be stored as other text. The new transaction looks the type up.
+            db->execute("ALTER TABLE " + dialect->quote(b.name) + " ALTER COLUMN " +
+                        dialect->quote("count") + " TYPE text");
+            begin();
+            copy_rows(connection.get(), *dialect, a,
+                      numbered_rows(2 * k_bulk_rows, k_bulk_rows, "three"), session);
+            copy_rows(connection.get(), *dialect, b,
+                      numbered_rows(2 * k_bulk_rows, k_bulk_rows, "three"), session);
+            commit();
+            CHECK(session.type_lookups == 4);
+            CHECK(crmsync::testing::count_rows(*db, b.name) == static_cast<long>(3 * k_bulk_rows));
+            CHECK(db->query("SELECT " + dialect->quote("count") + " FROM " +
+                            dialect->quote(b.name) + " WHERE id = 'r" +
+                            std::to_string(2 * k_bulk_rows) + "'") ==
+                  std::vector<sql::Row>{{std::string("7")}});
+            CHECK(session.binary_copies == 6);
+
+            // A session not told of transactions looks up at every COPY.
+            drivers::postgres::CopySession untold;
+            PQclear(PQexec(connection.get(), "BEGIN"));
+            const sql::Table c = hostile_table(prefix + "locked_c");
+            schema.ensure(c);
+            copy_rows(connection.get(), *dialect, c, numbered_rows(0, k_bulk_rows, "one"), untold);
+            copy_rows(connection.get(), *dialect, c, numbered_rows(k_bulk_rows, k_bulk_rows, "two"),
+                      untold);
+            PQclear(PQexec(connection.get(), "COMMIT"));
+            CHECK(untold.type_lookups == 2);
+            CHECK(crmsync::testing::count_rows(*db, c.name) == static_cast<long>(2 * k_bulk_rows));
+            db->execute("DROP TABLE " + dialect->quote(c.name));
+        }
+
+        SECTION("a crmsync connection numbers its transactions itself") {
+            auto writer_db = crmsync::testing::open(target.url);
+            const std::string pid = *writer_db->query("SELECT pg_backend_pid()").at(0).at(0);
+            CHECK(write(*writer_db, a, numbered_rows(0, k_bulk_rows, "one"),
+                        "2030-01-01 00:00:00.000")
+                      .inserted == static_cast<long>(k_bulk_rows));
+            CHECK(write(*writer_db, b, numbered_rows(0, k_bulk_rows, "one"),
+                        "2030-01-01 00:00:00.000")
+                      .inserted == static_cast<long>(k_bulk_rows));
+            db->execute("ALTER TABLE " + dialect->quote(b.name) + " ALTER COLUMN " +
+                        dialect->quote("count") + " TYPE text");
+            {
+                sql::BatchWriter writer(*writer_db);
+                std::vector<sql::RejectedRow> rejected;
+                sql::Transaction tx(*writer_db);
+                writer.upsert({&a, numbered_rows(k_bulk_rows, k_bulk_rows, "two")},
+                              "2030-01-01 00:00:00.000", rejected);
+                CHECK(locked_by(pid, b));
+                writer.upsert({&b, numbered_rows(k_bulk_rows, k_bulk_rows, "two")},
+                              "2030-01-01 00:00:00.000", rejected);
+                tx.commit();
+                CHECK(rejected.empty());
+            }
+            CHECK_FALSE(locked_by(pid, b));
+            CHECK(db->query("SELECT " + dialect->quote("count") + " FROM " +
+                            dialect->quote(b.name) + " WHERE id = 'r" +
+                            std::to_string(k_bulk_rows) + "'") ==
+                  std::vector<sql::Row>{{std::string("7")}});
+            CHECK(crmsync::testing::dump_table(*db, a.name, {}).size() ==
+                  crmsync::testing::dump_table(*db, b.name, {}).size());
+        }
+
+        for (const auto* t : {&a, &b}) {
+            db->execute("DROP TABLE " + dialect->quote(t->name));
+        }
+    }
+}
