@@ -245,15 +245,16 @@ load_data_upsert(sql::Database& db, MYSQL* connection, RowStream& stream, const 
             allowed->second = !db.holds_rows(table);
         }
         if (allowed->second) {
+            // Never released: a SAVEPOINT of a name already set replaces it, and the COMMIT
+            // ends it, so a round trip per table and batch is saved. A later table's ROLLBACK
+            // TO then undoes only that table's load.
             db.execute("SAVEPOINT crmsync_direct_load");
             const auto loaded =
                 load_rows_counted(db, connection, stream, target, names, table.name, rows);
             if (loaded && *loaded == static_cast<long>(rows.size())) {
-                db.execute("RELEASE SAVEPOINT crmsync_direct_load");
                 return sql::Database::BulkResult{0, *loaded};
             }
             db.execute("ROLLBACK TO SAVEPOINT crmsync_direct_load");
-            db.execute("RELEASE SAVEPOINT crmsync_direct_load");
             if (!loaded) {
                 return std::nullopt; // LOCAL INFILE refused: nothing was loaded
             }

@@ -568,7 +568,38 @@ TEST_CASE("MariaDB loads a first load straight in without counting keys, and fal
         CHECK(fourth.inserted == static_cast<long>(10));
         CHECK(crmsync::testing::dump_table(*db, table.name, {}) ==
               crmsync::testing::dump_table(*db, slow.name, {}));
-        for (const auto* t : {&table, &slow}) {
+
+        // Savepoints are not released: in one transaction, a table loaded straight in keeps
+        // its rows when a later table's straight load is undone.
+        const sql::Table first = hostile_table(prefix + "mydirect_first");
+        const sql::Table second = hostile_table(prefix + "mydirect_second");
+        schema.ensure(first);
+        schema.ensure(second);
+        CHECK(write(*db, second, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000")
+                  .inserted == static_cast<long>(k_bulk_rows));
+        sql::WriteCounts first_counts;
+        sql::WriteCounts second_counts;
+        {
+            sql::BatchWriter writer(*db);
+            std::vector<sql::RejectedRow> rejected;
+            sql::Transaction tx(*db);
+            first_counts = writer.upsert({&first, numbered_rows(0, k_bulk_rows + 5, "first")},
+                                         "2030-01-01 00:00:00.000", rejected);
+            second_counts =
+                writer.upsert({&second, numbered_rows(k_bulk_rows / 2, k_bulk_rows, "two")},
+                              "2030-01-01 00:00:00.000", rejected);
+            tx.commit();
+            CHECK(rejected.empty());
+        }
+        CHECK(first_counts.inserted == static_cast<long>(k_bulk_rows + 5));
+        CHECK(second_counts.inserted == static_cast<long>(k_bulk_rows / 2));
+        CHECK(second_counts.updated == static_cast<long>(k_bulk_rows / 2));
+        CHECK(crmsync::testing::count_rows(*db, first.name) == static_cast<long>(k_bulk_rows + 5));
+        CHECK(crmsync::testing::count_rows(*db, second.name) ==
+              static_cast<long>(k_bulk_rows + k_bulk_rows / 2));
+        CHECK(text_of(*db, second, "r0") == "one");
+        CHECK(text_of(*db, second, "r" + std::to_string(k_bulk_rows)) == "two");
+        for (const auto* t : {&table, &slow, &first, &second}) {
             db->execute("DROP TABLE " + d.quote(t->name));
         }
     }
