@@ -234,15 +234,21 @@ binary_types(PGconn* connection, CopySession& session, const std::string& relati
     return binary_types_of(connection, session, type_oids, table_name, columns, rows);
 }
 
+// `types`, counted in the session as the format of one COPY.
+std::optional<std::vector<BinaryType>> counted(CopySession& session,
+                                               std::optional<std::vector<BinaryType>> types) {
+    ++(types ? session.binary_copies : session.text_copies);
+    return types;
+}
+
 // binary_types, counted in the session.
 std::optional<std::vector<BinaryType>>
 binary_encoding(PGconn* connection, CopySession& session, const std::string& relation,
                 const std::string& table_name, const std::vector<const sql::Column*>& columns,
                 const std::vector<std::vector<const sql::Value*>>& rows,
                 const std::string& run_first) {
-    auto types = binary_types(connection, session, relation, table_name, columns, rows, run_first);
-    ++(types ? session.binary_copies : session.text_copies);
-    return types;
+    return counted(
+        session, binary_types(connection, session, relation, table_name, columns, rows, run_first));
 }
 
 // The column types of `table` as locked in the caller's open transaction, numbered
@@ -327,10 +333,10 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
         if (in_transaction && session.transaction != 0 && session.binary_allowed) {
             // Types locked for the transaction; the savepoint goes with the COPY, so a table
             // takes two round trips: this one and the one that ends its rows.
-            binary = binary_types_of(connection, session,
-                                     locked_column_types(connection, dialect, session, table.name),
-                                     table.name, columns, rows);
-            ++(binary ? session.binary_copies : session.text_copies);
+            binary = counted(session, binary_types_of(connection, session,
+                                                      locked_column_types(connection, dialect,
+                                                                          session, table.name),
+                                                      table.name, columns, rows));
             copy_sql = "SAVEPOINT crmsync_direct_copy; " + copy_sql;
         } else {
             binary = binary_encoding(connection, session, target, table.name, columns, rows,

@@ -144,32 +144,30 @@ std::vector<Row> Database::query(const std::string& sql, const std::vector<Value
 }
 
 void Database::begin() {
+    transaction_boundary();
     try {
         m_session->begin();
     } catch (const soci::soci_error& e) {
-        transaction_boundary();
         throw database_error("starting a transaction", e);
     }
-    transaction_boundary();
 }
 
 void Database::commit() {
+    transaction_boundary();
     try {
         m_session->commit();
     } catch (const soci::soci_error& e) {
-        transaction_boundary();
         throw database_error("committing a transaction", e);
     }
-    transaction_boundary();
 }
 
 void Database::rollback() noexcept {
+    transaction_boundary();
     try {
         m_session->rollback();
     } catch (...) {
         // The connection is likely gone; the server rolls back on its own.
     }
-    transaction_boundary();
 }
 
 bool Database::try_lock(const std::string& job_key) {

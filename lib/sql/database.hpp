@@ -72,8 +72,8 @@ public:
 
 protected:
     soci::session& session() { return *m_session; }
-    // Called after begin() and after commit() and rollback(), whether they succeeded or not:
-    // state a driver keeps for the open transaction only ends there.
+    // Called as begin(), commit() and rollback() start, whatever their outcome: state a driver
+    // keeps for the open transaction ends there.
     virtual void transaction_boundary() noexcept {}
 
 private:

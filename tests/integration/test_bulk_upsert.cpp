@@ -152,6 +152,39 @@ std::string text_of(sql::Database& db, const sql::Table& table, const std::strin
     return rows[0][0].value_or("<NULL>");
 }
 
+// Loads `clashing` (empty, so a straight-load table) with r0..r<k-1>, then in one transaction
+// loads `loaded` straight in and a batch into `clashing` of which half the keys are stored: that
+// straight load meets a stored key and is undone, and the batch falls back. Checks that
+// `loaded` keeps its rows (the undo reached no further back) and that `clashing` is counted
+// and stored as an upsert would.
+void check_undone_straight_load_spares_the_one_before(sql::Database& db, const sql::Table& loaded,
+                                                      const sql::Table& clashing) {
+    CHECK(write(db, clashing, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000")
+              .inserted == static_cast<long>(k_bulk_rows));
+    sql::WriteCounts loaded_counts;
+    sql::WriteCounts clashing_counts;
+    {
+        sql::BatchWriter writer(db);
+        std::vector<sql::RejectedRow> rejected;
+        sql::Transaction tx(db);
+        loaded_counts = writer.upsert({&loaded, numbered_rows(0, k_bulk_rows + 5, "loaded")},
+                                      "2030-01-01 00:00:00.000", rejected);
+        clashing_counts =
+            writer.upsert({&clashing, numbered_rows(k_bulk_rows / 2, k_bulk_rows, "two")},
+                          "2030-01-01 00:00:00.000", rejected);
+        tx.commit();
+        CHECK(rejected.empty());
+    }
+    CHECK(loaded_counts.inserted == static_cast<long>(k_bulk_rows + 5));
+    CHECK(clashing_counts.inserted == static_cast<long>(k_bulk_rows / 2));
+    CHECK(clashing_counts.updated == static_cast<long>(k_bulk_rows / 2));
+    CHECK(crmsync::testing::count_rows(db, loaded.name) == static_cast<long>(k_bulk_rows + 5));
+    CHECK(crmsync::testing::count_rows(db, clashing.name) ==
+          static_cast<long>(k_bulk_rows + k_bulk_rows / 2));
+    CHECK(text_of(db, clashing, "r0") == "one");
+    CHECK(text_of(db, clashing, "r" + std::to_string(k_bulk_rows)) == "two");
+}
+
 } // namespace
 
 TEST_CASE("bulk upserts store hostile data exactly as multi-row statements do",
@@ -575,30 +608,7 @@ TEST_CASE("MariaDB loads a first load straight in without counting keys, and fal
         const sql::Table second = hostile_table(prefix + "mydirect_second");
         schema.ensure(first);
         schema.ensure(second);
-        CHECK(write(*db, second, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000")
-                  .inserted == static_cast<long>(k_bulk_rows));
-        sql::WriteCounts first_counts;
-        sql::WriteCounts second_counts;
-        {
-            sql::BatchWriter writer(*db);
-            std::vector<sql::RejectedRow> rejected;
-            sql::Transaction tx(*db);
-            first_counts = writer.upsert({&first, numbered_rows(0, k_bulk_rows + 5, "first")},
-                                         "2030-01-01 00:00:00.000", rejected);
-            second_counts =
-                writer.upsert({&second, numbered_rows(k_bulk_rows / 2, k_bulk_rows, "two")},
-                              "2030-01-01 00:00:00.000", rejected);
-            tx.commit();
-            CHECK(rejected.empty());
-        }
-        CHECK(first_counts.inserted == static_cast<long>(k_bulk_rows + 5));
-        CHECK(second_counts.inserted == static_cast<long>(k_bulk_rows / 2));
-        CHECK(second_counts.updated == static_cast<long>(k_bulk_rows / 2));
-        CHECK(crmsync::testing::count_rows(*db, first.name) == static_cast<long>(k_bulk_rows + 5));
-        CHECK(crmsync::testing::count_rows(*db, second.name) ==
-              static_cast<long>(k_bulk_rows + k_bulk_rows / 2));
-        CHECK(text_of(*db, second, "r0") == "one");
-        CHECK(text_of(*db, second, "r" + std::to_string(k_bulk_rows)) == "two");
+        check_undone_straight_load_spares_the_one_before(*db, first, second);
         for (const auto* t : {&table, &slow, &first, &second}) {
             db->execute("DROP TABLE " + d.quote(t->name));
         }
@@ -699,32 +709,7 @@ TEST_CASE("PostgreSQL copies a first load straight into the empty table and upse
                 "table's straight load falls back") {
             // `table` is empty at its first load, so it stays a straight-load table; `other`
             // gets its first load in the same transaction as `table`'s clashing one.
-            CHECK(write(*db, table, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000")
-                      .inserted == static_cast<long>(k_bulk_rows));
-            sql::WriteCounts other_counts;
-            sql::WriteCounts table_counts;
-            {
-                sql::BatchWriter writer(*db);
-                std::vector<sql::RejectedRow> rejected;
-                sql::Transaction tx(*db);
-                other_counts = writer.upsert({&other, numbered_rows(0, k_bulk_rows + 5, "other")},
-                                             "2030-01-01 00:00:00.000", rejected);
-                // Half stored, half new: the straight COPY meets a stored key and is undone.
-                table_counts =
-                    writer.upsert({&table, numbered_rows(k_bulk_rows / 2, k_bulk_rows, "two")},
-                                  "2030-01-01 00:00:00.000", rejected);
-                tx.commit();
-                CHECK(rejected.empty());
-            }
-            CHECK(other_counts.inserted == static_cast<long>(k_bulk_rows + 5));
-            CHECK(table_counts.inserted == static_cast<long>(k_bulk_rows / 2));
-            CHECK(table_counts.updated == static_cast<long>(k_bulk_rows / 2));
-            CHECK(crmsync::testing::count_rows(*db, other.name) ==
-                  static_cast<long>(k_bulk_rows + 5));
-            CHECK(crmsync::testing::count_rows(*db, table.name) ==
-                  static_cast<long>(k_bulk_rows + k_bulk_rows / 2));
-            CHECK(text_of(*db, table, "r0") == "one");
-            CHECK(text_of(*db, table, "r" + std::to_string(k_bulk_rows)) == "two");
+            check_undone_straight_load_spares_the_one_before(*db, other, table);
             CHECK(staging_tables() == "1");
         }
 
