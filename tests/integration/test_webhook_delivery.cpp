@@ -242,13 +242,23 @@ std::map<std::string, std::set<std::string>> bodies_by_id(const fakes::WebhookRe
     return out;
 }
 
-// True once the receiver has answered (or dropped) every request it took. It goes on with
-// those in flight when their sender dies, and records them when its response delay is over.
+// True once the receiver has answered (or dropped) every request it took, and has taken no new
+// one for half a second. It goes on with those in flight when their sender dies, and records
+// them when its response delay is over. A request the sender wrote just before it died may
+// still sit in the receiver's socket, unread, while everything read is answered: that one is
+// sent by the dead run all the same, so the quiet half second waits for it too.
 bool all_answered(const fakes::WebhookReceiver& receiver) {
+    constexpr int k_quiet_checks = 50; // of 10 ms each
+    std::size_t seen = 0;
+    int quiet = 0;
     for (int i = 0; i < 6000; ++i) {
         const auto requests = receiver.requests();
-        if (std::all_of(requests.begin(), requests.end(),
-                        [](const fakes::ReceivedWebhook& r) { return r.finished; })) {
+        const bool answered =
+            std::all_of(requests.begin(), requests.end(),
+                        [](const fakes::ReceivedWebhook& r) { return r.finished; });
+        quiet = answered && requests.size() == seen ? quiet + 1 : 0;
+        seen = requests.size();
+        if (quiet == k_quiet_checks) {
             return true;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
