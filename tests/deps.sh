@@ -12,7 +12,7 @@ set -euo pipefail
 
 build_pkgs=(
     build-essential cmake pkg-config
-    libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libsimdjson-dev zlib1g-dev libjemalloc-dev
+    libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libdeflate-dev zlib1g-dev libjemalloc-dev
     libsqlitecpp-dev libsqlite3-dev libsoci-dev libpq-dev libmariadb-dev tdsodbc unixodbc-dev
     libcli11-dev libfmt-dev libspdlog-dev libcpp-httplib-dev catch2 libboost-dev libpcre2-dev
     sqlite3 curl procps psmisc

@@ -1,6 +1,7 @@
 #include "lib/http/http_client.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/http/gzip_body.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
@@ -9,12 +10,14 @@
 #include <cctype>
 #include <limits>
 #include <mutex>
+#include <vector>
 
 namespace crmsync::http {
 namespace {
 
-// Counts decoded bytes: CURLOPT_MAXFILESIZE_LARGE sees only what the server declares (and the
-// compressed size), so a gzip bomb or a body without Content-Length is stopped here.
+// Counts the bytes on the wire: CURLOPT_MAXFILESIZE_LARGE sees only what the server declares, so
+// a body without Content-Length is stopped here. A gzip body is held compressed until the
+// transfer ends; finish_transfer decodes it under the same cap (a gzip bomb stops there).
 size_t write_body(char* data, size_t size, size_t count, void* user) {
     auto* buffer = static_cast<detail::BodyBuffer*>(user);
     const size_t n = size * count;
@@ -42,7 +45,14 @@ size_t write_header(char* data, size_t size, size_t count, void* user) {
                (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) {
             value.remove_suffix(1);
         }
-        (*headers)[name] = std::string(value);
+        std::string& kept = (*headers)[name];
+        if (name == "content-encoding" && !kept.empty()) {
+            // Codings in several lines form one list (RFC 9110 5.3), applied in order.
+            kept += ", ";
+            kept += value;
+        } else {
+            kept = std::string(value);
+        }
     } else if (line.rfind("HTTP/", 0) == 0) {
         // A new status line (redirect or 100-continue): forget the previous headers.
         headers->clear();
@@ -106,7 +116,9 @@ void prepare_transfer(CURL* h, const HttpRequest& request, HttpResponse& respons
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(k_connect_timeout.count()));
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(request.timeout.count()));
     // gzip only: every API offers it, and brotli costs some servers more than it saves.
+    // libcurl sends the header but leaves decoding to finish_transfer (see gzip_body.hpp).
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
+    curl_easy_setopt(h, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, options.verify_tls ? 1L : 0L);
@@ -155,6 +167,52 @@ bool finish_transfer(CURL* h, CURLcode code, const char* error_buffer, const Bod
         return false;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &response.status);
+    return decode_body(body, response, failure);
+}
+
+bool decode_body(const BodyBuffer& body, HttpResponse& response, TransportFailure& failure) {
+    const std::string* encoding = response.header("content-encoding");
+    if (encoding == nullptr || response.body.empty()) {
+        return true;
+    }
+    const auto fail = [&](CURLcode code, std::string message) {
+        failure.curl_code = static_cast<int>(code);
+        failure.message = std::move(message);
+        failure.status = response.status;
+        response.body.clear();
+        return false;
+    };
+    // The codings in the order the server applied them; undone from the last.
+    std::vector<std::string> codings;
+    for (std::size_t start = 0; start <= encoding->size();) {
+        const std::size_t comma = std::min(encoding->find(',', start), encoding->size());
+        std::string coding = encoding->substr(start, comma - start);
+        coding.erase(0, coding.find_first_not_of(" \t"));
+        coding.erase(coding.find_last_not_of(" \t") + 1);
+        std::transform(coding.begin(), coding.end(), coding.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (!coding.empty() && coding != "identity") {
+            codings.push_back(std::move(coding));
+        }
+        start = comma + 1;
+    }
+    for (auto coding = codings.rbegin(); coding != codings.rend(); ++coding) {
+        if (*coding != "gzip" && *coding != "x-gzip") {
+            return fail(CURLE_BAD_CONTENT_ENCODING,
+                        fmt::format("response from {} is encoded as '{}', which was not asked for",
+                                    body.source, *coding));
+        }
+        switch (gunzip_body(response.body, body.limit)) {
+        case GunzipOutcome::decoded:
+            continue;
+        case GunzipOutcome::too_large:
+            return fail(CURLE_FILESIZE_EXCEEDED, too_large_message(body.source, body.limit));
+        case GunzipOutcome::corrupt:
+            return fail(CURLE_BAD_CONTENT_ENCODING,
+                        fmt::format("response from {} is not valid gzip (cut short or corrupt)",
+                                    body.source));
+        }
+    }
     return true;
 }
 

@@ -27,7 +27,9 @@ struct HttpRequest {
 struct HttpResponse {
     long status = 0;
     std::string body;
-    std::map<std::string, std::string> headers; // names lower-cased; last value wins
+    // Names lower-cased; the last line of a name wins, but content-encoding lines are joined
+    // with ", " (one list of codings).
+    std::map<std::string, std::string> headers;
     std::chrono::milliseconds elapsed{0};
 
     const std::string* header(const std::string& lower_name) const;
@@ -67,6 +69,11 @@ void prepare_transfer(CURL* handle, const HttpRequest& request, HttpResponse& re
 // (a body over the cap included).
 bool finish_transfer(CURL* handle, CURLcode code, const char* error_buffer, const BodyBuffer& body,
                      HttpResponse& response, TransportFailure& failure);
+// Undoes the body's Content-Encoding in place, from the last coding applied (gzip or x-gzip;
+// identity is none), under the body cap. Returns false with `failure` for a body over the cap
+// (CURLE_FILESIZE_EXCEEDED), a corrupt one or one in a coding that was not asked for
+// (CURLE_BAD_CONTENT_ENCODING, retried like a cut transfer). Called by finish_transfer.
+bool decode_body(const BodyBuffer& body, HttpResponse& response, TransportFailure& failure);
 // "response from URL larger than N MiB" (or N bytes for a cap that is no whole MiB).
 std::string too_large_message(const std::string& source, std::size_t limit);
 } // namespace detail

@@ -1,10 +1,12 @@
 // Response size caps of HttpClient and MultiClient against a real server on loopback: a body
-// over the cap (declared or not) and a gzip bomb (small on the wire, large decoded).
+// over the cap (declared or not) and a gzip bomb (small on the wire, large decoded); and how
+// a gzip body is decoded (good, corrupt, or in an encoding that was not asked for).
 
 #include "lib/core/error.hpp"
 #include "lib/http/http_client.hpp"
 #include "lib/http/multi_client.hpp"
 #include "lib/http/retry_policy.hpp"
+#include "tests/fakes/common/json_reply.hpp"
 
 #include <catch2/catch.hpp>
 #include <httplib.h>
@@ -12,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -50,10 +53,16 @@ std::string gzip_of_zeros(std::size_t size) {
 }
 
 // Serves /big (2 MiB with Content-Length), /chunked (2 MiB, no length), /bomb (64 MiB of
-// zeros gzip-compressed), /small (100 bytes) and POST /accepted (200 with 2 MiB).
+// zeros gzip-compressed), /small (100 bytes), POST /accepted (200 with 2 MiB), /gzipped (a
+// JSON text gzipped, with the Content-Encoding given by ?as=, gzip by default), /cut-gzip (the
+// same gzip without its last 8 bytes) and /brotli (bytes labelled br). httplib gzips every
+// application/json answer again for a client that accepts gzip, adding a second
+// Content-Encoding line: a client must undo both codings, as libcurl does.
 class BigAnswers {
 public:
-    BigAnswers() : m_bomb(gzip_of_zeros(64 * k_mib)) {
+    BigAnswers()
+        : m_bomb(gzip_of_zeros(64 * k_mib)),
+          m_json_gzipped(crmsync::fakes::gzip_fast(json_text())) {
         m_server.Get("/big", [](const httplib::Request&, httplib::Response& res) {
             res.set_content(std::string(2 * k_mib, 'x'), "text/plain");
         });
@@ -74,6 +83,21 @@ public:
             ++m_bomb_requests;
             res.set_header("Content-Encoding", "gzip");
             res.set_content(m_bomb, "application/json");
+        });
+        m_server.Get("/gzipped", [this](const httplib::Request& req, httplib::Response& res) {
+            res.set_header("Content-Encoding",
+                           req.has_param("as") ? req.get_param_value("as") : "gzip");
+            res.set_content(m_json_gzipped, "application/json");
+        });
+        m_server.Get("/cut-gzip", [this](const httplib::Request&, httplib::Response& res) {
+            ++m_cut_requests;
+            res.set_header("Content-Encoding", "gzip");
+            res.set_content(m_json_gzipped.substr(0, m_json_gzipped.size() - 8),
+                            "application/json");
+        });
+        m_server.Get("/brotli", [](const httplib::Request&, httplib::Response& res) {
+            res.set_header("Content-Encoding", "br");
+            res.set_content(std::string("\x1b\x03\x00\xf8", 4), "application/json");
         });
         m_server.Get("/small", [](const httplib::Request&, httplib::Response& res) {
             res.set_content(std::string(100, 's'), "text/plain");
@@ -97,13 +121,23 @@ public:
     }
     std::size_t bomb_size() const { return m_bomb.size(); }
     int bomb_requests() const { return m_bomb_requests.load(); }
+    int cut_requests() const { return m_cut_requests.load(); }
+    static std::string json_text() {
+        std::string text = "[";
+        for (int i = 0; i < 500; ++i) {
+            text += (i > 0 ? "," : "") + std::string("{\"id\":") + std::to_string(i) + "}";
+        }
+        return text + "]";
+    }
 
 private:
     std::string m_bomb;
     httplib::Server m_server;
     int m_port = 0;
     std::thread m_thread;
+    std::string m_json_gzipped;
     std::atomic<int> m_bomb_requests{0};
+    std::atomic<int> m_cut_requests{0};
 };
 
 http::HttpClientOptions capped(std::size_t bytes) {
@@ -211,4 +245,91 @@ TEST_CASE("http::MultiClient caps response bodies", "[unit][http]") {
         }
     }
     CHECK(refused == 1);
+}
+
+TEST_CASE("http::HttpClient decodes gzip bodies itself and refuses bad ones", "[unit][http]") {
+    BigAnswers server;
+    http::HttpClient client;
+    http::HttpRequest request;
+    http::HttpResponse response;
+    http::TransportFailure failure;
+
+    SECTION("gzip and x-gzip are decoded, in any case; a body with no encoding is as sent") {
+        for (const char* as : {"gzip", "x-gzip", "GZIP"}) {
+            request.url = server.url("/gzipped?as=") + as;
+            REQUIRE(client.perform(request, response, failure));
+            CHECK(response.status == 200);
+            CHECK(response.body == BigAnswers::json_text());
+            // Two codings: ours and the one httplib added (see BigAnswers).
+            CHECK(*response.header("content-encoding") == std::string(as) + ", gzip");
+        }
+        request.url = server.url("/small");
+        REQUIRE(client.perform(request, response, failure));
+        CHECK(response.body == std::string(100, 's'));
+    }
+    SECTION("a gzip body cut short fails as a bad encoding, naming the URL") {
+        request.url = server.url("/cut-gzip");
+        CHECK_FALSE(client.perform(request, response, failure));
+        CHECK(failure.curl_code == CURLE_BAD_CONTENT_ENCODING);
+        CHECK(failure.message == "response from " + server.url("/cut-gzip") +
+                                     " is not valid gzip (cut short or corrupt)");
+        CHECK(failure.status == 200);
+        CHECK(response.body.empty());
+    }
+    SECTION("an encoding that was not asked for is refused, not parsed as text") {
+        request.url = server.url("/brotli");
+        CHECK_FALSE(client.perform(request, response, failure));
+        CHECK(failure.curl_code == CURLE_BAD_CONTENT_ENCODING);
+        CHECK(failure.message.find("is encoded as 'br', which was not asked for") !=
+              std::string::npos);
+    }
+    SECTION("a gzip body labelled deflate is refused, as deflate was not asked for") {
+        request.url = server.url("/gzipped?as=deflate");
+        CHECK_FALSE(client.perform(request, response, failure));
+        CHECK(failure.message.find("is encoded as 'deflate'") != std::string::npos);
+    }
+}
+
+TEST_CASE("http::MultiClient decodes gzip bodies as HttpClient does", "[unit][http]") {
+    BigAnswers server;
+    http::MultiClient client(2);
+    std::map<std::string, http::TransferResult> results;
+    for (const char* path : {"/gzipped", "/cut-gzip"}) {
+        http::HttpRequest request;
+        request.url = server.url(path);
+        client.start(std::move(request), [&results, path](http::TransferResult&& r) {
+            results.emplace(path, std::move(r));
+        });
+    }
+    while (client.in_flight() > 0) {
+        client.poll(50ms);
+    }
+    REQUIRE(results.size() == 2);
+    REQUIRE(results["/gzipped"].answered);
+    CHECK(results["/gzipped"].response.body == BigAnswers::json_text());
+    CHECK_FALSE(results["/cut-gzip"].answered);
+    CHECK(results["/cut-gzip"].failure.curl_code == CURLE_BAD_CONTENT_ENCODING);
+}
+
+TEST_CASE("http::send_with_retry retries a cut gzip body a bounded number of times",
+          "[unit][http]") {
+    BigAnswers server;
+    http::HttpClient client;
+    http::RetryPolicy policy;
+    policy.max_attempts = 3;
+    policy.base_delay = 1ms;
+    http::RetryStats stats;
+    http::HttpRequest request;
+    request.url = server.url("/cut-gzip");
+    const http::RetryContext context{policy, stats, crmsync::Clock::real(), std::nullopt,
+                                     "GET /cut-gzip"};
+    try {
+        http::send_with_retry(client, request, context);
+        FAIL("no error thrown");
+    } catch (const crmsync::Error& e) {
+        CHECK(e.kind() == crmsync::ErrorKind::connection);
+        CHECK(std::string(e.what()).find("is not valid gzip") != std::string::npos);
+    }
+    CHECK(server.cut_requests() == 3);
+    CHECK(stats.retries.load() == 2);
 }
