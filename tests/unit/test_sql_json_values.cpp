@@ -293,6 +293,25 @@ TEST_CASE("sql::to_json_text writes what nlohmann's dump() writes, byte for byte
         CHECK(sql::to_json_text(json("x\ty")) == "\"x\\ty\"");
         CHECK(sql::to_json_text(json(nullptr)) == "null");
     }
+    SECTION("an escape or a multi-byte character at every place of a word, in texts up to 25") {
+        // The plain runs are found eight bytes at a time: every place inside and across words.
+        const std::vector<std::string> specials = {
+            "\"", "\\", "\n",   "\x01",   "\x1F",   " ",          "!",   "#",
+            "[",  "]",  "\x7F", "\u00fc", "\u20ac", "\U0001F4DE", "\xFF"};
+        for (std::size_t length = 0; length <= 25; ++length) {
+            for (std::size_t at = 0; at < length; ++at) {
+                for (const auto& special : specials) {
+                    std::string text(length, 'a');
+                    text.replace(at, 1, special);
+                    const json value = text;
+                    INFO(dumped(value));
+                    REQUIRE(sql::to_json_text(value) == dumped(value));
+                    const json two = text + std::string(at, 'b') + special;
+                    REQUIRE(sql::to_json_text(two) == dumped(two));
+                }
+            }
+        }
+    }
     SECTION("random documents") {
         std::mt19937 random(20261204);
         const auto random_string = [&random] {
