@@ -30,9 +30,12 @@ constexpr long long k_postgres_epoch_days = 10957;
 
 // `v` in its low `bytes` bytes, big-endian (network order, as COPY's binary format wants).
 void put_be(std::string& out, std::uint64_t v, unsigned bytes) {
-    for (unsigned i = bytes; i-- > 0;) {
-        out += static_cast<char>((v >> (8 * i)) & 0xFF);
+    // One append rather than a push_back (and its capacity check) per byte.
+    std::array<char, 8> big_endian{};
+    for (unsigned i = 0; i < bytes; ++i) {
+        big_endian[i] = static_cast<char>((v >> (8 * (bytes - 1 - i))) & 0xFF);
     }
+    out.append(big_endian.data(), bytes);
 }
 
 void put_u16(std::string& out, std::uint16_t v) { put_be(out, v, 2); }
