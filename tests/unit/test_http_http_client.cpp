@@ -140,6 +140,27 @@ private:
     std::atomic<int> m_cut_requests{0};
 };
 
+// GET `path` through send_with_retry (at most `max_attempts`, 1 ms apart), which must fail as a
+// connection error; returns its message.
+std::string failed_get(http::HttpClient& client, const BigAnswers& server, const char* path,
+                       int max_attempts, http::RetryStats& stats) {
+    http::RetryPolicy policy;
+    policy.max_attempts = max_attempts;
+    policy.base_delay = 1ms;
+    http::HttpRequest request;
+    request.url = server.url(path);
+    const http::RetryContext context{policy, stats, crmsync::Clock::real(), std::nullopt,
+                                     std::string("GET ") + path};
+    try {
+        http::send_with_retry(client, request, context);
+    } catch (const crmsync::Error& e) {
+        CHECK(e.kind() == crmsync::ErrorKind::connection);
+        return e.what();
+    }
+    FAIL("no error thrown");
+    return "";
+}
+
 http::HttpClientOptions capped(std::size_t bytes) {
     http::HttpClientOptions o;
     o.max_response_bytes = bytes;
@@ -201,21 +222,9 @@ TEST_CASE("http::HttpClient caps response bodies", "[unit][http]") {
 TEST_CASE("http::send_with_retry does not retry a body over the cap", "[unit][http]") {
     BigAnswers server;
     http::HttpClient client(capped(k_mib));
-    http::RetryPolicy policy;
-    policy.max_attempts = 5;
-    policy.base_delay = 1ms;
     http::RetryStats stats;
-    http::HttpRequest request;
-    request.url = server.url("/bomb");
-    const http::RetryContext context{policy, stats, crmsync::Clock::real(), std::nullopt,
-                                     "GET /bomb"};
-    try {
-        http::send_with_retry(client, request, context);
-        FAIL("no error thrown");
-    } catch (const crmsync::Error& e) {
-        CHECK(e.kind() == crmsync::ErrorKind::connection);
-        CHECK(std::string(e.what()).find("larger than 1 MiB") != std::string::npos);
-    }
+    const std::string message = failed_get(client, server, "/bomb", 5, stats);
+    CHECK(message.find("larger than 1 MiB") != std::string::npos);
     CHECK(server.bomb_requests() == 1);
     CHECK(stats.retries.load() == 0);
 }
@@ -315,21 +324,9 @@ TEST_CASE("http::send_with_retry retries a cut gzip body a bounded number of tim
           "[unit][http]") {
     BigAnswers server;
     http::HttpClient client;
-    http::RetryPolicy policy;
-    policy.max_attempts = 3;
-    policy.base_delay = 1ms;
     http::RetryStats stats;
-    http::HttpRequest request;
-    request.url = server.url("/cut-gzip");
-    const http::RetryContext context{policy, stats, crmsync::Clock::real(), std::nullopt,
-                                     "GET /cut-gzip"};
-    try {
-        http::send_with_retry(client, request, context);
-        FAIL("no error thrown");
-    } catch (const crmsync::Error& e) {
-        CHECK(e.kind() == crmsync::ErrorKind::connection);
-        CHECK(std::string(e.what()).find("is not valid gzip") != std::string::npos);
-    }
+    const std::string message = failed_get(client, server, "/cut-gzip", 3, stats);
+    CHECK(message.find("is not valid gzip") != std::string::npos);
     CHECK(server.cut_requests() == 3);
     CHECK(stats.retries.load() == 2);
 }
