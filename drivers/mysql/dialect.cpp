@@ -95,6 +95,24 @@ public:
                "GROUP BY index_name HAVING COUNT(*) = 1 AND COUNT(sub_part) = 0";
     }
 
+    std::optional<TableShapeQueries> table_shape_queries(std::size_t tables) const override {
+        const std::string names = "(" + table_placeholders(tables) + ")";
+        return TableShapeQueries{
+            "SELECT table_name, column_name, data_type, character_maximum_length, "
+            "numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name IN " +
+                names,
+            "SELECT DISTINCT table_name, index_name FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE() AND table_name IN " +
+                names,
+            // As unique_columns_query().
+            "SELECT table_name, MIN(column_name) FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE() AND table_name IN " +
+                names +
+                " AND non_unique = 0 GROUP BY table_name, index_name "
+                "HAVING COUNT(*) = 1 AND COUNT(sub_part) = 0"};
+    }
+
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
         std::string sql = "INSERT INTO " + quote(table.name) + " (";

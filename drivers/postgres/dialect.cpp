@@ -101,6 +101,27 @@ public:
                "WHERE n.nspname = current_schema() AND c.relname = :name";
     }
 
+    std::optional<TableShapeQueries> table_shape_queries(std::size_t tables) const override {
+        const std::string names = "(" + table_placeholders(tables) + ")";
+        return TableShapeQueries{
+            "SELECT table_name, column_name, data_type, character_maximum_length, "
+            "numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name IN " +
+                names,
+            "SELECT tablename, indexname FROM pg_indexes "
+            "WHERE schemaname = current_schema() AND tablename IN " +
+                names,
+            // As unique_columns_query().
+            "SELECT DISTINCT c.relname, a.attname FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE n.nspname = current_schema() AND c.relname IN " +
+                names +
+                " AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1 "
+                "AND i.indpred IS NULL AND i.indexprs IS NULL"};
+    }
+
     std::string upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                        std::size_t rows) const override {
         std::string sql = insert_into(table, columns) + " VALUES ";

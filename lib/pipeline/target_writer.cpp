@@ -42,17 +42,15 @@ void TargetWriter::prepare(const std::vector<const sql::Table*>& tables) {
         all.push_back(&spec.table);
     }
     all.insert(all.end(), tables.begin(), tables.end());
-    for (const auto* table : all) {
-        const auto changes = schema.ensure(*table);
-        for (const auto& t : changes.created_tables) {
-            log::info("created table {}", t);
-        }
-        for (const auto& c : changes.added_columns) {
-            log::info("added column {}", c);
-        }
-        for (const auto& c : changes.widened_columns) {
-            log::info("widened column {}", c);
-        }
+    const auto changes = schema.ensure_all(all);
+    for (const auto& t : changes.created_tables) {
+        log::info("created table {}", t);
+    }
+    for (const auto& c : changes.added_columns) {
+        log::info("added column {}", c);
+    }
+    for (const auto& c : changes.widened_columns) {
+        log::info("widened column {}", c);
     }
 }
 

@@ -23,6 +23,14 @@ std::string Dialect::qualified(const Table& table, const Column& column) const {
     return quote(table.name) + "." + quote(column.name);
 }
 
+std::string Dialect::table_placeholders(std::size_t tables) {
+    std::string list;
+    for (std::size_t i = 0; i < tables; ++i) {
+        list += (i ? ", :t" : ":t") + std::to_string(i);
+    }
+    return list;
+}
+
 std::string Dialect::create_index(const Table& table, const Index& index) const {
     return create_index(table, index, index_name(*this, table, index));
 }

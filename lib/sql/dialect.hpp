@@ -60,6 +60,20 @@ public:
     // Takes :table; returns name, data_type, character_maximum_length, numeric_precision,
     // numeric_scale per column. nullopt when the database enforces no widths (SQLite).
     virtual std::optional<std::string> column_types_query() const { return std::nullopt; }
+    // The column, index and unique-column queries above for many tables at once: each takes
+    // :t0 ... :t<tables - 1> and leads every row with its table's name. Every catalog query
+    // costs a round trip, and in PostgreSQL a plan of the information_schema views, so a run
+    // that checks its tables asks three times instead of three times per table. nullopt where
+    // the database is asked table by table.
+    struct TableShapeQueries {
+        std::string column_types;   // table, then the columns of column_types_query()
+        std::string indexes;        // table, index name
+        std::string unique_columns; // table, column name
+    };
+    virtual std::optional<TableShapeQueries> table_shape_queries(std::size_t tables) const {
+        (void)tables;
+        return std::nullopt;
+    }
     // The statement that widens `existing` to what column_type(column) holds, when the
     // existing column would refuse or cut values crmsync writes there (a bounded text column
     // for text or a key, or a decimal with fewer digits); nullopt when it already holds them
@@ -149,6 +163,8 @@ public:
     std::string qualified(const Table& table, const Column& column) const;
 
 protected:
+    // ":t0, :t1, ..." for table_shape_queries(tables).
+    static std::string table_placeholders(std::size_t tables);
     // ALTER statement giving `column` the type column_type(column), keeping NOT NULL where
     // create_table() would set it; nullopt when the database cannot change it in place.
     virtual std::optional<std::string> alter_column_type(const Table& table,

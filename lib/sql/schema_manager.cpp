@@ -50,39 +50,34 @@ std::string describe(const ExistingColumn& c) {
 
 } // namespace
 
-void SchemaManager::widen_narrow_columns(const Table& table, SchemaChanges& changes) {
+void SchemaManager::widen_narrow_columns(const Table& table, const TableShape& shape,
+                                         SchemaChanges& changes) {
     const Dialect& dialect = m_db.dialect();
-    const auto query = dialect.column_types_query();
-    if (!query) {
+    if (!dialect.column_types_query()) {
         return;
     }
-    std::map<std::string, ExistingColumn> existing;
-    for (const auto& row : m_db.query(*query, {table.name})) {
-        if (row.size() < 5 || !row[0] || !row[1]) {
-            continue;
-        }
-        ExistingColumn c{*row[0], *row[1], as_number(row[2]), as_number(row[3]), as_number(row[4])};
-        std::transform(c.data_type.begin(), c.data_type.end(), c.data_type.begin(),
-                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-        existing.emplace(util::collision_key(c.name), std::move(c));
+    std::map<std::string, const ExistingColumn*> existing;
+    for (const auto& c : shape.columns) {
+        existing.emplace(util::collision_key(c.name), &c);
     }
     for (const auto& column : table.columns) {
         const auto found = existing.find(util::collision_key(column.name));
         if (found == existing.end()) {
             continue;
         }
-        if (const auto sql = dialect.widen_column(table, column, found->second)) {
+        const ExistingColumn& old = *found->second;
+        if (const auto sql = dialect.widen_column(table, column, old)) {
             // A column the database will not widen (a view depends on it, no ALTER right)
             // stays as it is: values that do not fit fail their batch as they did before.
             try {
                 m_db.execute(*sql);
             } catch (const Error& e) {
                 log::warn("cannot widen column {}.{} ({}): {}", table.name, column.name,
-                          describe(found->second), e.describe());
+                          describe(old), e.describe());
                 continue;
             }
             changes.widened_columns.push_back(fmt::format("{}.{}: {} -> {}", table.name,
-                                                          column.name, describe(found->second),
+                                                          column.name, describe(old),
                                                           dialect.column_type(column)));
         }
     }
@@ -104,14 +99,12 @@ std::optional<std::string> SchemaManager::first_free_name(const std::vector<std:
 }
 
 void SchemaManager::ensure_unique_key(const Table& table,
+                                      const std::set<std::string>& unique_columns,
                                       const std::set<std::string>& existing_indexes,
                                       SchemaChanges& changes) {
     const Dialect& dialect = m_db.dialect();
-    const std::string wanted = util::collision_key(table.key());
-    for (const auto& row : m_db.query(dialect.unique_columns_query(), {table.name})) {
-        if (!row.empty() && row[0] && util::collision_key(*row[0]) == wanted) {
-            return;
-        }
+    if (unique_columns.count(util::collision_key(table.key())) != 0) {
+        return;
     }
     // A table made by a user or another tool without a key: upserts would add a second row
     // for every key seen again (MySQL) or fail (PostgreSQL, SQLite). Adding the index is what
@@ -152,57 +145,193 @@ void SchemaManager::ensure_unique_key(const Table& table,
     changes.created_indexes.push_back(*name);
 }
 
-SchemaChanges SchemaManager::ensure(const Table& table) {
+SchemaChanges SchemaManager::ensure(const Table& table) { return ensure_all({&table}); }
+
+SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed) {
     SchemaChanges changes;
+    std::vector<const Table*> tables;
+    std::set<std::string> seen;
+    for (const auto* table : listed) {
+        if (seen.insert(table->name).second) {
+            tables.push_back(table);
+        }
+    }
+    const auto with_context = [](Error& e, const std::vector<const Table*>& which) {
+        std::vector<std::string> names;
+        for (const auto* t : which) {
+            names.push_back(t->name);
+        }
+        e.add_context(fmt::format("preparing table{} {}", names.size() == 1 ? "" : "s",
+                                  fmt::join(names, ", ")));
+    };
+    std::map<std::string, TableShape> shapes;
     try {
-        const Dialect& dialect = m_db.dialect();
-        auto columns = existing_columns(table.name);
-        if (columns.empty()) {
-            m_db.execute(dialect.create_table(table));
-            changes.created_tables.push_back(table.name);
-            columns = existing_columns(table.name);
-        }
-        // Databases differ in how they fold case; compare the way the strictest one does.
-        std::set<std::string> present;
-        for (const auto& name : columns) {
-            present.insert(util::collision_key(name));
-        }
-        for (const auto& column : table.columns) {
-            if (present.count(util::collision_key(column.name)) == 0) {
-                m_db.execute(dialect.add_column(table, column));
-                changes.added_columns.push_back(table.name + "." + column.name);
-            }
-        }
-        widen_narrow_columns(table, changes);
-        std::set<std::string> indexes;
-        for (const auto& row : m_db.query(dialect.list_indexes_query(), {table.name})) {
-            if (!row.empty() && row[0]) {
-                indexes.insert(util::collision_key(*row[0]));
-            }
-        }
-        for (const auto& index : table.indexes) {
-            const std::string name = index_name(dialect, table, index);
-            const std::string other = elsewhere_name(table, name);
-            if (indexes.count(util::collision_key(name)) != 0 ||
-                indexes.count(util::collision_key(other)) != 0) {
-                continue;
-            }
-            const auto chosen = first_free_name({name, other});
-            if (!chosen) {
-                log::warn("table {}: index {} not created: that name and {} belong to other "
-                          "relations (indexes kept by a renamed table?); rename or drop one",
-                          table.name, name, other);
-                continue;
-            }
-            m_db.execute(dialect.create_index(table, index, *chosen));
-            changes.created_indexes.push_back(*chosen);
-        }
-        ensure_unique_key(table, indexes, changes);
+        shapes = read_shapes(tables);
     } catch (Error& e) {
-        e.add_context("preparing table " + table.name);
+        with_context(e, tables);
         throw;
     }
+    std::vector<const Table*> created;
+    for (const auto* table : tables) {
+        if (!shapes[table->name].columns.empty()) {
+            continue;
+        }
+        try {
+            m_db.execute(m_db.dialect().create_table(*table));
+        } catch (Error& e) {
+            with_context(e, {table});
+            throw;
+        }
+        changes.created_tables.push_back(table->name);
+        created.push_back(table);
+    }
+    // Read back what was created: another process may have created a table first (CREATE
+    // TABLE IF NOT EXISTS then leaves its shape), and a created table has indexes to add.
+    if (!created.empty()) {
+        try {
+            for (auto& [name, shape] : read_shapes(created)) {
+                shapes[name] = std::move(shape);
+            }
+        } catch (Error& e) {
+            with_context(e, created);
+            throw;
+        }
+    }
+    for (const auto* table : tables) {
+        try {
+            complete_table(*table, shapes[table->name], changes);
+        } catch (Error& e) {
+            with_context(e, {table});
+            throw;
+        }
+    }
     return changes;
+}
+
+std::map<std::string, SchemaManager::TableShape>
+SchemaManager::read_shapes(const std::vector<const Table*>& tables) {
+    const Dialect& dialect = m_db.dialect();
+    std::map<std::string, TableShape> shapes;
+    for (const auto* table : tables) {
+        shapes[table->name];
+    }
+    // name, data_type, character_maximum_length, numeric_precision, numeric_scale from `at`.
+    const auto column_at = [](const Row& row, std::size_t at) -> std::optional<ExistingColumn> {
+        if (row.size() < at + 5 || !row[at] || !row[at + 1]) {
+            return std::nullopt;
+        }
+        ExistingColumn c{*row[at], *row[at + 1], as_number(row[at + 2]), as_number(row[at + 3]),
+                         as_number(row[at + 4])};
+        std::transform(c.data_type.begin(), c.data_type.end(), c.data_type.begin(),
+                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+        return c;
+    };
+    const auto queries = dialect.table_shape_queries(tables.size());
+    if (!queries) {
+        for (const auto* table : tables) {
+            auto& shape = shapes[table->name];
+            if (const auto types = dialect.column_types_query()) {
+                for (const auto& row : m_db.query(*types, {table->name})) {
+                    if (auto c = column_at(row, 0)) {
+                        shape.columns.push_back(std::move(*c));
+                    }
+                }
+            } else {
+                for (const auto& name : existing_columns(table->name)) {
+                    shape.columns.push_back(ExistingColumn{name, "", {}, {}, {}});
+                }
+            }
+            if (shape.columns.empty()) {
+                continue; // missing: nothing else to read
+            }
+            for (const auto& row : m_db.query(dialect.list_indexes_query(), {table->name})) {
+                if (!row.empty() && row[0]) {
+                    shape.indexes.insert(util::collision_key(*row[0]));
+                }
+            }
+            for (const auto& row : m_db.query(dialect.unique_columns_query(), {table->name})) {
+                if (!row.empty() && row[0]) {
+                    shape.unique_columns.insert(util::collision_key(*row[0]));
+                }
+            }
+        }
+        return shapes;
+    }
+    // A catalog may spell a table's name in another case than asked (MySQL with
+    // lower_case_table_names); crmsync's tables never share a collision key.
+    std::vector<Value> names;
+    std::map<std::string, TableShape*> by_key;
+    for (const auto* table : tables) {
+        names.emplace_back(table->name);
+        by_key[util::collision_key(table->name)] = &shapes[table->name];
+    }
+    const auto shape_of = [&](const Row& row) -> TableShape* {
+        if (row.size() < 2 || !row[0] || !row[1]) {
+            return nullptr;
+        }
+        if (const auto exact = shapes.find(*row[0]); exact != shapes.end()) {
+            return &exact->second;
+        }
+        const auto folded = by_key.find(util::collision_key(*row[0]));
+        return folded == by_key.end() ? nullptr : folded->second;
+    };
+    for (const auto& row : m_db.query(queries->column_types, names)) {
+        if (auto* shape = shape_of(row)) {
+            if (auto c = column_at(row, 1)) {
+                shape->columns.push_back(std::move(*c));
+            }
+        }
+    }
+    for (const auto& row : m_db.query(queries->indexes, names)) {
+        if (auto* shape = shape_of(row)) {
+            shape->indexes.insert(util::collision_key(*row[1]));
+        }
+    }
+    for (const auto& row : m_db.query(queries->unique_columns, names)) {
+        if (auto* shape = shape_of(row)) {
+            shape->unique_columns.insert(util::collision_key(*row[1]));
+        }
+    }
+    return shapes;
+}
+
+void SchemaManager::complete_table(const Table& table, const TableShape& shape,
+                                   SchemaChanges& changes) {
+    const Dialect& dialect = m_db.dialect();
+    // Databases differ in how they fold case; compare the way the strictest one does.
+    std::set<std::string> present;
+    for (const auto& column : shape.columns) {
+        present.insert(util::collision_key(column.name));
+    }
+    for (const auto& column : table.columns) {
+        if (present.count(util::collision_key(column.name)) == 0) {
+            m_db.execute(dialect.add_column(table, column));
+            changes.added_columns.push_back(table.name + "." + column.name);
+        }
+    }
+    widen_narrow_columns(table, shape, changes);
+    std::set<std::string> unique_columns = shape.unique_columns;
+    for (const auto& index : table.indexes) {
+        const std::string name = index_name(dialect, table, index);
+        const std::string other = elsewhere_name(table, name);
+        if (shape.indexes.count(util::collision_key(name)) != 0 ||
+            shape.indexes.count(util::collision_key(other)) != 0) {
+            continue;
+        }
+        const auto chosen = first_free_name({name, other});
+        if (!chosen) {
+            log::warn("table {}: index {} not created: that name and {} belong to other "
+                      "relations (indexes kept by a renamed table?); rename or drop one",
+                      table.name, name, other);
+            continue;
+        }
+        m_db.execute(dialect.create_index(table, index, *chosen));
+        changes.created_indexes.push_back(*chosen);
+        if (index.unique && index.columns.size() == 1) {
+            unique_columns.insert(util::collision_key(index.columns.front()));
+        }
+    }
+    ensure_unique_key(table, unique_columns, shape.indexes, changes);
 }
 
 } // namespace crmsync::sql

@@ -3,6 +3,7 @@
 #include "lib/sql/database.hpp"
 #include "lib/sql/table.hpp"
 
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -29,17 +30,31 @@ public:
     explicit SchemaManager(Database& db) : m_db(db) {}
 
     SchemaChanges ensure(const Table& table);
+    // ensure() of every table, with the catalog read for all of them at once (three queries
+    // where the dialect allows it, see Dialect::table_shape_queries) and read again only for
+    // the tables it had to create. The changes of all tables together.
+    SchemaChanges ensure_all(const std::vector<const Table*>& tables);
 
     // Names of the table's columns as the database has them; empty if the table is missing.
     std::set<std::string> existing_columns(const std::string& table);
 
 private:
-    void widen_narrow_columns(const Table& table, SchemaChanges& changes);
+    // What the catalog says of one table; no columns when the table is missing.
+    struct TableShape {
+        std::vector<ExistingColumn> columns;  // only names where the dialect has no types
+        std::set<std::string> indexes;        // index names, as util::collision_key()s
+        std::set<std::string> unique_columns; // columns unique on their own, collision keys
+    };
+    // The shapes of `tables`, by table name.
+    std::map<std::string, TableShape> read_shapes(const std::vector<const Table*>& tables);
+    // Everything ensure() does to a table that exists, as read in `shape`.
+    void complete_table(const Table& table, const TableShape& shape, SchemaChanges& changes);
+    void widen_narrow_columns(const Table& table, const TableShape& shape, SchemaChanges& changes);
     // Makes sure the upsert key is unique on its own (a primary key or a unique index), adding
     // a unique index when it is not; throws when that fails (keys already repeated).
     // `existing_indexes` holds the table's index names as util::collision_key()s.
-    void ensure_unique_key(const Table& table, const std::set<std::string>& existing_indexes,
-                           SchemaChanges& changes);
+    void ensure_unique_key(const Table& table, const std::set<std::string>& unique_columns,
+                           const std::set<std::string>& existing_indexes, SchemaChanges& changes);
     // The name an index of `table` takes when `name` belongs to another relation of the
     // schema: `name` with a short hash of the table name. Deterministic, so the next run finds
     // the index under it.

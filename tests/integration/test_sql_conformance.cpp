@@ -151,6 +151,62 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                     CHECK(schema.existing_columns(table.name).count("added later") == 1);
                 }
 
+                SECTION("checks several tables at once as it checks each alone") {
+                    // One catalog read for all (Dialect::table_shape_queries), so each table
+                    // must get only what its own rows say it lacks.
+                    const auto& d = db->dialect();
+                    sql::Table missing = sample_table(prefix + "missing");
+                    sql::Table keyless = sample_table(prefix + "keyless");
+                    create_without_key(*db, keyless);
+                    sql::Table grown = sample_table(prefix + "grown");
+                    schema.ensure(grown);
+                    grown.columns.push_back({"added later", sql::ColumnType::text});
+                    sql::Table narrow = sample_table(prefix + "narrow");
+                    db->execute("CREATE TABLE " + d.quote(narrow.name) + " (" + d.quote("id") +
+                                " varchar(20) NOT NULL PRIMARY KEY)");
+
+                    // `missing` twice: a table listed again is checked once.
+                    const auto changes =
+                        schema.ensure_all({&missing, &keyless, &grown, &narrow, &missing});
+                    CHECK(changes.created_tables == std::vector<std::string>{missing.name});
+                    std::vector<std::string> added{grown.name + ".added later"};
+                    for (const auto& c : narrow.columns) {
+                        if (c.name != "id") {
+                            added.push_back(narrow.name + "." + c.name);
+                        }
+                    }
+                    auto added_sorted = changes.added_columns;
+                    std::sort(added.begin(), added.end());
+                    std::sort(added_sorted.begin(), added_sorted.end());
+                    CHECK(added_sorted == added);
+                    std::vector<std::string> indexes{
+                        sql::index_name(d, missing, missing.indexes[0]),
+                        sql::index_name(d, keyless, keyless.indexes[0]),
+                        sql::index_name(d, keyless, {{"id"}, true}),
+                        sql::index_name(d, narrow, narrow.indexes[0])};
+                    auto indexes_sorted = changes.created_indexes;
+                    std::sort(indexes.begin(), indexes.end());
+                    std::sort(indexes_sorted.begin(), indexes_sorted.end());
+                    CHECK(indexes_sorted == indexes);
+                    if (d.column_types_query()) {
+                        REQUIRE(changes.widened_columns.size() == 1);
+                        CHECK(changes.widened_columns[0].rfind(narrow.name + ".id: ", 0) == 0);
+                    } else {
+                        CHECK(changes.widened_columns.empty());
+                    }
+
+                    const auto again = schema.ensure_all({&missing, &keyless, &grown, &narrow});
+                    CHECK(again.created_tables.empty());
+                    CHECK(again.added_columns.empty());
+                    CHECK(again.created_indexes.empty());
+                    CHECK(again.widened_columns.empty());
+                    for (const auto* t : {&missing, &keyless, &narrow}) {
+                        CHECK(write(*db, *t, {row("a", "one")}, pad).inserted == 1);
+                        CHECK(write(*db, *t, {row("a", "two")}, pad).updated == 1);
+                        CHECK(stored_rows(*db, *t) == 1);
+                    }
+                }
+
                 SECTION("gives a table made without a key a unique index, so no row repeats") {
                     const auto& d = db->dialect();
                     const std::string key_index = sql::index_name(d, table, {{"id"}, true});

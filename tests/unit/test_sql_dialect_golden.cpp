@@ -148,6 +148,19 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
               "SELECT column_name FROM information_schema.columns WHERE table_schema = "
               "current_schema() AND table_name = :table");
     }
+    SECTION("the tables of a run are looked up together, each row naming its table") {
+        const auto shape = d->table_shape_queries(2);
+        REQUIRE(shape);
+        CHECK(shape->column_types ==
+              "SELECT table_name, column_name, data_type, character_maximum_length, "
+              "numeric_precision, numeric_scale FROM information_schema.columns WHERE "
+              "table_schema = current_schema() AND table_name IN (:t0, :t1)");
+        CHECK(shape->indexes == "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = "
+                                "current_schema() AND tablename IN (:t0, :t1)");
+        CHECK(shape->unique_columns.find("c.relname IN (:t0, :t1) AND i.indisunique") !=
+              std::string::npos);
+        CHECK(d->table_shape_queries(1)->indexes.find("IN (:t0)") != std::string::npos);
+    }
     SECTION("updated_from_affected counts inserted and updated rows as affected") {
         // 4 rows: 1 new, 2 changed, 1 identical (skipped by the WHERE) -> 3 affected.
         CHECK(d->updated_from_affected(3, 1, 4) == 2);
@@ -157,6 +170,22 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
 TEST_CASE("mysql dialect golden SQL", "[unit]") {
     const auto d = drivers::mysql::make_dialect();
     const Table t = small_table();
+
+    SECTION("the tables of a run are looked up together, each row naming its table") {
+        const auto shape = d->table_shape_queries(3);
+        REQUIRE(shape);
+        CHECK(shape->column_types ==
+              "SELECT table_name, column_name, data_type, character_maximum_length, "
+              "numeric_precision, numeric_scale FROM information_schema.columns WHERE "
+              "table_schema = DATABASE() AND table_name IN (:t0, :t1, :t2)");
+        CHECK(shape->indexes ==
+              "SELECT DISTINCT table_name, index_name FROM information_schema.statistics WHERE "
+              "table_schema = DATABASE() AND table_name IN (:t0, :t1, :t2)");
+        CHECK(shape->unique_columns ==
+              "SELECT table_name, MIN(column_name) FROM information_schema.statistics WHERE "
+              "table_schema = DATABASE() AND table_name IN (:t0, :t1, :t2) AND non_unique = 0 "
+              "GROUP BY table_name, index_name HAVING COUNT(*) = 1 AND COUNT(sub_part) = 0");
+    }
 
     SECTION("create_table uses utf8mb4, a binary key and strict types") {
         CHECK(d->create_table(t) ==
@@ -766,5 +795,9 @@ TEST_CASE("Dialect::widen_column widens what dbsync2 made too narrow, and nothin
     }
     SECTION("sqlite enforces no widths, so it reads none") {
         CHECK_FALSE(drivers::sqlite::make_dialect()->column_types_query());
+    }
+    SECTION("sqlite and sql server are asked table by table") {
+        CHECK_FALSE(drivers::sqlite::make_dialect()->table_shape_queries(3));
+        CHECK_FALSE(drivers::sqlserver::make_dialect()->table_shape_queries(3));
     }
 }
