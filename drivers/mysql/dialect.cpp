@@ -63,8 +63,19 @@ public:
             sql += (i ? ", " : "") + quote(c.name) + " " + column_type(c) +
                    (c.nullable && c.name != table.primary_key ? "" : " NOT NULL");
         }
-        return sql + ", PRIMARY KEY (" + quote(table.primary_key) + ")" + unique_key_clause(table) +
-               ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
+        sql += ", PRIMARY KEY (" + quote(table.primary_key) + ")" + unique_key_clause(table);
+        // The indexes go in the same statement: each CREATE INDEX on InnoDB is a table change
+        // of its own (about 5 ms even on an empty table). Index names belong to their table
+        // here, so the names are free.
+        for (const auto& index : table.indexes) {
+            sql += std::string(index.unique ? ", UNIQUE INDEX " : ", INDEX ") +
+                   quote(sql::index_name(*this, table, index)) + " (";
+            for (std::size_t i = 0; i < index.columns.size(); ++i) {
+                sql += (i ? ", " : "") + quote(index.columns[i]);
+            }
+            sql += ")";
+        }
+        return sql + ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci";
     }
 
     std::string add_column(const sql::Table& table, const sql::Column& column) const override {

@@ -199,7 +199,9 @@ SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed)
     }
     for (const auto* table : tables) {
         try {
-            complete_table(*table, shapes[table->name], changes);
+            const bool just_created =
+                std::find(created.begin(), created.end(), table) != created.end();
+            complete_table(*table, shapes[table->name], just_created, changes);
         } catch (Error& e) {
             with_context(e, {table});
             throw;
@@ -295,7 +297,7 @@ SchemaManager::read_shapes(const std::vector<const Table*>& tables) {
     return shapes;
 }
 
-void SchemaManager::complete_table(const Table& table, const TableShape& shape,
+void SchemaManager::complete_table(const Table& table, const TableShape& shape, bool just_created,
                                    SchemaChanges& changes) {
     const Dialect& dialect = m_db.dialect();
     // Databases differ in how they fold case; compare the way the strictest one does.
@@ -316,6 +318,9 @@ void SchemaManager::complete_table(const Table& table, const TableShape& shape,
         const std::string other = elsewhere_name(table, name);
         if (shape.indexes.count(util::collision_key(name)) != 0 ||
             shape.indexes.count(util::collision_key(other)) != 0) {
+            if (just_created && shape.indexes.count(util::collision_key(name)) != 0) {
+                changes.created_indexes.push_back(name); // made with the table (MySQL)
+            }
             continue;
         }
         const auto chosen = first_free_name({name, other});

@@ -47,8 +47,10 @@ private:
     };
     // The shapes of `tables`, by table name.
     std::map<std::string, TableShape> read_shapes(const std::vector<const Table*>& tables);
-    // Everything ensure() does to a table that exists, as read in `shape`.
-    void complete_table(const Table& table, const TableShape& shape, SchemaChanges& changes);
+    // Everything ensure() does to a table that exists, as read in `shape`. `just_created`:
+    // the table was created by this call, so indexes found on it were made with it.
+    void complete_table(const Table& table, const TableShape& shape, bool just_created,
+                        SchemaChanges& changes);
     void widen_narrow_columns(const Table& table, const TableShape& shape, SchemaChanges& changes);
     // Makes sure the upsert key is unique on its own (a primary key or a unique index), adding
     // a unique index when it is not; throws when that fails (keys already repeated).

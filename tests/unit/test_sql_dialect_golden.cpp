@@ -188,11 +188,13 @@ TEST_CASE("mysql dialect golden SQL", "[unit]") {
     }
 
     SECTION("create_table uses utf8mb4, a binary key and strict types") {
-        CHECK(d->create_table(t) ==
-              "CREATE TABLE IF NOT EXISTS `small` (`id` varchar(255) CHARACTER SET utf8mb4 "
-              "COLLATE utf8mb4_bin NOT NULL, `name` longtext, `amount` decimal(65,20), `active` "
-              "boolean, `seen_at` datetime(3), `doc` json, `changed_at` datetime(3), PRIMARY KEY "
-              "(`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci");
+        CHECK(
+            d->create_table(t) ==
+            "CREATE TABLE IF NOT EXISTS `small` (`id` varchar(255) CHARACTER SET utf8mb4 "
+            "COLLATE utf8mb4_bin NOT NULL, `name` longtext, `amount` decimal(65,20), `active` "
+            "boolean, `seen_at` datetime(3), `doc` json, `changed_at` datetime(3), PRIMARY KEY "
+            "(`id`), INDEX `ix_small_seen_at` (`seen_at`), UNIQUE INDEX `ix_small_seen_at_id` "
+            "(`seen_at`, `id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci");
     }
     SECTION("on MariaDB, keys are compared without padding") {
         const auto maria = drivers::mysql::make_dialect(drivers::mysql::Server::mariadb);
