@@ -218,12 +218,13 @@ SchemaManager::read_shapes(const std::vector<const Table*>& tables) {
         shapes[table->name];
     }
     // name, data_type, character_maximum_length, numeric_precision, numeric_scale from `at`.
+    // A column whose type the catalog leaves out is still there (it is never widened).
     const auto column_at = [](const Row& row, std::size_t at) -> std::optional<ExistingColumn> {
-        if (row.size() < at + 5 || !row[at] || !row[at + 1]) {
+        if (row.size() < at + 5 || !row[at]) {
             return std::nullopt;
         }
-        ExistingColumn c{*row[at], *row[at + 1], as_number(row[at + 2]), as_number(row[at + 3]),
-                         as_number(row[at + 4])};
+        ExistingColumn c{*row[at], row[at + 1].value_or(""), as_number(row[at + 2]),
+                         as_number(row[at + 3]), as_number(row[at + 4])};
         std::transform(c.data_type.begin(), c.data_type.end(), c.data_type.begin(),
                        [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
         return c;
