@@ -10,7 +10,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <map>
+#include <random>
+#include <thread>
 
 namespace crmsync::sql {
 
@@ -35,6 +38,17 @@ std::optional<long long> as_number(const Value& value) {
     } catch (const std::exception&) {
         return std::nullopt;
     }
+}
+
+// Attempts of ensure_all() before its error is the run's.
+constexpr int k_schema_attempts = 5;
+
+// The pause before attempt `attempt` + 1 of ensure_all(): 50, 100, 200, 400 ms, each cut to a
+// random part of itself (full jitter) so runs that raced once do not race again in step.
+std::chrono::milliseconds retry_pause(int attempt) {
+    thread_local std::mt19937 random(std::random_device{}());
+    const int most = 50 << std::min(attempt - 1, 3);
+    return std::chrono::milliseconds(std::uniform_int_distribution<int>(most / 4, most)(random));
 }
 
 std::string describe(const ExistingColumn& c) {
@@ -148,7 +162,6 @@ void SchemaManager::ensure_unique_key(const Table& table,
 SchemaChanges SchemaManager::ensure(const Table& table) { return ensure_all({&table}); }
 
 SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed) {
-    SchemaChanges changes;
     std::vector<const Table*> tables;
     std::set<std::string> seen;
     for (const auto* table : listed) {
@@ -156,6 +169,32 @@ SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed)
             tables.push_back(table);
         }
     }
+    SchemaChanges changes;
+    std::set<const Table*> created;
+    // cron starts every job of a minute at once, so on a fresh database several runs find the
+    // same tables missing together, and PostgreSQL refuses the second CREATE TABLE (or INDEX)
+    // IF NOT EXISTS of a name with a duplicate key in its catalog. What another run made is
+    // found by reading the tables again, and an attempt leaves alone what is already there:
+    // each failed attempt of a race ends with more done, and one that keeps failing is a real
+    // error (no right to create, a lost connection), reported after the last attempt.
+    for (int attempt = 1;; ++attempt) {
+        try {
+            ensure_once(tables, created, changes);
+            return changes;
+        } catch (const Error& e) {
+            if (attempt >= k_schema_attempts) {
+                throw;
+            }
+            log::info("preparing tables failed ({}); another run may be preparing them too, "
+                      "reading them again (attempt {} of {})",
+                      e.what(), attempt + 1, k_schema_attempts);
+            std::this_thread::sleep_for(retry_pause(attempt));
+        }
+    }
+}
+
+void SchemaManager::ensure_once(const std::vector<const Table*>& tables,
+                                std::set<const Table*>& created, SchemaChanges& changes) {
     const auto with_context = [](Error& e, const std::vector<const Table*>& which) {
         std::vector<std::string> names;
         for (const auto* t : which) {
@@ -171,7 +210,7 @@ SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed)
         with_context(e, tables);
         throw;
     }
-    std::vector<const Table*> created;
+    std::vector<const Table*> created_now;
     for (const auto* table : tables) {
         if (!shapes[table->name].columns.empty()) {
             continue;
@@ -183,31 +222,29 @@ SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed)
             throw;
         }
         changes.created_tables.push_back(table->name);
-        created.push_back(table);
+        created.insert(table);
+        created_now.push_back(table);
     }
     // Read back what was created: another process may have created a table first (CREATE
     // TABLE IF NOT EXISTS then leaves its shape), and a created table has indexes to add.
-    if (!created.empty()) {
+    if (!created_now.empty()) {
         try {
-            for (auto& [name, shape] : read_shapes(created)) {
+            for (auto& [name, shape] : read_shapes(created_now)) {
                 shapes[name] = std::move(shape);
             }
         } catch (Error& e) {
-            with_context(e, created);
+            with_context(e, created_now);
             throw;
         }
     }
     for (const auto* table : tables) {
         try {
-            const bool just_created =
-                std::find(created.begin(), created.end(), table) != created.end();
-            complete_table(*table, shapes[table->name], just_created, changes);
+            complete_table(*table, shapes[table->name], created.count(table) != 0, changes);
         } catch (Error& e) {
             with_context(e, {table});
             throw;
         }
     }
-    return changes;
 }
 
 std::map<std::string, SchemaManager::TableShape>

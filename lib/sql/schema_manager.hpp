@@ -32,7 +32,9 @@ public:
     SchemaChanges ensure(const Table& table);
     // ensure() of every table, with the catalog read for all of them at once (three queries
     // where the dialect allows it, see Dialect::table_shape_queries) and read again only for
-    // the tables it had to create. The changes of all tables together.
+    // the tables it had to create. The changes of all tables together. Runs that prepare the
+    // same tables at the same moment all succeed: a failed change is tried again, after
+    // reading the tables anew, up to five attempts in about a second.
     SchemaChanges ensure_all(const std::vector<const Table*>& tables);
 
     // Names of the table's columns as the database has them; empty if the table is missing.
@@ -45,6 +47,10 @@ private:
         std::set<std::string> indexes;        // index names, as util::collision_key()s
         std::set<std::string> unique_columns; // columns unique on their own, collision keys
     };
+    // One attempt of ensure_all(): `created` gathers the tables created by any attempt (indexes
+    // found on them were made with them), `changes` what every attempt changed.
+    void ensure_once(const std::vector<const Table*>& tables, std::set<const Table*>& created,
+                     SchemaChanges& changes);
     // The shapes of `tables`, by table name.
     std::map<std::string, TableShape> read_shapes(const std::vector<const Table*>& tables);
     // Everything ensure() does to a table that exists, as read in `shape`. `just_created`:

@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 using namespace crmsync;
@@ -495,6 +497,82 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
 
                 if (db) {
                     db->execute("DROP TABLE IF EXISTS " + db->dialect().quote(table.name));
+                }
+            }
+        }
+    }
+}
+
+// cron starts every job of a minute at once, so on a fresh database several runs find the same
+// tables missing together. PostgreSQL then refuses the second CREATE TABLE IF NOT EXISTS of a
+// name (a duplicate key in its catalog) and the second CREATE INDEX IF NOT EXISTS: each run
+// must still end with its tables ready, not fail its first minute.
+TEST_CASE("runs that prepare the same tables at the same moment all succeed",
+          "[sqlite][postgres][mysql]") {
+    TempDir dir;
+    constexpr int k_runs = 6;
+    constexpr int k_rounds = 8;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        DYNAMIC_SECTION("on " << target.name) {
+            std::vector<std::unique_ptr<sql::Database>> connections;
+            for (int i = 0; i < k_runs; ++i) {
+                connections.push_back(crmsync::testing::open(target.url));
+            }
+            for (int round = 0; round < k_rounds; ++round) {
+                const std::string prefix = crmsync::testing::unique_prefix();
+                std::vector<sql::Table> tables;
+                for (const char* name : {"contacts", "calls", "notes"}) {
+                    tables.push_back(sample_table(prefix + name));
+                    tables.back().indexes.push_back({{"label"}, false});
+                }
+                std::vector<const sql::Table*> listed;
+                for (const auto& t : tables) {
+                    listed.push_back(&t);
+                }
+                std::mutex mutex;
+                std::condition_variable start_signal;
+                int waiting = 0;
+                bool started = false;
+                std::vector<std::string> failures(k_runs);
+                std::vector<std::thread> runs;
+                for (int i = 0; i < k_runs; ++i) {
+                    runs.emplace_back([&, i] {
+                        {
+                            std::unique_lock lock(mutex);
+                            ++waiting;
+                            start_signal.notify_all();
+                            start_signal.wait(lock, [&] { return started; });
+                        }
+                        try {
+                            sql::SchemaManager schema(*connections[static_cast<std::size_t>(i)]);
+                            schema.ensure_all(listed);
+                        } catch (const std::exception& e) {
+                            failures[static_cast<std::size_t>(i)] = e.what();
+                        }
+                    });
+                }
+                {
+                    std::unique_lock lock(mutex);
+                    start_signal.wait(lock, [&] { return waiting == k_runs; });
+                    started = true;
+                }
+                start_signal.notify_all();
+                for (auto& run : runs) {
+                    run.join();
+                }
+                INFO("round " << round);
+                for (const auto& failure : failures) {
+                    CHECK(failure == "");
+                }
+                auto& db = *connections.front();
+                sql::SchemaManager schema(db);
+                for (const auto& table : tables) {
+                    const auto again = schema.ensure(table);
+                    CHECK(again.created_tables.empty());
+                    CHECK(again.added_columns.empty());
+                    CHECK(again.created_indexes.empty());
+                    CHECK(write(db, table, {row("a", "first")}, false).inserted == 1);
+                    CHECK(stored_rows(db, table) == 1);
                 }
             }
         }
