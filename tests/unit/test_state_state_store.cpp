@@ -243,3 +243,38 @@ TEST_CASE("state::EpisodeTable", "[unit]") {
     CHECK(back->error_sent == "smtp,url");
     CHECK(episodes.list().size() == 1);
 }
+
+TEST_CASE("state::StateStore page size", "[unit]") {
+    TempState temp;
+    const auto page_size = [&] {
+        SQLite::Database db(temp.path(), SQLite::OPEN_READONLY);
+        return db.execAndGet("PRAGMA page_size").getInt();
+    };
+
+    SECTION("a new state file gets 16 KB pages") {
+        {
+            state::StateStore store(temp.path());
+            state::Outbox(store).enqueue(delivery(1, 3000));
+        }
+        CHECK(page_size() == 16384);
+    }
+    SECTION("a file made with 4 KB pages keeps them and its contents") {
+        {
+            SQLite::Database db(temp.path(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+            db.exec("PRAGMA page_size = 4096");
+            db.exec("PRAGMA journal_mode = WAL");
+            db.exec("CREATE TABLE kept (v TEXT)");
+            db.exec("INSERT INTO kept VALUES ('before')");
+        }
+        {
+            state::StateStore store(temp.path());
+            store.set_checkpoint("job", "c1");
+            state::Outbox(store).enqueue(delivery(1, 3000));
+        }
+        CHECK(page_size() == 4096);
+        SQLite::Database db(temp.path(), SQLite::OPEN_READONLY);
+        CHECK(db.execAndGet("SELECT v FROM kept").getString() == "before");
+        state::StateStore store(temp.path());
+        CHECK(store.checkpoint("job") == "c1");
+    }
+}
