@@ -8,6 +8,7 @@
 #include "lib/oauth/account_text.hpp"
 #include "lib/state/accounts.hpp"
 #include "lib/state/contacts_store.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/identifiers.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
@@ -130,10 +131,7 @@ int run_list(const AccountsOptions& o) {
     // contacts-sync's queue per Google account (the seed's pendingConnections).
     const auto queues = state::ContactsStore(store).queue_lengths();
     const auto queue_of = [&](const state::Account& a) -> long {
-        std::string email = a.email;
-        std::transform(email.begin(), email.end(), email.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        const auto it = queues.find(email);
+        const auto it = queues.find(util::ascii_lower(a.email));
         return it == queues.end() ? 0 : it->second;
     };
     for (const auto& a : list) {

@@ -3,6 +3,7 @@
 #include "lib/core/error.hpp"
 #include "lib/notify/notifier.hpp"
 #include "lib/state/state_store.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/identifiers.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/time.hpp"
@@ -228,9 +229,7 @@ bool verify_tls(const CommonOptions& o, Endpoint endpoint) {
 
 void require_tls_for_credentials(const std::string& url, const std::string& what,
                                  const std::string& flag) {
-    if (url.size() < 7 || !std::equal(url.begin(), url.begin() + 7, "http://", [](char a, char b) {
-            return std::tolower(static_cast<unsigned char>(a)) == b;
-        })) {
+    if (!util::ascii_istarts_with(url, "http://")) {
         return;
     }
     const auto parsed = util::parse_http_url(url);

@@ -10,6 +10,7 @@
 #include "lib/state/accounts.hpp"
 #include "lib/state/contacts_store.hpp"
 #include "lib/state/state_store.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/url.hpp"
 
@@ -25,12 +26,6 @@ using drivers::contacts::Direction;
 
 // A token valid this long is sent; a shorter one is refreshed first.
 constexpr std::chrono::minutes k_min_valid{2};
-
-std::string lower(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-}
 
 void require(const std::string& value, const char* flag, const char* hint) {
     if (value.empty()) {
@@ -275,7 +270,7 @@ int run_contacts_sync(const ContactsSyncOptions& o) {
         long failed = 0;
         std::string first_failure;
         for (const auto& account : accounts) {
-            const std::string who = lower(account.email);
+            const std::string who = util::ascii_lower(account.email);
             try {
                 if (account.owner.empty()) {
                     throw no_owner(account);

@@ -8,6 +8,7 @@
 #include "lib/state/episodes.hpp"
 #include "lib/state/leads_ledger.hpp"
 #include "lib/state/outbox.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
 
@@ -96,12 +97,6 @@ nlohmann::json state_jobs(const std::string& path) {
     return jobs;
 }
 
-std::string lower_text(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-}
-
 // The OAuth accounts without their secrets: what monitoring needs to see a token going bad.
 nlohmann::json state_accounts(const std::string& path) {
     state::StateStore store(path);
@@ -110,7 +105,7 @@ nlohmann::json state_accounts(const std::string& path) {
     const auto queues = state::ContactsStore(store).queue_lengths();
     nlohmann::json out = nlohmann::json::array();
     for (const auto& a : accounts.list()) {
-        const auto queue = queues.find(lower_text(a.email));
+        const auto queue = queues.find(util::ascii_lower(a.email));
         out.push_back({{"id", a.id},
                        {"provider", a.provider},
                        {"email", a.email},

@@ -5,6 +5,7 @@
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/http/json_body.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/url.hpp"
 #include "lib/util/utf8.hpp"
 
@@ -23,13 +24,6 @@ constexpr int k_max_status_pages = 200;
 bool all_digits(std::string_view text) {
     return !text.empty() &&
            std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
 }
 
 Error shape_error(const std::string& what, const std::string& detail) {
@@ -107,7 +101,7 @@ WebhookUrl parse_webhook_url(std::string_view text, std::string_view source) {
     if (scheme_end == std::string_view::npos) {
         throw bad("is not an http(s) URL");
     }
-    const std::string scheme = lower(text.substr(0, scheme_end));
+    const std::string scheme = util::ascii_lower(text.substr(0, scheme_end));
     if (scheme != "https" && scheme != "http") {
         throw bad("is not an http(s) URL");
     }
@@ -139,7 +133,7 @@ WebhookUrl parse_webhook_url(std::string_view text, std::string_view source) {
         throw bad("is not an inbound webhook URL (https://PORTAL/rest/USER_ID/CODE/)");
     }
     WebhookUrl url;
-    url.host = lower(authority);
+    url.host = util::ascii_lower(authority);
     url.code = std::string(segments[2]);
     url.base =
         scheme + "://" + url.host + "/rest/" + std::string(segments[1]) + "/" + url.code + "/";

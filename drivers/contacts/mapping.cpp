@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/sql/schema_catalog.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/hash.hpp"
 
 #include <algorithm>
@@ -204,10 +205,8 @@ std::string Mapping::hash(const Contact& contact) {
 }
 
 std::string Mapping::relink_key(const Contact& contact) const {
-    std::string key = m_relink < contact.values.size() ? contact.values[m_relink] : std::string();
-    std::transform(key.begin(), key.end(), key.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return key;
+    return m_relink < contact.values.size() ? util::ascii_lower(contact.values[m_relink])
+                                            : std::string();
 }
 
 } // namespace crmsync::drivers::contacts

@@ -1,5 +1,6 @@
 #include "drivers/facebook/lead_fields.hpp"
 
+#include "lib/util/ascii.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/utf8.hpp"
 
@@ -19,13 +20,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::size_t k_raw_excerpt_bytes = 300;
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 std::string trimmed(std::string_view text) {
     const auto first = text.find_first_not_of(" \t\r\n");
@@ -120,7 +114,7 @@ json lead_record(const json& lead, const std::string& form_id) {
             if (!field.is_object() || !field.contains("name") || !field["name"].is_string()) {
                 continue;
             }
-            const std::string key = lower(trimmed(field["name"].get<std::string>()));
+            const std::string key = util::ascii_lower(trimmed(field["name"].get<std::string>()));
             const std::string value =
                 answer_text(field.contains("values") ? field["values"] : json());
             if (!key.empty() && answers.emplace(key, value).second) {

@@ -1,5 +1,6 @@
 #include "drivers/gmail/charset.hpp"
 
+#include "lib/util/ascii.hpp"
 #include "lib/util/utf8.hpp"
 
 #include <iconv.h>
@@ -14,13 +15,6 @@ namespace crmsync::drivers::gmail {
 namespace {
 
 constexpr std::string_view k_replacement = "\xEF\xBF\xBD"; // U+FFFD
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 bool is_utf8_name(const std::string& name) {
     return name.empty() || name == "utf-8" || name == "utf8" || name == "us-ascii" ||
@@ -114,7 +108,7 @@ std::string to_utf8(std::string_view bytes, std::string_view charset, bool* unkn
     if (unknown_charset != nullptr) {
         *unknown_charset = false;
     }
-    const std::string name = lower(charset);
+    const std::string name = util::ascii_lower(charset);
     if (is_utf8_name(name)) {
         return utf8_repaired(bytes);
     }

@@ -1,5 +1,6 @@
 #include "drivers/gmail/html_text.hpp"
 
+#include "lib/util/ascii.hpp"
 #include "lib/util/utf8.hpp"
 
 #include <algorithm>
@@ -10,13 +11,6 @@
 
 namespace crmsync::drivers::gmail {
 namespace {
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 void append_code_point(std::string& out, std::uint32_t cp) {
     if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
@@ -97,7 +91,7 @@ std::string tag_name(std::string_view tag, bool& closing) {
     while (end < tag.size() && (std::isalnum(static_cast<unsigned char>(tag[end])) != 0)) {
         ++end;
     }
-    return lower(tag.substr(i, end - i));
+    return util::ascii_lower(tag.substr(i, end - i));
 }
 
 bool is_block(const std::string& name) {
@@ -192,7 +186,7 @@ std::string html_to_text(std::string_view html) {
                         i = html.size();
                         break;
                     }
-                    if (lower(html.substr(found, close.size())) == close) {
+                    if (util::ascii_lower(html.substr(found, close.size())) == close) {
                         const auto gt = html.find('>', found);
                         i = gt == std::string_view::npos ? html.size() : gt + 1;
                         break;

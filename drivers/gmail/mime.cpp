@@ -2,6 +2,7 @@
 
 #include "drivers/gmail/charset.hpp"
 #include "drivers/gmail/html_text.hpp"
+#include "lib/util/ascii.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -13,13 +14,6 @@ using nlohmann::json;
 
 // Deeper MIME trees than this are not walked: no mail client writes them, a hostile mail might.
 constexpr int k_max_depth = 32;
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 std::string trimmed(std::string_view text) {
     const auto first = text.find_first_not_of(" \t\r\n");
@@ -43,7 +37,7 @@ bool is_attachment(const json& part) {
         return true;
     }
     const auto disposition = header_value(part, "Content-Disposition");
-    return disposition && lower(trimmed(*disposition)).starts_with("attachment");
+    return disposition && util::ascii_lower(trimmed(*disposition)).starts_with("attachment");
 }
 
 // The first non-attachment leaf of `wanted` type, depth first.
@@ -51,7 +45,7 @@ const json* find_part(const json& part, const std::string& wanted, int depth) {
     if (!part.is_object() || depth > k_max_depth) {
         return nullptr;
     }
-    const std::string type = lower(string_member(part, "mimeType"));
+    const std::string type = util::ascii_lower(string_member(part, "mimeType"));
     const auto children = part.find("parts");
     if (children != part.end() && children->is_array() && !children->empty()) {
         for (const auto& child : *children) {
@@ -90,9 +84,9 @@ std::optional<std::string> header_value(const json& part, std::string_view name)
     if (headers == part.end() || !headers->is_array()) {
         return std::nullopt;
     }
-    const std::string wanted = lower(name);
+    const std::string wanted = util::ascii_lower(name);
     for (const auto& header : *headers) {
-        if (lower(string_member(header, "name")) == wanted) {
+        if (util::ascii_lower(string_member(header, "name")) == wanted) {
             return decode_header_words(string_member(header, "value"));
         }
     }
@@ -100,14 +94,15 @@ std::optional<std::string> header_value(const json& part, std::string_view name)
 }
 
 std::string header_parameter(std::string_view value, std::string_view name) {
-    const std::string wanted = lower(name);
+    const std::string wanted = util::ascii_lower(name);
     std::size_t pos = value.find(';');
     while (pos != std::string_view::npos) {
         const auto next = value.find(';', pos + 1);
         const auto item = value.substr(
             pos + 1, next == std::string_view::npos ? std::string_view::npos : next - pos - 1);
         const auto eq = item.find('=');
-        if (eq != std::string_view::npos && lower(trimmed(item.substr(0, eq))) == wanted) {
+        if (eq != std::string_view::npos &&
+            util::ascii_lower(trimmed(item.substr(0, eq))) == wanted) {
             std::string v = trimmed(item.substr(eq + 1));
             if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
                 v = v.substr(1, v.size() - 2);

@@ -1,6 +1,7 @@
 #include "drivers/zoho/token_client.hpp"
 
 #include "lib/http/retry_policy.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
@@ -47,26 +48,20 @@ std::string string_member(const nlohmann::json& j, const char* name) {
     return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-std::string lower(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-}
-
 state::TokenAnswer error_answer(long status, const nlohmann::json& body) {
     const std::string error = string_member(body, "error");
     const std::string description = string_member(body, "error_description");
     state::TokenAnswer answer;
     answer.error =
         fmt::format("HTTP {} {}", status, description.empty() ? error : error + ": " + description);
-    const std::string e = lower(error);
+    const std::string e = util::ascii_lower(error);
     if (e == "invalid_code" || e == "invalid_grant") {
         answer.kind = Kind::invalid_grant;
     } else if (e == "invalid_client" || e == "invalid_client_secret" ||
                e == "unauthorized_client") {
         answer.kind = Kind::invalid_client;
     } else if (e == "access denied" ||
-               lower(description).find("too many requests") != std::string::npos) {
+               util::ascii_lower(description).find("too many requests") != std::string::npos) {
         answer.kind = Kind::throttled;
     } else {
         answer.kind = Kind::refused;
@@ -111,7 +106,7 @@ std::unique_ptr<oauth::Provider> make_oauth_provider(std::string accounts_url_ov
 }
 
 std::optional<std::string> canonical_dc(std::string_view dc) {
-    const std::string wanted = lower(std::string(dc));
+    const std::string wanted = util::ascii_lower(std::string(dc));
     for (const auto& [name, canonical] : k_data_centres) {
         if (name == wanted) {
             return std::string(canonical);

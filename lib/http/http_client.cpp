@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/http/gzip_body.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/url.hpp"
 
 #include <fmt/format.h>
@@ -29,18 +30,12 @@ size_t write_body(char* data, size_t size, size_t count, void* user) {
     return n;
 }
 
-std::string lower_ascii(std::string text) {
-    std::transform(text.begin(), text.end(), text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return text;
-}
-
 size_t write_header(char* data, size_t size, size_t count, void* user) {
     auto* headers = static_cast<std::map<std::string, std::string>*>(user);
     const std::string_view line(data, size * count);
     const auto colon = line.find(':');
     if (colon != std::string_view::npos) {
-        const std::string name = lower_ascii(std::string(line.substr(0, colon)));
+        const std::string name = util::ascii_lower(std::string(line.substr(0, colon)));
         std::string_view value = line.substr(colon + 1);
         while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
             value.remove_prefix(1);
@@ -190,7 +185,7 @@ bool decode_body(const BodyBuffer& body, HttpResponse& response, TransportFailur
     std::vector<std::string> codings;
     for (std::size_t start = 0; start <= encoding->size();) {
         const std::size_t comma = std::min(encoding->find(',', start), encoding->size());
-        std::string coding = lower_ascii(encoding->substr(start, comma - start));
+        std::string coding = util::ascii_lower(encoding->substr(start, comma - start));
         coding.erase(0, coding.find_first_not_of(" \t"));
         coding.erase(coding.find_last_not_of(" \t") + 1);
         if (!coding.empty() && coding != "identity") {

@@ -6,6 +6,7 @@
 #include "lib/http/curl_handles.hpp"
 #include "lib/http/http_client.hpp"
 #include "lib/http/retry_policy.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/url.hpp"
 
@@ -25,13 +26,6 @@ namespace {
 
 // RFC 5321 allows 998 characters per line; long error texts are wrapped well below that.
 constexpr std::size_t k_max_line = 900;
-
-std::string lower(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
 
 Error url_error(std::string_view url, const std::string& what) {
     return Error(ErrorKind::usage,
@@ -184,7 +178,7 @@ SmtpUrl parse_smtp_url(std::string_view url) {
     if (scheme_end == std::string_view::npos) {
         throw url_error(url, "not an smtp:// or smtps:// URL");
     }
-    const std::string scheme = lower(url.substr(0, scheme_end));
+    const std::string scheme = util::ascii_lower(url.substr(0, scheme_end));
     if (scheme == "smtps") {
         result.implicit_tls = true;
         result.port = 465;
@@ -230,7 +224,7 @@ SmtpUrl parse_smtp_url(std::string_view url) {
     if (host.empty()) {
         throw url_error(url, "no host");
     }
-    result.host = lower(host);
+    result.host = util::ascii_lower(host);
     if (has_port) {
         int value = 0;
         for (const char c : port) {

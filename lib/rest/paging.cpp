@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/url.hpp"
 
@@ -196,10 +197,7 @@ std::string origin_of(std::string_view url) {
         return {};
     }
     const auto path = url.find_first_of("/?#", scheme_end + 3);
-    std::string origin(url.substr(0, path));
-    std::transform(origin.begin(), origin.end(), origin.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return origin;
+    return util::ascii_lower(url.substr(0, path));
 }
 
 class NextUrlPaging final : public Paging {
@@ -306,13 +304,7 @@ void PageRequest::set_param(const std::string& name, std::string value) {
 }
 
 void PageRequest::set_header(const std::string& name, std::string value) {
-    const auto same = [&](const auto& entry) {
-        return std::equal(entry.first.begin(), entry.first.end(), name.begin(), name.end(),
-                          [](char a, char b) {
-                              return std::tolower(static_cast<unsigned char>(a)) ==
-                                     std::tolower(static_cast<unsigned char>(b));
-                          });
-    };
+    const auto same = [&](const auto& entry) { return util::ascii_iequals(entry.first, name); };
     headers.erase(std::remove_if(headers.begin(), headers.end(), same), headers.end());
     headers.emplace_back(name, std::move(value));
 }
@@ -353,9 +345,8 @@ std::optional<std::string> link_next(const std::string& link_header) {
             break;
         }
         const auto end = std::min(link_header.find('<', close), link_header.size());
-        std::string params = link_header.substr(close + 1, end - close - 1);
-        std::transform(params.begin(), params.end(), params.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const std::string params =
+            util::ascii_lower(std::string_view(link_header).substr(close + 1, end - close - 1));
         const auto rel = params.find("rel=");
         if (rel != std::string::npos) {
             std::string value = params.substr(rel + 4, params.find_first_of(";,", rel) - rel - 4);

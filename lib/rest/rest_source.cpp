@@ -1,6 +1,7 @@
 #include "lib/rest/rest_source.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/utf8.hpp"
 
 #include <fmt/format.h>
@@ -211,11 +212,7 @@ private:
 
     static bool has_header(const http::HttpRequest& request, std::string_view lower_name) {
         for (const auto& header : request.headers) {
-            if (header.first.size() == lower_name.size() &&
-                std::equal(header.first.begin(), header.first.end(), lower_name.begin(),
-                           [](char a, char b) {
-                               return std::tolower(static_cast<unsigned char>(a)) == b;
-                           })) {
+            if (util::ascii_iequals(header.first, lower_name)) {
                 return true;
             }
         }

@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/identifiers.hpp"
 
@@ -260,11 +261,9 @@ SchemaManager::read_shapes(const std::vector<const Table*>& tables) {
         if (row.size() < at + 5 || !row[at]) {
             return std::nullopt;
         }
-        ExistingColumn c{*row[at], row[at + 1].value_or(""), as_number(row[at + 2]),
-                         as_number(row[at + 3]), as_number(row[at + 4])};
-        std::transform(c.data_type.begin(), c.data_type.end(), c.data_type.begin(),
-                       [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-        return c;
+        return ExistingColumn{*row[at], util::ascii_lower(row[at + 1].value_or("")),
+                              as_number(row[at + 2]), as_number(row[at + 3]),
+                              as_number(row[at + 4])};
     };
     const auto queries = dialect.table_shape_queries(tables.size());
     if (!queries) {

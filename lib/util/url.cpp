@@ -1,6 +1,7 @@
 #include "lib/util/url.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/util/ascii.hpp"
 #include "lib/util/redact.hpp"
 
 #include <cctype>
@@ -47,14 +48,6 @@ std::map<std::string, std::string> parse_query(std::string_view query) {
         query.remove_prefix(amp + 1);
     }
     return params;
-}
-
-std::string lowercase(std::string_view text) {
-    std::string s(text);
-    for (char& c : s) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return s;
 }
 
 // What follows "scheme://" up to '?', and the query.
@@ -222,7 +215,7 @@ DatabaseUrl parse_database_url(std::string_view url, const std::vector<DatabaseS
     if (scheme_end == std::string_view::npos || scheme_end == 0) {
         throw Error(ErrorKind::usage, "the target URL has no scheme", hint);
     }
-    const std::string written = lowercase(url.substr(0, scheme_end));
+    const std::string written = util::ascii_lower(url.substr(0, scheme_end));
     const std::string_view rest = url.substr(scheme_end + 3);
     DatabaseUrl result;
     if (schemes.empty()) {
@@ -277,10 +270,7 @@ std::string redact_url(std::string_view url) {
         const auto amp = out.find('&', q + 1);
         const auto eq = out.find('=', q + 1);
         if (eq != std::string::npos && (amp == std::string::npos || eq < amp)) {
-            std::string key = out.substr(q + 1, eq - q - 1);
-            for (char& c : key) {
-                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            }
+            const std::string key = ascii_lower(out.substr(q + 1, eq - q - 1));
             if (key == "password" || key == "pwd" || key == "pass" || key == "passwd") {
                 const auto value_end = amp == std::string::npos ? out.size() : amp;
                 out.replace(eq + 1, value_end - eq - 1, "***");
@@ -312,7 +302,7 @@ bool is_loopback_host(std::string_view host) {
     if (!host.empty() && host.back() == '.') {
         host.remove_suffix(1);
     }
-    const std::string lower = lowercase(host);
+    const std::string lower = util::ascii_lower(host);
     if (lower == "localhost" || lower == "::1" || lower == "0:0:0:0:0:0:0:1") {
         return true;
     }
@@ -431,7 +421,7 @@ void register_url_secrets(std::string_view url) {
     if (query_start != std::string_view::npos) {
         for (const auto& [name, value] : parse_query(rest.substr(query_start + 1))) {
             // "?format=json" must not blank out every "json" in the log.
-            const std::string key = lowercase(name);
+            const std::string key = util::ascii_lower(name);
             bool named_secret = false;
             for (const char* word :
                  {"token", "key", "secret", "sig", "auth", "pass", "pwd", "code", "hash"}) {
@@ -456,7 +446,7 @@ HttpUrl parse_http_url(std::string_view url) {
         throw Error(ErrorKind::usage, "'" + shown + "' is not an http(s) URL",
                     "write it as https://host[:port]/path");
     }
-    result.scheme = lowercase(url.substr(0, scheme_end));
+    result.scheme = util::ascii_lower(url.substr(0, scheme_end));
     if (result.scheme != "http" && result.scheme != "https") {
         throw Error(ErrorKind::usage, "'" + shown + "' is not an http(s) URL",
                     "write it as https://host[:port]/path");
