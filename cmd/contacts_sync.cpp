@@ -15,7 +15,6 @@
 #include "lib/util/url.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <filesystem>
 #include <unistd.h>
 

@@ -6,7 +6,6 @@
 #include "lib/util/hash.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 namespace crmsync::drivers::contacts {
 namespace {

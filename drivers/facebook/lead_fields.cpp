@@ -7,9 +7,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <array>
-#include <cctype>
 #include <map>
 #include <optional>
 #include <string_view>

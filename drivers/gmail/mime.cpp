@@ -4,9 +4,6 @@
 #include "drivers/gmail/html_text.hpp"
 #include "lib/util/ascii.hpp"
 
-#include <algorithm>
-#include <cctype>
-
 namespace crmsync::drivers::gmail {
 namespace {
 

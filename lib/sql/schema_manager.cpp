@@ -2,6 +2,7 @@
 
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
+#include "lib/http/retry_policy.hpp"
 #include "lib/util/ascii.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/identifiers.hpp"
@@ -10,10 +11,8 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <map>
-#include <random>
 #include <thread>
 
 namespace crmsync::sql {
@@ -41,16 +40,10 @@ std::optional<long long> as_number(const Value& value) {
     }
 }
 
-// Attempts of ensure_all() before its error is the run's.
-constexpr int k_schema_attempts = 5;
-
-// The pause before attempt `attempt` + 1 of ensure_all(): 50, 100, 200, 400 ms, each cut to a
-// random part of itself (full jitter) so runs that raced once do not race again in step.
-std::chrono::milliseconds retry_pause(int attempt) {
-    thread_local std::mt19937 random(std::random_device{}());
-    const int most = 50 << std::min(attempt - 1, 3);
-    return std::chrono::milliseconds(std::uniform_int_distribution<int>(most / 4, most)(random));
-}
+// Attempts of ensure_all() and the pauses between them: full jitter up to 50, 100, 200 and
+// 400 ms, so runs that raced once do not race again in step (the same backoff HTTP retries use).
+const http::RetryPolicy k_schema_retry{5, std::chrono::milliseconds(50),
+                                       std::chrono::milliseconds(400)};
 
 std::string describe(const ExistingColumn& c) {
     if (c.char_length && *c.char_length > 0) {
@@ -183,13 +176,13 @@ SchemaChanges SchemaManager::ensure_all(const std::vector<const Table*>& listed)
             ensure_once(tables, created, changes);
             return changes;
         } catch (const Error& e) {
-            if (attempt >= k_schema_attempts) {
+            if (attempt >= k_schema_retry.max_attempts) {
                 throw;
             }
             log::info("preparing tables failed ({}); another run may be preparing them too, "
                       "reading them again (attempt {} of {})",
-                      e.what(), attempt + 1, k_schema_attempts);
-            std::this_thread::sleep_for(retry_pause(attempt));
+                      e.what(), attempt + 1, k_schema_retry.max_attempts);
+            std::this_thread::sleep_for(k_schema_retry.backoff(attempt));
         }
     }
 }
