@@ -5,6 +5,7 @@
 #include "tests/integration/support.hpp"
 
 #include "lib/core/error.hpp"
+#include "lib/core/log.hpp"
 #include "lib/sql/batch_writer.hpp"
 #include "lib/sql/schema_manager.hpp"
 #include "lib/util/hash.hpp"
@@ -575,6 +576,60 @@ TEST_CASE("runs that prepare the same tables at the same moment all succeed",
                     CHECK(stored_rows(db, table) == 1);
                 }
             }
+        }
+    }
+}
+// The retries above are for races. A failure that is not one (here: no right to create) must
+// end after the last attempt with the server's own words, not loop or hide them.
+TEST_CASE("a schema step that keeps failing gives up after its attempts with the server's error",
+          "[postgres][mysql]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        std::string url = target.url;
+        const auto credentials = url.find("crmsync:crmsync@");
+        if (target.name == "sqlite" || credentials == std::string::npos) {
+            continue;
+        }
+        DYNAMIC_SECTION("on " << target.name) {
+            auto admin = crmsync::testing::open(target.url);
+            if (target.name == "postgres") {
+                admin->execute("DO $$ BEGIN CREATE ROLE crmsync_schema_limited LOGIN PASSWORD "
+                               "'limited'; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+                admin->execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC");
+                url.replace(credentials, 16, "crmsync_schema_limited:limited@");
+            } else {
+                admin->execute("CREATE USER IF NOT EXISTS 'crmsync_schema_ro'@'%' IDENTIFIED BY "
+                               "'readonly'");
+                admin->execute("GRANT SELECT ON crmsync_test.* TO 'crmsync_schema_ro'@'%'");
+                url.replace(credentials, 16, "crmsync_schema_ro:readonly@");
+            }
+            const std::string log_file = dir.file(target.name + "-schema.log");
+            log::LogOptions options;
+            options.file = log_file;
+            log::init(options);
+            std::string failure;
+            bool failed = false;
+            try {
+                auto limited = crmsync::testing::open(url);
+                sql::SchemaManager schema(*limited);
+                schema.ensure(sample_table(crmsync::testing::unique_prefix() + "refused"));
+            } catch (const Error& e) {
+                failed = true;
+                failure = e.what();
+            }
+            log::shutdown();
+            INFO(failure);
+            REQUIRE(failed);
+            CHECK(failure.find("denied") != std::string::npos);
+            // Attempts 2 to 5 announced, one each; no sixth.
+            const std::string log = crmsync::testing::read_file(log_file);
+            std::size_t retries = 0;
+            for (auto at = log.find("reading them again (attempt "); at != std::string::npos;
+                 at = log.find("reading them again (attempt ", at + 1)) {
+                ++retries;
+            }
+            CHECK(retries == 4);
+            CHECK(log.find("(attempt 5 of 5)") != std::string::npos);
         }
     }
 }
