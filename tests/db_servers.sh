@@ -4,6 +4,7 @@
 # Source this file, then call:
 #   start_postgres    initdb into a temp dir, listen on 127.0.0.1:<free port>, role and database
 #   start_mariadb     mariadb-install-db into a temp dir, listen on 127.0.0.1:<free port>, user and db
+#   start_mariadb_lctn  a second MariaDB like it, with lower_case_table_names=1 (see there)
 #   stop_db_servers   stop whichever are running and delete their temp dirs (safe to call twice)
 #
 # Exported after start_postgres:
@@ -13,6 +14,8 @@
 # Exported after start_mariadb:
 #   CRMSYNC_TEST_MYSQL_URL      mysql://crmsync:crmsync@127.0.0.1:PORT/crmsync_test
 #   CRMSYNC_TEST_MYSQL_SOCKET   unix socket (root connects there without password)
+# Exported after start_mariadb_lctn:
+#   CRMSYNC_TEST_MYSQL_LCTN_URL mysql://crmsync:crmsync@127.0.0.1:PORT/crmsync_test
 #
 # Both functions return non-zero (and print the server log) when the server does not come up
 # within CRMSYNC_DB_START_TIMEOUT seconds (default 60). Executed directly,
@@ -188,8 +191,10 @@ start_mariadb() {
         _crmsync_db_log "mariadb already running (${CRMSYNC_TEST_MYSQL_URL:-})"
         return 0
     fi
-    local server install admin client dir port attempt i pid started=0
+    local server install admin client dir port attempt i pid started=0 extra=()
     local timeout=${CRMSYNC_DB_START_TIMEOUT:-60}
+    # One more server option, for start_mariadb_lctn.
+    [[ -n ${_CRMSYNC_MY_EXTRA_OPTION:-} ]] && extra+=("$_CRMSYNC_MY_EXTRA_OPTION")
     if ! server=$(_crmsync_mariadb_cmd mariadbd mysqld) ||
         ! install=$(_crmsync_mariadb_cmd mariadb-install-db mysql_install_db) ||
         ! admin=$(_crmsync_mariadb_cmd mariadb-admin mysqladmin) ||
@@ -204,7 +209,7 @@ start_mariadb() {
 
     # --no-defaults: ignore /etc/mysql (its socket, log paths and bind-address belong to the
     # system service). Running as root needs --user=root.
-    if ! "$install" --no-defaults --user=root --datadir="$dir/data" \
+    if ! "$install" --no-defaults --user=root --datadir="$dir/data" ${extra[@]+"${extra[@]}"} \
         --auth-root-authentication-method=normal --skip-test-db >"$dir/install.log" 2>&1 </dev/null; then
         _crmsync_db_log "mariadb-install-db failed:"
         cat "$dir/install.log" >&2
@@ -221,7 +226,7 @@ start_mariadb() {
             --skip-log-bin --innodb-flush-log-at-trx-commit=2 --innodb-doublewrite=0 \
             --local-infile=1 --max-allowed-packet=64M --max-connections=200 \
             --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-            --skip-name-resolve </dev/null >>"$dir/error.log" 2>&1 &
+            --skip-name-resolve ${extra[@]+"${extra[@]}"} </dev/null >>"$dir/error.log" 2>&1 &
         pid=$!
         _CRMSYNC_MY_PID=$pid
         for ((i = 0; i < timeout * 5; i++)); do
@@ -288,8 +293,41 @@ stop_mariadb() {
     unset CRMSYNC_TEST_MYSQL_URL CRMSYNC_TEST_MYSQL_SOCKET
 }
 
+# A second MariaDB, started as start_mariadb starts its own but with lower_case_table_names=1,
+# the default of MySQL and MariaDB on Windows (macOS has 2): table names are stored lower-cased
+# and compared without case, so a table crmsync creates as "Mixed_Case_contacts" is listed back
+# as "mixed_case_contacts". Runs beside the first; stop_mariadb_lctn (or stop_db_servers) stops it.
+start_mariadb_lctn() {
+    if [[ -n ${_CRMSYNC_MY_LCTN_DIR:-} ]]; then
+        _crmsync_db_log "mariadb (lower_case_table_names=1) already running"
+        return 0
+    fi
+    local started
+    # start_mariadb in a subshell, so that its state does not replace the first server's; the
+    # server it starts outlives the subshell.
+    started=$(
+        unset _CRMSYNC_MY_DIR _CRMSYNC_MY_PID _CRMSYNC_MY_PORT _CRMSYNC_MY_SOCKET
+        _CRMSYNC_MY_EXTRA_OPTION=--lower-case-table-names=1
+        start_mariadb >&2 && echo "$_CRMSYNC_MY_DIR $CRMSYNC_TEST_MYSQL_URL"
+    ) || return 1
+    _CRMSYNC_MY_LCTN_DIR=${started%% *}
+    export CRMSYNC_TEST_MYSQL_LCTN_URL=${started#* }
+}
+
+stop_mariadb_lctn() {
+    [[ -n ${_CRMSYNC_MY_LCTN_DIR:-} ]] || return 0
+    (
+        _CRMSYNC_MY_DIR=$_CRMSYNC_MY_LCTN_DIR
+        _CRMSYNC_MY_SOCKET=$_CRMSYNC_MY_LCTN_DIR/mysqld.sock
+        unset _CRMSYNC_MY_PID # found in its pid file
+        stop_mariadb
+    )
+    unset _CRMSYNC_MY_LCTN_DIR CRMSYNC_TEST_MYSQL_LCTN_URL
+}
+
 stop_db_servers() {
     stop_postgres
+    stop_mariadb_lctn
     stop_mariadb
 }
 

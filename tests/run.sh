@@ -12,7 +12,8 @@
 #
 # Environment: CI=true adds -DCRMSYNC_WERROR=ON (CRMSYNC_WERROR=ON|OFF overrides either way);
 # CRMSYNC_BUILD_DIR (default build); CRMSYNC_TEST_TIMEOUT per-test default in seconds (900);
-# CRMSYNC_SKIP_DEPS=1 skips tests/deps.sh. Besides the single servers a three-node Galera
+# CRMSYNC_SKIP_DEPS=1 skips tests/deps.sh. Besides the single servers (and a second MariaDB with
+# lower_case_table_names=1, as on Windows) a three-node Galera
 # cluster starts (tests/galera.sh, about 50 s) unless CRMSYNC_GALERA=0. Exits non-zero when the build, a test or a benchmark fails.
 set -euo pipefail
 
@@ -87,6 +88,8 @@ source tests/db_servers.sh
 t0=$SECONDS
 start_postgres
 start_mariadb
+# The second MariaDB (lower_case_table_names=1) serves one test, which fails under CI without it.
+start_mariadb_lctn || echo "run.sh: warning: the MariaDB with lower_case_table_names=1 did not start" >&2
 echo "servers up in $((SECONDS - t0))s"
 # shellcheck source=tests/galera.sh
 source tests/galera.sh

@@ -8,6 +8,7 @@
 
 #include "drivers/dialfire/sync.hpp"
 #include "lib/pipeline/target_writer.hpp"
+#include "lib/sql/schema_manager.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -187,6 +188,91 @@ TEST_CASE("db_sync loads a campaign and then only what changed", "[sqlite][postg
                           .find("Kundennummer neu=") != std::string::npos);
             }
         }
+    }
+}
+
+// MySQL and MariaDB on Windows store table names lower-cased and compare them without case
+// (lower_case_table_names=1; macOS has 2). A prefix with capitals is then listed back in lower
+// case: every run must still find its tables (no CREATE again, no column "added" twice) and
+// write into them. tests/run.sh starts a second MariaDB with that setting for this test.
+TEST_CASE("db_sync with a mixed-case prefix into MariaDB with lower_case_table_names=1",
+          "[mysql]") {
+    const char* url = std::getenv("CRMSYNC_TEST_MYSQL_LCTN_URL");
+    if (url == nullptr || *url == '\0') {
+        const char* ci = std::getenv("CI");
+        if (ci != nullptr && std::string(ci) == "true") {
+            FAIL("no MariaDB with lower_case_table_names=1: tests/run.sh could not start it");
+        }
+        WARN("CRMSYNC_TEST_MYSQL_LCTN_URL unset: run through tests/run.sh");
+        return;
+    }
+    auto db = crmsync::testing::open(url);
+    REQUIRE(db->query("SELECT @@lower_case_table_names").at(0).at(0) ==
+            std::optional<std::string>("1"));
+    SyncFixture f(campaign(120), url);
+    f.prefix = "Mixed_Case_" + f.prefix;
+
+    SECTION("the schema step finds the tables it created under their stored names") {
+        sql::Table table;
+        table.name = f.prefix + "Notes";
+        table.primary_key = "id";
+        table.columns = {{"id", sql::ColumnType::key}, {"Label", sql::ColumnType::text}};
+        table.indexes = {{{"Label"}, false}};
+        sql::SchemaManager schema(*db);
+        const auto created = schema.ensure(table);
+        CHECK(created.created_tables.size() == 1);
+        const auto again = schema.ensure(table);
+        CHECK(again.created_tables.empty());
+        CHECK(again.added_columns.empty());
+        CHECK(again.created_indexes.empty());
+        db->execute("DROP TABLE " + db->dialect().quote(table.name));
+    }
+
+    SECTION("a first load, a run with nothing to do, changes, and a full refresh") {
+        const auto first = f.sync();
+        INFO(explain(first));
+        REQUIRE(first.exit_code == 0);
+        CHECK(f.inserted("contacts") == 120);
+        CHECK(f.inserted("transactions") == 360);
+        CHECK(f.inserted("inbound_calls") == 30);
+        CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 120);
+        REQUIRE(f.checkpoint());
+        // Runs of the same second share a log file, so lines are counted over all of them.
+        const auto schema_lines_logged = [&](const std::string& what) {
+            std::size_t n = 0;
+            for (const auto& file : crmsync::testing::list_files(f.dir.file("logs"))) {
+                const auto text = crmsync::testing::read_file(file);
+                for (auto at = text.find(what); at != std::string::npos;
+                     at = text.find(what, at + 1)) {
+                    ++n;
+                }
+            }
+            return n;
+        };
+        const auto created_by_first = schema_lines_logged("created table");
+        CHECK(created_by_first >= 5);
+
+        const auto idle = f.sync();
+        INFO(explain(idle));
+        REQUIRE(idle.exit_code == 0);
+        CHECK(f.summary()["fetched"].get<long>() == 0);
+
+        f.fake.touch_contacts(3);
+        const auto before = crmsync::testing::count_rows(*db, f.prefix + "transactions");
+        const auto changed = f.sync();
+        INFO(explain(changed));
+        REQUIRE(changed.exit_code == 0);
+        CHECK(f.summary()["tables"][f.prefix + "contacts"]["updated"].get<long>() == 3);
+        CHECK(crmsync::testing::count_rows(*db, f.prefix + "transactions") == before + 3);
+
+        const auto refresh = f.sync({"--full-refresh"});
+        INFO(explain(refresh));
+        REQUIRE(refresh.exit_code == 0);
+        CHECK(f.summary()["tables"][f.prefix + "contacts"]["unchanged"].get<long>() == 120);
+
+        // Only the first run created tables, and no run added a column.
+        CHECK(schema_lines_logged("created table") == created_by_first);
+        CHECK(schema_lines_logged("added column") == 0);
     }
 }
 
