@@ -7,6 +7,7 @@
 #include "lib/util/hash.hpp"
 #include "lib/util/redact.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -254,9 +255,12 @@ binary_encoding(PGconn* connection, CopySession& session, const std::string& rel
 // The column types of `table` as locked in the caller's open transaction, numbered
 // session.transaction. At the first call of a transaction (and for a table new to it) one
 // round trip locks in ROW EXCLUSIVE mode, and looks up, `table` and every other table still
-// loaded straight in: the lock (the one its COPY takes anyway, taken earlier) keeps their
-// types from changing until the transaction ends, so the later tables of the batch need no
-// lookup. Taken outside any savepoint of the caller's that could be rolled back.
+// loaded straight in that the transaction is expected to write (all of them when it was told
+// nothing): the lock (the one its COPY takes anyway, taken earlier) keeps their types from
+// changing until the transaction ends, so the later tables of the batch need no lookup. A
+// table the batch does not write is left alone: dropped by someone during the run, it would
+// fail a batch that never needed it. Taken outside any savepoint of the caller's that could
+// be rolled back.
 const std::unordered_map<std::string, unsigned>& locked_column_types(PGconn* connection,
                                                                      const sql::Dialect& dialect,
                                                                      CopySession& session,
@@ -265,10 +269,15 @@ const std::unordered_map<std::string, unsigned>& locked_column_types(PGconn* con
         it != session.locked_types.end() && it->second.transaction == session.transaction) {
         return it->second.oids;
     }
+    const bool told = session.expected_in == session.transaction;
+    const auto expected = [&](const std::string& name) {
+        return !told || std::find(session.expected_tables.begin(), session.expected_tables.end(),
+                                  name) != session.expected_tables.end();
+    };
     std::vector<std::string> names{table};
     for (const auto& [name, direct] : session.direct_tables) {
         const auto locked = session.locked_types.find(name);
-        if (direct && name != table &&
+        if (direct && name != table && expected(name) &&
             (locked == session.locked_types.end() ||
              locked->second.transaction != session.transaction)) {
             names.push_back(name);

@@ -39,6 +39,11 @@ struct CopySession {
         std::unordered_map<std::string, unsigned> oids;
     };
     std::unordered_map<std::string, LockedTypes> locked_types;
+    // The tables transaction `expected_in` was told it will write (sql::Database::
+    // expect_writes): only these are locked with another table's first load. A transaction
+    // told nothing locks every table still loaded straight in.
+    std::vector<std::string> expected_tables;
+    unsigned long expected_in = 0;
     // Type lookups sent (each one a round trip; the tests count them).
     long type_lookups = 0;
 };

@@ -49,6 +49,11 @@ public:
         return copy_upsert(backend->conn_, dialect(), table, columns, rows, m_copy_session);
     }
 
+    void expect_writes(const std::vector<std::string>& table_names) override {
+        m_copy_session.expected_tables.assign(table_names.begin(), table_names.end());
+        m_copy_session.expected_in = m_copy_session.transaction;
+    }
+
 protected:
     void transaction_boundary() noexcept override { ++m_copy_session.transaction; }
 

@@ -94,6 +94,13 @@ void TargetWriter::commit(const std::optional<std::string>& checkpoint,
     {
         std::lock_guard guard(m_db_mutex);
         sql::Transaction transaction(m_db);
+        std::vector<std::string> writing;
+        for (const auto& [name, buffer] : m_buffers) {
+            if (!buffer.rows.empty()) {
+                writing.push_back(name);
+            }
+        }
+        m_db.expect_writes(writing);
         for (auto& [name, buffer] : m_buffers) {
             if (!buffer.rows.empty()) {
                 const std::size_t before = refused.size();

@@ -70,6 +70,12 @@ public:
         return std::nullopt;
     }
 
+    // Tells, after begin(), which tables the open transaction is about to bulk-write, so that a
+    // driver may prepare them together (PostgreSQL locks and looks up a first load's tables in
+    // one round trip) and leave the others alone. Until the transaction ends; the default
+    // ignores it.
+    virtual void expect_writes(const std::vector<std::string>& table_names) { (void)table_names; }
+
 protected:
     soci::session& session() { return *m_session; }
     // Called as begin(), commit() and rollback() start, whatever their outcome: state a driver

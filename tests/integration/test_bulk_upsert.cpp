@@ -7,6 +7,7 @@
 #include "drivers/postgres/bulk_copy.hpp"
 #include "drivers/postgres/dialect.hpp"
 #include "lib/core/error.hpp"
+#include "lib/pipeline/target_writer.hpp"
 #include "lib/sql/batch_writer.hpp"
 #include "lib/sql/schema_manager.hpp"
 
@@ -1281,8 +1282,82 @@ TEST_CASE("PostgreSQL locks and looks up the tables of a first load once per tra
                   crmsync::testing::dump_table(*db, b.name, {}).size());
         }
 
+        SECTION("a transaction told which tables it writes locks only those") {
+            auto writer_db = crmsync::testing::open(target.url);
+            const std::string pid = *writer_db->query("SELECT pg_backend_pid()").at(0).at(0);
+            write(*writer_db, a, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000");
+            write(*writer_db, b, numbered_rows(0, k_bulk_rows, "one"), "2030-01-01 00:00:00.000");
+            // One batch of both tables, and then one of `a` alone; each time a is loaded first.
+            const auto batch = [&](const std::vector<const sql::Table*>& tables, std::size_t first,
+                                   std::optional<bool> b_locked_after_a) {
+                sql::BatchWriter writer(*writer_db);
+                std::vector<sql::RejectedRow> rejected;
+                sql::Transaction tx(*writer_db);
+                std::vector<std::string> names;
+                for (const auto* t : tables) {
+                    names.push_back(t->name);
+                }
+                writer_db->expect_writes(names);
+                for (const auto* t : tables) {
+                    writer.upsert({t, numbered_rows(first, k_bulk_rows, "more")},
+                                  "2030-01-01 00:00:00.000", rejected);
+                    if (t == &a && b_locked_after_a) {
+                        CHECK(locked_by(pid, b) == *b_locked_after_a);
+                    }
+                }
+                tx.commit();
+                CHECK(rejected.empty());
+            };
+            batch({&a, &b}, k_bulk_rows, true);
+            batch({&a}, 2 * k_bulk_rows, false);
+            // b dropped between two batches that do not write it: they go on. (Locking every
+            // table still loaded straight in, a batch failed on it: relation does not exist.)
+            db->execute("DROP TABLE " + dialect->quote(b.name));
+            batch({&a}, 3 * k_bulk_rows, std::nullopt);
+            CHECK(crmsync::testing::count_rows(*db, a.name) == static_cast<long>(4 * k_bulk_rows));
+            schema.ensure(b);
+        }
+
         for (const auto* t : {&a, &b}) {
             db->execute("DROP TABLE " + dialect->quote(t->name));
         }
+    }
+}
+
+// The same through the writer every SQL job uses: it tells each transaction which tables its
+// batch writes, so a later batch of a run does not touch a table only an earlier one wrote
+// (Dialfire's inbound calls arrive in the first batch only).
+TEST_CASE("PostgreSQL: a run's batch goes on when a table it does not write was dropped",
+          "[postgres]") {
+    TempDir dir;
+    for (const auto& target : crmsync::testing::targets(dir)) {
+        if (target.name != "postgres") {
+            continue;
+        }
+        auto db = crmsync::testing::open(target.url);
+        auto writer_db = crmsync::testing::open(target.url);
+        const auto& dialect = db->dialect();
+        const std::string prefix = crmsync::testing::unique_prefix();
+        const sql::Table a = hostile_table(prefix + "batch_a");
+        const sql::Table b = hostile_table(prefix + "batch_b");
+        pipeline::RunSummary summary;
+        pipeline::TargetWriter writer(*writer_db, "test:" + prefix, summary);
+        REQUIRE(writer.lock());
+        writer.prepare({&a, &b});
+        for (auto& row : numbered_rows(0, k_bulk_rows, "one")) {
+            writer.add(a, row);
+            writer.add(b, std::move(row));
+        }
+        writer.commit(std::nullopt, "first batch");
+        db->execute("DROP TABLE " + dialect.quote(b.name));
+        for (auto& row : numbered_rows(k_bulk_rows, k_bulk_rows, "two")) {
+            writer.add(a, std::move(row));
+        }
+        CHECK_NOTHROW(writer.commit(std::nullopt, "second batch"));
+        CHECK(crmsync::testing::count_rows(*db, a.name) == static_cast<long>(2 * k_bulk_rows));
+        CHECK(summary.tables[a.name].inserted == static_cast<long>(2 * k_bulk_rows));
+        db->execute("DROP TABLE " + dialect.quote(a.name));
+        db->execute("DELETE FROM " + dialect.quote("crmsync_state") + " WHERE " +
+                    dialect.quote("job") + " = 'test:" + prefix + "'");
     }
 }
