@@ -17,7 +17,7 @@
 # Exported after start_mariadb_lctn:
 #   CRMSYNC_TEST_MYSQL_LCTN_URL mysql://crmsync:crmsync@127.0.0.1:PORT/crmsync_test
 #
-# Both functions return non-zero (and print the server log) when the server does not come up
+# The start functions return non-zero (and print the server log) when the server does not come up
 # within CRMSYNC_DB_START_TIMEOUT seconds (default 60). Executed directly,
 # `bash tests/db_servers.sh selftest` starts both, connects with the clients and stops them.
 
