@@ -4,7 +4,7 @@
 #
 #   tests/deps.sh            build deps + database servers and clients (for tests/run.sh)
 #   tests/deps.sh --runtime  build deps + sqlite3 only (for examples/quickstart.sh)
-#   tests/deps.sh --bench    everything, plus what tests/bench/ measures with (time, ab)
+#   tests/deps.sh --bench    everything, plus what tests/bench/ measures with (time, ab, nginx)
 #
 # Database services are never started by the install (a temporary policy-rc.d forbids it); the
 # tests start their own servers on free ports (tests/db_servers.sh).
@@ -21,8 +21,9 @@ build_pkgs=(
 check_pkgs=(clang-format)
 # galera-4 and rsync: the three-node cluster of the Galera tests (tests/galera.sh).
 server_pkgs=(postgresql postgresql-client mariadb-server mariadb-client galera-4 rsync)
-# time: peak memory of a run; apache2-utils (ab): the webhook receiver's own capacity.
-bench_pkgs=(time apache2-utils)
+# time: peak memory of a run; apache2-utils (ab): the webhook receiver's own capacity; nginx:
+# the webhook bench's receiver (its service is not started, see policy-rc.d below).
+bench_pkgs=(time apache2-utils nginx)
 
 die() {
     echo "deps.sh: error: $*" >&2
