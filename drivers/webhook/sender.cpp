@@ -8,8 +8,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <functional>
+#include <future>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -21,9 +26,17 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::size_t k_page = 2000;
-// Outcomes are written in groups: one SQLite commit per this many or per this long.
-constexpr long k_commit_every = 500;
+// Outcomes are written in groups: one SQLite commit per this many or per this long. What a
+// crash can lose (and the next run sends again under the same webhook-id) is the group not
+// committed yet, the outcomes handed over but not written, and the batch not handed over yet:
+// fewer than k_commit_every + k_unwritten_limit + k_hand_over_every = 496, plus those in flight.
+constexpr long k_commit_every = 400;
 constexpr milliseconds k_commit_interval{200};
+// The delivery thread hands outcomes to the outbox thread this many at a time, or this often.
+constexpr std::size_t k_hand_over_every = 32;
+constexpr milliseconds k_hand_over_interval{5};
+// It waits while this many outcomes handed over are not written yet.
+constexpr std::size_t k_unwritten_limit = 64;
 // The longest a run sleeps for a retry to fall due (the in-run cap of http::RetryPolicy).
 constexpr milliseconds k_longest_wait_in_run{300'000};
 
@@ -45,10 +58,208 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
                : a + b;
 }
 
+// What became of one attempt, to be written to the outbox.
+struct Outcome {
+    enum class Kind { delivered, retry, dead };
+    Kind kind = Kind::delivered;
+    std::int64_t seq = 0;
+    std::optional<int> status;
+    std::string error;                // retry, dead
+    std::int64_t next_attempt_ms = 0; // retry
+};
+
+// The outbox's reads and writes during delivery, on a thread of their own, so that the delivery
+// thread spends its time on the connections (the writes were a quarter of its time). Every use
+// of the state file while it lives goes through it, in the order handed over, so the
+// connection is used by one thread at a time. Outcomes are written in a transaction committed
+// per k_commit_every of them or per k_commit_interval; a failure of the state file stops the
+// thread and is rethrown to the delivery thread by the next call. Destroyed without commit(),
+// it rolls back what was not committed.
+class OutboxThread {
+public:
+    OutboxThread(state::StateStore& store, const std::string& job, const Clock& clock)
+        : m_store(store), m_outbox(store, clock), m_job(job), m_thread([this] { loop(); }) {}
+
+    ~OutboxThread() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stopping = true;
+        }
+        m_wake.notify_all();
+        m_thread.join();
+    }
+
+    OutboxThread(const OutboxThread&) = delete;
+    OutboxThread& operator=(const OutboxThread&) = delete;
+
+    // Hands `outcomes` over (and empties it). Waits while k_unwritten_limit handed over
+    // earlier are not written yet.
+    void hand_over(std::vector<Outcome>& outcomes) {
+        if (outcomes.empty()) {
+            return;
+        }
+        auto batch = std::make_shared<std::vector<Outcome>>(std::move(outcomes));
+        outcomes.clear();
+        const std::size_t count = batch->size();
+        std::unique_lock lock(m_mutex);
+        m_written.wait(lock, [&] { return m_failed || m_unwritten < k_unwritten_limit; });
+        throw_if_failed();
+        m_unwritten += count;
+        m_tasks.emplace_back([this, batch] { write(*batch); });
+        lock.unlock();
+        m_wake.notify_one();
+    }
+
+    // The pending deliveries after `after_seq` (Outbox::pending), read on the outbox thread
+    // after everything handed over before; the future holds them, or the failure.
+    std::future<std::vector<state::Delivery>> read_page(std::int64_t after_seq) {
+        return submit([this, after_seq] { return m_outbox.pending(m_job, after_seq, k_page); });
+    }
+
+    // Commits everything handed over so far; returns when it is committed.
+    void commit() {
+        wait(submit([this] {
+            commit_group();
+            return true;
+        }));
+    }
+
+    // Outbox::next_due, once everything handed over is written.
+    std::optional<std::int64_t> next_due() {
+        return wait(submit([this] { return m_outbox.next_due(m_job); }));
+    }
+
+    // The result of a future from this thread; its failure (or the thread's) is thrown.
+    template <class T> T wait(std::future<T> future) {
+        try {
+            return future.get();
+        } catch (const std::future_error&) {
+            // The thread failed before it came to the task: its own failure says why.
+            std::lock_guard lock(m_mutex);
+            throw_if_failed();
+            throw;
+        }
+    }
+
+private:
+    template <class F> auto submit(F task) -> std::future<decltype(task())> {
+        using Result = decltype(task());
+        auto promise = std::make_shared<std::promise<Result>>();
+        auto future = promise->get_future();
+        {
+            std::lock_guard lock(m_mutex);
+            throw_if_failed();
+            m_tasks.emplace_back([task = std::move(task), promise] {
+                try {
+                    promise->set_value(task());
+                } catch (...) {
+                    promise->set_exception(std::current_exception());
+                    throw;
+                }
+            });
+        }
+        m_wake.notify_one();
+        return future;
+    }
+
+    // Under m_mutex.
+    void throw_if_failed() const {
+        if (m_failed) {
+            std::rethrow_exception(m_failure);
+        }
+    }
+
+    void write(const std::vector<Outcome>& outcomes) {
+        for (const auto& o : outcomes) {
+            switch (o.kind) {
+            case Outcome::Kind::delivered:
+                m_outbox.mark_delivered(o.seq, o.status.value_or(200));
+                break;
+            case Outcome::Kind::retry:
+                m_outbox.mark_retry(o.seq, o.status, o.error, o.next_attempt_ms);
+                break;
+            case Outcome::Kind::dead:
+                m_outbox.mark_dead(o.seq, o.status, o.error);
+                break;
+            }
+            if (++m_group_size >= k_commit_every) {
+                commit_group();
+            }
+        }
+        {
+            std::lock_guard lock(m_mutex);
+            m_unwritten -= outcomes.size();
+        }
+        m_written.notify_all();
+    }
+
+    void commit_group() {
+        m_transaction->commit();
+        m_transaction = std::make_unique<state::Transaction>(m_store);
+        m_group_started = SteadyClock::now();
+        m_group_size = 0;
+    }
+
+    void loop() {
+        try {
+            m_transaction = std::make_unique<state::Transaction>(m_store);
+            m_group_started = SteadyClock::now();
+            std::deque<std::function<void()>> tasks;
+            while (true) {
+                {
+                    std::unique_lock lock(m_mutex);
+                    // A group with writes in it is committed on time even when nothing comes.
+                    const auto due = m_group_size > 0 ? m_group_started + k_commit_interval
+                                                      : SteadyClock::time_point::max();
+                    m_wake.wait_until(lock, due, [&] { return m_stopping || !m_tasks.empty(); });
+                    if (m_tasks.empty() && m_stopping) {
+                        break;
+                    }
+                    tasks.swap(m_tasks);
+                }
+                for (auto& task : tasks) {
+                    task();
+                }
+                tasks.clear();
+                if (m_group_size > 0 && SteadyClock::now() - m_group_started >= k_commit_interval) {
+                    commit_group();
+                }
+            }
+        } catch (...) {
+            {
+                std::lock_guard lock(m_mutex);
+                m_failed = true;
+                m_failure = std::current_exception();
+                m_tasks.clear(); // their futures say the thread failed (see wait())
+            }
+            m_written.notify_all();
+        }
+        m_transaction.reset(); // what was not committed is rolled back
+    }
+
+    state::StateStore& m_store;
+    state::Outbox m_outbox;
+    const std::string& m_job;
+    // Owned by the outbox thread.
+    std::unique_ptr<state::Transaction> m_transaction;
+    SteadyClock::time_point m_group_started;
+    long m_group_size = 0;
+    // Shared, under m_mutex.
+    std::mutex m_mutex;
+    std::condition_variable m_wake;    // a task came, or stop
+    std::condition_variable m_written; // outcomes were written, or the thread failed
+    std::deque<std::function<void()>> m_tasks;
+    std::size_t m_unwritten = 0;
+    bool m_stopping = false;
+    bool m_failed = false;
+    std::exception_ptr m_failure;
+    std::thread m_thread; // last: started once the members above exist
+};
+
 class Delivery {
 public:
     Delivery(state::StateStore& store, const std::string& job, const SenderOptions& options)
-        : m_store(store), m_outbox(store, options.clock), m_job(job), m_options(options),
+        : m_outbox(store, job, options.clock), m_options(options),
           m_client(options.in_flight, client_options(options)),
           m_limiter(options.rate, options.burst) {}
 
@@ -58,20 +269,22 @@ public:
     // contact is held: its later deliveries stay pending for the next pass (or run), so a
     // contact's deliveries always arrive in order. The next page is read while the current one
     // is still in flight (its seqs are below `after`, so it is not read twice); a pass ends, and
-    // the next one starts from the oldest, only with nothing in flight or waiting.
+    // the next one starts from the oldest, only with nothing in flight or waiting. The outbox
+    // thread reads each page ahead while the one before is sent, and writes the outcomes.
     SendStats run() {
-        begin_batch();
         std::int64_t after = 0;
         bool pass_read = false; // every page of this pass is read
+        auto page_ahead = m_outbox.read_page(after);
         while (true) {
             const bool may_start = !stop_requested() && !past_deadline();
             if (may_start && m_next >= m_page.size() && !pass_read && m_waiting_count < k_page) {
-                m_page = m_outbox.pending(m_job, after, k_page);
+                m_page = m_outbox.wait(std::move(page_ahead));
                 m_next = 0;
                 if (m_page.empty()) {
                     pass_read = true;
                 } else {
                     after = m_page.back().seq;
+                    page_ahead = m_outbox.read_page(after);
                 }
             }
             if (may_start && pass_read && m_client.in_flight() == 0 && m_ready.empty()) {
@@ -86,6 +299,7 @@ public:
                 if (!wait_for_next_due()) {
                     break;
                 }
+                page_ahead = m_outbox.read_page(after);
                 continue;
             }
             bool paced = false;
@@ -102,13 +316,14 @@ public:
             }
             if (m_client.in_flight() > 0) {
                 m_client.poll(milliseconds(50));
-                maybe_flush();
+                maybe_hand_over();
             } else if (!may_start) {
                 break;
             } else if (paced) {
-                // Paced by the rate limit with nothing in flight: the group still commits on
-                // time, so a crash while waiting re-sends no more than it would otherwise.
-                maybe_flush();
+                // Paced by the rate limit with nothing in flight: the outcomes go to the outbox
+                // thread, which commits them on time, so a crash while waiting re-sends no more
+                // than it would otherwise.
+                maybe_hand_over();
                 std::this_thread::sleep_for(
                     std::min(milliseconds(50), m_limiter.wait_time(SteadyClock::now())));
             }
@@ -191,7 +406,7 @@ private:
 
     // Sleeps until the earliest retry is due, if that is within the run's budget.
     bool wait_for_next_due() {
-        const auto due = m_outbox.next_due(m_job);
+        const auto due = m_outbox.next_due();
         if (!due) {
             return false;
         }
@@ -233,11 +448,11 @@ private:
     }
 
     void finished(const state::Delivery& d, const http::TransferResult& r) {
-        ++m_pending_writes;
         // A 2xx whose body was too long to read was still taken by the receiver.
         const long status_seen = r.answered ? r.response.status : r.failure.status;
         if (status_seen >= 200 && status_seen < 300) {
-            m_outbox.mark_delivered(d, static_cast<int>(status_seen));
+            m_outcomes.push_back(
+                {Outcome::Kind::delivered, d.seq, static_cast<int>(status_seen), {}, 0});
             ++m_stats.delivered;
             release_group(d.group_key, true);
             return;
@@ -267,7 +482,7 @@ private:
         const std::int64_t now = unix_ms();
         const auto next = after_failure(m_options.retry, failed, now);
         if (next.dead) {
-            m_outbox.mark_dead(d, status, next.reason);
+            m_outcomes.push_back({Outcome::Kind::dead, d.seq, status, next.reason, 0});
             m_held.insert(d.group_key);
             ++m_stats.died;
             log::warn("delivery {} is dead after {} attempt(s): {}", d.id, failed.attempt,
@@ -275,37 +490,30 @@ private:
             // The contact's later deliveries stay blocked this run: order is kept.
             return;
         }
-        m_outbox.mark_retry(d, status, failed.error, next.next_attempt_ms);
+        m_outcomes.push_back(
+            {Outcome::Kind::retry, d.seq, status, failed.error, next.next_attempt_ms});
         m_held.insert(d.group_key);
         ++m_stats.retried;
         log::info("delivery {} attempt {} failed ({}); retry in {} ms", d.id, failed.attempt,
                   failed.error, next.next_attempt_ms - now);
     }
 
-    void begin_batch() {
-        m_transaction = std::make_unique<state::Transaction>(m_store);
-        m_batch_started = SteadyClock::now();
-        m_pending_writes = 0;
-    }
-
+    // Every outcome so far written and committed.
     void flush() {
-        if (m_transaction) {
-            m_transaction->commit();
-            m_transaction.reset();
-        }
-        begin_batch();
+        m_outbox.hand_over(m_outcomes);
+        m_outbox.commit();
+        m_handed_over = SteadyClock::now();
     }
 
-    void maybe_flush() {
-        if (m_pending_writes >= k_commit_every ||
-            (m_pending_writes > 0 && SteadyClock::now() - m_batch_started >= k_commit_interval)) {
-            flush();
+    void maybe_hand_over() {
+        if (m_outcomes.size() >= k_hand_over_every ||
+            (!m_outcomes.empty() && SteadyClock::now() - m_handed_over >= k_hand_over_interval)) {
+            m_outbox.hand_over(m_outcomes);
+            m_handed_over = SteadyClock::now();
         }
     }
 
-    state::StateStore& m_store;
-    state::Outbox m_outbox;
-    const std::string& m_job;
+    OutboxThread m_outbox;
     const SenderOptions& m_options;
     http::MultiClient m_client;
     http::RateLimiter m_limiter;
@@ -317,9 +525,8 @@ private:
     std::size_t m_waiting_count = 0;     // deliveries parked in m_busy_groups
     std::deque<state::Delivery> m_ready; // delivered contacts' next deliveries, to go first
     std::set<std::string> m_held;        // contacts whose next delivery waits for the next pass
-    std::unique_ptr<state::Transaction> m_transaction;
-    SteadyClock::time_point m_batch_started;
-    long m_pending_writes = 0;
+    std::vector<Outcome> m_outcomes;     // not handed over yet
+    SteadyClock::time_point m_handed_over = SteadyClock::now();
     SendStats m_stats;
 };
 

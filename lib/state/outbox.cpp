@@ -90,7 +90,7 @@ std::optional<std::int64_t> Outbox::next_due(const std::string& job) {
     });
 }
 
-void Outbox::mark_delivered(const Delivery& d, int status) {
+void Outbox::mark_delivered(std::int64_t seq, int status) {
     detail::guarded(m_store, "cannot update the outbox", [&] {
         detail::CachedStatement st(
             m_store, "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, "
@@ -98,12 +98,12 @@ void Outbox::mark_delivered(const Delivery& d, int status) {
                      "WHERE seq = ?");
         st->bind(1, status);
         st->bind(2, now_text(m_clock));
-        st->bind(3, d.seq);
+        st->bind(3, seq);
         st->exec();
     });
 }
 
-void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std::string& error,
+void Outbox::mark_retry(std::int64_t seq, std::optional<int> status, const std::string& error,
                         std::int64_t next_attempt_ms) {
     detail::guarded(m_store, "cannot update the outbox", [&] {
         detail::CachedStatement st(m_store,
@@ -112,19 +112,19 @@ void Outbox::mark_retry(const Delivery& d, std::optional<int> status, const std:
         bind_optional(*st, 1, status);
         st->bind(2, error.substr(0, k_error_text));
         st->bind(3, static_cast<std::int64_t>(next_attempt_ms));
-        st->bind(4, d.seq);
+        st->bind(4, seq);
         st->exec();
     });
 }
 
-void Outbox::mark_dead(const Delivery& d, std::optional<int> status, const std::string& error) {
+void Outbox::mark_dead(std::int64_t seq, std::optional<int> status, const std::string& error) {
     detail::guarded(m_store, "cannot update the outbox", [&] {
         detail::CachedStatement st(m_store,
                                    "UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
                                    "last_status = ?, last_error = ? WHERE seq = ?");
         bind_optional(*st, 1, status);
         st->bind(2, error.substr(0, k_error_text));
-        st->bind(3, d.seq);
+        st->bind(3, seq);
         st->exec();
     });
 }

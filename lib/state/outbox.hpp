@@ -56,10 +56,11 @@ public:
     // The earliest next_attempt_ms of pending deliveries, if any.
     std::optional<std::int64_t> next_due(const std::string& job);
 
-    void mark_delivered(const Delivery& delivery, int status);
-    void mark_retry(const Delivery& delivery, std::optional<int> status, const std::string& error,
+    // The outcome of an attempt at the delivery `seq` (Delivery::seq).
+    void mark_delivered(std::int64_t seq, int status);
+    void mark_retry(std::int64_t seq, std::optional<int> status, const std::string& error,
                     std::int64_t next_attempt_ms);
-    void mark_dead(const Delivery& delivery, std::optional<int> status, const std::string& error);
+    void mark_dead(std::int64_t seq, std::optional<int> status, const std::string& error);
 
     // Counts by status, and the oldest pending delivery. Reads the index, and the rows of
     // pending deliveries only.

@@ -273,8 +273,9 @@ TEST_CASE("webhook killed while delivering sends again only what it had not reco
           "[http]") {
     DeliveryFixture f(400);
     const auto events = f.fake.event_count();
-    // The kill comes after half of them: past one full group of 500 marks (plus the 4 in
-    // flight), so at least one group is committed whatever the timer did.
+    // The kill comes after half of them: past one full group of 400 marks (plus the outcomes
+    // not yet written and the 4 in flight), so at least one group is committed whatever the
+    // timer did.
     REQUIRE(events / 2 > 500 + 4);
     // Slow answers, so the kill falls within a group rather than at the run's end.
     f.receiver.set_response_delay(std::chrono::milliseconds(1));
@@ -327,8 +328,9 @@ TEST_CASE("webhook killed while delivering sends again only what it had not reco
             CHECK(before_kill.count(id) == 1); // only what the killed run had sent
         }
     }
-    // Sent again: at most the group whose commit the kill cut off (500 marks, or 200 ms of
-    // them) and those in flight; never what was committed before.
+    // Sent again: at most what the kill left uncommitted (fewer than 500: a group of at most
+    // 400 marks or 200 ms of them, the outcomes handed to the outbox thread and not written
+    // yet, and those not handed over) and those in flight; never what was committed before.
     CHECK(repeated <= 500 + 4);
     CHECK(repeated < before_kill.size());
     // A repeat is the same delivery: same id, same body.

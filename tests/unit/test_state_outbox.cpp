@@ -147,7 +147,7 @@ TEST_CASE("state::Outbox stamps and ages deliveries by its clock", "[unit][sqlit
     CHECK(pending[0].created_ms == t0.time_since_epoch().count());
 
     SECTION("a replayed dead delivery starts a new life at the replay") {
-        outbox.mark_dead(pending[0], 500, "HTTP 500");
+        outbox.mark_dead(pending[0].seq, 500, "HTTP 500");
         const auto later = t0 + std::chrono::hours(100);
         clock.wall_now = [&] { return later; };
         CHECK(outbox.replay_dead("job") == 1);
@@ -176,7 +176,7 @@ TEST_CASE("state::Outbox removes what was delivered long ago, never pending or d
     const auto deliver = [&](const std::string& job, const std::string& id) {
         for (const auto& d : outbox.pending(job, 0, 100)) {
             if (d.id == id) {
-                outbox.mark_delivered(d, 200);
+                outbox.mark_delivered(d.seq, 200);
             }
         }
     };
@@ -186,7 +186,7 @@ TEST_CASE("state::Outbox removes what was delivered long ago, never pending or d
     deliver("other", "other_job");
     for (const auto& d : outbox.pending("job", 0, 100)) {
         if (d.id == "dead") {
-            outbox.mark_dead(d, 400, "HTTP 400");
+            outbox.mark_dead(d.seq, 400, "HTTP 400");
         }
     }
     now += std::chrono::hours(24 * 6);
@@ -222,7 +222,7 @@ TEST_CASE("state::Outbox removes what was delivered long ago, never pending or d
 
     SECTION("no pending delivery: no oldest one") {
         for (const auto& d : outbox.pending("job", 0, 100)) {
-            outbox.mark_delivered(d, 200);
+            outbox.mark_delivered(d.seq, 200);
         }
         CHECK_FALSE(outbox.counts("job").oldest_pending.has_value());
     }

@@ -12,6 +12,7 @@
 #include "lib/state/state_store.hpp"
 #include "lib/util/time.hpp"
 
+#include <SQLiteCpp/Database.h>
 #include <catch2/catch.hpp>
 #include <httplib.h>
 
@@ -389,4 +390,87 @@ TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as i
     // Every delivery went exactly once (a1 twice), and nothing is left.
     CHECK(arrived.size() == 10);
     CHECK(outbox.counts("job").pending == 0);
+}
+
+TEST_CASE("webhook::deliver_pending stops with the state file's error when an outcome cannot be "
+          "written, keeps what it committed, and the next run sends the rest",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    std::mutex mutex;
+    std::map<std::string, int> acknowledged; // webhook-id -> times answered 2xx
+    LoopbackHook hook([&](const httplib::Request& req, httplib::Response& res) {
+        const std::lock_guard<std::mutex> lock(mutex);
+        ++acknowledged[req.get_header_value("webhook-id")];
+        res.status = 204;
+    });
+    constexpr int k_deliveries = 3000;
+    {
+        state::StateStore store(temp.path());
+        state::Outbox outbox(store);
+        for (int i = 0; i < k_deliveries; ++i) {
+            // Three deliveries per contact, as a webhook job queues them.
+            REQUIRE(outbox.enqueue(
+                test_delivery("msg_" + std::to_string(i), "contact_" + std::to_string(i / 3))));
+        }
+    }
+    // The state file refuses to record more than 1000 deliveries as delivered (a full disk,
+    // say): the failure comes from the writes, in the middle of a group.
+    const auto set_failure = [&](bool on) {
+        SQLite::Database db(temp.path(), SQLite::OPEN_READWRITE);
+        db.exec(on ? "CREATE TRIGGER refuse_late BEFORE UPDATE OF status ON outbox "
+                     "WHEN NEW.status = 'delivered' AND "
+                     "(SELECT COUNT(*) FROM outbox WHERE status = 'delivered') >= 1000 "
+                     "BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"
+                   : "DROP TRIGGER refuse_late");
+    };
+    set_failure(true);
+    webhook::SenderOptions options;
+    options.url = hook.url();
+    options.rate = 0;
+    options.in_flight = 8;
+
+    long committed = 0;
+    std::map<std::string, int> before_failure;
+    {
+        state::StateStore store(temp.path());
+        try {
+            webhook::deliver_pending(store, "job", options);
+            FAIL("the run ended without the state file's error");
+        } catch (const std::exception& e) {
+            const std::string what = e.what();
+            CHECK_THAT(what, Catch::Contains("cannot update the outbox"));
+            CHECK_THAT(what, Catch::Contains("simulated write failure"));
+        }
+        // Nothing half-written: every delivery is delivered or pending, and what the run
+        // recorded as delivered is whole groups that were committed before the failure.
+        const auto counts = state::Outbox(store).counts("job");
+        committed = counts.delivered;
+        CHECK(counts.pending + counts.delivered == k_deliveries);
+        CHECK(counts.dead == 0);
+        CHECK(committed < 1000);
+        const std::lock_guard<std::mutex> lock(mutex);
+        before_failure = acknowledged;
+        CHECK(static_cast<long>(before_failure.size()) >= committed);
+    }
+    set_failure(false);
+    {
+        state::StateStore store(temp.path());
+        const auto sent = webhook::deliver_pending(store, "job", options);
+        CHECK(sent.delivered == k_deliveries - committed);
+        const auto counts = state::Outbox(store).counts("job");
+        CHECK(counts.delivered == k_deliveries);
+        CHECK(counts.pending == 0);
+    }
+    hook.stop();
+    // None lost; sent twice only what the failed run had sent and not committed.
+    CHECK(acknowledged.size() == static_cast<std::size_t>(k_deliveries));
+    long repeated = 0;
+    for (const auto& [id, times] : acknowledged) {
+        CHECK(times <= 2);
+        if (times == 2) {
+            ++repeated;
+            CHECK(before_failure.count(id) == 1);
+        }
+    }
+    CHECK(repeated == static_cast<long>(before_failure.size()) - committed);
 }
