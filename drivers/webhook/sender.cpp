@@ -29,7 +29,8 @@ constexpr std::size_t k_page = 2000;
 // Outcomes are written in groups: one SQLite commit per this many or per this long. What a
 // crash can lose (and the next run sends again under the same webhook-id) is the group not
 // committed yet, the outcomes handed over but not written, and the batch not handed over yet:
-// fewer than k_commit_every + k_unwritten_limit + k_hand_over_every = 496, plus those in flight.
+// fewer than k_commit_every + k_unwritten_limit + k_hand_over_every = 496, plus those in flight
+// (a batch grows past k_hand_over_every only by transfers that ended in the same poll).
 constexpr long k_commit_every = 400;
 constexpr milliseconds k_commit_interval{200};
 // The delivery thread hands outcomes to the outbox thread this many at a time, or this often.
@@ -92,8 +93,8 @@ public:
     OutboxThread(const OutboxThread&) = delete;
     OutboxThread& operator=(const OutboxThread&) = delete;
 
-    // Hands `outcomes` over (and empties it). Waits while k_unwritten_limit handed over
-    // earlier are not written yet.
+    // Hands `outcomes` over (and empties it). Waits until they fit with those not written yet
+    // within k_unwritten_limit (a larger batch waits until all are written).
     void hand_over(std::vector<Outcome>& outcomes) {
         if (outcomes.empty()) {
             return;
@@ -102,7 +103,9 @@ public:
         outcomes.clear();
         const std::size_t count = batch->size();
         std::unique_lock lock(m_mutex);
-        m_written.wait(lock, [&] { return m_failed || m_unwritten < k_unwritten_limit; });
+        m_written.wait(lock, [&] {
+            return m_failed || m_unwritten == 0 || m_unwritten + count <= k_unwritten_limit;
+        });
         throw_if_failed();
         m_unwritten += count;
         m_tasks.emplace_back([this, batch] { write(*batch); });
