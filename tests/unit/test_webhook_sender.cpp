@@ -174,6 +174,7 @@ public:
     SwitchableReceiver()
         : m_hook([this](const httplib::Request& req, httplib::Response& res) {
               ++m_requests;
+              const std::lock_guard<std::mutex> lock(m_mutex); // one handler thread per connection
               m_last_timestamp = req.get_header_value("webhook-timestamp");
               res.status = m_up ? 200 : 503;
               res.set_content("{}", "application/json");
@@ -181,11 +182,15 @@ public:
     std::string url() const { return m_hook.url(); }
     void set_up(bool up) { m_up = up; }
     int requests() const { return m_requests.load(); }
-    std::string last_timestamp() const { return m_last_timestamp; }
+    std::string last_timestamp() const {
+        const std::lock_guard<std::mutex> lock(m_mutex);
+        return m_last_timestamp;
+    }
 
 private:
     std::atomic<bool> m_up{false};
     std::atomic<int> m_requests{0};
+    mutable std::mutex m_mutex;
     std::string m_last_timestamp;
     LoopbackHook m_hook; // last: stopped before the members its handler uses go
 };
