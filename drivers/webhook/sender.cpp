@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -26,18 +27,23 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::size_t k_page = 2000;
-// Outcomes are written in groups: one SQLite commit per this many or per this long. What a
-// crash can lose (and the next run sends again under the same webhook-id) is the group not
-// committed yet, the outcomes handed over but not written, and the batch not handed over yet:
-// fewer than k_commit_every + k_unwritten_limit + k_hand_over_every = 496, plus those in flight
-// (a batch grows past k_hand_over_every only by transfers that ended in the same poll).
-constexpr long k_commit_every = 400;
+// Outcomes are written in groups, each in one short transaction: per this many, or once the
+// oldest waited this long. The state file's write lock is held only while a group is written,
+// so other jobs sharing the file (refresh-tokens, another webhook) get their turn between
+// groups, and a delivery paced by --wr holds no lock while it waits.
+constexpr std::size_t k_commit_every = 400;
 constexpr milliseconds k_commit_interval{200};
 // The delivery thread hands outcomes to the outbox thread this many at a time, or this often.
 constexpr std::size_t k_hand_over_every = 32;
 constexpr milliseconds k_hand_over_interval{5};
-// It waits while this many outcomes handed over are not written yet.
-constexpr std::size_t k_unwritten_limit = 64;
+// It waits while this many outcomes handed over are not committed yet. A commit sometimes
+// checkpoints the WAL into the file (two fsyncs; about 70 ms on the machine of the benches,
+// where 64 here stalled the delivery for all of it); this is a tenth of a second of
+// deliveries at 20,000/s. What a crash can lose, and the next run sends again under the same
+// webhook-id, is what was not committed: fewer than k_uncommitted_limit + k_hand_over_every,
+// plus those in flight (a batch grows past k_hand_over_every only by transfers that ended in
+// the same poll).
+constexpr std::size_t k_uncommitted_limit = 2000;
 // The longest a run sleeps for a retry to fall due (the in-run cap of http::RetryPolicy).
 constexpr milliseconds k_longest_wait_in_run{300'000};
 
@@ -72,10 +78,10 @@ struct Outcome {
 // The outbox's reads and writes during delivery, on a thread of their own, so that the delivery
 // thread spends its time on the connections (the writes were a quarter of its time). Every use
 // of the state file while it lives goes through it, in the order handed over, so the
-// connection is used by one thread at a time. Outcomes are written in a transaction committed
-// per k_commit_every of them or per k_commit_interval; a failure of the state file stops the
-// thread and is rethrown to the delivery thread by the next call. Destroyed without commit(),
-// it rolls back what was not committed.
+// connection is used by one thread at a time. Outcomes wait in memory and are written in
+// groups (see k_commit_every); a failure of the state file stops the thread and is rethrown
+// to the delivery thread by the next call. Destroyed without commit(), it drops what was not
+// committed (those deliveries stay pending and are sent again).
 class OutboxThread {
 public:
     OutboxThread(state::StateStore& store, const std::string& job, const Clock& clock)
@@ -93,28 +99,37 @@ public:
     OutboxThread(const OutboxThread&) = delete;
     OutboxThread& operator=(const OutboxThread&) = delete;
 
-    // Hands `outcomes` over (and empties it). Waits until they fit with those not written yet
-    // within k_unwritten_limit (a larger batch waits until all are written).
+    // Hands `outcomes` over (and empties it). Waits until they fit with those not committed
+    // yet within k_uncommitted_limit (a larger batch waits until all are committed).
     void hand_over(std::vector<Outcome>& outcomes) {
         if (outcomes.empty()) {
             return;
         }
-        auto batch = std::make_shared<std::vector<Outcome>>(std::move(outcomes));
-        outcomes.clear();
-        const std::size_t count = batch->size();
+        const std::size_t count = outcomes.size();
         std::unique_lock lock(m_mutex);
-        m_written.wait(lock, [&] {
-            return m_failed || m_unwritten == 0 || m_unwritten + count <= k_unwritten_limit;
+        m_committed.wait(lock, [&] {
+            return m_failed || m_uncommitted == 0 || m_uncommitted + count <= k_uncommitted_limit;
         });
         throw_if_failed();
-        m_unwritten += count;
-        m_tasks.emplace_back([this, batch] { write(*batch); });
+        const bool group_starts = m_waiting.empty();
+        if (group_starts) {
+            m_oldest_waiting = SteadyClock::now();
+        }
+        std::move(outcomes.begin(), outcomes.end(), std::back_inserter(m_waiting));
+        outcomes.clear();
+        m_uncommitted += count;
+        const bool group_full = m_waiting.size() >= k_commit_every;
         lock.unlock();
-        m_wake.notify_one();
+        // The thread learns when the new group is due, or that it is full.
+        if (group_starts || group_full) {
+            m_wake.notify_one();
+        }
     }
 
-    // The pending deliveries after `after_seq` (Outbox::pending), read on the outbox thread
-    // after everything handed over before; the future holds them, or the failure.
+    // The pending deliveries after `after_seq` (Outbox::pending), read on the outbox thread;
+    // the future holds them, or the failure. The read sees what is committed, so deliveries
+    // whose outcomes wait in memory still show as pending: a pass reads each seq once, and
+    // the next pass starts only after commit().
     std::future<std::vector<state::Delivery>> read_page(std::int64_t after_seq) {
         return submit([this, after_seq] { return m_outbox.pending(m_job, after_seq, k_page); });
     }
@@ -122,14 +137,17 @@ public:
     // Commits everything handed over so far; returns when it is committed.
     void commit() {
         wait(submit([this] {
-            commit_group();
+            write_group();
             return true;
         }));
     }
 
-    // Outbox::next_due, once everything handed over is written.
+    // Outbox::next_due, once everything handed over is committed.
     std::optional<std::int64_t> next_due() {
-        return wait(submit([this] { return m_outbox.next_due(m_job); }));
+        return wait(submit([this] {
+            write_group();
+            return m_outbox.next_due(m_job);
+        }));
     }
 
     // The result of a future from this thread; its failure (or the thread's) is thrown.
@@ -172,11 +190,21 @@ private:
         }
     }
 
-    void write(const std::vector<Outcome>& outcomes) {
-        for (const auto& o : outcomes) {
+    // Writes every outcome waiting in one transaction and commits it.
+    void write_group() {
+        std::vector<Outcome> group;
+        {
+            std::lock_guard lock(m_mutex);
+            group.swap(m_waiting);
+        }
+        if (group.empty()) {
+            return;
+        }
+        state::Transaction transaction(m_store);
+        for (const auto& o : group) {
             switch (o.kind) {
             case Outcome::Kind::delivered:
-                m_outbox.mark_delivered(o.seq, o.status.value_or(200));
+                m_outbox.mark_delivered(o.seq, o.status.value());
                 break;
             case Outcome::Kind::retry:
                 m_outbox.mark_retry(o.seq, o.status, o.error, o.next_attempt_ms);
@@ -185,47 +213,42 @@ private:
                 m_outbox.mark_dead(o.seq, o.status, o.error);
                 break;
             }
-            if (++m_group_size >= k_commit_every) {
-                commit_group();
-            }
         }
+        transaction.commit();
         {
             std::lock_guard lock(m_mutex);
-            m_unwritten -= outcomes.size();
+            m_uncommitted -= group.size();
         }
-        m_written.notify_all();
-    }
-
-    void commit_group() {
-        m_transaction->commit();
-        m_transaction = std::make_unique<state::Transaction>(m_store);
-        m_group_started = SteadyClock::now();
-        m_group_size = 0;
+        m_committed.notify_all();
     }
 
     void loop() {
         try {
-            m_transaction = std::make_unique<state::Transaction>(m_store);
-            m_group_started = SteadyClock::now();
             std::deque<std::function<void()>> tasks;
             while (true) {
+                bool group_due = false;
                 {
                     std::unique_lock lock(m_mutex);
-                    // A group with writes in it is committed on time even when nothing comes.
-                    const auto due = m_group_size > 0 ? m_group_started + k_commit_interval
-                                                      : SteadyClock::time_point::max();
-                    m_wake.wait_until(lock, due, [&] { return m_stopping || !m_tasks.empty(); });
+                    const auto due = m_waiting.empty() ? SteadyClock::time_point::max()
+                                                       : m_oldest_waiting + k_commit_interval;
+                    m_wake.wait_until(lock, due, [&] {
+                        return m_stopping || !m_tasks.empty() || m_waiting.size() >= k_commit_every;
+                    });
                     if (m_tasks.empty() && m_stopping) {
                         break;
                     }
                     tasks.swap(m_tasks);
+                    group_due = m_waiting.size() >= k_commit_every ||
+                                (!m_waiting.empty() &&
+                                 SteadyClock::now() - m_oldest_waiting >= k_commit_interval);
                 }
+                // Page reads first: the delivery thread may be waiting for one.
                 for (auto& task : tasks) {
                     task();
                 }
                 tasks.clear();
-                if (m_group_size > 0 && SteadyClock::now() - m_group_started >= k_commit_interval) {
-                    commit_group();
+                if (group_due) {
+                    write_group();
                 }
             }
         } catch (...) {
@@ -235,24 +258,21 @@ private:
                 m_failure = std::current_exception();
                 m_tasks.clear(); // their futures say the thread failed (see wait())
             }
-            m_written.notify_all();
+            m_committed.notify_all();
         }
-        m_transaction.reset(); // what was not committed is rolled back
     }
 
     state::StateStore& m_store;
     state::Outbox m_outbox;
     const std::string& m_job;
-    // Owned by the outbox thread.
-    std::unique_ptr<state::Transaction> m_transaction;
-    SteadyClock::time_point m_group_started;
-    long m_group_size = 0;
     // Shared, under m_mutex.
     std::mutex m_mutex;
-    std::condition_variable m_wake;    // a task came, or stop
-    std::condition_variable m_written; // outcomes were written, or the thread failed
+    std::condition_variable m_wake;      // a task came, a group is full, or stop
+    std::condition_variable m_committed; // outcomes were committed, or the thread failed
     std::deque<std::function<void()>> m_tasks;
-    std::size_t m_unwritten = 0;
+    std::vector<Outcome> m_waiting; // handed over, not yet being written
+    SteadyClock::time_point m_oldest_waiting;
+    std::size_t m_uncommitted = 0; // handed over, not yet committed
     bool m_stopping = false;
     bool m_failed = false;
     std::exception_ptr m_failure;

@@ -479,3 +479,57 @@ TEST_CASE("webhook::deliver_pending stops with the state file's error when an ou
     }
     CHECK(repeated == static_cast<long>(before_failure.size()) - committed);
 }
+
+TEST_CASE("webhook::deliver_pending leaves other writers of the state file their turn while it "
+          "delivers",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    // Another process's job on the same file (refresh-tokens from cron, another webhook job):
+    // a connection of its own, writing every few milliseconds while the delivery runs.
+    {
+        state::StateStore store(temp.path());
+        state::Outbox outbox(store);
+        for (int i = 0; i < 300; ++i) {
+            REQUIRE(outbox.enqueue(
+                test_delivery("msg_" + std::to_string(i), "contact_" + std::to_string(i))));
+        }
+    }
+    SQLite::Database other(temp.path(), SQLite::OPEN_READWRITE);
+    other.setBusyTimeout(60'000);
+    other.exec("CREATE TABLE other_job (n INTEGER)");
+    LoopbackHook hook([&](const httplib::Request&, httplib::Response& res) {
+        std::this_thread::sleep_for(2ms); // 300 answers one after the other: over 0.6 s
+        res.status = 204;
+    });
+    std::atomic<bool> delivering{false};
+    std::atomic<bool> stop{false};
+    std::atomic<int> written_while_delivering{0};
+    std::thread other_job([&] {
+        while (!stop.load()) {
+            other.exec("BEGIN IMMEDIATE");
+            other.exec("INSERT INTO other_job VALUES (1)");
+            other.exec("COMMIT");
+            if (delivering.load()) {
+                ++written_while_delivering;
+            }
+            std::this_thread::sleep_for(5ms);
+        }
+    });
+    webhook::SendStats sent;
+    {
+        state::StateStore store(temp.path());
+        webhook::SenderOptions options;
+        options.url = hook.url();
+        options.rate = 0;
+        options.in_flight = 1;
+        delivering = true;
+        sent = webhook::deliver_pending(store, "job", options);
+        delivering = false;
+    }
+    stop = true;
+    other_job.join();
+    CHECK(sent.delivered == 300);
+    // The sender holds the write lock only while it writes a group of outcomes (a few
+    // milliseconds per 200 ms here), not for the whole delivery: the other job wrote all along.
+    CHECK(written_while_delivering.load() >= 20);
+}
