@@ -3,7 +3,7 @@
 #include "drivers/webhook/signature.hpp"
 #include "lib/core/cancel.hpp"
 #include "lib/core/log.hpp"
-#include "lib/http/multi_client.hpp"
+#include "lib/http/parallel_multi_client.hpp"
 
 #include <fmt/format.h>
 
@@ -56,6 +56,12 @@ http::HttpClientOptions client_options(const SenderOptions& options) {
     o.verify_tls = options.verify_tls;
     o.max_response_bytes = options.max_response_bytes;
     return o;
+}
+
+std::size_t lanes(const SenderOptions& options) {
+    return options.lanes != 0 ? options.lanes
+                              : http::ParallelMultiClient::lanes_for(
+                                    options.in_flight, std::thread::hardware_concurrency());
 }
 
 // a + b for a duration b >= 0, saturating instead of overflowing.
@@ -283,7 +289,7 @@ class Delivery {
 public:
     Delivery(state::StateStore& store, const std::string& job, const SenderOptions& options)
         : m_outbox(store, job, options.clock), m_options(options),
-          m_client(options.in_flight, client_options(options)),
+          m_client(options.in_flight, lanes(options), client_options(options)),
           m_limiter(options.rate, options.burst) {}
 
     // One pass reads the pending deliveries in seq order, a page at a time, and sends them as
@@ -538,7 +544,7 @@ private:
 
     OutboxThread m_outbox;
     const SenderOptions& m_options;
-    http::MultiClient m_client;
+    http::ParallelMultiClient m_client;
     http::RateLimiter m_limiter;
     std::vector<state::Delivery> m_page; // the page being sent, read from the outbox
     std::size_t m_next = 0;              // its first delivery not yet sent, parked or passed

@@ -47,9 +47,12 @@ struct SenderOptions {
     std::string url;
     std::string secret;        // empty: no webhook-signature header
     std::size_t in_flight = 4; // --w
-    double rate = 5.0;         // --wr, requests per second; 0 = unlimited
-    double burst = 10.0;       // --wb
-    DeliveryRetryRules retry;  // --retry-base, --max-age, --max-attempts
+    // Threads that drive the connections (http::ParallelMultiClient's lanes); 0: one per core,
+    // each with at least 8 of the `in_flight` connections.
+    std::size_t lanes = 0;
+    double rate = 5.0;        // --wr, requests per second; 0 = unlimited
+    double burst = 10.0;      // --wb
+    DeliveryRetryRules retry; // --retry-base, --max-age, --max-attempts
     std::chrono::milliseconds timeout{30'000};
     bool verify_tls = true;
     // A receiver's answer is read up to this size; more ends the attempt (see finished()).

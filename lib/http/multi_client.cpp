@@ -88,6 +88,13 @@ void MultiClient::poll(std::chrono::milliseconds timeout) {
     }
 }
 
+void MultiClient::wait(std::chrono::milliseconds timeout) {
+    int ready = 0;
+    curl_multi_poll(m_multi.get(), nullptr, 0, static_cast<int>(timeout.count()), &ready);
+}
+
+void MultiClient::wakeup() { curl_multi_wakeup(m_multi.get()); }
+
 RateLimiter::RateLimiter(double rate, double burst)
     : m_rate(rate), m_burst(std::max(burst, 1.0)), m_tokens(m_burst),
       m_last(std::chrono::steady_clock::now()) {}

@@ -30,9 +30,16 @@ public:
     std::size_t in_flight() const { return m_active.size(); }
 
     void start(HttpRequest request, std::function<void(TransferResult&&)> done);
-    // Moves transfers along for at most `timeout` (less when one finishes) and runs the
-    // callbacks of the finished ones.
+    // Moves transfers along for at most `timeout` (less when one finishes or wakeup() is
+    // called) and runs the callbacks of the finished ones. Returns at once with nothing in
+    // flight.
     void poll(std::chrono::milliseconds timeout);
+    // Waits for at most `timeout` for a wakeup() (or its own transfers' sockets) and moves no
+    // transfer along: a thread with nothing in flight here waits for work handed to it.
+    void wait(std::chrono::milliseconds timeout);
+    // Ends a poll() or wait() under way in another thread, or the next one to begin. The one
+    // member that may be called from any thread.
+    void wakeup();
 
 private:
     struct Transfer;

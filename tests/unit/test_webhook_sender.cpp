@@ -306,6 +306,9 @@ TEST_CASE("webhook::deliver_pending reads a receiver's answer up to its cap",
 TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in flight ends "
           "mid-pass",
           "[unit][http][sqlite]") {
+    // One lane, and two: the second drives its connections from a thread of its own.
+    const std::size_t lanes = GENERATE(std::size_t{1}, std::size_t{2});
+    INFO("lanes " << lanes);
     TempState temp;
     state::StateStore store(temp.path());
     std::mutex mutex;
@@ -331,6 +334,7 @@ TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in
     options.url = hook.url();
     options.rate = 0;
     options.in_flight = 2;
+    options.lanes = lanes;
     const auto sent = webhook::deliver_pending(store, "job", options);
     hook.stop();
     CHECK(sent.delivered == 4);
@@ -346,6 +350,9 @@ TEST_CASE("webhook::deliver_pending keeps a contact's order when its delivery in
 TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as its last one is "
           "through, and holds the rest behind one that failed",
           "[unit][http][sqlite]") {
+    // One lane, and two: the second drives its connections from a thread of its own.
+    const std::size_t lanes = GENERATE(std::size_t{1}, std::size_t{2});
+    INFO("lanes " << lanes);
     TempState temp;
     state::StateStore store(temp.path());
     std::mutex mutex;
@@ -378,6 +385,7 @@ TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as i
     options.url = hook.url();
     options.rate = 0;
     options.in_flight = 3;
+    options.lanes = lanes;
     options.retry.base_delay = 1ms;
     options.retry.max_delay = 5ms;
     const auto sent = webhook::deliver_pending(store, "job", options);
@@ -400,6 +408,9 @@ TEST_CASE("webhook::deliver_pending sends a contact's next delivery as soon as i
 TEST_CASE("webhook::deliver_pending stops with the state file's error when an outcome cannot be "
           "written, keeps what it committed, and the next run sends the rest",
           "[unit][http][sqlite]") {
+    // One lane, and two: the second drives its connections from a thread of its own.
+    const std::size_t lanes = GENERATE(std::size_t{1}, std::size_t{2});
+    INFO("lanes " << lanes);
     TempState temp;
     std::mutex mutex;
     std::map<std::string, int> acknowledged; // webhook-id -> times answered 2xx
@@ -433,6 +444,7 @@ TEST_CASE("webhook::deliver_pending stops with the state file's error when an ou
     options.url = hook.url();
     options.rate = 0;
     options.in_flight = 8;
+    options.lanes = lanes;
 
     long committed = 0;
     std::map<std::string, int> before_failure;
