@@ -4,9 +4,9 @@
 // runs no callback.
 
 #include "lib/http/parallel_multi_client.hpp"
+#include "tests/fakes/common/http_listener.hpp"
 
 #include <catch2/catch.hpp>
-#include <httplib.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,35 +26,30 @@ namespace {
 class EchoServer {
 public:
     explicit EchoServer(std::chrono::milliseconds delay) {
-        m_server.Post("/echo", [this, delay](const httplib::Request& req, httplib::Response& res) {
-            const int now = ++m_under_way;
-            int seen = m_most_under_way.load();
-            while (now > seen && !m_most_under_way.compare_exchange_weak(seen, now)) {
-            }
-            {
-                const std::lock_guard<std::mutex> lock(m_mutex);
-                m_client_ports.insert(req.remote_port);
-            }
-            std::this_thread::sleep_for(delay);
-            --m_under_way;
-            res.set_content(req.body, "text/plain");
-        });
-        m_server.set_keep_alive_max_count(1000); // httplib closes after 5 by default
-        m_port = m_server.bind_to_any_port("127.0.0.1");
-        REQUIRE(m_port > 0);
-        m_thread = std::thread([this] { m_server.listen_after_bind(); });
-        while (!m_server.is_running()) {
-            std::this_thread::sleep_for(1ms);
-        }
+        m_listener.start(
+            0,
+            [this, delay](crmsync::fakes::AbortableServer& server) {
+                server.Post(
+                    "/echo", [this, delay](const httplib::Request& req, httplib::Response& res) {
+                        const int now = ++m_under_way;
+                        int seen = m_most_under_way.load();
+                        while (now > seen && !m_most_under_way.compare_exchange_weak(seen, now)) {
+                        }
+                        {
+                            const std::lock_guard<std::mutex> lock(m_mutex);
+                            m_client_ports.insert(req.remote_port);
+                        }
+                        std::this_thread::sleep_for(delay);
+                        --m_under_way;
+                        res.set_content(req.body, "text/plain");
+                    });
+            },
+            8);
     }
-    ~EchoServer() {
-        m_server.stop();
-        m_thread.join();
-    }
-    EchoServer(const EchoServer&) = delete;
-    EchoServer& operator=(const EchoServer&) = delete;
 
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/echo"; }
+    std::string url() const {
+        return "http://127.0.0.1:" + std::to_string(m_listener.port()) + "/echo";
+    }
     int most_under_way() const { return m_most_under_way.load(); }
     std::size_t connections() const {
         const std::lock_guard<std::mutex> lock(m_mutex);
@@ -62,13 +57,11 @@ public:
     }
 
 private:
-    httplib::Server m_server;
     std::atomic<int> m_under_way{0};
     std::atomic<int> m_most_under_way{0};
     mutable std::mutex m_mutex;
     std::set<int> m_client_ports;
-    int m_port = 0;
-    std::thread m_thread;
+    crmsync::fakes::HttpListener m_listener; // last: stopped before what its handlers use goes
 };
 
 http::HttpRequest echo(const EchoServer& server, const std::string& body) {
