@@ -545,3 +545,55 @@ TEST_CASE("webhook::deliver_pending leaves other writers of the state file their
     // milliseconds per 200 ms here), not for the whole delivery: the other job wrote all along.
     CHECK(written_while_delivering.load() >= 20);
 }
+
+TEST_CASE("webhook::deliver_pending stops sending while 2,000 outcomes wait to be committed",
+          "[unit][http][sqlite]") {
+    // What a crash could send again is bounded by what waits uncommitted: another connection
+    // holds the state file's write lock, so no group can be committed, and the sender must
+    // stop at the bound instead of sending on.
+    TempState temp;
+    constexpr int k_deliveries = 3000;
+    {
+        state::StateStore store(temp.path());
+        state::Outbox outbox(store);
+        for (int i = 0; i < k_deliveries; ++i) {
+            REQUIRE(outbox.enqueue(
+                test_delivery("msg_" + std::to_string(i), "contact_" + std::to_string(i))));
+        }
+    }
+    std::atomic<int> received{0};
+    LoopbackHook hook([&](const httplib::Request&, httplib::Response& res) {
+        ++received;
+        res.status = 204;
+    });
+    SQLite::Database other(temp.path(), SQLite::OPEN_READWRITE);
+    other.exec("BEGIN IMMEDIATE");
+    webhook::SendStats sent;
+    std::thread delivery([&] {
+        state::StateStore store(temp.path());
+        webhook::SenderOptions options;
+        options.url = hook.url();
+        options.rate = 0;
+        options.in_flight = 4;
+        sent = webhook::deliver_pending(store, "job", options);
+    });
+    // Wait until the receiver has seen no request for a second: the sender is waiting (a
+    // sender without the bound would have sent all 3,000 by then).
+    int seen = -1;
+    while (received.load() != seen) {
+        seen = received.load();
+        std::this_thread::sleep_for(1s);
+    }
+    const int while_locked = received.load();
+    INFO("received while the state file was locked: " << while_locked);
+    other.exec("COMMIT");
+    delivery.join();
+    // The bound: 2,000 handed over and uncommitted, fewer than 32 more not handed over yet (a
+    // batch grows past 32 only by transfers ending in the same poll, at most 4 here), and the
+    // 4 in flight.
+    CHECK(while_locked >= 2000);
+    CHECK(while_locked <= 2000 + 32 + 4 + 4);
+    CHECK(sent.delivered == k_deliveries);
+    state::StateStore store(temp.path());
+    CHECK(state::Outbox(store).counts("job").delivered == k_deliveries);
+}
