@@ -3,6 +3,8 @@
 #include "cmd/targets.hpp"
 #include "lib/sql/schema_manager.hpp"
 
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
@@ -65,6 +67,16 @@ std::vector<Target> targets(const TempDir& dir) {
         list.push_back({"mysql", my});
     }
     return list;
+}
+
+std::optional<Target> target_named(const TempDir& dir, const std::string& name) {
+    for (auto& target : targets(dir)) {
+        if (target.name == name) {
+            return target;
+        }
+    }
+    WARN(name << " is not configured (tests/run.sh starts it): this test checks nothing");
+    return std::nullopt;
 }
 
 std::unique_ptr<sql::Database> open(const std::string& url) {

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,9 @@ struct Target {
     std::string url;
 };
 std::vector<Target> targets(const TempDir& dir);
+// The one of targets() named `name`, for a test of one database; nullopt (with a warning in
+// the test's output: it checks nothing) when tests/run.sh did not export that database.
+std::optional<Target> target_named(const TempDir& dir, const std::string& name);
 
 std::unique_ptr<sql::Database> open(const std::string& url);
 
