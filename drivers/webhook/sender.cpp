@@ -83,9 +83,9 @@ struct Outcome {
 
 // The outbox's reads and writes during delivery, on a thread of their own, so that the delivery
 // thread spends its time on the connections (the writes were a quarter of its time). Every use
-// of the state file while it lives goes through it, in the order handed over, so the
-// connection is used by one thread at a time. Outcomes wait in memory and are written in
-// groups (see k_commit_every); a failure of the state file stops the thread and is rethrown
+// of the state file while it lives goes through it, so the connection is used by one thread at
+// a time: tasks (page reads, commit(), next_due()) in the order submitted, outcomes in groups
+// (see k_commit_every) between them; a failure of the state file stops the thread and is rethrown
 // to the delivery thread by the next call. Destroyed without commit(), it drops what was not
 // committed (those deliveries stay pending and are sent again).
 class OutboxThread {

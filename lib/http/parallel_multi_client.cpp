@@ -13,14 +13,16 @@ namespace {
 // wake it at once (MultiClient::wakeup), so this only bounds a missed wakeup.
 constexpr std::chrono::milliseconds k_lane_poll{100};
 
-// Lanes asked for, within 1 and one per connection.
-std::size_t lane_count(std::size_t max_in_flight, std::size_t lanes) {
-    return std::clamp<std::size_t>(lanes, 1, std::max<std::size_t>(max_in_flight, 1));
-}
-
-// Lane `index`'s share of `total` connections split over `parts` lanes.
-std::size_t share(std::size_t total, std::size_t parts, std::size_t index) {
-    return total / parts + (index < total % parts ? 1 : 0);
+// The connections of each lane: `max_in_flight` (at least 1) split as evenly as may be over
+// `lanes` lanes (at least 1, at most one per connection), the first lanes taking one more.
+std::vector<std::size_t> lane_connections(std::size_t max_in_flight, std::size_t lanes) {
+    const std::size_t total = std::max<std::size_t>(max_in_flight, 1);
+    const std::size_t count = std::clamp<std::size_t>(lanes, 1, total);
+    std::vector<std::size_t> connections(count, total / count);
+    for (std::size_t i = 0; i < total % count; ++i) {
+        ++connections[i];
+    }
+    return connections;
 }
 
 } // namespace
@@ -166,14 +168,13 @@ std::size_t ParallelMultiClient::lanes_for(std::size_t max_in_flight, std::size_
 
 ParallelMultiClient::ParallelMultiClient(std::size_t max_in_flight, std::size_t lanes,
                                          HttpClientOptions options)
-    : m_local_capacity(
-          share(std::max<std::size_t>(max_in_flight, 1), lane_count(max_in_flight, lanes), 0)),
-      m_local(m_local_capacity, options) {
-    const std::size_t total = std::max<std::size_t>(max_in_flight, 1);
-    const std::size_t count = lane_count(max_in_flight, lanes);
-    for (std::size_t i = 1; i < count; ++i) {
-        m_threaded.push_back(
-            std::make_unique<ThreadedLane>(share(total, count, i), options, m_local));
+    : ParallelMultiClient(lane_connections(max_in_flight, lanes), options) {}
+
+ParallelMultiClient::ParallelMultiClient(const std::vector<std::size_t>& connections,
+                                         const HttpClientOptions& options)
+    : m_local_capacity(connections.front()), m_local(m_local_capacity, options) {
+    for (std::size_t i = 1; i < connections.size(); ++i) {
+        m_threaded.push_back(std::make_unique<ThreadedLane>(connections[i], options, m_local));
     }
 }
 

@@ -46,6 +46,9 @@ public:
 private:
     class ThreadedLane;
     struct Finished;
+    // `connections` per lane, lane 0 first (never empty).
+    ParallelMultiClient(const std::vector<std::size_t>& connections,
+                        const HttpClientOptions& options);
     // Runs the callbacks of what the threaded lanes finished; true if there were any.
     bool run_finished_elsewhere();
 
