@@ -300,7 +300,24 @@ public:
     // is still in flight (its seqs are below `after`, so it is not read twice); a pass ends, and
     // the next one starts from the oldest, only with nothing in flight or waiting. The outbox
     // thread reads each page ahead while the one before is sent, and writes the outcomes.
+    // When sending fails (libcurl itself, say), the outcomes already known are committed
+    // before the error goes on, so the next run sends again only what was in flight.
     SendStats run() {
+        try {
+            send_all();
+        } catch (...) {
+            try {
+                flush();
+            } catch (...) {
+                // The outbox thread's own failure (it may be the first error): that one goes on.
+            }
+            throw;
+        }
+        return m_stats;
+    }
+
+private:
+    void send_all() {
         std::int64_t after = 0;
         bool pass_read = false; // every page of this pass is read
         auto page_ahead = m_outbox.read_page(after);
@@ -358,10 +375,8 @@ public:
             }
         }
         flush();
-        return m_stats;
     }
 
-private:
     std::int64_t unix_ms() const { return m_options.clock.wall_now().time_since_epoch().count(); }
 
     bool past_deadline() const {

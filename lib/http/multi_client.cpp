@@ -2,9 +2,23 @@
 
 #include "lib/core/error.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace crmsync::http {
+namespace {
+
+// libcurl's multi interface failing as a whole (out of memory, a broken wakeup pipe) is no
+// answer of the server: no transfer of this client can go on, so it is thrown.
+void throw_unless_ok(CURLMcode code, const char* call) {
+    if (code != CURLM_OK) {
+        throw Error(ErrorKind::internal,
+                    fmt::format("libcurl's {} failed: {}", call, curl_multi_strerror(code)));
+    }
+}
+
+} // namespace
 
 struct MultiClient::Transfer {
     CurlEasy handle;
@@ -52,13 +66,13 @@ void MultiClient::start(HttpRequest request, std::function<void(TransferResult&&
     CURL* easy = transfer->handle.get();
     detail::prepare_transfer(easy, transfer->request, transfer->response, transfer->headers,
                              transfer->error_buffer, transfer->body, m_options);
-    curl_multi_add_handle(m_multi.get(), easy);
+    throw_unless_ok(curl_multi_add_handle(m_multi.get(), easy), "curl_multi_add_handle");
     m_active.emplace(easy, std::move(transfer));
 }
 
 void MultiClient::poll(std::chrono::milliseconds timeout) {
     int running = 0;
-    curl_multi_perform(m_multi.get(), &running);
+    throw_unless_ok(curl_multi_perform(m_multi.get(), &running), "curl_multi_perform");
     int messages = 0;
     bool finished_any = false;
     while (CURLMsg* msg = curl_multi_info_read(m_multi.get(), &messages)) {
@@ -84,13 +98,17 @@ void MultiClient::poll(std::chrono::milliseconds timeout) {
     }
     if (!finished_any && !m_active.empty()) {
         int ready = 0;
-        curl_multi_poll(m_multi.get(), nullptr, 0, static_cast<int>(timeout.count()), &ready);
+        throw_unless_ok(
+            curl_multi_poll(m_multi.get(), nullptr, 0, static_cast<int>(timeout.count()), &ready),
+            "curl_multi_poll");
     }
 }
 
 void MultiClient::wait(std::chrono::milliseconds timeout) {
     int ready = 0;
-    curl_multi_poll(m_multi.get(), nullptr, 0, static_cast<int>(timeout.count()), &ready);
+    throw_unless_ok(
+        curl_multi_poll(m_multi.get(), nullptr, 0, static_cast<int>(timeout.count()), &ready),
+        "curl_multi_poll");
 }
 
 void MultiClient::wakeup() { curl_multi_wakeup(m_multi.get()); }

@@ -18,7 +18,9 @@ struct TransferResult {
 
 // Up to `max_in_flight` concurrent requests on one libcurl multi handle, connections kept
 // alive between them. Single-threaded: start() and poll() from one thread; callbacks run
-// inside poll(). One attempt per start(); retries are the caller's policy.
+// inside poll(). One attempt per start(); retries are the caller's policy. start(), poll()
+// and wait() throw Error(internal) when libcurl's multi interface itself fails (out of memory):
+// the transfers in flight then never finish.
 class MultiClient {
 public:
     MultiClient(std::size_t max_in_flight, HttpClientOptions options = {});

@@ -1,10 +1,11 @@
 // http::ParallelMultiClient against a real server on loopback: every transfer's callback runs
 // once, on the caller's thread, with its own answer; the lanes together never exceed the
 // connections allowed, and a threaded lane does carry transfers; destroyed mid-transfer, it
-// runs no callback.
+// runs no callback; libcurl failing on any lane is thrown to the caller.
 
 #include "lib/http/parallel_multi_client.hpp"
 #include "tests/fakes/common/http_listener.hpp"
+#include "tests/unit/curl_multi_fault.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -146,6 +147,33 @@ TEST_CASE("http::ParallelMultiClient", "[unit][http]") {
             CHECK(client.in_flight() == 4);
         }
         CHECK(callbacks == 0);
+    }
+
+    SECTION("libcurl failing on a lane's thread, or on the caller's, is thrown from poll()") {
+        using Fault = crmsync::testing::CurlMultiPerformFault;
+        for (const auto where : {Fault::Where::other_threads, Fault::Where::every_thread}) {
+            INFO((where == Fault::Where::other_threads ? "the threaded lane fails"
+                                                       : "every lane fails"));
+            EchoServer server(20ms);
+            Fault fault(where);
+            http::ParallelMultiClient client(4, 2);
+            int callbacks = 0;
+            for (int i = 0; i < 4; ++i) {
+                client.start(echo(server, "x"), [&](http::TransferResult&&) { ++callbacks; });
+            }
+            fault.arm();
+            // Swallowed, the failure would leave the failed lane's transfers in flight for
+            // good: the loop would end after its 5 s without a throw.
+            const auto poll_until_done = [&] {
+                for (int i = 0; i < 100 && client.in_flight() > 0; ++i) {
+                    client.poll(50ms);
+                }
+            };
+            CHECK_THROWS_WITH(poll_until_done(), Catch::Contains("curl_multi_perform") &&
+                                                     Catch::Contains("Out of memory"));
+            CHECK(fault.failures() >= 1);
+            CHECK(callbacks < 4);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 #include "drivers/webhook/sender.hpp"
 #include "tests/support/outbox_delivery.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/unit/curl_multi_fault.hpp"
 
 #include "lib/http/retry_policy.hpp"
 #include "lib/state/open_file.hpp"
@@ -167,6 +168,17 @@ private:
     int m_port = 0;
     std::thread m_thread;
 };
+
+// Queues `count` deliveries msg_0, msg_1... in the state file at `path`, three per contact,
+// as a webhook job queues them.
+void enqueue_three_per_contact(const std::string& path, int count) {
+    state::StateStore store(path);
+    state::Outbox outbox(store);
+    for (int i = 0; i < count; ++i) {
+        REQUIRE(outbox.enqueue(
+            test_delivery("msg_" + std::to_string(i), "contact_" + std::to_string(i / 3))));
+    }
+}
 
 // A receiver on loopback whose answer the test sets: 503 (down) or 200.
 class SwitchableReceiver {
@@ -420,15 +432,7 @@ TEST_CASE("webhook::deliver_pending stops with the state file's error when an ou
         res.status = 204;
     });
     constexpr int k_deliveries = 3000;
-    {
-        state::StateStore store(temp.path());
-        state::Outbox outbox(store);
-        for (int i = 0; i < k_deliveries; ++i) {
-            // Three deliveries per contact, as a webhook job queues them.
-            REQUIRE(outbox.enqueue(
-                test_delivery("msg_" + std::to_string(i), "contact_" + std::to_string(i / 3))));
-        }
-    }
+    enqueue_three_per_contact(temp.path(), k_deliveries);
     // The state file refuses to record more than 1000 deliveries as delivered (a full disk,
     // say): the failure comes from the writes, in the middle of a group.
     const auto set_failure = [&](bool on) {
@@ -490,6 +494,68 @@ TEST_CASE("webhook::deliver_pending stops with the state file's error when an ou
         }
     }
     CHECK(repeated == static_cast<long>(before_failure.size()) - committed);
+}
+
+TEST_CASE("webhook::deliver_pending stops with libcurl's error when a connection lane fails, "
+          "records every answer it had, and the next run sends the rest",
+          "[unit][http][sqlite]") {
+    TempState temp;
+    std::mutex mutex;
+    std::map<std::string, int> acknowledged; // webhook-id -> times answered 2xx
+    // libcurl fails on the second lane's thread (out of memory) once 1,000 deliveries are in.
+    crmsync::testing::CurlMultiPerformFault fault(
+        crmsync::testing::CurlMultiPerformFault::Where::other_threads);
+    LoopbackHook hook([&](const httplib::Request& req, httplib::Response& res) {
+        const std::lock_guard<std::mutex> lock(mutex);
+        if (++acknowledged[req.get_header_value("webhook-id")] == 1 &&
+            acknowledged.size() == 1000) {
+            fault.arm();
+        }
+        res.status = 204;
+    });
+    constexpr int k_deliveries = 3000;
+    enqueue_three_per_contact(temp.path(), k_deliveries);
+    webhook::SenderOptions options;
+    options.url = hook.url();
+    options.rate = 0;
+    options.in_flight = 8;
+    options.lanes = 2;
+
+    long committed = 0;
+    std::map<std::string, int> before_failure;
+    {
+        state::StateStore store(temp.path());
+        try {
+            webhook::deliver_pending(store, "job", options);
+            FAIL("the run ended without libcurl's error");
+        } catch (const std::exception& e) {
+            CHECK_THAT(std::string(e.what()), Catch::Contains("curl_multi_perform failed"));
+        }
+        CHECK(fault.failures() >= 1);
+        const auto counts = state::Outbox(store).counts("job");
+        committed = counts.delivered;
+        CHECK(counts.pending + counts.delivered == k_deliveries);
+        const std::lock_guard<std::mutex> lock(mutex);
+        before_failure = acknowledged;
+        // Every answer the run had was recorded before the error went on: the receiver took at
+        // most the transfers in flight (8) without the state file knowing. Outcomes waiting in
+        // memory to be written in a group (up to 2,000) would be far more.
+        CHECK(committed >= 1000 - 8);
+        CHECK(static_cast<long>(before_failure.size()) >= committed);
+        CHECK(static_cast<long>(before_failure.size()) - committed <= 8);
+    }
+    fault.disarm();
+    {
+        state::StateStore store(temp.path());
+        const auto sent = webhook::deliver_pending(store, "job", options);
+        CHECK(sent.delivered == k_deliveries - committed);
+        CHECK(state::Outbox(store).counts("job").delivered == k_deliveries);
+    }
+    hook.stop();
+    CHECK(acknowledged.size() == static_cast<std::size_t>(k_deliveries));
+    for (const auto& [id, times] : acknowledged) {
+        CHECK(times <= 2);
+    }
 }
 
 TEST_CASE("webhook::deliver_pending leaves other writers of the state file their turn while it "
