@@ -219,6 +219,18 @@ void wait_for_row(const std::string& state, const std::string& sql) {
     FAIL("the state file never showed: " << sql);
 }
 
+// Waits until `done` holds, polling every 5 ms.
+void wait_until(const std::function<bool()>& done, const char* failure) {
+    // A safety net against a hang, as in wait_for_row.
+    for (int polls = 0; polls < 20'000; ++polls) {
+        if (done()) {
+            return;
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    FAIL(failure);
+}
+
 } // namespace
 
 TEST_CASE("contacts-sync: contacts of several Google users and Zoho Creator kept in step",
@@ -427,9 +439,10 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
     f.add_google_user("ana");
     struct Step {
         const char* name;
-        const char* row; // the state row stored right before the request
-        std::function<void()> slow_down;
-        std::function<bool()> applied; // the killed run's request was carried out
+        const char* row;                     // the state row stored right before the request
+        std::function<void()> slow_down;     // the next such request waits 1.5 s in the fake
+        std::function<bool()> request_taken; // that request has reached the fake
+        std::function<bool()> applied;       // the killed run's request was carried out
     };
     const std::vector<Step> steps{
         {"during the Creator add", "SELECT COUNT(*) FROM contacts_queue WHERE step = 'sending'",
@@ -439,6 +452,7 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
              }
              f.zoho_slow("POST", f.creator.form_path());
          },
+         [&] { return f.creator.pending_faults() == 0; },
          [&] { return f.zoho_records().size() == 5; }},
         {"during the Google create",
          "SELECT COUNT(*) FROM contacts_links WHERE state = 'creating_google'",
@@ -449,6 +463,7 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
              f.people.inject(fakes::Fault{"POST", "/v1/people:createContact",
                                           fakes::FaultKind::slow, 200, std::nullopt, 1500, 1});
          },
+         [&] { return f.people.pending_faults() == 0; },
          [&] { return f.people.contacts("ana").size() == 6; }},
     };
     for (const auto& step : steps) {
@@ -457,6 +472,9 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
         crmsync::testing::CrmsyncProcess child(f.args({"--zoho-requests-per-minute", "0"}), {},
                                                f.dir);
         wait_for_row(f.state, step.row);
+        // The row is stored right before the request is sent: killed at once, the run could
+        // die before sending it. Killed while the fake holds the request, its answer is lost.
+        wait_until(step.request_taken, "the fake never received the request");
         child.kill(SIGKILL);
         CHECK(child.wait().exit_code == 128 + SIGKILL);
         std::this_thread::sleep_for(2s); // the fake finishes the request it was given

@@ -894,6 +894,8 @@ void PeopleFake::inject(Fault fault) { m_impl->faults.push(std::move(fault)); }
 
 void PeopleFake::clear_faults() { m_impl->faults.clear(); }
 
+std::size_t PeopleFake::pending_faults() const { return m_impl->faults.pending(); }
+
 PeopleUserStats PeopleFake::stats(const std::string& user) const {
     std::lock_guard lock(m_impl->mutex);
     const auto& u = m_impl->user_locked(user);

@@ -143,6 +143,8 @@ public:
     void set_expired_sync_token_status(int status);
     void inject(Fault fault);
     void clear_faults();
+    /// Faults injected and not yet taken by a request: 0 once the last one has arrived.
+    [[nodiscard]] std::size_t pending_faults() const;
     /// Throws std::out_of_range for an unknown user.
     [[nodiscard]] PeopleUserStats stats(const std::string& user) const;
     /// The most recent requests (at most 100,000), oldest first.

@@ -654,6 +654,8 @@ void CreatorFake::inject(CreatorFault fault) { m_impl->faults.push(std::move(fau
 
 void CreatorFake::clear_faults() { m_impl->faults.clear(); }
 
+std::size_t CreatorFake::pending_faults() const { return m_impl->faults.pending(); }
+
 std::size_t CreatorFake::request_count() const {
     std::lock_guard lock(m_impl->mutex);
     return m_impl->request_total;

@@ -149,6 +149,8 @@ public:
     void reject_email(const std::string& email);
     void inject(CreatorFault fault);
     void clear_faults();
+    /// Faults injected and not yet taken by a request: 0 once the last one has arrived.
+    [[nodiscard]] std::size_t pending_faults() const;
     /// Authenticated API requests (not /_fake/...), and those of them the per-minute limit
     /// refused.
     [[nodiscard]] std::size_t request_count() const;
