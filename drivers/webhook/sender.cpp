@@ -484,7 +484,7 @@ private:
             request.headers.emplace_back("webhook-signature",
                                          sign(m_options.secret, d.id, timestamp, d.body));
         }
-        request.body = d.body;
+        request.body = std::move(d.body); // finished() needs the rest of d, never its body
         ++m_stats.attempts;
         m_client.start(
             std::move(request),
