@@ -199,29 +199,10 @@ struct Fixture {
     }
 };
 
-// Waits until the state file holds a row that `sql` counts (the step a run stores right
-// before the request it stands for).
-void wait_for_row(const std::string& state, const std::string& sql) {
-    // A safety net against a hang if the row never comes (a broken precondition), not a
-    // limit on how long the run may take.
-    for (int polls = 0; polls < 20'000; ++polls) {
-        try {
-            SQLite::Database db(state, SQLite::OPEN_READONLY);
-            SQLite::Statement st(db, sql);
-            if (st.executeStep() && st.getColumn(0).getInt64() > 0) {
-                return;
-            }
-        } catch (const SQLite::Exception&) {
-            // not created yet
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    FAIL("the state file never showed: " << sql);
-}
-
 // Waits until `done` holds, polling every 5 ms.
-void wait_until(const std::function<bool()>& done, const char* failure) {
-    // A safety net against a hang, as in wait_for_row.
+void wait_until(const std::function<bool()>& done, const std::string& failure) {
+    // A safety net against a hang if it never comes (a broken precondition), not a limit on
+    // how long the run may take.
     for (int polls = 0; polls < 20'000; ++polls) {
         if (done()) {
             return;
@@ -229,6 +210,22 @@ void wait_until(const std::function<bool()>& done, const char* failure) {
         std::this_thread::sleep_for(5ms);
     }
     FAIL(failure);
+}
+
+// Waits until the state file holds a row that `sql` counts (the step a run stores right
+// before the request it stands for).
+void wait_for_row(const std::string& state, const std::string& sql) {
+    wait_until(
+        [&] {
+            try {
+                SQLite::Database db(state, SQLite::OPEN_READONLY);
+                SQLite::Statement st(db, sql);
+                return st.executeStep() && st.getColumn(0).getInt64() > 0;
+            } catch (const SQLite::Exception&) {
+                return false; // not created yet
+            }
+        },
+        "the state file never showed: " + sql);
 }
 
 } // namespace

@@ -2,7 +2,9 @@
 
 #include <curl/curl.h>
 
+#include <atomic>
 #include <stdexcept>
+#include <thread>
 
 namespace {
 
@@ -10,7 +12,7 @@ std::atomic<bool> g_exists{false};
 std::atomic<bool> g_armed{false};
 std::atomic<bool> g_every_thread{false};
 std::atomic<long> g_failures{0};
-std::thread::id g_maker; // written before g_exists is set, read only while it is
+std::atomic<std::thread::id> g_maker; // the thread that made the fault
 
 } // namespace
 

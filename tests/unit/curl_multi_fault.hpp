@@ -1,8 +1,5 @@
 #pragma once
 
-#include <atomic>
-#include <thread>
-
 namespace crmsync::testing {
 
 // Makes libcurl's multi interface fail, as it does when out of memory, without touching
