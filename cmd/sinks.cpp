@@ -3,6 +3,7 @@
 #include "cmd/targets.hpp"
 #include "lib/core/error.hpp"
 #include "lib/pipeline/target_writer.hpp"
+#include "lib/sql/json_values.hpp"
 #include "lib/state/state_store.hpp"
 #include "lib/util/redact.hpp"
 #include "lib/util/url.hpp"
@@ -122,7 +123,10 @@ SinkChoice::open(const std::string& job_key, pipeline::RunSummary& summary,
                  const std::optional<std::chrono::steady_clock::time_point>& deadline,
                  drivers::webhook::MessageFormat format) const {
     if (m_database) {
-        return std::make_unique<pipeline::TargetWriter>(open_target(*m_database), job_key, summary);
+        auto database = open_target(*m_database);
+        // The run's JSON texts (_raw) list members as the target stores them.
+        sql::set_json_member_order(database->dialect().json_member_order());
+        return std::make_unique<pipeline::TargetWriter>(std::move(database), job_key, summary);
     }
     auto sender = *m_http;
     sender.deadline = deadline;

@@ -10,6 +10,7 @@ namespace {
 class PostgresDialect final : public sql::Dialect {
 public:
     std::string_view name() const override { return "postgres"; }
+    sql::JsonMemberOrder json_member_order() const override { return sql::JsonMemberOrder::jsonb; }
 
     std::string quote(std::string_view identifier) const override {
         std::string out = "\"";

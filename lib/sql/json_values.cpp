@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -334,6 +335,47 @@ void write_string(JsonWriter& writer, std::string& out, const std::string& text)
     }
 }
 
+std::atomic<JsonMemberOrder> g_member_order{JsonMemberOrder::by_name};
+
+// Calls visit(name, member) for each member of `object` in the order g_member_order sets.
+template <typename Visit>
+void for_each_member(const nlohmann::json::object_t& object, Visit visit) {
+    if (g_member_order.load(std::memory_order_relaxed) == JsonMemberOrder::by_name ||
+        object.size() < 2) {
+        for (const auto& [key, member] : object) {
+            visit(key, member);
+        }
+        return;
+    }
+    // The map holds the members by name already: ordering them by length alone, keeping that
+    // order among names of one length, gives jsonb's order.
+    using Member = nlohmann::json::object_t::value_type;
+    constexpr std::size_t k_on_stack = 64;
+    std::array<const Member*, k_on_stack> on_stack{};
+    std::vector<const Member*> on_heap;
+    const Member** members = on_stack.data();
+    if (object.size() > k_on_stack) {
+        on_heap.resize(object.size());
+        members = on_heap.data();
+    }
+    std::size_t n = 0;
+    for (const auto& member : object) {
+        members[n++] = &member;
+    }
+    // Insertion sort: stable, and no allocation (std::stable_sort takes a buffer each call).
+    for (std::size_t i = 1; i < n; ++i) {
+        const Member* moving = members[i];
+        std::size_t j = i;
+        for (; j > 0 && members[j - 1]->first.size() > moving->first.size(); --j) {
+            members[j] = members[j - 1];
+        }
+        members[j] = moving;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+        visit(members[i]->first, members[i]->second);
+    }
+}
+
 template <typename Integer> void write_integer(std::string& out, Integer number) {
     std::array<char, 24> digits{};
     const auto result = std::to_chars(digits.data(), digits.data() + digits.size(), number);
@@ -348,15 +390,16 @@ void write_value(JsonWriter& writer, std::string& out, const nlohmann::json& val
     case Type::object: {
         out += '{';
         bool first = true;
-        for (const auto& [key, member] : value.get_ref<const nlohmann::json::object_t&>()) {
-            if (!first) {
-                out += ',';
-            }
-            first = false;
-            write_string(writer, out, key);
-            out += ':';
-            write_value(writer, out, member);
-        }
+        for_each_member(value.get_ref<const nlohmann::json::object_t&>(),
+                        [&](const std::string& key, const nlohmann::json& member) {
+                            if (!first) {
+                                out += ',';
+                            }
+                            first = false;
+                            write_string(writer, out, key);
+                            out += ':';
+                            write_value(writer, out, member);
+                        });
         out += '}';
         return;
     }
@@ -403,6 +446,10 @@ std::string dump_compact(const nlohmann::json& value) {
 
 } // namespace
 
+void set_json_member_order(JsonMemberOrder order) {
+    g_member_order.store(order, std::memory_order_relaxed);
+}
+
 std::string to_json_text(const nlohmann::json& record) {
     std::string text = dump_compact(record);
     if (text.find("\\u0000") == std::string::npos) {
@@ -410,7 +457,7 @@ std::string to_json_text(const nlohmann::json& record) {
     }
     nlohmann::json copy = record;
     scrub_nul_tree(copy);
-    return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    return dump_compact(copy);
 }
 
 namespace {
@@ -425,30 +472,32 @@ void write_pruned(JsonWriter& writer, std::string& out, const nlohmann::json& va
     }
     out += '{';
     bool first = true;
-    for (auto it = value.begin(); it != value.end(); ++it) {
-        if (std::find(prune->drop.begin(), prune->drop.end(), it.key()) != prune->drop.end()) {
-            continue;
-        }
-        if (!first) {
-            out += ',';
-        }
-        first = false;
-        write_string(writer, out, it.key());
-        out += ':';
-        const auto items = prune->items_of.find(it.key());
-        if (items == prune->items_of.end() || !it->is_array()) {
-            write_value(writer, out, *it);
-            continue;
-        }
-        out += '[';
-        for (std::size_t i = 0; i < it->size(); ++i) {
-            if (i > 0) {
-                out += ',';
-            }
-            write_pruned(writer, out, (*it)[i], &items->second);
-        }
-        out += ']';
-    }
+    for_each_member(value.get_ref<const nlohmann::json::object_t&>(),
+                    [&](const std::string& key, const nlohmann::json& member) {
+                        if (std::find(prune->drop.begin(), prune->drop.end(), key) !=
+                            prune->drop.end()) {
+                            return;
+                        }
+                        if (!first) {
+                            out += ',';
+                        }
+                        first = false;
+                        write_string(writer, out, key);
+                        out += ':';
+                        const auto items = prune->items_of.find(key);
+                        if (items == prune->items_of.end() || !member.is_array()) {
+                            write_value(writer, out, member);
+                            return;
+                        }
+                        out += '[';
+                        for (std::size_t i = 0; i < member.size(); ++i) {
+                            if (i > 0) {
+                                out += ',';
+                            }
+                            write_pruned(writer, out, member[i], &items->second);
+                        }
+                        out += ']';
+                    });
     out += '}';
 }
 

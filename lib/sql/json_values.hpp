@@ -19,6 +19,11 @@ namespace crmsync::sql {
 bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
                      std::string& problem);
 
+// Sets the order in which the JSON texts written here list an object's members, for the whole
+// process (see Dialect::json_member_order). Call before threads write JSON texts; texts in
+// either order are the same JSON.
+void set_json_member_order(JsonMemberOrder order);
+
 // The record as JSON text for a json column: NUL characters scrubbed, invalid UTF-8 replaced.
 std::string to_json_text(const nlohmann::json& record);
 

@@ -9,10 +9,12 @@
 #include "lib/core/error.hpp"
 #include "lib/pipeline/target_writer.hpp"
 #include "lib/sql/batch_writer.hpp"
+#include "lib/sql/json_values.hpp"
 #include "lib/sql/schema_manager.hpp"
 
 #include <catch2/catch.hpp>
 #include <libpq-fe.h>
+#include <nlohmann/json.hpp>
 
 using namespace crmsync;
 using crmsync::testing::TempDir;
@@ -1343,4 +1345,51 @@ TEST_CASE("PostgreSQL: a run's batch goes on when a table it does not write was 
     db->execute("DROP TABLE " + dialect.quote(a.name));
     db->execute("DELETE FROM " + dialect.quote("crmsync_state") + " WHERE " + dialect.quote("job") +
                 " = 'test:" + prefix + "'");
+}
+
+TEST_CASE("JSON texts in jsonb's member order list members as PostgreSQL stores them",
+          "[postgres]") {
+    // The dialect asks for that order so that the server stores _raw without sorting each
+    // object: the order must be the server's own, or it sorts them anyway.
+    TempDir dir;
+    const auto target = crmsync::testing::target_named(dir, "postgres");
+    if (!target) {
+        return;
+    }
+    auto db = crmsync::testing::open(target->url);
+    REQUIRE(db->dialect().json_member_order() == sql::JsonMemberOrder::jsonb);
+    nlohmann::json record = nlohmann::json::object();
+    for (const char* name : {"zz", "a", "bb", "\xc3\xa9", "Z", "id", "aa", "$id", "a b", "_raw",
+                             "\xe2\x82\xac", "B", "ab", "ba", "$changed", "user_loginName"}) {
+        record[name] = name;
+    }
+    record["nested"] = nlohmann::json::object({{"yy", 1}, {"x", 2}, {"Xx", 3}});
+    sql::set_json_member_order(sql::JsonMemberOrder::jsonb);
+    const std::string text = sql::to_json_text(record);
+    sql::set_json_member_order(sql::JsonMemberOrder::by_name);
+    // The top-level names of a JSON text, in the text's order.
+    const auto names_in = [](const std::string& json_text) {
+        std::vector<std::string> names;
+        const auto parsed = nlohmann::json::parse(
+            json_text, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& value) {
+                if (depth == 1 && event == nlohmann::json::parse_event_t::key) {
+                    names.push_back(value.get<std::string>());
+                }
+                return true;
+            });
+        CHECK(parsed.is_object());
+        return names;
+    };
+    std::vector<std::string> stored;
+    for (const auto& row :
+         db->query("SELECT k FROM jsonb_object_keys(CAST(:doc AS jsonb)) AS k", {text})) {
+        stored.push_back(row.at(0).value_or("NULL"));
+    }
+    CHECK(names_in(text) == stored);
+    const auto nested = db->query(
+        "SELECT string_agg(k, ',') FROM jsonb_object_keys(CAST(:doc AS jsonb) -> 'nested') AS k",
+        {text});
+    REQUIRE(nested.size() == 1);
+    CHECK(nested[0].at(0) == std::optional<std::string>("x,Xx,yy"));
+    CHECK(names_in(text) != names_in(record.dump())); // the default order is not jsonb's
 }

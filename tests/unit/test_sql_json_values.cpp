@@ -497,3 +497,87 @@ TEST_CASE("sql::row_from_json", "[unit]") {
         CHECK_FALSE(row[1].has_value());
     }
 }
+
+namespace {
+
+// Sets the process-wide JSON member order for a scope, and restores the default after it.
+struct MemberOrderScope {
+    explicit MemberOrderScope(sql::JsonMemberOrder order) { sql::set_json_member_order(order); }
+    MemberOrderScope(const MemberOrderScope&) = delete;
+    MemberOrderScope& operator=(const MemberOrderScope&) = delete;
+    ~MemberOrderScope() { sql::set_json_member_order(sql::JsonMemberOrder::by_name); }
+};
+
+// Whether every object in `text` (as parsed in document order) lists its names shorter first,
+// names of one length by their bytes.
+bool members_in_jsonb_order(const std::string& text) {
+    bool ordered = true;
+    std::vector<std::vector<std::string>> open; // names seen so far in each open object
+    json::parser_callback_t check = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) {
+            open.emplace_back();
+        } else if (event == json::parse_event_t::key) {
+            const auto name = parsed.get<std::string>();
+            auto& names = open.back();
+            if (!names.empty()) {
+                const auto& last = names.back();
+                const auto bytes = [](const std::string& s) {
+                    return std::basic_string<unsigned char>(s.begin(), s.end());
+                };
+                ordered = ordered && (last.size() < name.size() ||
+                                      (last.size() == name.size() && bytes(last) < bytes(name)));
+            }
+            names.push_back(name);
+        } else if (event == json::parse_event_t::object_end) {
+            open.pop_back();
+        }
+        return true;
+    };
+    const json parsed = json::parse(text, check);
+    return ordered && !parsed.is_discarded();
+}
+
+} // namespace
+
+TEST_CASE("JSON texts list members in jsonb's order when asked, and by name otherwise", "[unit]") {
+    const json record = json::parse(R"({"zz": 1, "a": {"ccc": 1, "bb": [{"yy": 1, "x": 2}], "d": 0},
+        "bb": null, "\u00e9": true, "z": "last of one byte", "aa": [], "id": "r1"})");
+
+    SECTION("by name, as nlohmann writes them, by default") {
+        CHECK(sql::to_json_text(record) ==
+              record.dump(-1, ' ', false, json::error_handler_t::replace));
+    }
+
+    SECTION("jsonb: shorter names first, one length by bytes, at every depth") {
+        const MemberOrderScope scope(sql::JsonMemberOrder::jsonb);
+        // "\u00e9" is two bytes, C3 A9: above 'z' (7A), so the last of the two-byte names.
+        CHECK(sql::to_json_text(record) ==
+              "{\"a\":{\"d\":0,\"bb\":[{\"x\":2,\"yy\":1}],\"ccc\":1},\"z\":\"last of one "
+              "byte\",\"aa\":[],\"bb\":null,\"id\":\"r1\",\"zz\":1,\"\u00e9\":true}");
+        CHECK(json::parse(sql::to_json_text(record)) == record);
+        // Pruning keeps the order of what stays, and the text of a record with NULs (written
+        // on a scrubbed copy) is ordered too.
+        const sql::JsonPrune prune{{"zz"}, {{"a", sql::JsonPrune{{"ccc"}, {}}}}};
+        json nested = record;
+        nested["a"] = json::array({record["a"], 5});
+        CHECK(sql::to_json_text_pruned(nested, prune) ==
+              "{\"a\":[{\"d\":0,\"bb\":[{\"x\":2,\"yy\":1}]},5],\"z\":\"last of one "
+              "byte\",\"aa\":[],\"bb\":null,\"id\":\"r1\",\"\u00e9\":true}");
+        json with_nul = record;
+        with_nul["nul"] = std::string("a\0b", 3);
+        CHECK(members_in_jsonb_order(sql::to_json_text(with_nul)));
+        CHECK(sql::to_json_text(with_nul).find("\"nul\":\"a\uFFFDb\"") != std::string::npos);
+    }
+
+    SECTION("jsonb: objects with more members than fit the writer's stack array") {
+        const MemberOrderScope scope(sql::JsonMemberOrder::jsonb);
+        json wide = json::object();
+        for (int i = 0; i < 300; ++i) {
+            wide[std::string(static_cast<std::size_t>(i % 7 + 1), static_cast<char>('a' + i % 26)) +
+                 std::to_string(i)] = i;
+        }
+        const std::string text = sql::to_json_text(wide);
+        CHECK(members_in_jsonb_order(text));
+        CHECK(json::parse(text) == wide);
+    }
+}
