@@ -20,12 +20,6 @@ struct ExistingColumn {
     std::optional<long long> numeric_scale;
 };
 
-// Everything that differs between SQL databases, as SQL text. A Dialect does no I/O, so the
-// SQL of a database we cannot run here (SQL Server) is still checked by golden tests.
-//
-// Placeholders are SOCI's ":name" form; values are always bound, never pasted. Every
-// identifier goes through quote(). Values arrive as canonical text (numbers "12.5", booleans
-// "1"/"0", timestamps "YYYY-MM-DD HH:MM:SS.mmm" in UTC, JSON as text) or NULL.
 // The order of an object's members in a JSON text.
 enum class JsonMemberOrder {
     by_name, // by the bytes of their names (nlohmann's own order)
@@ -34,6 +28,12 @@ enum class JsonMemberOrder {
     jsonb,
 };
 
+// Everything that differs between SQL databases, as SQL text. A Dialect does no I/O, so the
+// SQL of a database we cannot run here (SQL Server) is still checked by golden tests.
+//
+// Placeholders are SOCI's ":name" form; values are always bound, never pasted. Every
+// identifier goes through quote(). Values arrive as canonical text (numbers "12.5", booleans
+// "1"/"0", timestamps "YYYY-MM-DD HH:MM:SS.mmm" in UTC, JSON as text) or NULL.
 class Dialect {
 public:
     virtual ~Dialect() = default;

@@ -83,6 +83,11 @@ std::unique_ptr<sql::Database> open(const std::string& url) {
     return cli::open_target(cli::parse_target(url));
 }
 
+std::unique_ptr<sql::Database> open_named(const TempDir& dir, const std::string& name) {
+    const auto target = target_named(dir, name);
+    return target ? open(target->url) : nullptr;
+}
+
 std::string unique_prefix() {
     static std::atomic<int> counter{0};
     return "t" + std::to_string(counter++) + "_" + std::to_string(::getpid()) + "_";

@@ -50,6 +50,9 @@ std::vector<Target> targets(const TempDir& dir);
 // The one of targets() named `name`, for a test of one database; nullopt (with a warning in
 // the test's output: it checks nothing) when tests/run.sh did not export that database.
 std::optional<Target> target_named(const TempDir& dir, const std::string& name);
+// A connection to the one of targets() named `name`; null (with target_named's warning) when
+// tests/run.sh did not export that database.
+std::unique_ptr<sql::Database> open_named(const TempDir& dir, const std::string& name);
 
 std::unique_ptr<sql::Database> open(const std::string& url);
 

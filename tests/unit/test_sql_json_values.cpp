@@ -520,12 +520,10 @@ bool members_in_jsonb_order(const std::string& text) {
             const auto name = parsed.get<std::string>();
             auto& names = open.back();
             if (!names.empty()) {
+                // std::string compares its bytes as unsigned char, as jsonb does.
                 const auto& last = names.back();
-                const auto bytes = [](const std::string& s) {
-                    return std::basic_string<unsigned char>(s.begin(), s.end());
-                };
                 ordered = ordered && (last.size() < name.size() ||
-                                      (last.size() == name.size() && bytes(last) < bytes(name)));
+                                      (last.size() == name.size() && last < name));
             }
             names.push_back(name);
         } else if (event == json::parse_event_t::object_end) {
