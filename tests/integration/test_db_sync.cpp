@@ -8,6 +8,7 @@
 
 #include "drivers/dialfire/sync.hpp"
 #include "lib/pipeline/target_writer.hpp"
+#include "lib/sql/json_values.hpp"
 #include "lib/sql/schema_manager.hpp"
 
 #include <catch2/catch.hpp>
@@ -26,6 +27,41 @@ using crmsync::testing::ProcessResult;
 using crmsync::testing::TempDir;
 
 namespace {
+
+// Sets the process's JSON member order for a scope, and back to the default after it.
+struct MemberOrderScope {
+    explicit MemberOrderScope(sql::JsonMemberOrder order) { sql::set_json_member_order(order); }
+    MemberOrderScope(const MemberOrderScope&) = delete;
+    MemberOrderScope& operator=(const MemberOrderScope&) = delete;
+    ~MemberOrderScope() { sql::set_json_member_order(sql::JsonMemberOrder::by_name); }
+};
+
+// The JSON texts a run wrote into `db` list members in the order of its dialect (jsonb's on
+// PostgreSQL, by name elsewhere): each raw text of the job's rejects (a text column, so kept as
+// sent) is the text written in that order. At least one of them differs in the other order, so
+// a run that ignored its target's order fails this.
+void check_member_order_of_rejects(sql::Database& db, const std::string& job) {
+    const auto& d = db.dialect();
+    const auto raws = db.query("SELECT " + d.quote("raw") + " FROM " + d.quote("crmsync_rejects") +
+                                   " WHERE " + d.quote("job") + " = " + d.placeholder("p", 0) +
+                                   " AND " + d.quote("raw") + " IS NOT NULL",
+                               {job});
+    REQUIRE_FALSE(raws.empty());
+    const auto expected = d.json_member_order();
+    const auto other = expected == sql::JsonMemberOrder::jsonb ? sql::JsonMemberOrder::by_name
+                                                               : sql::JsonMemberOrder::jsonb;
+    bool orders_differ = false;
+    for (const auto& row : raws) {
+        const auto parsed = nlohmann::json::parse(*row[0]);
+        {
+            const MemberOrderScope scope(expected);
+            CHECK(sql::to_json_text(parsed) == *row[0]);
+        }
+        const MemberOrderScope scope(other);
+        orders_differ = orders_differ || sql::to_json_text(parsed) != *row[0];
+    }
+    CHECK(orders_differ);
+}
 
 const char* const k_tables[] = {"contacts", "transactions", "connections", "recordings",
                                 "inbound_calls"};
@@ -514,6 +550,7 @@ TEST_CASE("db_sync stores hostile data safely and rejects what it cannot store",
             CHECK(reasons.find("contact without $id") != std::string::npos);
             CHECK(reasons.find("transaction without fired") != std::string::npos);
             CHECK(reasons.find("pause_time_sec: expected a number") != std::string::npos);
+            check_member_order_of_rejects(*db, "db_sync:DEMO0000CAMPAIGN:" + f.prefix);
             // Every other contact is stored, 1 MB value and broken bytes included.
             CHECK(crmsync::testing::count_rows(*db, f.prefix + "contacts") == 29);
             for (const auto& item : f.fake.hostile_items()) {
