@@ -9,6 +9,10 @@
 #include <soci/postgresql/soci-postgresql.h>
 #include <soci/soci.h>
 
+#include <memory>
+#include <string>
+#include <string_view>
+
 namespace crmsync::drivers::postgres {
 namespace {
 
@@ -37,6 +41,29 @@ void log_notice(void* /*arg*/, const char* message) {
     log::debug("postgres: {}", text);
 }
 
+// Runs a COMMIT (after `before`, if any, a statement of the same transaction, in the same round
+// trip) and checks that the server committed: a transaction that had failed answers COMMIT
+// with ROLLBACK, which is not an error to libpq.
+void run_commit(PGconn* connection, const char* before) {
+    const std::string sql = before == nullptr ? "COMMIT" : std::string(before) + "; COMMIT";
+    const std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection, sql.c_str()),
+                                                               &PQclear);
+    const char* hint = "nothing past the last committed batch was recorded";
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+        std::string message = util::redact(PQerrorMessage(connection));
+        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+            message.pop_back();
+        }
+        throw Error(ErrorKind::io, "database error while committing a transaction: " + message,
+                    hint);
+    }
+    if (std::string_view(PQcmdStatus(result.get())) != "COMMIT") {
+        throw Error(ErrorKind::io,
+                    "database error while committing a transaction: the server rolled it back",
+                    hint);
+    }
+}
+
 class PostgresDatabase final : public sql::Database {
 public:
     PostgresDatabase(std::unique_ptr<soci::session> session, std::string description)
@@ -45,8 +72,7 @@ public:
     std::optional<BulkResult>
     bulk_upsert(const sql::Table& table, const std::vector<const sql::Column*>& columns,
                 const std::vector<std::vector<const sql::Value*>>& rows) override {
-        auto* backend = static_cast<soci::postgresql_session_backend*>(session().get_backend());
-        return copy_upsert(backend->conn_, dialect(), table, columns, rows, m_copy_session);
+        return copy_upsert(connection(), dialect(), table, columns, rows, m_copy_session);
     }
 
     void expect_writes(const std::vector<std::string>& table_names) override {
@@ -57,8 +83,30 @@ public:
 protected:
     void transaction_boundary() noexcept override { ++m_copy_session.transaction; }
 
+    // A deferred commit turns synchronous_commit off for its own transaction, in the COMMIT's
+    // round trip. The first durable commit after deferred ones must flush them: it does when
+    // it writes its own commit record, which a transaction that wrote nothing does not have;
+    // txid_current() gives it one. Other durable commits are a plain COMMIT.
+    bool commit_own(sql::CommitWait wait) override {
+        const char* before = nullptr;
+        if (wait == sql::CommitWait::deferred) {
+            before = "SET LOCAL synchronous_commit TO off";
+            m_deferred_commits = true;
+        } else if (m_deferred_commits) {
+            before = "SELECT txid_current()";
+        }
+        run_commit(connection(), before);
+        m_deferred_commits = wait == sql::CommitWait::deferred;
+        return true;
+    }
+
 private:
+    PGconn* connection() {
+        return static_cast<soci::postgresql_session_backend*>(session().get_backend())->conn_;
+    }
+
     CopySession m_copy_session;
+    bool m_deferred_commits = false; // deferred commits since the last durable one
 };
 
 void check_url(util::DatabaseUrl& url) {

@@ -221,10 +221,12 @@ Ending Runner::run() {
             } else {
                 m_transform(page, m_sink, m_summary);
             }
+            // The batches need not wait for the disk: the commit after the loop, which every
+            // ending but a sink's failure reaches, makes them durable.
             if (page.checkpoint) {
-                m_sink.commit(page.checkpoint, last_progress);
+                m_sink.commit_deferred(page.checkpoint, last_progress);
             } else if (m_sink.buffered() >= m_options.batch_rows) {
-                m_sink.commit(std::nullopt, last_progress);
+                m_sink.commit_deferred(std::nullopt, last_progress);
             }
             if (fetched->emitted) {
                 m_summary.filtered = fetched->filtered;
@@ -261,7 +263,8 @@ Ending Runner::run() {
         fetcher.stop();
         progress.finish();
         report_source();
-        // Rows of pages without a checkpoint of their own: durable, the checkpoint stays.
+        // Rows of pages without a checkpoint of their own: durable, the checkpoint stays. A
+        // durable commit, so every batch committed before it is on disk when the run ends.
         m_sink.commit(std::nullopt, last_progress);
     } catch (...) {
         fetcher.stop();

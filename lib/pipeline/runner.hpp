@@ -49,10 +49,11 @@ enum class Ending {
 //  2. a fetch thread calls source.next_page() into a bounded queue (fetch-ahead), stopping at
 //     the stop signal or the deadline;
 //  3. this thread transforms each page into the sink (or replays what the fetch thread's
-//     transform emitted, see transform_ahead) and commits: at once with the page's checkpoint
-//     when it carries one, else whenever batch_rows rows are buffered;
-//  4. at the end everything buffered is committed; the checkpoint only ever moves with the
-//     rows it covers, so it is never ahead of committed data.
+//     transform emitted, see transform_ahead) and commits (Sink::commit_deferred): at once with
+//     the page's checkpoint when it carries one, else whenever batch_rows rows are buffered;
+//  4. at the end everything buffered is committed with Sink::commit, which makes the batches
+//     before it durable too; the checkpoint only ever moves with the rows it covers, so it is
+//     never ahead of committed data.
 // Throws the source's Error after committing every page fetched before it (the checkpoint
 // stays at the last page that carried one), unless the deadline had passed: a request the
 // budget cut short ends the run out_of_time. A sink Error is thrown at once (its transaction

@@ -47,6 +47,15 @@ public:
     // stays; `progress` (JSON text) is stored beside it.
     virtual void commit(const std::optional<std::string>& checkpoint,
                         const std::string& progress) = 0;
+    // As commit(), but the target may answer before the commit is on its disk (see
+    // sql::CommitWait::deferred): a crash of the database server right after it can lose the
+    // buffer, always together with its checkpoint, so the next run fetches it again. The next
+    // commit() makes it durable too. For the batches of a run, which ends with a commit(); the
+    // default is commit().
+    virtual void commit_deferred(const std::optional<std::string>& checkpoint,
+                                 const std::string& progress) {
+        commit(checkpoint, progress);
+    }
 
     // Stored values of `columns` for the rows of `table` whose key is in `keys`, by key.
     // Optional: the default knows nothing, so a source that asks fetches everything again

@@ -87,6 +87,16 @@ void TargetWriter::reject(const std::string& table, const std::string& key,
 
 void TargetWriter::commit(const std::optional<std::string>& checkpoint,
                           const std::string& progress) {
+    write(checkpoint, progress, sql::CommitWait::durable);
+}
+
+void TargetWriter::commit_deferred(const std::optional<std::string>& checkpoint,
+                                   const std::string& progress) {
+    write(checkpoint, progress, sql::CommitWait::deferred);
+}
+
+void TargetWriter::write(const std::optional<std::string>& checkpoint, const std::string& progress,
+                         sql::CommitWait wait) {
     const std::string now = util::format_sql_timestamp(m_clock.wall_now());
     std::vector<sql::RejectedRow> refused;
     sql::BatchWriter writer(m_db);
@@ -129,7 +139,7 @@ void TargetWriter::commit(const std::optional<std::string>& checkpoint,
         std::vector<sql::RejectedRow> ignored;
         writer.upsert_uncounted(state, now, ignored);
         m_db.confirm_lock();
-        transaction.commit();
+        transaction.commit(wait);
         m_checkpoint = stored;
     }
     m_summary.rejected += static_cast<long>(refused.size());

@@ -57,6 +57,8 @@ public:
     std::size_t buffered_rows() const noexcept { return m_buffered; }
 
     void commit(const std::optional<std::string>& checkpoint, const std::string& progress) override;
+    void commit_deferred(const std::optional<std::string>& checkpoint,
+                         const std::string& progress) override;
 
     std::map<std::string, std::vector<std::optional<std::string>>>
     lookup(const sql::Table& table, const std::vector<std::string>& columns,
@@ -70,6 +72,8 @@ public:
     void verify_read_back(const sql::Table& table, std::function<std::string()> what);
 
 private:
+    void write(const std::optional<std::string>& checkpoint, const std::string& progress,
+               sql::CommitWait wait);
     void check_read_back(const sql::TableRows& written,
                          const std::vector<sql::RejectedRow>& refused);
 

@@ -152,8 +152,11 @@ void Database::begin() {
     }
 }
 
-void Database::commit() {
+void Database::commit(CommitWait wait) {
     transaction_boundary();
+    if (commit_own(wait)) {
+        return;
+    }
     try {
         m_session->commit();
     } catch (const soci::soci_error& e) {

@@ -17,6 +17,16 @@ namespace crmsync::sql {
 using Value = std::optional<std::string>; // nullopt is SQL NULL
 using Row = std::vector<Value>;
 
+// What a commit waits for before it returns.
+// - durable: the commit is on the database's disk (as the server's own settings make it).
+// - deferred: the server may answer first and write the commit to disk a moment later
+//   (PostgreSQL: synchronous_commit off for that transaction). A crash of the database server
+//   in that moment loses the commit, but only together with every commit after it, never one
+//   without the ones before, so rows and the checkpoint committed with them stay together.
+//   The connection's next durable commit makes it durable as well. A driver that cannot defer
+//   a commit makes it durable.
+enum class CommitWait { durable, deferred };
+
 // One connection to a target database through SOCI, with its Dialect. Every statement binds
 // its values; SOCI and driver exceptions become crmsync::Error(io) with the statement's
 // purpose as context. Not thread safe: one writer owns it.
@@ -40,7 +50,7 @@ public:
     bool holds_rows(const Table& table);
 
     void begin();
-    void commit();
+    void commit(CommitWait wait = CommitWait::durable);
     void rollback() noexcept;
 
     // Takes the job's lock for the lifetime of this connection without waiting; false when
@@ -81,6 +91,12 @@ protected:
     // Called as begin(), commit() and rollback() start, whatever their outcome: state a driver
     // keeps for the open transaction ends there.
     virtual void transaction_boundary() noexcept {}
+    // A driver's own COMMIT for `wait`; false lets the session's plain COMMIT run instead. Throws
+    // crmsync::Error when the commit fails (the transaction is then rolled back).
+    virtual bool commit_own(CommitWait wait) {
+        (void)wait;
+        return false;
+    }
 
 private:
     std::unique_ptr<Dialect> m_dialect;
@@ -110,8 +126,8 @@ public:
             m_db.rollback();
         }
     }
-    void commit() {
-        m_db.commit();
+    void commit(CommitWait wait = CommitWait::durable) {
+        m_db.commit(wait);
         m_done = true;
     }
 

@@ -1307,6 +1307,110 @@ TEST_CASE("PostgreSQL locks and looks up the tables of a first load once per tra
     }
 }
 
+// A run's batches are committed without waiting for the disk (synchronous_commit off for their
+// own transactions); the commit that ends the run waits, as the session's setting says, and so
+// makes every batch before it durable. A deferred trigger records the setting each COMMIT ran
+// with: it fires inside the COMMIT, after what a driver sends before it. The session's setting
+// is on here (the test server's own is off).
+TEST_CASE("PostgreSQL: a run's batches commit without waiting for the disk and its end waits",
+          "[postgres]") {
+    TempDir dir;
+    const auto target = crmsync::testing::target_named(dir, "postgres");
+    if (!target) {
+        return;
+    }
+    const std::string durable_url = target->url +
+                                    (target->url.find('?') == std::string::npos ? "?" : "&") +
+                                    "options=-csynchronous_commit%3Don";
+    auto db = crmsync::testing::open(target->url);
+    auto writer_db = crmsync::testing::open(durable_url);
+    const std::string prefix = crmsync::testing::unique_prefix();
+    const std::string job = "test:" + prefix;
+    const sql::Table table = hostile_table(prefix + "durability");
+    pipeline::RunSummary summary;
+    pipeline::TargetWriter writer(*writer_db, job, summary);
+    REQUIRE(writer.lock());
+    writer.prepare({&table});
+    const std::string log = prefix + "commit_log";
+    db->execute("CREATE TABLE " + log + " (n serial PRIMARY KEY, setting text)");
+    db->execute("CREATE FUNCTION " + prefix +
+                "log_commit() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                "BEGIN INSERT INTO " +
+                log +
+                " (setting) VALUES "
+                "(current_setting('synchronous_commit')); "
+                "RETURN NULL; END $$");
+    db->execute("CREATE CONSTRAINT TRIGGER " + prefix +
+                "commit_log AFTER INSERT OR UPDATE ON "
+                "crmsync_state DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.job = '" +
+                job + "') EXECUTE FUNCTION " + prefix + "log_commit()");
+    const auto cleanup = [&] {
+        db->execute("DROP TRIGGER IF EXISTS " + prefix + "commit_log ON crmsync_state");
+        db->execute("DROP FUNCTION IF EXISTS " + prefix + "log_commit()");
+        db->execute("DROP TABLE IF EXISTS " + log);
+        db->execute("DROP TABLE IF EXISTS " + db->dialect().quote(table.name));
+        db->execute("DELETE FROM crmsync_state WHERE job = '" + job + "'");
+    };
+    const auto next_xid = [&] {
+        return std::stol(
+            *db->query("SELECT txid_snapshot_xmax(txid_current_snapshot())").at(0).at(0));
+    };
+    long row = 0;
+    const auto add_rows = [&] {
+        for (auto& r : numbered_rows(static_cast<std::size_t>(row), k_bulk_rows, "batch")) {
+            writer.add(table, std::move(r));
+        }
+        row += static_cast<long>(k_bulk_rows);
+    };
+    try {
+        for (int batch = 1; batch <= 3; ++batch) {
+            add_rows();
+            writer.commit_deferred("checkpoint " + std::to_string(batch), "{}");
+            // Committed and visible at once, like any commit.
+            CHECK(crmsync::testing::count_rows(*db, table.name) == row);
+        }
+        add_rows();
+        writer.commit(std::nullopt, R"({"phase":"end"})");
+        add_rows();
+        writer.commit_deferred("checkpoint 4", "{}");
+        // The driver alone: a durable commit after a deferred one, in a transaction that
+        // wrote nothing. Such a transaction has no id, hence no commit record, and would flush
+        // nothing; it must take an id to make the commits before it durable. (The writer's
+        // commits always have one: its state row upsert locks the row.)
+        {
+            sql::Transaction deferred(*writer_db);
+            writer_db->execute("INSERT INTO " + log + " (setting) VALUES ('driver')");
+            deferred.commit(sql::CommitWait::deferred);
+        }
+        const long xid_before = next_xid();
+        sql::Transaction empty(*writer_db);
+        empty.commit();
+        CHECK(next_xid() > xid_before);
+        add_rows();
+        writer.commit(std::nullopt, R"({"phase":"end again"})");
+        std::vector<std::string> settings;
+        for (const auto& r : db->query("SELECT setting FROM " + log + " ORDER BY n")) {
+            settings.push_back(r.at(0).value_or("NULL"));
+        }
+        CHECK(settings ==
+              std::vector<std::string>{"off", "off", "off", "on", "off", "driver", "on"});
+        CHECK(writer.load_checkpoint() == "checkpoint 4");
+        CHECK(crmsync::testing::count_rows(*db, table.name) == row);
+        CHECK(summary.tables[table.name].inserted == row);
+        // A transaction that failed is not reported committed, deferred or not (the server
+        // answers its COMMIT with ROLLBACK).
+        for (const auto wait : {sql::CommitWait::durable, sql::CommitWait::deferred}) {
+            sql::Transaction failed(*writer_db);
+            CHECK_THROWS_AS(writer_db->execute("SELECT 1 / 0"), Error);
+            CHECK_THROWS_AS(failed.commit(wait), Error);
+        }
+    } catch (...) {
+        cleanup();
+        throw;
+    }
+    cleanup();
+}
+
 // The same through the writer every SQL job uses: it tells each transaction which tables its
 // batch writes, so a later batch of a run does not touch a table only an earlier one wrote
 // (Dialfire's inbound calls arrive in the first batch only).

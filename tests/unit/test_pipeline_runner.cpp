@@ -80,10 +80,11 @@ private:
     std::size_t m_next = 0;
 };
 
-// What was made durable, commit by commit.
+// What was committed, commit by commit.
 struct Commit {
-    std::vector<int> rows; // all rows durable after this commit, in order
+    std::vector<int> rows; // all rows committed after this commit, in order
     std::optional<std::string> checkpoint;
+    bool deferred = false; // Sink::commit_deferred: durable only with a later commit()
 };
 
 class RecordingSink final : public pipeline::Sink {
@@ -103,6 +104,25 @@ public:
     std::size_t buffered() const override { return m_buffer.size(); }
     void commit(const std::optional<std::string>& checkpoint,
                 const std::string& /*progress*/) override {
+        record(checkpoint, false);
+    }
+    void commit_deferred(const std::optional<std::string>& checkpoint,
+                         const std::string& /*progress*/) override {
+        record(checkpoint, true);
+    }
+
+    std::vector<int> durable() const { return m_durable; }
+    std::optional<std::string> checkpoint() const { return m_checkpoint; }
+
+    std::vector<Commit> commits;
+    std::vector<std::string> rejects;
+    std::optional<std::size_t> fail_on_commit;  // 1-based
+    std::function<void(std::size_t)> on_commit; // called with the commit's number, 1-based
+
+    void set_checkpoint(std::string c) { m_checkpoint = std::move(c); }
+
+private:
+    void record(const std::optional<std::string>& checkpoint, bool deferred) {
         if (on_commit) {
             on_commit(commits.size() + 1);
         }
@@ -118,20 +138,9 @@ public:
         if (checkpoint) {
             m_checkpoint = checkpoint;
         }
-        commits.push_back({m_durable, m_checkpoint});
+        commits.push_back({m_durable, m_checkpoint, deferred});
     }
 
-    std::vector<int> durable() const { return m_durable; }
-    std::optional<std::string> checkpoint() const { return m_checkpoint; }
-
-    std::vector<Commit> commits;
-    std::vector<std::string> rejects;
-    std::optional<std::size_t> fail_on_commit;  // 1-based
-    std::function<void(std::size_t)> on_commit; // called with the commit's number, 1-based
-
-    void set_checkpoint(std::string c) { m_checkpoint = std::move(c); }
-
-private:
     std::vector<int> m_buffer;
     std::vector<int> m_durable;
     std::vector<std::string> m_pending_rejects;
@@ -189,6 +198,17 @@ void check_checkpoint_never_ahead(const RecordingSink& sink, const std::vector<S
     }
 }
 
+// A run's batches may be committed deferred, but it ends with a durable commit, which makes
+// every commit before it durable as well.
+void check_run_ends_durable(const RecordingSink& sink) {
+    REQUIRE_FALSE(sink.commits.empty());
+    CHECK_FALSE(sink.commits.back().deferred);
+    for (std::size_t i = 0; i + 1 < sink.commits.size(); ++i) {
+        CAPTURE(i);
+        CHECK(sink.commits[i].deferred);
+    }
+}
+
 struct StopFlagReset {
     ~StopFlagReset() { crmsync::stop_flag() = false; }
 };
@@ -215,6 +235,7 @@ TEST_CASE("pipeline::Runner", "[unit]") {
         CHECK(summary.fetched == 4);
         CHECK(source.reports == 1);
         check_checkpoint_never_ahead(sink, steps);
+        check_run_ends_durable(sink);
     }
 
     SECTION("opens the source at the sink's stored checkpoint") {
@@ -236,6 +257,7 @@ TEST_CASE("pipeline::Runner", "[unit]") {
         CHECK_FALSE(sink.commits[1].checkpoint);
         CHECK(sink.checkpoint() == "3");
         check_checkpoint_never_ahead(sink, steps);
+        check_run_ends_durable(sink);
     }
 
     SECTION("keeps a rejected record with its reason and goes on") {
@@ -261,6 +283,7 @@ TEST_CASE("pipeline::Runner", "[unit]") {
         CHECK(sink.checkpoint() == "2");
         CHECK(source.reports == 1);
         check_checkpoint_never_ahead(sink, steps);
+        check_run_ends_durable(sink);
     }
 
     SECTION("a failing sink: its error is thrown and the checkpoint stays at the last commit") {
@@ -305,6 +328,7 @@ TEST_CASE("pipeline::Runner", "[unit]") {
             CHECK(fresh.durable() == expected);
             CHECK(fresh.checkpoint() == std::to_string(stop_at));
             check_checkpoint_never_ahead(fresh, steps);
+            check_run_ends_durable(fresh);
         }
     }
 
@@ -366,6 +390,7 @@ TEST_CASE("pipeline::Runner with a source failing after the deadline", "[unit]")
         CHECK(source.pages_returned == 2); // the failure came after the deadline
         CHECK(sink.durable() == std::vector<int>{1});
         CHECK(sink.checkpoint() == "1");
+        check_run_ends_durable(sink);
     }
 
     SECTION("a failure before the deadline is still a failure") {
