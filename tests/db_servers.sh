@@ -17,6 +17,11 @@
 # Exported after start_mariadb_lctn:
 #   CRMSYNC_TEST_MYSQL_LCTN_URL mysql://crmsync:crmsync@127.0.0.1:PORT/crmsync_test
 #
+# start_postgres runs the server with fsync, synchronous_commit and full_page_writes off (tests
+# need no durability). Two settings for benchmarks:
+#   CRMSYNC_TEST_PG_DURABLE=1   keep PostgreSQL's own defaults for them instead (a production server)
+#   CRMSYNC_TEST_PG_PRELOAD     a shared library the server processes preload (LD_PRELOAD)
+#
 # The start functions return non-zero (and print the server log) when the server does not come up
 # within CRMSYNC_DB_START_TIMEOUT seconds (default 60). Executed directly,
 # `bash tests/db_servers.sh selftest` starts both, connects with the clients and stops them.
@@ -111,10 +116,14 @@ start_postgres() {
         return 1
     fi
 
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [[ ${CRMSYNC_TEST_PG_DURABLE:-} == 1 ]] && durability=""
+    local -a preload=()
+    [[ -n ${CRMSYNC_TEST_PG_PRELOAD:-} ]] && preload=("LD_PRELOAD=$CRMSYNC_TEST_PG_PRELOAD")
     for attempt in 1 2 3; do
         port=$(_crmsync_free_port) || break
-        if runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$timeout" \
-            -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        if runuser -u postgres -- env "${preload[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t "$timeout" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=200" \
             start </dev/null >"$dir/pg_ctl.log" 2>&1; then
             started=1
             break
