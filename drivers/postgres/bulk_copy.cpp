@@ -28,20 +28,11 @@ struct ResultDeleter {
 };
 using Result = std::unique_ptr<PGresult, ResultDeleter>;
 
-Error copy_error(PGconn* connection, const std::string& action) {
-    std::string message = util::redact(PQerrorMessage(connection));
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
-        message.pop_back();
-    }
-    return Error(ErrorKind::io, "database error while " + action + ": " + message,
-                 "nothing past the last committed batch was recorded");
-}
-
 Result run(PGconn* connection, const std::string& sql, const std::string& action) {
     Result result(PQexec(connection, sql.c_str()));
     const auto status = PQresultStatus(result.get());
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        throw copy_error(connection, action);
+        throw server_error(connection, action);
     }
     return result;
 }
@@ -60,7 +51,7 @@ Result send_copy(PGconn* connection, std::string copy_sql,
     }
     Result started(PQexec(connection, copy_sql.c_str()));
     if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
-        throw copy_error(connection, "starting COPY into " + table_name);
+        throw server_error(connection, "starting COPY into " + table_name);
     }
     std::string buffer;
     buffer.reserve(k_copy_chunk + 64 * 1024);
@@ -75,7 +66,7 @@ Result send_copy(PGconn* connection, std::string copy_sql,
         }
         if (buffer.size() >= k_copy_chunk) {
             if (PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) {
-                throw copy_error(connection, "sending rows of " + table_name);
+                throw server_error(connection, "sending rows of " + table_name);
             }
             buffer.clear();
         }
@@ -86,7 +77,7 @@ Result send_copy(PGconn* connection, std::string copy_sql,
     if ((!buffer.empty() &&
          PQputCopyData(connection, buffer.data(), static_cast<int>(buffer.size())) != 1) ||
         PQputCopyEnd(connection, nullptr) != 1) {
-        throw copy_error(connection, "sending rows of " + table_name);
+        throw server_error(connection, "sending rows of " + table_name);
     }
     Result failed;
     while (Result r{PQgetResult(connection)}) {
@@ -149,7 +140,7 @@ bool empty_with_unique_key(PGconn* connection, const sql::Dialect& dialect,
     const char* params[] = {target.c_str(), key.c_str()};
     Result result(PQexecParams(connection, sql.c_str(), 2, nullptr, params, nullptr, nullptr, 0));
     if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-        throw copy_error(connection, "checking whether " + table.name + " is empty");
+        throw server_error(connection, "checking whether " + table.name + " is empty");
     }
     return std::string_view(PQgetvalue(result.get(), 0, 0)) == "t";
 }
@@ -158,7 +149,7 @@ std::string literal_of(PGconn* connection, const std::string& text, const std::s
     std::unique_ptr<char, decltype(&PQfreemem)> literal(
         PQescapeLiteral(connection, text.data(), text.size()), PQfreemem);
     if (!literal) {
-        throw copy_error(connection, "quoting the name of " + table_name);
+        throw server_error(connection, "quoting the name of " + table_name);
     }
     return literal.get();
 }
@@ -359,7 +350,7 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
             return {0, static_cast<long>(rows.size())};
         }
         if (sqlstate(failed) != "23505") {
-            throw copy_error(connection, "loading rows of " + table.name);
+            throw server_error(connection, "loading rows of " + table.name);
         }
         if (in_transaction) {
             run(connection, "ROLLBACK TO SAVEPOINT crmsync_direct_copy",
@@ -386,7 +377,7 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
                                             target + " WITH NO DATA; DELETE FROM " + stage + "; ");
     if (send_copy(connection, "COPY " + stage + " (" + names + ") FROM STDIN", rows, binary,
                   table.name)) {
-        throw copy_error(connection, "loading rows of " + table.name);
+        throw server_error(connection, "loading rows of " + table.name);
     }
 
     const auto upsert = dialect.upsert_from_table(table, columns, stage_name);
@@ -407,6 +398,15 @@ sql::Database::BulkResult copy_upsert(PGconn* connection, const sql::Dialect& di
     result.affected = std::atol(PQgetvalue(done.get(), 0, 1));
     transaction.commit();
     return result;
+}
+
+Error server_error(PGconn* connection, const std::string& action) {
+    std::string message = util::redact(PQerrorMessage(connection));
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+        message.pop_back();
+    }
+    return Error(ErrorKind::io, "database error while " + action + ": " + message,
+                 "nothing past the last committed batch was recorded");
 }
 
 } // namespace crmsync::drivers::postgres

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lib/core/error.hpp"
 #include "lib/sql/database.hpp"
 
 #include <libpq-fe.h>
@@ -47,6 +48,10 @@ struct CopySession {
     // Type lookups sent (each one a round trip; the tests count them).
     long type_lookups = 0;
 };
+
+// The error for a failed statement on `connection` while doing `action` ("committing a
+// transaction"): the server's message (passwords redacted) and what the failure left recorded.
+Error server_error(PGconn* connection, const std::string& action);
 
 // Stores `rows` (distinct keys) as an upsert would, inside the caller's transaction.
 // - While `session.direct_tables` allows it, a COPY straight into the table under a savepoint:

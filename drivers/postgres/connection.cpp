@@ -48,19 +48,13 @@ void run_commit(PGconn* connection, const char* before) {
     const std::string sql = before == nullptr ? "COMMIT" : std::string(before) + "; COMMIT";
     const std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection, sql.c_str()),
                                                                &PQclear);
-    const char* hint = "nothing past the last committed batch was recorded";
     if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-        std::string message = util::redact(PQerrorMessage(connection));
-        while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
-            message.pop_back();
-        }
-        throw Error(ErrorKind::io, "database error while committing a transaction: " + message,
-                    hint);
+        throw server_error(connection, "committing a transaction");
     }
     if (std::string_view(PQcmdStatus(result.get())) != "COMMIT") {
         throw Error(ErrorKind::io,
                     "database error while committing a transaction: the server rolled it back",
-                    hint);
+                    "nothing past the last committed batch was recorded");
     }
 }
 

@@ -74,6 +74,10 @@ fakes::FakeCampaignOptions campaign(std::size_t contacts) {
     return o;
 }
 
+std::string explain(const ProcessResult& r) {
+    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
+}
+
 struct SyncFixture {
     TempDir dir;
     fakes::DialfireFake fake;
@@ -145,6 +149,33 @@ struct SyncFixture {
         return rows.empty() ? std::nullopt : rows[0][0];
     }
 
+    // Runs the job uninterrupted into a table prefix of its own, for finish_like() to compare
+    // with; returns that prefix.
+    std::string run_reference() const {
+        const std::string reference_prefix = crmsync::testing::unique_prefix();
+        auto a = args();
+        *(std::find(a.begin(), a.end(), "--table-prefix") + 1) = reference_prefix;
+        const auto r = crmsync::testing::run_crmsync(a, env(), dir);
+        INFO(explain(r));
+        REQUIRE(r.exit_code == 0);
+        return reference_prefix;
+    }
+    // Runs the job once more, which must succeed and leave every table as the reference run
+    // left its own; then drops the reference's tables.
+    void finish_like(const std::string& reference_prefix) const {
+        const auto r = sync();
+        INFO(explain(r));
+        REQUIRE(r.exit_code == 0);
+        const auto expected = dump(reference_prefix);
+        const auto actual = dump(prefix);
+        for (const char* t : k_tables) {
+            INFO(t);
+            CHECK(actual.at(t).size() == expected.at(t).size());
+            CHECK(actual.at(t) == expected.at(t));
+        }
+        auto db = crmsync::testing::open(url);
+        crmsync::testing::drop_prefixed(*db, reference_prefix);
+    }
     ~SyncFixture() {
         try {
             auto db = crmsync::testing::open(url);
@@ -153,10 +184,6 @@ struct SyncFixture {
         }
     }
 };
-
-std::string explain(const ProcessResult& r) {
-    return "exit " + std::to_string(r.exit_code) + "\nstdout: " + r.out + "\nstderr: " + r.err;
-}
 
 } // namespace
 
@@ -582,15 +609,7 @@ TEST_CASE("db_sync killed with SIGKILL at any moment ends identical to an uninte
     for (const auto& target : crmsync::testing::targets(dir)) {
         DYNAMIC_SECTION("into " << target.name) {
             SyncFixture f(campaign(400), target.url);
-            const std::string reference_prefix = crmsync::testing::unique_prefix();
-            {
-                auto args = f.args();
-                const auto flag = std::find(args.begin(), args.end(), "--table-prefix");
-                *(flag + 1) = reference_prefix;
-                const auto r = crmsync::testing::run_crmsync(args, f.env(), f.dir);
-                INFO(explain(r));
-                REQUIRE(r.exit_code == 0);
-            }
+            const std::string reference_prefix = f.run_reference();
             std::mt19937 rng(7);
             std::uniform_int_distribution<int> when(100, 300);
             int killed = 0;
@@ -612,20 +631,86 @@ TEST_CASE("db_sync killed with SIGKILL at any moment ends identical to an uninte
                 f.fake.clear_faults();
             }
             CHECK(killed >= 3);
-            const auto final_run = f.sync();
-            INFO(explain(final_run));
-            REQUIRE(final_run.exit_code == 0);
-            const auto expected = f.dump(reference_prefix);
-            const auto actual = f.dump(f.prefix);
-            for (const char* t : k_tables) {
-                INFO(t);
-                CHECK(actual.at(t).size() == expected.at(t).size());
-                CHECK(actual.at(t) == expected.at(t));
-            }
-            auto db = crmsync::testing::open(target.url);
-            crmsync::testing::drop_prefixed(*db, reference_prefix);
+            f.finish_like(reference_prefix);
         }
     }
+}
+
+// A crash of the database server, not of crmsync: the server loses what it had not yet written
+// out, which on PostgreSQL includes the last batches a run committed without waiting for the
+// disk (synchronous_commit off). Killing one backend with SIGKILL makes the postmaster end every
+// session and replay its WAL, as after a power cut of the server alone.
+TEST_CASE("db_sync after a crash of the PostgreSQL server mid-run ends identical to an "
+          "uninterrupted run",
+          "[postgres][slow]") {
+    TempDir dir;
+    const auto target = crmsync::testing::target_named(dir, "postgres");
+    if (!target) {
+        return;
+    }
+    SyncFixture f(campaign(400), target->url);
+    const std::string reference_prefix = f.run_reference();
+    // A connection once the server takes them again (it refuses them while it recovers).
+    const auto reconnect = [&] {
+        for (int attempt = 0;; ++attempt) {
+            try {
+                return crmsync::testing::open(target->url);
+            } catch (const std::exception& e) {
+                if (attempt == 600) {
+                    FAIL("PostgreSQL did not come back after the crash: " << e.what());
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+            }
+        }
+    };
+    const std::string contacts = f.prefix + "contacts";
+    for (int crash = 0; crash < 2; ++crash) {
+        INFO("crash " << crash);
+        f.fake.inject({"POST",
+                       "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
+                       fakes::FaultKind::slow,
+                       0,
+                       {},
+                       60,
+                       1000});
+        auto monitor = reconnect();
+        const long rows_before = crmsync::testing::table_exists(*monitor, contacts)
+                                     ? crmsync::testing::count_rows(*monitor, contacts)
+                                     : 0;
+        crmsync::testing::CrmsyncProcess run(f.args({"--batch-rows", "150", "--w", "1"}), f.env(),
+                                             f.dir);
+        // Crash the server right after the run committed a batch of contacts.
+        bool committed = false;
+        for (int poll = 0; poll < 3000 && !committed; ++poll) {
+            committed = crmsync::testing::table_exists(*monitor, contacts) &&
+                        crmsync::testing::count_rows(*monitor, contacts) > rows_before;
+            if (!committed) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+        }
+        REQUIRE(committed);
+        const auto backends =
+            monitor->query("SELECT pid FROM pg_stat_activity WHERE "
+                           "application_name = 'crmsync' AND pid <> "
+                           "pg_backend_pid() AND backend_type = 'client backend'");
+        REQUIRE_FALSE(backends.empty());
+        if (::kill(std::stoi(*backends[0][0]), SIGKILL) != 0) {
+            run.kill(SIGKILL);
+            run.wait();
+            WARN("cannot signal the server's processes (run the tests as root, as tests/run.sh "
+                 "does); the crash was not tested");
+            return;
+        }
+        const auto crashed = run.wait();
+        f.fake.clear_faults();
+        INFO(explain(crashed));
+        CHECK(crashed.exit_code == 1);
+        CHECK(crashed.err.find("crmsync: error: ") != std::string::npos);
+        CHECK(f.summary()["status"] == "failed");
+        monitor.reset();
+        reconnect(); // the server is back
+    }
+    f.finish_like(reference_prefix);
 }
 
 TEST_CASE("db_sync lets only one run of a job write at a time", "[sqlite][postgres][mysql]") {
