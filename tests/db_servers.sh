@@ -17,10 +17,12 @@
 # Exported after start_mariadb_lctn:
 #   CRMSYNC_TEST_MYSQL_LCTN_URL mysql://crmsync:crmsync@127.0.0.1:PORT/crmsync_test
 #
-# start_postgres runs the server with fsync, synchronous_commit and full_page_writes off (tests
-# need no durability). Two settings for benchmarks:
+# start_postgres runs the server with fsync, synchronous_commit and full_page_writes off, and
+# start_mariadb with innodb_flush_log_at_trx_commit=2 and innodb_doublewrite off (tests need no
+# durability). Settings for benchmarks:
 #   CRMSYNC_TEST_PG_DURABLE=1   keep PostgreSQL's own defaults for them instead (a production server)
 #   CRMSYNC_TEST_PG_PRELOAD     a shared library the server processes preload (LD_PRELOAD)
+#   CRMSYNC_TEST_MY_DURABLE=1, CRMSYNC_TEST_MY_PRELOAD   the same for MariaDB
 #
 # The start functions return non-zero (and print the server log) when the server does not come up
 # within CRMSYNC_DB_START_TIMEOUT seconds (default 60). Executed directly,
@@ -226,13 +228,16 @@ start_mariadb() {
         return 1
     fi
 
+    local -a durability=(--innodb-flush-log-at-trx-commit=2 --innodb-doublewrite=0) preload=()
+    [[ ${CRMSYNC_TEST_MY_DURABLE:-} == 1 ]] && durability=()
+    [[ -n ${CRMSYNC_TEST_MY_PRELOAD:-} ]] && preload=("LD_PRELOAD=$CRMSYNC_TEST_MY_PRELOAD")
     for attempt in 1 2 3; do
         port=$(_crmsync_free_port) || break
         : >"$dir/error.log"
-        "$server" --no-defaults --user=root --datadir="$dir/data" \
+        env ${preload[@]+"${preload[@]}"} "$server" --no-defaults --user=root --datadir="$dir/data" \
             --bind-address=127.0.0.1 --port="$port" --socket="$_CRMSYNC_MY_SOCKET" \
             --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" \
-            --skip-log-bin --innodb-flush-log-at-trx-commit=2 --innodb-doublewrite=0 \
+            --skip-log-bin ${durability[@]+"${durability[@]}"} \
             --local-infile=1 --max-allowed-packet=64M --max-connections=200 \
             --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
             --skip-name-resolve ${extra[@]+"${extra[@]}"} </dev/null >>"$dir/error.log" 2>&1 &
