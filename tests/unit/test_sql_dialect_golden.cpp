@@ -123,15 +123,16 @@ TEST_CASE("postgres dialect golden SQL", "[unit]") {
         CHECK(d->select_by_keys(t, {"id", "name"}, 3) ==
               R"(SELECT "id", "name" FROM "small" WHERE "id" IN (:k0, :k1, :k2))");
     }
-    SECTION("upsert_from_table selects from the staging table, whatever the column names say") {
+    SECTION("upsert_from_table selects from the staging table, whatever the column names say; "
+            "rows equal to the stored ones never reach ON CONFLICT (which would lock them)") {
         CHECK(
             d->upsert_from_table(t, bound_columns(t), "stage") ==
-            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "name", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))");
+            R"(INSERT INTO "small" AS t ("id", "name", "amount", "active", "seen_at", "doc", "changed_at") SELECT s."id", s."name", s."amount", s."active", s."seen_at", s."doc", s."changed_at" FROM "stage" AS s WHERE NOT EXISTS (SELECT FROM "small" AS u WHERE u."id" = s."id" AND ROW(u."name", u."amount", u."active", u."seen_at", u."doc"::jsonb) IS NOT DISTINCT FROM ROW(s."name", s."amount", s."active", s."seen_at", s."doc"::jsonb) OFFSET 0) ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."name", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."name", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))");
         Table hostile = t;
         hostile.columns[1].name = "x VALUES (y)";
         CHECK(
             d->upsert_from_table(hostile, bound_columns(hostile), "stage") ==
-            R"sql(INSERT INTO "small" AS t ("id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at") SELECT "id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at" FROM "stage" ON CONFLICT ("id") DO UPDATE SET "x VALUES (y)" = EXCLUDED."x VALUES (y)", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."x VALUES (y)", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."x VALUES (y)", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))sql");
+            R"sql(INSERT INTO "small" AS t ("id", "x VALUES (y)", "amount", "active", "seen_at", "doc", "changed_at") SELECT s."id", s."x VALUES (y)", s."amount", s."active", s."seen_at", s."doc", s."changed_at" FROM "stage" AS s WHERE NOT EXISTS (SELECT FROM "small" AS u WHERE u."id" = s."id" AND ROW(u."x VALUES (y)", u."amount", u."active", u."seen_at", u."doc"::jsonb) IS NOT DISTINCT FROM ROW(s."x VALUES (y)", s."amount", s."active", s."seen_at", s."doc"::jsonb) OFFSET 0) ON CONFLICT ("id") DO UPDATE SET "x VALUES (y)" = EXCLUDED."x VALUES (y)", "amount" = EXCLUDED."amount", "active" = EXCLUDED."active", "seen_at" = EXCLUDED."seen_at", "doc" = EXCLUDED."doc", "changed_at" = EXCLUDED."changed_at" WHERE ROW(t."x VALUES (y)", t."amount", t."active", t."seen_at", t."doc"::jsonb) IS DISTINCT FROM ROW(EXCLUDED."x VALUES (y)", EXCLUDED."amount", EXCLUDED."active", EXCLUDED."seen_at", EXCLUDED."doc"::jsonb))sql");
     }
     SECTION("try_lock_query takes a session advisory lock on a bigint key") {
         CHECK(d->try_lock_query() ==
