@@ -406,7 +406,7 @@ Error server_error(PGconn* connection, const std::string& action) {
         message.pop_back();
     }
     return Error(ErrorKind::io, "database error while " + action + ": " + message,
-                 "nothing past the last committed batch was recorded");
+                 k_uncommitted_hint);
 }
 
 } // namespace crmsync::drivers::postgres

@@ -49,8 +49,12 @@ struct CopySession {
     long type_lookups = 0;
 };
 
+// The hint of a failed write: the transaction it was in was not committed.
+inline constexpr const char* k_uncommitted_hint =
+    "nothing past the last committed batch was recorded";
+
 // The error for a failed statement on `connection` while doing `action` ("committing a
-// transaction"): the server's message (passwords redacted) and what the failure left recorded.
+// transaction"): the server's message (passwords redacted) and k_uncommitted_hint.
 Error server_error(PGconn* connection, const std::string& action);
 
 // Stores `rows` (distinct keys) as an upsert would, inside the caller's transaction.

@@ -54,7 +54,7 @@ void run_commit(PGconn* connection, const char* before) {
     if (std::string_view(PQcmdStatus(result.get())) != "COMMIT") {
         throw Error(ErrorKind::io,
                     "database error while committing a transaction: the server rolled it back",
-                    "nothing past the last committed batch was recorded");
+                    k_uncommitted_hint);
     }
 }
 

@@ -146,28 +146,16 @@ public:
         // full refresh of unchanged rows then wrote 140 MB of WAL. OFFSET 0 keeps the check a
         // lookup by key per staged row: as an anti-join the planner may scan the whole table.
         std::string names;
-        std::string key_match;
-        std::string stored;
-        std::string staged;
         for (const auto* c : columns) {
             names += (names.empty() ? "" : ", ") + std::string("s.") + quote(c->name);
-            if (c->name == table.key()) {
-                key_match = "u." + quote(c->name) + " = s." + quote(c->name);
-            } else if (c->name != table.changed_at_column) {
-                const std::string cast = c->type == sql::ColumnType::json ? "::jsonb" : "";
-                stored += (stored.empty() ? "" : ", ") + std::string("u.") + quote(c->name) + cast;
-                staged += (staged.empty() ? "" : ", ") + std::string("s.") + quote(c->name) + cast;
-            }
         }
         std::string sql =
             insert_into(table, columns) + " SELECT " + names + " FROM " + quote(source) + " AS s";
-        if (!key_match.empty()) {
-            sql +=
-                " WHERE NOT EXISTS (SELECT FROM " + quote(table.name) + " AS u WHERE " + key_match;
-            if (!stored.empty()) {
-                sql += " AND ROW(" + stored + ") IS NOT DISTINCT FROM ROW(" + staged + ")";
-            }
-            sql += " OFFSET 0)";
+        const std::string stored = compared_row(table, columns, "u.");
+        if (!stored.empty()) {
+            sql += " WHERE NOT EXISTS (SELECT FROM " + quote(table.name) + " AS u WHERE u." +
+                   quote(table.key()) + " = s." + quote(table.key()) + " AND " + stored +
+                   " IS NOT DISTINCT FROM " + compared_row(table, columns, "s.") + " OFFSET 0)";
         }
         return sql + on_conflict(table, columns);
     }
@@ -203,24 +191,32 @@ private:
         return sql + ")";
     }
 
+    // ROW(...) of the columns whose change makes a row changed (all but the key and the
+    // changed_at column), each prefixed with `alias` ("t.", "EXCLUDED."); empty when there are
+    // none.
+    std::string compared_row(const sql::Table& table,
+                             const std::vector<const sql::Column*>& columns,
+                             const std::string& alias) const {
+        std::string values;
+        for (const auto* c : columns) {
+            if (c->name == table.key() || c->name == table.changed_at_column) {
+                continue;
+            }
+            // json has no equality operator; a table made by hand may use it for a json
+            // column. The cast costs nothing on crmsync's own jsonb columns.
+            const char* cast = c->type == sql::ColumnType::json ? "::jsonb" : "";
+            values += (values.empty() ? "" : ", ") + alias + quote(c->name) + cast;
+        }
+        return values.empty() ? values : "ROW(" + values + ")";
+    }
+
     // Rows equal to the stored ones are left untouched (see Dialect::upsert).
     std::string on_conflict(const sql::Table& table,
                             const std::vector<const sql::Column*>& columns) const {
         std::string set;
-        std::string before;
-        std::string after;
         for (const auto* c : columns) {
-            if (c->name == table.key()) {
-                continue;
-            }
-            set += (set.empty() ? "" : ", ") + quote(c->name) + " = EXCLUDED." + quote(c->name);
-            if (c->name != table.changed_at_column) {
-                // json has no equality operator; a table made by hand may use it for a json
-                // column. The cast costs nothing on crmsync's own jsonb columns.
-                const std::string cast = c->type == sql::ColumnType::json ? "::jsonb" : "";
-                before += (before.empty() ? "" : ", ") + std::string("t.") + quote(c->name) + cast;
-                after +=
-                    (after.empty() ? "" : ", ") + std::string("EXCLUDED.") + quote(c->name) + cast;
+            if (c->name != table.key()) {
+                set += (set.empty() ? "" : ", ") + quote(c->name) + " = EXCLUDED." + quote(c->name);
             }
         }
         std::string sql = " ON CONFLICT (" + quote(table.key()) + ") ";
@@ -228,8 +224,9 @@ private:
             return sql + "DO NOTHING";
         }
         sql += "DO UPDATE SET " + set;
-        if (!before.empty()) {
-            sql += " WHERE ROW(" + before + ") IS DISTINCT FROM ROW(" + after + ")";
+        if (const std::string before = compared_row(table, columns, "t."); !before.empty()) {
+            sql += " WHERE " + before + " IS DISTINCT FROM " +
+                   compared_row(table, columns, "EXCLUDED.");
         }
         return sql;
     }

@@ -149,6 +149,17 @@ struct SyncFixture {
         return rows.empty() ? std::nullopt : rows[0][0];
     }
 
+    // Every contact request answered 60 ms late, so that a run lasts long enough for a test to
+    // interrupt it; clear with fake.clear_faults().
+    void slow_contact_requests() {
+        fake.inject({"POST",
+                     "/api/campaigns/" + fake.options().campaign_id + "/contacts/",
+                     fakes::FaultKind::slow,
+                     0,
+                     {},
+                     60,
+                     1000});
+    }
     // Runs the job uninterrupted into a table prefix of its own, for finish_like() to compare
     // with; returns that prefix.
     std::string run_reference() const {
@@ -615,13 +626,7 @@ TEST_CASE("db_sync killed with SIGKILL at any moment ends identical to an uninte
             int killed = 0;
             for (int attempt = 0; attempt < 6; ++attempt) {
                 // Slow answers stretch the run so the kill lands inside it.
-                f.fake.inject({"POST",
-                               "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
-                               fakes::FaultKind::slow,
-                               0,
-                               {},
-                               60,
-                               1000});
+                f.slow_contact_requests();
                 crmsync::testing::CrmsyncProcess run(f.args({"--batch-rows", "150", "--w", "1"}),
                                                      f.env(), f.dir);
                 std::this_thread::sleep_for(std::chrono::milliseconds(when(rng)));
@@ -666,13 +671,7 @@ TEST_CASE("db_sync after a crash of the PostgreSQL server mid-run ends identical
     const std::string contacts = f.prefix + "contacts";
     for (int crash = 0; crash < 2; ++crash) {
         INFO("crash " << crash);
-        f.fake.inject({"POST",
-                       "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
-                       fakes::FaultKind::slow,
-                       0,
-                       {},
-                       60,
-                       1000});
+        f.slow_contact_requests();
         auto monitor = reconnect();
         const long rows_before = crmsync::testing::table_exists(*monitor, contacts)
                                      ? crmsync::testing::count_rows(*monitor, contacts)
@@ -699,6 +698,7 @@ TEST_CASE("db_sync after a crash of the PostgreSQL server mid-run ends identical
             run.wait();
             WARN("cannot signal the server's processes (run the tests as root, as tests/run.sh "
                  "does); the crash was not tested");
+            crmsync::testing::drop_prefixed(*monitor, reference_prefix);
             return;
         }
         const auto crashed = run.wait();

@@ -459,6 +459,15 @@ TEST_CASE("dialect conformance", "[sqlite][postgres][mysql]") {
                     }
                     CHECK(write(*db, table, {r}, pad).inserted == 1);
                     CHECK(value_of(*db, table, "Zähler_Nr", "h") == "v3");
+                    // Into a table that holds rows: PostgreSQL's staging table and its upsert,
+                    // which compares every column by name.
+                    r[r.size() - 2] = std::string("w3");
+                    auto other = row("h2", "y");
+                    other.resize(r.size());
+                    const auto again = write(*db, table, {r, other}, pad);
+                    CHECK(again.inserted == 1);
+                    CHECK(again.updated == 1);
+                    CHECK(value_of(*db, table, "Zähler_Nr", "h") == "w3");
                 }
 
                 SECTION("lets only one session hold a job's lock") {
