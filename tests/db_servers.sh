@@ -291,7 +291,11 @@ SQL
 stop_mariadb() {
     local dir=${_CRMSYNC_MY_DIR:-} pid=${_CRMSYNC_MY_PID:-} i
     [[ -n $dir ]] || return 0
-    if [[ -z $pid && -f $dir/mysqld.pid ]]; then pid=$(cat "$dir/mysqld.pid" 2>/dev/null); fi
+    # The pid file names the running server when it is not the one started here (a test that
+    # crashes the server starts it again).
+    if [[ ! $pid =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
+        [[ -f $dir/mysqld.pid ]] && pid=$(cat "$dir/mysqld.pid" 2>/dev/null)
+    fi
     if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null; then
         "${_CRMSYNC_MY_ADMIN:-mariadb-admin}" --no-defaults --socket="$_CRMSYNC_MY_SOCKET" -uroot \
             --connect-timeout=5 shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true

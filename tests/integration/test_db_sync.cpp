@@ -18,9 +18,12 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <fcntl.h>
+#include <functional>
 #include <random>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace crmsync;
 using crmsync::testing::ProcessResult;
@@ -641,59 +644,61 @@ TEST_CASE("db_sync killed with SIGKILL at any moment ends identical to an uninte
     }
 }
 
-// A crash of the database server, not of crmsync: the server loses what it had not yet written
-// out, which on PostgreSQL includes the last batches a run committed without waiting for the
-// disk (synchronous_commit off). Killing one backend with SIGKILL makes the postmaster end every
-// session and replay its WAL, as after a power cut of the server alone.
-TEST_CASE("db_sync after a crash of the PostgreSQL server mid-run ends identical to an "
-          "uninterrupted run",
-          "[postgres][slow]") {
-    TempDir dir;
-    const auto target = crmsync::testing::target_named(dir, "postgres");
-    if (!target) {
-        return;
-    }
-    SyncFixture f(campaign(400), target->url);
-    const std::string reference_prefix = f.run_reference();
-    // A connection once the server takes them again (it refuses them while it recovers).
-    const auto reconnect = [&] {
-        for (int attempt = 0;; ++attempt) {
-            try {
-                return crmsync::testing::open(target->url);
-            } catch (const std::exception& e) {
-                if (attempt == 600) {
-                    FAIL("PostgreSQL did not come back after the crash: " << e.what());
-                }
-                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+// A connection to `url` once its server takes them again (it refuses them while it recovers
+// from a crash, and a restarted server while it starts).
+std::unique_ptr<sql::Database> connect_when_back(const std::string& url) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            return crmsync::testing::open(url);
+        } catch (const std::exception& e) {
+            if (attempt == 1200) {
+                FAIL("the database server did not come back after the crash: " << e.what());
             }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-    };
+    }
+}
+
+// Waits until the run has committed rows to `table` beyond `rows_before` (polling through
+// `monitor`); false when it never does.
+bool wait_for_committed_rows(sql::Database& monitor, const std::string& table, long rows_before) {
+    for (int poll = 0; poll < 3000; ++poll) {
+        if (crmsync::testing::table_exists(monitor, table) &&
+            crmsync::testing::count_rows(monitor, table) > rows_before) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+}
+
+// How a test crashes a database server and brings it back.
+struct ServerCrash {
+    // Kills the server (or the part whose death takes it down) while a run writes to it;
+    // false when this process may not signal it.
+    std::function<bool(sql::Database& monitor)> kill;
+    // Starts it again when it does not come back by itself; may be empty.
+    std::function<void()> restart;
+};
+
+// Runs the job twice against a server that crashes mid-run, right after the run committed a
+// batch of contacts. Each crashed run must fail with an error line and a failed summary, and
+// the next run must leave every table as an uninterrupted run does.
+void check_runs_across_server_crashes(SyncFixture& f, const std::string& url,
+                                      const ServerCrash& crash) {
+    const std::string reference_prefix = f.run_reference();
     const std::string contacts = f.prefix + "contacts";
-    for (int crash = 0; crash < 2; ++crash) {
-        INFO("crash " << crash);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        INFO("crash " << attempt);
         f.slow_contact_requests();
-        auto monitor = reconnect();
+        auto monitor = connect_when_back(url);
         const long rows_before = crmsync::testing::table_exists(*monitor, contacts)
                                      ? crmsync::testing::count_rows(*monitor, contacts)
                                      : 0;
         crmsync::testing::CrmsyncProcess run(f.args({"--batch-rows", "150", "--w", "1"}), f.env(),
                                              f.dir);
-        // Crash the server right after the run committed a batch of contacts.
-        bool committed = false;
-        for (int poll = 0; poll < 3000 && !committed; ++poll) {
-            committed = crmsync::testing::table_exists(*monitor, contacts) &&
-                        crmsync::testing::count_rows(*monitor, contacts) > rows_before;
-            if (!committed) {
-                std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            }
-        }
-        REQUIRE(committed);
-        const auto backends =
-            monitor->query("SELECT pid FROM pg_stat_activity WHERE "
-                           "application_name = 'crmsync' AND pid <> "
-                           "pg_backend_pid() AND backend_type = 'client backend'");
-        REQUIRE_FALSE(backends.empty());
-        if (::kill(std::stoi(*backends[0][0]), SIGKILL) != 0) {
+        REQUIRE(wait_for_committed_rows(*monitor, contacts, rows_before));
+        if (!crash.kill(*monitor)) {
             run.kill(SIGKILL);
             run.wait();
             WARN("cannot signal the server's processes (run the tests as root, as tests/run.sh "
@@ -708,9 +713,118 @@ TEST_CASE("db_sync after a crash of the PostgreSQL server mid-run ends identical
         CHECK(crashed.err.find("crmsync: error: ") != std::string::npos);
         CHECK(f.summary()["status"] == "failed");
         monitor.reset();
-        reconnect(); // the server is back
+        if (crash.restart) {
+            crash.restart();
+        }
+        connect_when_back(url); // the server is back
     }
     f.finish_like(reference_prefix);
+}
+
+// A crash of the database server, not of crmsync: the server loses what it had not yet written
+// out, which on PostgreSQL includes the last batches a run committed without waiting for the
+// disk (synchronous_commit off). Killing one backend with SIGKILL makes the postmaster end every
+// session and replay its WAL, as after a power cut of the server alone.
+TEST_CASE("db_sync after a crash of the PostgreSQL server mid-run ends identical to an "
+          "uninterrupted run",
+          "[postgres][slow]") {
+    TempDir dir;
+    const auto target = crmsync::testing::target_named(dir, "postgres");
+    if (!target) {
+        return;
+    }
+    SyncFixture f(campaign(400), target->url);
+    ServerCrash crash;
+    crash.kill = [](sql::Database& monitor) {
+        const auto backends = monitor.query("SELECT pid FROM pg_stat_activity WHERE "
+                                            "application_name = 'crmsync' AND pid <> "
+                                            "pg_backend_pid() AND backend_type = 'client backend'");
+        REQUIRE_FALSE(backends.empty());
+        return ::kill(std::stoi(*backends[0][0]), SIGKILL) == 0;
+    };
+    check_runs_across_server_crashes(f, target->url, crash);
+}
+
+// The process `pid`'s command line, one string per argument.
+std::vector<std::string> command_line_of(pid_t pid) {
+    const std::string text =
+        crmsync::testing::read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    std::vector<std::string> args;
+    for (std::size_t start = 0; start < text.size();) {
+        const auto end = text.find('\0', start);
+        args.push_back(text.substr(start, end - start));
+        start = end == std::string::npos ? text.size() : end + 1;
+    }
+    return args;
+}
+
+// Whether `pid` has exited (gone, or a zombie its parent has not reaped yet).
+bool has_exited(pid_t pid) {
+    std::string stat;
+    try {
+        stat = crmsync::testing::read_file("/proc/" + std::to_string(pid) + "/stat");
+    } catch (...) {
+        return true;
+    }
+    const auto paren = stat.rfind(')');
+    return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z';
+}
+
+// Starts `args` as a daemon would run: its own session, no terminal, none of this process's
+// descriptors (the fakes' sockets stay the test's).
+void start_detached(std::vector<std::string> args) {
+    std::vector<char*> argv;
+    for (auto& arg : args) {
+        argv.push_back(arg.data());
+    }
+    argv.push_back(nullptr);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        ::setsid();
+        const int null_fd = ::open("/dev/null", O_RDWR);
+        ::dup2(null_fd, 0);
+        ::dup2(null_fd, 1);
+        ::dup2(null_fd, 2);
+        ::close_range(3, ~0U, 0);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+}
+
+// The same for MariaDB, whose server has no supervisor to restart it: mariadbd is killed with
+// SIGKILL and started again with its own command line, as a service manager would; InnoDB
+// replays its redo log at the start. The kill follows a committed batch, so it lands while the
+// run waits for its next page of contacts, and the run fails at its next statement.
+TEST_CASE("db_sync after a crash of the MariaDB server mid-run ends identical to an "
+          "uninterrupted run",
+          "[mysql][slow]") {
+    TempDir dir;
+    const auto target = crmsync::testing::target_named(dir, "mysql");
+    if (!target) {
+        return;
+    }
+    SyncFixture f(campaign(400), target->url);
+    pid_t server = 0;
+    std::vector<std::string> server_args;
+    ServerCrash crash;
+    crash.kill = [&](sql::Database& monitor) {
+        const auto pid_file = monitor.query("SELECT @@pid_file");
+        REQUIRE(pid_file.size() == 1);
+        server =
+            static_cast<pid_t>(std::stol(crmsync::testing::read_file(pid_file[0][0].value_or(""))));
+        server_args = command_line_of(server);
+        REQUIRE_FALSE(server_args.empty());
+        return ::kill(server, SIGKILL) == 0;
+    };
+    crash.restart = [&] {
+        // Once the old process is gone, its port and files are free.
+        for (int wait = 0; wait < 600 && !has_exited(server); ++wait) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        start_detached(server_args);
+    };
+    check_runs_across_server_crashes(f, target->url, crash);
 }
 
 TEST_CASE("db_sync lets only one run of a job write at a time", "[sqlite][postgres][mysql]") {
