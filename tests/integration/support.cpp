@@ -44,6 +44,10 @@ CrmsyncProcess::CrmsyncProcess(const std::vector<std::string>& args,
 
 void CrmsyncProcess::kill(int signal) { m_child->signal(signal); }
 
+bool CrmsyncProcess::exited() {
+    return m_child->wait_for(std::chrono::milliseconds(0)).has_value();
+}
+
 ProcessResult CrmsyncProcess::wait() {
     ProcessResult result;
     result.exit_code = m_child->wait();

@@ -29,6 +29,8 @@ public:
                    const std::map<std::string, std::string>& env, const TempDir& dir);
     void kill(int signal);
     ProcessResult wait();
+    // Whether it has exited (wait() then returns at once).
+    bool exited();
 
 private:
     std::unique_ptr<ChildProcess> m_child;
