@@ -47,7 +47,7 @@ bool lost_race(const soci::soci_error& e) {
 }
 
 Error lock_error(const std::string& action, const std::exception& e) {
-    return Error(ErrorKind::io, "database error while " + action + ": " + util::redact(e.what()),
+    return Error(ErrorKind::io, "database error while " + action + ": " + sql::database_message(e),
                  "check that the cluster node is synced and the user may create tables");
 }
 
@@ -194,7 +194,7 @@ void LeaseLock::renew_loop() {
         } catch (const soci::soci_error& e) {
             // A broken connection is opened again at the next turn; the commits renew too.
             if (!lost_race(e)) {
-                log::warn("renewing the job's lock failed: {}", util::redact(e.what()));
+                log::warn("renewing the job's lock failed: {}", sql::database_message(e));
                 session.reset();
             }
         }
@@ -214,7 +214,7 @@ void LeaseLock::release() noexcept {
         return;
     } catch (const std::exception& e) {
         log::info("releasing the job's lock through {} failed: {}", m_host.host,
-                  util::redact(e.what()));
+                  sql::database_message(e));
     }
     // Our node died mid-run: delete the row through another, so the next run need not wait
     // for the lease to run out.
@@ -229,7 +229,7 @@ void LeaseLock::release() noexcept {
             return;
         } catch (const std::exception& e) {
             log::info("releasing the job's lock through {} failed: {}", other.host,
-                      util::redact(e.what()));
+                      sql::database_message(e));
         }
     }
 }

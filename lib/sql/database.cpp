@@ -9,6 +9,7 @@
 #include <ctime>
 
 namespace crmsync::sql {
+
 namespace {
 
 constexpr std::size_t k_max_error_text = 600;
@@ -18,16 +19,9 @@ constexpr std::size_t k_max_error_text = 600;
 // prepare the same way either way.
 constexpr auto k_run_once = soci::details::st_one_time_query;
 
-// Database messages may quote the statement; keep them short and scrubbed of secrets.
 Error database_error(const std::string& action, const std::exception& e) {
-    std::string message = util::redact(e.what());
-    if (message.size() > k_max_error_text) {
-        message = message.substr(0, k_max_error_text) + "...";
-    }
-    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
-        message.pop_back();
-    }
-    return Error(ErrorKind::io, fmt::format("database error while {}: {}", action, message),
+    return Error(ErrorKind::io,
+                 fmt::format("database error while {}: {}", action, database_message(e)),
                  "check that the database is reachable and the user may create and alter "
                  "tables; nothing past the last committed batch was recorded");
 }
@@ -75,6 +69,22 @@ void bind_all(soci::statement& st, const std::vector<Value>& params,
 }
 
 } // namespace
+
+std::string database_message(const std::exception& e) {
+    std::string message = e.what();
+    // SOCI's context, appended last: the statement, then its values (see the declaration).
+    if (const auto context = message.find(" while executing \""); context != std::string::npos) {
+        message.resize(context);
+    }
+    message = util::redact(message);
+    if (message.size() > k_max_error_text) {
+        message = message.substr(0, k_max_error_text) + "...";
+    }
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) {
+        message.pop_back();
+    }
+    return message;
+}
 
 Database::Database(std::unique_ptr<Dialect> dialect, std::unique_ptr<soci::session> session,
                    std::string description)

@@ -27,6 +27,12 @@ using Row = std::vector<Value>;
 //   a commit makes it durable.
 enum class CommitWait { durable, deferred };
 
+// A database client's error message fit for an error line, a log or an alert: secrets
+// redacted, at most a few hundred bytes, and without the statement and the bound values that
+// SOCI appends (` while executing "..." with :p0="..."`). Those values are the records' own
+// data (names, phone numbers); the caller names the statement.
+std::string database_message(const std::exception& e);
+
 // One connection to a target database through SOCI, with its Dialect. Every statement binds
 // its values; SOCI and driver exceptions become crmsync::Error(io) with the statement's
 // purpose as context. Not thread safe: one writer owns it.

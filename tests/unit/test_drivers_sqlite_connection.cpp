@@ -56,3 +56,27 @@ TEST_CASE("sqlite::connect", "[sqlite]") {
     std::error_code ec;
     fs::remove_all(dir, ec);
 }
+
+// Error lines, logs, the summary and alerts carry this message.
+TEST_CASE("a failing statement's error names it without its values", "[sqlite]") {
+    std::string pattern = (fs::temp_directory_path() / "crmsync-sqlite-XXXXXX").string();
+    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+    const fs::path dir = pattern;
+    auto db = crmsync::drivers::sqlite::connect(
+        util::parse_database_url("sqlite://" + (dir / "e.db").string()));
+    db->execute("CREATE TABLE t (x TEXT NOT NULL)");
+    std::string message;
+    try {
+        db->execute("INSERT INTO t (x) VALUES (:p0), (:p1)",
+                    {std::string("+49 170 5550123"), std::nullopt});
+    } catch (const std::exception& e) {
+        message = e.what();
+    }
+    INFO(message);
+    // The server's reason and what ran, not the record's data that SOCI appends.
+    CHECK(message.find("running INSERT INTO") != std::string::npos);
+    CHECK(message.find("NOT NULL constraint failed") != std::string::npos);
+    CHECK(message.find("5550123") == std::string::npos);
+    CHECK(message.find(":p0") == std::string::npos);
+    fs::remove_all(dir);
+}
