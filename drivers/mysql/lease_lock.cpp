@@ -3,7 +3,6 @@
 #include "drivers/mysql/connection.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
-#include "lib/util/redact.hpp"
 
 #include <fmt/format.h>
 #include <soci/mysql/soci-mysql.h>

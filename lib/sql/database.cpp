@@ -9,7 +9,6 @@
 #include <ctime>
 
 namespace crmsync::sql {
-
 namespace {
 
 constexpr std::size_t k_max_error_text = 600;

@@ -831,8 +831,8 @@ void start_detached(std::vector<std::string> args) {
 
 // The same for MariaDB, whose server has no supervisor to restart it: mariadbd is killed with
 // SIGKILL and started again with its own command line, as a service manager would; InnoDB
-// replays its redo log at the start. The kill follows a committed batch, so it lands while the
-// run waits for its next page of contacts, and the run fails at its next statement.
+// replays its redo log at the start. The crashes land as check_runs_across_server_crashes says:
+// between batches, and inside a LOAD DATA whose rows are only partly sent.
 TEST_CASE("db_sync after a crash of the MariaDB server mid-run ends identical to an "
           "uninterrupted run",
           "[mysql][slow]") {
