@@ -27,7 +27,8 @@ namespace {
 struct Step {
     std::vector<int> records;
     std::optional<std::string> checkpoint;
-    bool fail; // next_page() throws instead of returning this page
+    bool fail;         // next_page() throws instead of returning this page
+    bool late = false; // next_page() waits until the source's `late_after` has passed first
 };
 
 Step page(std::vector<int> records, std::optional<std::string> checkpoint = std::nullopt) {
@@ -35,6 +36,12 @@ Step page(std::vector<int> records, std::optional<std::string> checkpoint = std:
 }
 
 Step failure() { return Step{{}, std::nullopt, true}; }
+
+// `step`, given only once the run's deadline (the source's late_after) has passed.
+Step late(Step step) {
+    step.late = true;
+    return step;
+}
 
 class ScriptedSource final : public pipeline::Source {
 public:
@@ -52,6 +59,9 @@ public:
         ++pages_returned;
         if (delay.count() > 0) {
             std::this_thread::sleep_for(delay);
+        }
+        if (step.late) {
+            std::this_thread::sleep_until(late_after + std::chrono::milliseconds(1));
         }
         if (step.fail) {
             throw Error(ErrorKind::connection, "the API went away");
@@ -74,6 +84,7 @@ public:
     std::atomic<std::size_t> pages_returned = 0; // read by the writer thread in some tests
     mutable int reports = 0;
     std::chrono::milliseconds delay{0};
+    std::chrono::steady_clock::time_point late_after{};
 
 private:
     std::vector<Step> m_steps;
@@ -379,11 +390,13 @@ TEST_CASE("pipeline::Runner with a source failing after the deadline", "[unit]")
     pipeline::RunSummary summary;
     RecordingSink sink;
     auto options = quiet();
-    options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+    // The first page comes at once, well before the deadline; the failure waits for it to pass
+    // (fixed delays per page made the order depend on the machine's load).
+    options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
 
     SECTION("ends out of time, not failed, keeping the committed pages") {
-        ScriptedSource source({page({1}, "1"), failure()});
-        source.delay = std::chrono::milliseconds(60);
+        ScriptedSource source({page({1}, "1"), late(failure())});
+        source.late_after = *options.deadline;
         const auto ending =
             pipeline::Runner(source, numbers_transform(), sink, summary, options).run();
         CHECK(ending == pipeline::Ending::out_of_time);
@@ -510,9 +523,9 @@ TEST_CASE("pipeline::Runner with the transform running ahead on the fetch thread
     }
 
     SECTION("a throwing transform fails the run even after the deadline") {
-        options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
-        ScriptedSource source({page({1}, "1"), page({2}, "2")});
-        source.delay = std::chrono::milliseconds(60);
+        options.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
+        ScriptedSource source({page({1}, "1"), late(page({2}, "2"))});
+        source.late_after = *options.deadline;
         const auto throwing = numbers_transform([](int n) {
             if (n == 2) {
                 throw Error(ErrorKind::internal, "the transform broke");
