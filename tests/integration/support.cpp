@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace crmsync::testing {
@@ -159,6 +161,16 @@ std::vector<std::string> list_files(const std::string& dir) {
     }
     std::sort(files.begin(), files.end());
     return files;
+}
+
+void wait_until(const std::function<bool()>& done, const std::string& failure) {
+    for (int polls = 0; polls < 20'000; ++polls) {
+        if (done()) {
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    FAIL(failure);
 }
 
 } // namespace crmsync::testing

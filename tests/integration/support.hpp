@@ -8,6 +8,7 @@
 #include "tests/support/child_process.hpp"
 #include "tests/support/temp_dir.hpp"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,6 +72,10 @@ long count_rows(sql::Database& db, const std::string& table, const std::string& 
 
 // Drops the tables of one test (names starting with `prefix`) and its state rows.
 void drop_prefixed(sql::Database& db, const std::string& prefix);
+
+// Waits until `done` holds, polling every 5 ms; fails the test with `failure` if it never does
+// (a safety net of 100 s against a broken precondition, not a limit on how long a run takes).
+void wait_until(const std::function<bool()>& done, const std::string& failure);
 
 std::vector<std::string> list_files(const std::string& dir);
 

@@ -199,23 +199,10 @@ struct Fixture {
     }
 };
 
-// Waits until `done` holds, polling every 5 ms.
-void wait_until(const std::function<bool()>& done, const std::string& failure) {
-    // A safety net against a hang if it never comes (a broken precondition), not a limit on
-    // how long the run may take.
-    for (int polls = 0; polls < 20'000; ++polls) {
-        if (done()) {
-            return;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    FAIL(failure);
-}
-
 // Waits until the state file holds a row that `sql` counts (the step a run stores right
 // before the request it stands for).
 void wait_for_row(const std::string& state, const std::string& sql) {
-    wait_until(
+    crmsync::testing::wait_until(
         [&] {
             try {
                 SQLite::Database db(state, SQLite::OPEN_READONLY);
@@ -471,7 +458,7 @@ TEST_CASE("contacts-sync: a run killed at any step leaves no duplicate", "[cli]"
         wait_for_row(f.state, step.row);
         // The row is stored right before the request is sent: killed at once, the run could
         // die before sending it. Killed while the fake holds the request, its answer is lost.
-        wait_until(step.request_taken, "the fake never received the request");
+        crmsync::testing::wait_until(step.request_taken, "the fake never received the request");
         child.kill(SIGKILL);
         CHECK(child.wait().exit_code == 128 + SIGKILL);
         std::this_thread::sleep_for(2s); // the fake finishes the request it was given

@@ -882,15 +882,20 @@ TEST_CASE("db_sync lets only one run of a job write at a time", "[sqlite][postgr
                 CHECK_FALSE(f.checkpoint());
             }
             SECTION("of two overlapping runs one writes and one exits 4") {
+                // Two slow pages (1.5 s each, after the fields and the list): the first run
+                // holds its lock well past its first call to the API.
                 f.fake.inject({"POST",
                                "/api/campaigns/DEMO0000CAMPAIGN/contacts/",
                                fakes::FaultKind::slow,
                                0,
                                {},
-                               300,
+                               1500,
                                2});
                 crmsync::testing::CrmsyncProcess first(f.args(), f.env(), f.dir);
-                std::this_thread::sleep_for(std::chrono::milliseconds(150));
+                // It calls the API only once it holds the lock (a fixed wait let a slow start
+                // lose the race). The fake counts a slowed request when it has answered it.
+                crmsync::testing::wait_until([&] { return f.fake.request_count() > 0; },
+                                             "the first run never called the API");
                 const auto second = f.sync();
                 const auto r1 = first.wait();
                 INFO(explain(r1) << "\n" << explain(second));

@@ -295,11 +295,14 @@ TEST_CASE("webhook killed with SIGKILL mid-delivery loses nothing and never chan
 
 TEST_CASE("webhook lets one run of a job work at a time", "[http]") {
     WebhookFixture f(10);
-    f.receiver.set_response_delay(std::chrono::milliseconds(100));
+    // Ten slow deliveries (0.3 s each), one at a time: the first run holds its lock for 3 s.
+    f.receiver.set_response_delay(std::chrono::milliseconds(300));
     crmsync::testing::CrmsyncProcess first(
         f.args({"--w", "1"}),
         {{"CRMSYNC_TOKEN", f.fake.options().token}, {"HOOK_SECRET", k_secret}}, f.dir);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // It delivers only once it holds the lock (a fixed wait let a slow start lose the race).
+    crmsync::testing::wait_until([&] { return f.receiver.request_count() > 0; },
+                                 "the first run never delivered");
     const auto second = f.run();
     const auto r1 = first.wait();
     INFO(explain(r1) << "\n" << explain(second));
