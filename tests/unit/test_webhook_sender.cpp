@@ -478,7 +478,9 @@ TEST_CASE("webhook::deliver_pending stops with the state file's error when an ou
         committed = counts.delivered;
         CHECK(counts.pending + counts.delivered == k_deliveries);
         CHECK(counts.dead == 0);
-        CHECK(committed < 1000);
+        // The trigger lets the count reach 1000: a group that ends there commits, and the
+        // next one fails at its first delivery.
+        CHECK(committed <= 1000);
         failed_runs_receiver.stop(); // every request it accepted has been answered
         const std::lock_guard<std::mutex> lock(mutex);
         before_failure = acknowledged;
