@@ -1,5 +1,6 @@
 #include "drivers/webhook/sender.hpp"
 
+#include "drivers/webhook/outbox_thread.hpp"
 #include "drivers/webhook/signature.hpp"
 #include "lib/core/cancel.hpp"
 #include "lib/core/log.hpp"
@@ -8,13 +9,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
-#include <functional>
-#include <future>
-#include <iterator>
 #include <limits>
-#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -27,23 +23,13 @@ using SteadyClock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::size_t k_page = 2000;
-// Outcomes are written in groups, each in one short transaction: per this many, or once the
-// oldest waited this long. The state file's write lock is held only while a group is written,
-// so other jobs sharing the file (refresh-tokens, another webhook) get their turn between
-// groups, and a delivery paced by --wr holds no lock while it waits.
-constexpr std::size_t k_commit_every = 400;
-constexpr milliseconds k_commit_interval{200};
 // The delivery thread hands outcomes to the outbox thread this many at a time, or this often.
+// What a crash can make the next run send again under the same webhook-id is what was not
+// committed: fewer than k_uncommitted_limit (outbox_thread.hpp) + k_hand_over_every, plus
+// those in flight (a batch grows past k_hand_over_every only by transfers that ended in the
+// same poll).
 constexpr std::size_t k_hand_over_every = 32;
 constexpr milliseconds k_hand_over_interval{5};
-// It waits while this many outcomes handed over are not committed yet. A commit sometimes
-// checkpoints the WAL into the file (two fsyncs; about 70 ms on the machine of the benches,
-// where 64 here stalled the delivery for all of it); this is a tenth of a second of
-// deliveries at 20,000/s. What a crash can lose, and the next run sends again under the same
-// webhook-id, is what was not committed: fewer than k_uncommitted_limit + k_hand_over_every,
-// plus those in flight (a batch grows past k_hand_over_every only by transfers that ended in
-// the same poll).
-constexpr std::size_t k_uncommitted_limit = 2000;
 // The longest a run sleeps for a retry to fall due (the in-run cap of http::RetryPolicy).
 constexpr milliseconds k_longest_wait_in_run{300'000};
 
@@ -70,220 +56,6 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
                ? std::numeric_limits<std::int64_t>::max()
                : a + b;
 }
-
-// What became of one attempt, to be written to the outbox.
-struct Outcome {
-    enum class Kind { delivered, retry, dead };
-    Kind kind = Kind::delivered;
-    std::int64_t seq = 0;
-    std::optional<int> status;
-    std::string error;                // retry, dead
-    std::int64_t next_attempt_ms = 0; // retry
-};
-
-// The outbox's reads and writes during delivery, on a thread of their own, so that the delivery
-// thread spends its time on the connections (the writes were a quarter of its time). Every use
-// of the state file while it lives goes through it, so the connection is used by one thread at
-// a time: tasks (page reads, commit(), next_due()) in the order submitted, outcomes in groups
-// (see k_commit_every) between them; a failure of the state file stops the thread and is rethrown
-// to the delivery thread by the next call. Destroyed without commit(), it drops what was not
-// committed (those deliveries stay pending and are sent again).
-class OutboxThread {
-public:
-    OutboxThread(state::StateStore& store, const std::string& job, const Clock& clock)
-        : m_store(store), m_outbox(store, clock), m_job(job), m_thread([this] { loop(); }) {}
-
-    ~OutboxThread() {
-        {
-            std::lock_guard lock(m_mutex);
-            m_stopping = true;
-        }
-        m_wake.notify_all();
-        m_thread.join();
-    }
-
-    OutboxThread(const OutboxThread&) = delete;
-    OutboxThread& operator=(const OutboxThread&) = delete;
-
-    // Hands `outcomes` over (and empties it). Waits until they fit with those not committed
-    // yet within k_uncommitted_limit (a larger batch waits until all are committed).
-    void hand_over(std::vector<Outcome>& outcomes) {
-        if (outcomes.empty()) {
-            return;
-        }
-        const std::size_t count = outcomes.size();
-        std::unique_lock lock(m_mutex);
-        m_committed.wait(lock, [&] {
-            return m_failed || m_uncommitted == 0 || m_uncommitted + count <= k_uncommitted_limit;
-        });
-        throw_if_failed();
-        const bool group_starts = m_waiting.empty();
-        if (group_starts) {
-            m_oldest_waiting = SteadyClock::now();
-        }
-        std::move(outcomes.begin(), outcomes.end(), std::back_inserter(m_waiting));
-        outcomes.clear();
-        m_uncommitted += count;
-        const bool group_full = m_waiting.size() >= k_commit_every;
-        lock.unlock();
-        // The thread learns when the new group is due, or that it is full.
-        if (group_starts || group_full) {
-            m_wake.notify_one();
-        }
-    }
-
-    // The pending deliveries after `after_seq` (Outbox::pending), read on the outbox thread;
-    // the future holds them, or the failure. The read sees what is committed, so deliveries
-    // whose outcomes wait in memory still show as pending: a pass reads each seq once, and
-    // the next pass starts only after commit().
-    std::future<std::vector<state::Delivery>> read_page(std::int64_t after_seq) {
-        return submit([this, after_seq] { return m_outbox.pending(m_job, after_seq, k_page); });
-    }
-
-    // Commits everything handed over so far; returns when it is committed.
-    void commit() {
-        wait(submit([this] {
-            write_group();
-            return true;
-        }));
-    }
-
-    // Outbox::next_due, once everything handed over is committed.
-    std::optional<std::int64_t> next_due() {
-        return wait(submit([this] {
-            write_group();
-            return m_outbox.next_due(m_job);
-        }));
-    }
-
-    // The result of a future from this thread; its failure (or the thread's) is thrown.
-    template <class T> T wait(std::future<T> future) {
-        try {
-            return future.get();
-        } catch (const std::future_error&) {
-            // The thread failed before it came to the task: its own failure says why.
-            std::lock_guard lock(m_mutex);
-            throw_if_failed();
-            throw;
-        }
-    }
-
-private:
-    template <class F> auto submit(F task) -> std::future<decltype(task())> {
-        using Result = decltype(task());
-        auto promise = std::make_shared<std::promise<Result>>();
-        auto future = promise->get_future();
-        {
-            std::lock_guard lock(m_mutex);
-            throw_if_failed();
-            m_tasks.emplace_back([task = std::move(task), promise] {
-                try {
-                    promise->set_value(task());
-                } catch (...) {
-                    promise->set_exception(std::current_exception());
-                    throw;
-                }
-            });
-        }
-        m_wake.notify_one();
-        return future;
-    }
-
-    // Under m_mutex.
-    void throw_if_failed() const {
-        if (m_failed) {
-            std::rethrow_exception(m_failure);
-        }
-    }
-
-    // Writes every outcome waiting in one transaction and commits it.
-    void write_group() {
-        std::vector<Outcome> group;
-        {
-            std::lock_guard lock(m_mutex);
-            group.swap(m_waiting);
-        }
-        if (group.empty()) {
-            return;
-        }
-        state::Transaction transaction(m_store);
-        for (const auto& o : group) {
-            switch (o.kind) {
-            case Outcome::Kind::delivered:
-                m_outbox.mark_delivered(o.seq, o.status.value());
-                break;
-            case Outcome::Kind::retry:
-                m_outbox.mark_retry(o.seq, o.status, o.error, o.next_attempt_ms);
-                break;
-            case Outcome::Kind::dead:
-                m_outbox.mark_dead(o.seq, o.status, o.error);
-                break;
-            }
-        }
-        transaction.commit();
-        {
-            std::lock_guard lock(m_mutex);
-            m_uncommitted -= group.size();
-        }
-        m_committed.notify_all();
-    }
-
-    void loop() {
-        try {
-            std::deque<std::function<void()>> tasks;
-            while (true) {
-                bool group_due = false;
-                {
-                    std::unique_lock lock(m_mutex);
-                    const auto due = m_waiting.empty() ? SteadyClock::time_point::max()
-                                                       : m_oldest_waiting + k_commit_interval;
-                    m_wake.wait_until(lock, due, [&] {
-                        return m_stopping || !m_tasks.empty() || m_waiting.size() >= k_commit_every;
-                    });
-                    if (m_tasks.empty() && m_stopping) {
-                        break;
-                    }
-                    tasks.swap(m_tasks);
-                    group_due = m_waiting.size() >= k_commit_every ||
-                                (!m_waiting.empty() &&
-                                 SteadyClock::now() - m_oldest_waiting >= k_commit_interval);
-                }
-                // Page reads first: the delivery thread may be waiting for one.
-                for (auto& task : tasks) {
-                    task();
-                }
-                tasks.clear();
-                if (group_due) {
-                    write_group();
-                }
-            }
-        } catch (...) {
-            {
-                std::lock_guard lock(m_mutex);
-                m_failed = true;
-                m_failure = std::current_exception();
-                m_tasks.clear(); // their futures say the thread failed (see wait())
-            }
-            m_committed.notify_all();
-        }
-    }
-
-    state::StateStore& m_store;
-    state::Outbox m_outbox;
-    const std::string& m_job;
-    // Shared, under m_mutex.
-    std::mutex m_mutex;
-    std::condition_variable m_wake;      // a task came, a group is full, or stop
-    std::condition_variable m_committed; // outcomes were committed, or the thread failed
-    std::deque<std::function<void()>> m_tasks;
-    std::vector<Outcome> m_waiting; // handed over, not yet being written
-    SteadyClock::time_point m_oldest_waiting;
-    std::size_t m_uncommitted = 0; // handed over, not yet committed
-    bool m_stopping = false;
-    bool m_failed = false;
-    std::exception_ptr m_failure;
-    std::thread m_thread; // last: started once the members above exist
-};
 
 class Delivery {
 public:
@@ -320,7 +92,7 @@ private:
     void send_all() {
         std::int64_t after = 0;
         bool pass_read = false; // every page of this pass is read
-        auto page_ahead = m_outbox.read_page(after);
+        auto page_ahead = m_outbox.read_page(after, k_page);
         while (true) {
             const bool may_start = !stop_requested() && !past_deadline();
             if (may_start && m_next >= m_page.size() && !pass_read && m_waiting_count < k_page) {
@@ -330,7 +102,7 @@ private:
                     pass_read = true;
                 } else {
                     after = m_page.back().seq;
-                    page_ahead = m_outbox.read_page(after);
+                    page_ahead = m_outbox.read_page(after, k_page);
                 }
             }
             if (may_start && pass_read && m_client.in_flight() == 0 && m_ready.empty()) {
@@ -345,7 +117,7 @@ private:
                 if (!wait_for_next_due()) {
                     break;
                 }
-                page_ahead = m_outbox.read_page(after);
+                page_ahead = m_outbox.read_page(after, k_page);
                 continue;
             }
             bool paced = false;
