@@ -224,6 +224,8 @@ TEST_CASE("galera: a run whose node dies fails cleanly and the next continues on
     s.wait_for_lock_row(c->urls[0]);
     // A commit or two land before the kill, so the run dies with work already durable.
     std::this_thread::sleep_for(std::chrono::milliseconds(800));
+    // (The checkpoint moves only once every contact is written, seconds later: the kill
+    // comes long before.)
     const auto before = s.checkpoint(c->urls[0]);
     REQUIRE(::kill(c->server_pid(1), SIGKILL) == 0);
     const auto failed = run.wait();
@@ -339,12 +341,13 @@ TEST_CASE("galera: a running job renews its lease, so a short lease is not taken
         return;
     }
     GaleraSync s(campaign(20));
-    // One page that takes longer than two leases, with no commit meanwhile.
-    s.fake.inject({"POST", k_contacts_path, fakes::FaultKind::slow, 0, {}, 3000, 1});
+    // One page that takes far longer than two leases, with no commit meanwhile: the second
+    // run starts 2.5 s in, and has 3.5 s to ask for the lock while the first still holds it.
+    s.fake.inject({"POST", k_contacts_path, fakes::FaultKind::slow, 0, {}, 6000, 1});
     crmsync::testing::CrmsyncProcess first(s.args(c->urls[0]),
                                            s.env({{"CRMSYNC_LOCK_LEASE_SECONDS", "1"}}), s.dir);
     s.wait_for_lock_row(c->urls[1]);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
     const auto second = crmsync::testing::run_crmsync(s.args(c->urls[1]), s.env(), s.dir);
     const auto r1 = first.wait();
     INFO(explain(r1) << "\n" << explain(second));
