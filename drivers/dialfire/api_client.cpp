@@ -1,8 +1,10 @@
 #include "drivers/dialfire/api_client.hpp"
 
+#include "drivers/dialfire/simdjson_contacts.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/http/json_body.hpp"
+#include "lib/util/json_doc.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
 
@@ -51,6 +53,13 @@ ApiClient::ApiClient(ApiConfig config, http::RetryContext retry)
 nlohmann::json ApiClient::send_json(http::HttpRequest request, const std::string& what,
                                     std::optional<SystemTime>* server_now,
                                     std::vector<std::size_t>* too_deep, bool* unparsable) {
+    return send_for_body(std::move(request), what, server_now, too_deep, unparsable, false).doc;
+}
+
+http::JsonBody ApiClient::send_for_body(http::HttpRequest request, const std::string& what,
+                                        std::optional<SystemTime>* server_now,
+                                        std::vector<std::size_t>* too_deep, bool* unparsable,
+                                        bool keep_simdjson) {
     request.headers.emplace_back("Authorization", "Bearer " + m_config.token);
     request.headers.emplace_back("Accept", "application/json");
     http::JsonBody parsed;
@@ -58,8 +67,8 @@ nlohmann::json ApiClient::send_json(http::HttpRequest request, const std::string
     // A 2xx whose body does not parse (cut off, garbled) is retried like a 5xx; the same bytes
     // twice are no accident of the transfer, and retrying them again would stop the job for good.
     const auto check = [&](const http::HttpResponse& response) {
-        parsed = http::parse_json_body(response.body);
-        if (!parsed.doc.is_discarded()) {
+        parsed = http::parse_json_body(response.body, keep_simdjson);
+        if (parsed.simdjson_doc || !parsed.doc.is_discarded()) {
             return true;
         }
         if (unparsable != nullptr && bad_body && *bad_body == response.body) {
@@ -84,7 +93,7 @@ nlohmann::json ApiClient::send_json(http::HttpRequest request, const std::string
         throw shape_error(
             what, fmt::format("values nested deeper than {} levels", http::k_max_json_depth));
     }
-    return std::move(parsed.doc);
+    return parsed;
 }
 
 nlohmann::json ApiClient::get_json(const std::string& path_and_query, const std::string& what,
@@ -158,7 +167,41 @@ ContactListPage ApiClient::list_contacts(const std::string& changed_since,
     return page;
 }
 
-FetchedContacts ApiClient::fetch_contacts(const std::vector<std::string>& ids) {
+namespace {
+
+// fetch_contacts' answer kept in simdjson's document: the same checks as for nlohmann's (none
+// is nested too deep: simdjson takes no document that deep).
+FetchedContacts kept_contacts(std::shared_ptr<const simdjson::dom::document> doc,
+                              const std::vector<std::string>& ids, const std::string& what) {
+    const simdjson::dom::element root = doc->root();
+    if (!root.is_array()) {
+        throw shape_error(what, "expected an array");
+    }
+    auto kept = std::make_shared<SimdjsonContacts>();
+    std::set<std::string, std::less<>> returned;
+    std::size_t without_id = 0;
+    for (const auto contact : simdjson::dom::array(root)) {
+        const auto id = util::json_doc::Simdjson::find(contact, "$id");
+        if (id && id->is_string()) {
+            returned.emplace(std::string_view(*id));
+        } else {
+            ++without_id; // returned, to be rejected by the transform: not missing
+        }
+        kept->contacts.push_back(contact);
+    }
+    kept->document = std::move(doc);
+    FetchedContacts fetched;
+    for (const auto& id : ids) {
+        fetched.missing += returned.count(id) == 0 ? 1 : 0;
+    }
+    fetched.missing -= std::min(fetched.missing, without_id);
+    fetched.kept = std::move(kept);
+    return fetched;
+}
+
+} // namespace
+
+FetchedContacts ApiClient::fetch_contacts(const std::vector<std::string>& ids, bool keep_simdjson) {
     http::HttpRequest request;
     request.method = "POST";
     request.url = m_config.base_url + "/api/campaigns/" + util::percent_encode(m_config.campaign) +
@@ -168,7 +211,8 @@ FetchedContacts ApiClient::fetch_contacts(const std::vector<std::string>& ids) {
     const std::string what = fmt::format("POST contacts ({} ids)", ids.size());
     std::vector<std::size_t> too_deep;
     bool unparsable = false;
-    auto doc = send_json(std::move(request), what, nullptr, &too_deep, &unparsable);
+    auto body =
+        send_for_body(std::move(request), what, nullptr, &too_deep, &unparsable, keep_simdjson);
     FetchedContacts fetched;
     std::string asked;
     for (const auto& id : ids) {
@@ -181,7 +225,7 @@ FetchedContacts ApiClient::fetch_contacts(const std::vector<std::string>& ids) {
     if (unparsable && ids.size() > 1) {
         // One contact spoils the whole body: ask for each alone, so only it is rejected.
         for (const auto& id : ids) {
-            auto one = fetch_contacts({id});
+            auto one = fetch_contacts({id}, false);
             for (auto& contact : one.contacts) {
                 fetched.contacts.push_back(std::move(contact));
             }
@@ -201,6 +245,10 @@ FetchedContacts ApiClient::fetch_contacts(const std::vector<std::string>& ids) {
                                    ""});
         return fetched;
     }
+    if (body.simdjson_doc) {
+        return kept_contacts(std::move(body.simdjson_doc), ids, what);
+    }
+    auto& doc = body.doc;
     if (!doc.is_array()) {
         throw shape_error(what, "expected an array");
     }

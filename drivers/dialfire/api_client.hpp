@@ -2,10 +2,12 @@
 
 #include "lib/core/clock.hpp"
 #include "lib/http/http_client.hpp"
+#include "lib/http/json_body.hpp"
 #include "lib/http/retry_policy.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -53,8 +55,13 @@ struct RecordReject {
     std::string raw; // what is left of the record, for inspection
 };
 
+struct SimdjsonContacts; // simdjson_contacts.hpp
+
 struct FetchedContacts {
     std::vector<nlohmann::json> contacts;
+    // With keep_simdjson, where simdjson took the answer: the contacts (then not in
+    // `contacts`), in its document.
+    std::shared_ptr<const SimdjsonContacts> kept;
     std::vector<RecordReject> rejects;
     std::size_t missing = 0; // ids asked for that came back neither as contact nor as reject
 };
@@ -78,8 +85,8 @@ public:
     // E3, at most k_contacts_per_request ids. A body that does not parse, received twice with
     // the same bytes (so not damaged in transit), is asked for again id by id; an id whose own
     // answer does not parse becomes a reject naming it. Contacts nested deeper than
-    // http::k_max_json_depth become rejects too.
-    FetchedContacts fetch_contacts(const std::vector<std::string>& ids);
+    // http::k_max_json_depth become rejects too. keep_simdjson: see FetchedContacts::kept.
+    FetchedContacts fetch_contacts(const std::vector<std::string>& ids, bool keep_simdjson = false);
     // E5. from/to in the API's format (2006-01-02T15:04:05.999, UTC); `to` may be empty.
     JsonPage inbound_calls(const std::string& from, const std::string& to,
                            const std::string& cursor);
@@ -103,6 +110,11 @@ private:
                              std::optional<SystemTime>* server_now,
                              std::vector<std::size_t>* too_deep = nullptr,
                              bool* unparsable = nullptr);
+    // send_json's answer as parse_json_body gives it (keep_simdjson: see there).
+    http::JsonBody send_for_body(http::HttpRequest request, const std::string& what,
+                                 std::optional<SystemTime>* server_now,
+                                 std::vector<std::size_t>* too_deep, bool* unparsable,
+                                 bool keep_simdjson);
 
     ApiConfig m_config;
     http::RetryContext m_retry;

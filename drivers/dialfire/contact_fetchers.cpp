@@ -97,9 +97,9 @@ void ContactFetchers::work(const ApiConfig& api, http::RetryContext retry) {
     try {
         ApiClient client(api, std::move(retry));
         while (auto ids = m_jobs.pop()) {
-            auto fetched = client.fetch_contacts(*ids);
-            FetchedBatch batch{std::move(fetched.contacts), std::move(fetched.rejects),
-                               fetched.missing};
+            auto fetched = client.fetch_contacts(*ids, true);
+            FetchedBatch batch{std::move(fetched.contacts), std::move(fetched.kept),
+                               std::move(fetched.rejects), fetched.missing};
             if (!m_results.push(std::move(batch))) {
                 break;
             }

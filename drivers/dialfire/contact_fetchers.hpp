@@ -10,6 +10,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,6 +21,7 @@ namespace crmsync::drivers::dialfire {
 
 struct FetchedBatch {
     std::vector<nlohmann::json> contacts;
+    std::shared_ptr<const SimdjsonContacts> kept; // more contacts, in simdjson's document
     std::vector<RecordReject> rejects;
     std::size_t missing = 0; // ids asked for that the API did not return
 };

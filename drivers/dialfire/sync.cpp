@@ -1,6 +1,7 @@
 #include "drivers/dialfire/sync.hpp"
 
 #include "drivers/dialfire/contact_fetchers.hpp"
+#include "drivers/dialfire/simdjson_contacts.hpp"
 #include "lib/core/error.hpp"
 #include "lib/core/log.hpp"
 #include "lib/util/time.hpp"
@@ -133,7 +134,8 @@ private:
         if (!batch) {
             return std::nullopt;
         }
-        m_fetched += static_cast<long>(batch->contacts.size());
+        m_fetched +=
+            static_cast<long>(batch->contacts.size() + (batch->kept ? batch->kept->size() : 0));
         if (batch->missing > 0) {
             // Listed but not returned (deleted meanwhile, or lost): the next run asks again.
             m_missing += static_cast<long>(batch->missing);
@@ -146,6 +148,7 @@ private:
         pipeline::Page page;
         page.stream = "contacts";
         page.records = std::move(batch->contacts);
+        page.native = std::move(batch->kept);
         if (!batch->rejects.empty()) {
             page.context["rejects"] = nlohmann::json::array();
             for (const auto& r : batch->rejects) {
@@ -269,6 +272,13 @@ pipeline::Ending run_sync(const SyncOptions& options, pipeline::Sink& sink,
                 transform_contact(record, schema, options.filter, out, counters);
             } else {
                 transform_inbound_call(record, schema, out);
+            }
+        }
+        if (page.native) {
+            // Only the contacts' fetchers keep their answers in simdjson's document.
+            for (const auto& contact :
+                 dynamic_cast<const SimdjsonContacts&>(*page.native).contacts) {
+                transform_contact(contact, schema, options.filter, out, counters);
             }
         }
         s.filtered = counters.filtered;

@@ -4,6 +4,7 @@
 #include "lib/sql/json_values.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/identifiers.hpp"
+#include "lib/util/json_doc.hpp"
 #include "lib/util/time.hpp"
 
 #include <map>
@@ -14,18 +15,21 @@ namespace {
 
 using nlohmann::json;
 using sql::Value;
+using util::json_doc::Kind;
 
-std::optional<std::string> string_field(const json& record, const char* name) {
-    if (!record.is_object()) {
-        return std::nullopt;
-    }
-    const auto it = record.find(name);
-    if (it == record.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
+template <typename Doc> bool is(typename Doc::Arg value, Kind kind) {
+    return Doc::kind(value) == kind;
+}
+
+template <typename Doc>
+std::optional<std::string> string_field(typename Doc::Arg record, std::string_view name) {
+    const auto field = Doc::find(record, name); // none for a record that is not an object
+    if (!field || !is<Doc>(*field, Kind::string) || Doc::string(*field).empty()) {
         return std::nullopt;
     }
     // Ids become keys, computed keys and reject keys: a NUL becomes U+FFFD there exactly as in
     // the columns filled from the record, so nothing is cut where a value is bound.
-    std::string text = it->get<std::string>();
+    std::string text(Doc::string(*field));
     for (auto pos = text.find('\0'); pos != std::string::npos; pos = text.find('\0', pos)) {
         text.replace(pos, 1, "\xEF\xBF\xBD");
     }
@@ -34,11 +38,56 @@ std::optional<std::string> string_field(const json& record, const char* name) {
 
 // The record without the nested arrays that get rows of their own, so _raw holds every field
 // exactly once across the tables.
-std::string raw_without(const json& record, std::initializer_list<const char*> nested) {
+template <typename Doc>
+std::string raw_without(typename Doc::Arg record, std::initializer_list<const char*> nested) {
     return sql::to_json_text_without(record, nested);
 }
 
-struct ContactRows {
+template <typename Doc> bool accepts(const TransactionFilter& filter, typename Doc::Arg tx) {
+    if (filter.updates_only) {
+        const auto type = Doc::find(tx, "type");
+        if (type && !is<Doc>(*type, Kind::null) &&
+            !(is<Doc>(*type, Kind::string) && Doc::string(*type) == "update")) {
+            return false;
+        }
+    }
+    if (filter.human_only) {
+        const auto user = Doc::find(tx, "user");
+        if (!user || is<Doc>(*user, Kind::null)) {
+            return false;
+        }
+        const auto detail = Doc::find(tx, "status_detail");
+        if (detail && is<Doc>(*detail, Kind::string) && Doc::string(*detail) == "$assigned") {
+            return false;
+        }
+    }
+    if (!filter.task_prefixes.empty()) {
+        const auto task = Doc::find(tx, "task");
+        if (task && is<Doc>(*task, Kind::string)) {
+            const auto name = Doc::string(*task);
+            bool matched = false;
+            for (const auto& prefix : filter.task_prefixes) {
+                matched = matched || name.starts_with(prefix);
+            }
+            if (!matched) {
+                return false;
+            }
+        }
+    }
+    if (filter.until) {
+        if (const auto fired = Doc::find(tx, "fired"); fired && is<Doc>(*fired, Kind::string)) {
+            const auto t = util::parse_iso8601(Doc::string(*fired));
+            if (t && *t > *filter.until) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+template <typename Doc> struct ContactRows {
+    using Arg = typename Doc::Arg;
+
     const DialfireSchema& schema;
     const TransactionFilter& filter;
     pipeline::Emitter& writer;
@@ -47,7 +96,7 @@ struct ContactRows {
 
     const sql::TableSpec& spec(std::size_t index) const { return schema.specs[index]; }
 
-    bool emit(std::size_t table, const json& record, std::map<std::string, Value> computed,
+    bool emit(std::size_t table, Arg record, std::map<std::string, Value> computed,
               const std::string& key, const std::string& raw) {
         computed["_raw"] = raw;
         sql::Row row;
@@ -60,11 +109,11 @@ struct ContactRows {
         return true;
     }
 
-    void recording(const json& rec, const std::string& connection_id) {
+    void recording(Arg rec, const std::string& connection_id) {
         const std::string raw = sql::to_json_text(rec);
-        auto basis = string_field(rec, "location");
+        auto basis = string_field<Doc>(rec, "location");
         if (!basis) {
-            basis = string_field(rec, "started");
+            basis = string_field<Doc>(rec, "started");
         }
         if (!basis) {
             writer.reject(spec(schema.recordings).table.name, connection_id,
@@ -76,16 +125,17 @@ struct ContactRows {
              {{"id", id}, {"contact_id", contact_id}, {"connection_id", connection_id}}, id, raw);
     }
 
-    void connection(const json& conn, const std::string& transaction_id,
+    void connection(Arg conn, const std::string& transaction_id,
                     const std::optional<std::string>& parent_id) {
-        const std::string raw = raw_without(conn, {"recordings", "third_party_connections"});
-        const auto id = string_field(conn, "id");
+        const std::string raw = raw_without<Doc>(conn, {"recordings", "third_party_connections"});
+        const auto id = string_field<Doc>(conn, "id");
         if (!id) {
             writer.reject(spec(schema.connections).table.name, transaction_id,
                           "connection without id", raw);
             return;
         }
-        if (!conn.contains("disconnected") || conn["disconnected"].is_null()) {
+        if (const auto ended = Doc::find(conn, "disconnected");
+            !ended || is<Doc>(*ended, Kind::null)) {
             // The call is still running; the contact changes again when it ends.
             ++counters.in_progress;
             return;
@@ -98,43 +148,41 @@ struct ContactRows {
         if (!emit(schema.connections, conn, computed, *id, raw)) {
             return;
         }
-        if (const auto recs = conn.find("recordings"); recs != conn.end() && recs->is_array()) {
-            for (const auto& rec : *recs) {
-                recording(rec, *id);
-            }
+        if (const auto recs = Doc::find(conn, "recordings"); recs && is<Doc>(*recs, Kind::array)) {
+            Doc::items(*recs, [&](Arg rec) { recording(rec, *id); });
         }
-        if (const auto legs = conn.find("third_party_connections"); legs != conn.end()) {
+        if (const auto legs = Doc::find(conn, "third_party_connections")) {
             connections(*legs, transaction_id, *id);
         }
     }
 
     // A transfer's parent is the connection before it; third-party legs hang off their owner.
-    void connections(const json& list, const std::string& transaction_id,
+    void connections(Arg list, const std::string& transaction_id,
                      const std::optional<std::string>& owner) {
-        if (!list.is_array()) {
+        if (!is<Doc>(list, Kind::array)) {
             return;
         }
         std::optional<std::string> previous;
-        for (const auto& conn : list) {
+        Doc::items(list, [&](Arg conn) {
             std::optional<std::string> parent = owner;
             if (!owner &&
-                string_field(conn, "technology") == std::optional<std::string>("transfer")) {
+                string_field<Doc>(conn, "technology") == std::optional<std::string>("transfer")) {
                 parent = previous;
             }
             connection(conn, transaction_id, parent);
-            previous = string_field(conn, "id");
-        }
+            previous = string_field<Doc>(conn, "id");
+        });
     }
 
-    void transaction(const json& tx, std::map<std::string, int>& fired_seen) {
-        const std::string raw = raw_without(tx, {"connections"});
-        const auto fired = string_field(tx, "fired");
+    void transaction(Arg tx, std::map<std::string, int>& fired_seen) {
+        const std::string raw = raw_without<Doc>(tx, {"connections"});
+        const auto fired = string_field<Doc>(tx, "fired");
         if (!fired) {
             writer.reject(spec(schema.transactions).table.name, contact_id,
                           "transaction without fired, so no stable id", raw);
             return;
         }
-        if (!filter.accepts(tx)) {
+        if (!accepts<Doc>(filter, tx)) {
             ++counters.filtered;
             return;
         }
@@ -146,11 +194,48 @@ struct ContactRows {
         if (!emit(schema.transactions, tx, {{"id", id}, {"contact_id", contact_id}}, id, raw)) {
             return;
         }
-        if (const auto list = tx.find("connections"); list != tx.end()) {
+        if (const auto list = Doc::find(tx, "connections")) {
             connections(*list, id, std::nullopt);
         }
     }
 };
+
+template <typename Doc>
+void contact_rows(typename Doc::Arg contact, const DialfireSchema& schema,
+                  const TransactionFilter& filter, pipeline::Emitter& writer,
+                  TransformCounters& counters) {
+    using Arg = typename Doc::Arg;
+    const auto& contacts_table = schema.specs[schema.contacts].table.name;
+    const auto id = string_field<Doc>(contact, "$id");
+    if (!is<Doc>(contact, Kind::object) || !id) {
+        writer.reject(contacts_table, "", "contact without $id", sql::to_json_text(contact));
+        return;
+    }
+    ContactRows<Doc> emitter{schema, filter, writer, counters, *id};
+    // The contact's _raw keeps its $task_log entries minus the transactions, which are stored
+    // (with their own _raw) in the transactions table.
+    static const sql::JsonPrune k_task_log_without_transactions{
+        {}, {{"$task_log", sql::JsonPrune{{"transactions"}, {}}}}};
+    const std::string raw = sql::to_json_text_pruned(contact, k_task_log_without_transactions);
+    if (!emitter.emit(schema.contacts, contact, {}, *id, raw)) {
+        return;
+    }
+    const auto log = Doc::find(contact, "$task_log");
+    if (!log || !is<Doc>(*log, Kind::array)) {
+        return;
+    }
+    std::map<std::string, int> fired_seen;
+    Doc::items(*log, [&](Arg entry) {
+        if (!is<Doc>(entry, Kind::object)) {
+            return;
+        }
+        const auto txs = Doc::find(entry, "transactions");
+        if (!txs || !is<Doc>(*txs, Kind::array)) {
+            return;
+        }
+        Doc::items(*txs, [&](Arg tx) { emitter.transaction(tx, fired_seen); });
+    });
+}
 
 } // namespace
 
@@ -184,45 +269,13 @@ TransactionFilter TransactionFilter::parse(const std::string& mode, const std::s
 }
 
 bool TransactionFilter::accepts(const json& tx) const {
-    if (updates_only) {
-        const auto type = tx.find("type");
-        if (type != tx.end() && !type->is_null() && *type != "update") {
-            return false;
-        }
-    }
-    if (human_only) {
-        const auto user = tx.find("user");
-        if (user == tx.end() || user->is_null()) {
-            return false;
-        }
-        const auto detail = tx.find("status_detail");
-        if (detail != tx.end() && *detail == "$assigned") {
-            return false;
-        }
-    }
-    if (!task_prefixes.empty()) {
-        const auto task = tx.find("task");
-        if (task != tx.end() && task->is_string()) {
-            const auto& name = task->get_ref<const std::string&>();
-            bool matched = false;
-            for (const auto& prefix : task_prefixes) {
-                matched = matched || name.rfind(prefix, 0) == 0;
-            }
-            if (!matched) {
-                return false;
-            }
-        }
-    }
-    if (until) {
-        if (const auto fired = tx.find("fired"); fired != tx.end() && fired->is_string()) {
-            const auto t = util::parse_iso8601(fired->get_ref<const std::string&>());
-            if (t && *t > *until) {
-                return false;
-            }
-        }
-    }
-    return true;
+    return dialfire::accepts<util::json_doc::Nlohmann>(*this, tx);
 }
+
+template <sql::SimdjsonElement E> bool TransactionFilter::accepts(const E& tx) const {
+    return dialfire::accepts<util::json_doc::Simdjson>(*this, tx);
+}
+template bool TransactionFilter::accepts(const simdjson::dom::element&) const;
 
 DialfireSchema DialfireSchema::build(const std::string& prefix,
                                      const std::vector<CampaignField>& fields,
@@ -286,45 +339,23 @@ std::vector<const sql::Table*> DialfireSchema::tables() const {
 void transform_contact(const json& contact, const DialfireSchema& schema,
                        const TransactionFilter& filter, pipeline::Emitter& writer,
                        TransformCounters& counters) {
-    const auto& contacts_table = schema.specs[schema.contacts].table.name;
-    const auto id = string_field(contact, "$id");
-    if (!contact.is_object() || !id) {
-        writer.reject(contacts_table, "", "contact without $id", sql::to_json_text(contact));
-        return;
-    }
-    ContactRows emitter{schema, filter, writer, counters, *id};
-    // The contact's _raw keeps its $task_log entries minus the transactions, which are stored
-    // (with their own _raw) in the transactions table.
-    static const sql::JsonPrune k_task_log_without_transactions{
-        {}, {{"$task_log", sql::JsonPrune{{"transactions"}, {}}}}};
-    const std::string raw = sql::to_json_text_pruned(contact, k_task_log_without_transactions);
-    if (!emitter.emit(schema.contacts, contact, {}, *id, raw)) {
-        return;
-    }
-    const auto log = contact.find("$task_log");
-    if (log == contact.end() || !log->is_array()) {
-        return;
-    }
-    std::map<std::string, int> fired_seen;
-    for (const auto& entry : *log) {
-        if (!entry.is_object()) {
-            continue;
-        }
-        const auto txs = entry.find("transactions");
-        if (txs == entry.end() || !txs->is_array()) {
-            continue;
-        }
-        for (const auto& tx : *txs) {
-            emitter.transaction(tx, fired_seen);
-        }
-    }
+    contact_rows<util::json_doc::Nlohmann>(contact, schema, filter, writer, counters);
 }
+
+template <sql::SimdjsonElement E>
+void transform_contact(const E& contact, const DialfireSchema& schema,
+                       const TransactionFilter& filter, pipeline::Emitter& writer,
+                       TransformCounters& counters) {
+    contact_rows<util::json_doc::Simdjson>(contact, schema, filter, writer, counters);
+}
+template void transform_contact(const simdjson::dom::element&, const DialfireSchema&,
+                                const TransactionFilter&, pipeline::Emitter&, TransformCounters&);
 
 void transform_inbound_call(const json& call, const DialfireSchema& schema,
                             pipeline::Emitter& writer) {
     const auto& spec = schema.specs[schema.inbound_calls];
     const std::string raw = sql::to_json_text(call);
-    const auto id = string_field(call, "id");
+    const auto id = string_field<util::json_doc::Nlohmann>(call, "id");
     if (!id) {
         writer.reject(spec.table.name, "", "inbound call without id", raw);
         return;

@@ -3,6 +3,7 @@
 #include "drivers/dialfire/api_client.hpp"
 #include "lib/core/clock.hpp"
 #include "lib/pipeline/sink.hpp"
+#include "lib/sql/json_values.hpp"
 #include "lib/sql/schema_catalog.hpp"
 
 #include <nlohmann/json.hpp>
@@ -24,6 +25,7 @@ struct TransactionFilter {
     // Throws Error(usage) for an unknown mode.
     static TransactionFilter parse(const std::string& mode, const std::string& prefixes);
     bool accepts(const nlohmann::json& transaction) const;
+    template <sql::SimdjsonElement E> bool accepts(const E& transaction) const;
 };
 
 // The five Dialfire tables for one run: schemas/dialfire.json with the table prefix, plus one
@@ -48,7 +50,12 @@ struct TransformCounters {
 // (dbsync2's ids: md5($id + fired), md5(connection id + location|started), connections
 // flattened with parent_connection_id) and hands them to `writer`. Records that cannot be
 // stored (no id, wrong types) go to writer.reject(). Never throws for bad data.
+// The contact may come from nlohmann's document or from simdjson's (the same rows either way).
 void transform_contact(const nlohmann::json& contact, const DialfireSchema& schema,
+                       const TransactionFilter& filter, pipeline::Emitter& writer,
+                       TransformCounters& counters);
+template <sql::SimdjsonElement E>
+void transform_contact(const E& contact, const DialfireSchema& schema,
                        const TransactionFilter& filter, pipeline::Emitter& writer,
                        TransformCounters& counters);
 

@@ -1,5 +1,6 @@
 #include "lib/http/json_body.hpp"
 
+#include "lib/util/json_doc.hpp"
 #include "lib/util/utf8.hpp"
 
 #include <simdjson.h>
@@ -138,61 +139,28 @@ bool may_hold_minus_zero(std::string_view text) {
     return false;
 }
 
-// Builds in `out` the document nlohmann's parser builds from the same text, but for one case
-// simdjson's document cannot tell: -0 is nlohmann's signed integer 0, simdjson's plain 0, so
-// `saw_zero` says whether an integer 0 was met.
-bool to_nlohmann(simdjson::dom::element element, nlohmann::json& out, bool& saw_zero) {
-    using simdjson::dom::element_type;
-    switch (element.type()) {
-    case element_type::OBJECT: {
-        out = nlohmann::json::object();
-        auto& object = out.get_ref<nlohmann::json::object_t&>();
-        for (const auto field : simdjson::dom::object(element)) {
-            // operator[]: a repeated key keeps its last value, as nlohmann's parser does.
-            if (!to_nlohmann(field.value, object[std::string(field.key)], saw_zero)) {
-                return false;
-            }
+// The parser for `text`: the thread's own, kept between calls, or for a large text a one-off
+// one made in `one_off_parser`. Null when it cannot be allocated.
+simdjson::dom::parser* parser_for(std::string& text,
+                                  std::optional<simdjson::dom::parser>& one_off_parser) {
+    thread_local simdjson::dom::parser kept_parser;
+    thread_local bool kept_parser_ready = false;
+    simdjson::dom::parser* parser = &kept_parser;
+    if (text.size() > k_kept_parser_capacity) {
+        parser = &one_off_parser.emplace();
+        if (parser->allocate(text.size(), k_simdjson_max_depth) != simdjson::SUCCESS) {
+            return nullptr;
         }
-        return true;
-    }
-    case element_type::ARRAY: {
-        out = nlohmann::json::array();
-        auto& array = out.get_ref<nlohmann::json::array_t&>();
-        const simdjson::dom::array items(element);
-        array.reserve(items.size());
-        for (const auto item : items) {
-            array.emplace_back();
-            if (!to_nlohmann(item, array.back(), saw_zero)) {
-                return false;
-            }
+    } else if (!kept_parser_ready) {
+        // The depth limit is set here; parse() grows the capacity and keeps it.
+        if (kept_parser.allocate(64 << 10, k_simdjson_max_depth) != simdjson::SUCCESS) {
+            return nullptr;
         }
-        return true;
+        kept_parser_ready = true;
     }
-    case element_type::STRING:
-        out = std::string(std::string_view(element));
-        return true;
-    case element_type::INT64: {
-        const auto number = int64_t(element);
-        saw_zero = saw_zero || number == 0;
-        // nlohmann keeps an integer without a minus sign as unsigned.
-        out = number >= 0 ? nlohmann::json(static_cast<std::uint64_t>(number))
-                          : nlohmann::json(number);
-        return true;
-    }
-    case element_type::UINT64:
-        out = uint64_t(element);
-        return true;
-    case element_type::DOUBLE:
-        out = double(element);
-        return true;
-    case element_type::BOOL:
-        out = bool(element);
-        return true;
-    case element_type::NULL_VALUE:
-        out = nullptr;
-        return true;
-    }
-    return false;
+    // simdjson reads up to SIMDJSON_PADDING bytes past the end; reserving them avoids its copy.
+    text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+    return parser;
 }
 
 // The fast way: simdjson's parse (several times quicker than nlohmann's lexer, which was a fifth
@@ -200,42 +168,54 @@ bool to_nlohmann(simdjson::dom::element element, nlohmann::json& out, bool& saw_
 // the text (not JSON, too deep, numbers beyond 64 bits) or it may hold -0: the caller then
 // parses with nlohmann, so the result never depends on this path.
 std::optional<nlohmann::json> parse_with_simdjson(std::string& text) {
-    thread_local simdjson::dom::parser kept_parser;
-    thread_local bool kept_parser_ready = false;
     std::optional<simdjson::dom::parser> one_off_parser;
-    simdjson::dom::parser* parser = &kept_parser;
-    if (text.size() > k_kept_parser_capacity) {
-        parser = &one_off_parser.emplace();
-        if (parser->allocate(text.size(), k_simdjson_max_depth) != simdjson::SUCCESS) {
-            return std::nullopt;
-        }
-    } else if (!kept_parser_ready) {
-        // The depth limit is set here; parse() grows the capacity and keeps it.
-        if (kept_parser.allocate(64 << 10, k_simdjson_max_depth) != simdjson::SUCCESS) {
-            return std::nullopt;
-        }
-        kept_parser_ready = true;
-    }
-    // simdjson reads up to SIMDJSON_PADDING bytes past the end; reserving them avoids its copy.
-    text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+    simdjson::dom::parser* parser = parser_for(text, one_off_parser);
     simdjson::dom::element root;
-    if (parser->parse(text.data(), text.size(), false).get(root) != simdjson::SUCCESS) {
+    if (parser == nullptr ||
+        parser->parse(text.data(), text.size(), false).get(root) != simdjson::SUCCESS) {
         return std::nullopt;
     }
     nlohmann::json doc;
     bool saw_zero = false;
-    if (!to_nlohmann(root, doc, saw_zero) || (saw_zero && may_hold_minus_zero(text))) {
+    if (!util::json_doc::to_nlohmann(root, doc, saw_zero) ||
+        (saw_zero && may_hold_minus_zero(text))) {
         return std::nullopt;
+    }
+    return doc;
+}
+
+// simdjson's document of `text`, kept: null where parse_with_simdjson would refuse the text,
+// and also where it might hold -0 (the integer nlohmann keeps signed), so that reading the
+// document gives what reading nlohmann's would.
+std::shared_ptr<simdjson::dom::document> keep_simdjson_document(std::string& text) {
+    if (may_hold_minus_zero(text)) {
+        return nullptr;
+    }
+    std::optional<simdjson::dom::parser> one_off_parser;
+    simdjson::dom::parser* parser = parser_for(text, one_off_parser);
+    auto doc = std::make_shared<simdjson::dom::document>();
+    simdjson::dom::element root;
+    if (parser == nullptr ||
+        parser->parse_into_document(*doc, text.data(), text.size(), false).get(root) !=
+            simdjson::SUCCESS) {
+        return nullptr;
     }
     return doc;
 }
 
 } // namespace
 
-JsonBody parse_json_body(std::string text) {
+JsonBody parse_json_body(std::string text, bool keep_simdjson) {
     JsonBody body;
     body.repaired_bytes = static_cast<long>(util::repair_utf8(text));
     body.repaired_bytes += static_cast<long>(replace_lone_surrogates(text));
+    if (keep_simdjson) {
+        if (auto doc = keep_simdjson_document(text)) {
+            body.simdjson_doc = std::move(doc);
+            body.parsed_by_simdjson = true;
+            return body;
+        }
+    }
     if (auto doc = parse_with_simdjson(text)) {
         body.doc = std::move(*doc);
         body.parsed_by_simdjson = true;

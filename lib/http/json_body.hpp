@@ -3,9 +3,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace simdjson::dom {
+class document;
+}
 
 namespace crmsync::http {
 
@@ -20,6 +25,9 @@ struct JsonBody {
                                        // values nested deeper than k_max_json_depth (dropped
                                        // from them); {0} for a top-level value that is not an array
     bool parsed_by_simdjson = false;   // the fast path took it (else nlohmann's parser)
+    // With keep_simdjson, where simdjson took the text: its document (doc is then null). It
+    // reads as nlohmann's would (util/json_doc.hpp).
+    std::shared_ptr<const simdjson::dom::document> simdjson_doc;
 };
 
 // Replaces the \u escapes of lone UTF-16 surrogates (legal JSON text, no Unicode character)
@@ -34,6 +42,8 @@ bool nests_as_deep_as(std::string_view text, int levels);
 // nested deeper than k_max_json_depth are left out and reported in `too_deep`. Never throws
 // for bad text: `doc` is then discarded. The document is always the one nlohmann's parser builds
 // from the repaired text; simdjson parses it when it can, which is several times quicker.
-JsonBody parse_json_body(std::string text);
+// keep_simdjson: where simdjson takes the text, keep its document in simdjson_doc instead of
+// building nlohmann's from it (which costs more than the parse).
+JsonBody parse_json_body(std::string text, bool keep_simdjson = false);
 
 } // namespace crmsync::http

@@ -138,7 +138,8 @@ private:
                 }
                 FetchedPage fetched;
                 fetched.page = std::move(*page);
-                fetched.records = fetched.page.records.size();
+                fetched.records = fetched.page.records.size() +
+                                  (fetched.page.native ? fetched.page.native->size() : 0);
                 if (m_options.transform_ahead && !transform(fetched)) {
                     break;
                 }
@@ -164,6 +165,7 @@ private:
         }
         fetched.page.records.clear();
         fetched.page.records.shrink_to_fit();
+        fetched.page.native.reset();
         fetched.filtered = m_transform_summary.filtered;
         fetched.in_progress = m_transform_summary.in_progress;
         return true;

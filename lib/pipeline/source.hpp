@@ -4,17 +4,29 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace crmsync::pipeline {
 
+// Records a source keeps in the form it parsed them into, for its own Transform to read
+// directly (simdjson's document, say, which is cheaper than nlohmann's). The Runner counts them,
+// moves them and frees them once the Transform has run; it never reads them.
+class NativeRecords {
+public:
+    virtual ~NativeRecords() = default;
+    virtual std::size_t size() const = 0;
+};
+
 // One unit of fetched work: records of one stream, and the checkpoint the job reaches once
 // they (and everything before them) are committed.
 struct Page {
-    std::string stream;                    // which of the source's streams the records belong to
-    std::vector<nlohmann::json> records;   // handed to the Transform as they are
+    std::string stream;                  // which of the source's streams the records belong to
+    std::vector<nlohmann::json> records; // handed to the Transform as they are
+    std::shared_ptr<const NativeRecords> native; // more records, in the source's own form
     std::optional<std::string> checkpoint; // the source's whole resumable state after this page;
                                            // nullopt: committing this page does not move it
     std::optional<long> total;             // records the source expects in all, once it knows

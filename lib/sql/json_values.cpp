@@ -1,5 +1,6 @@
 #include "lib/sql/json_values.hpp"
 
+#include "lib/util/json_doc.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/utf8.hpp"
 
@@ -60,6 +61,10 @@ std::string describe(const nlohmann::json& value) {
     return text.size() > 40 ? text.substr(0, 40) + "..." : text;
 }
 
+std::string describe(simdjson::dom::element value) {
+    return describe(util::json_doc::Simdjson::to_nlohmann(value));
+}
+
 // Whether a normalized decimal without fraction lies in the 64-bit integer range.
 bool fits_int64(std::string_view number) {
     const bool negative = !number.empty() && number.front() == '-';
@@ -68,7 +73,8 @@ bool fits_int64(std::string_view number) {
     return digits.size() < limit.size() || (digits.size() == limit.size() && digits <= limit);
 }
 
-bool fail(std::string& problem, std::string_view expected, const nlohmann::json& value) {
+template <typename Value>
+bool fail(std::string& problem, std::string_view expected, const Value& value) {
     problem = fmt::format("expected {}, got {}", expected, describe(value));
     return false;
 }
@@ -143,31 +149,45 @@ std::optional<std::string> normalize_decimal(std::string_view text) {
     return sign + int_part + (frac_part.empty() ? "" : "." + frac_part);
 }
 
-bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
-                     std::string& problem) {
+namespace {
+
+template <typename Doc> std::string json_text(typename Doc::Arg value);
+
+// The integer's digits, as dump() writes them.
+template <typename Doc> std::string integer_text(typename Doc::Arg value) {
+    return util::json_doc::Kind::int64 == Doc::kind(value) ? std::to_string(Doc::int64(value))
+                                                           : std::to_string(Doc::uint64(value));
+}
+
+template <typename Doc>
+bool column_value(typename Doc::Arg value, ColumnType type, Value& out, std::string& problem) {
+    using util::json_doc::Kind;
     out.reset();
-    if (value.is_null()) {
+    const Kind kind = Doc::kind(value);
+    if (kind == Kind::null) {
         return true;
     }
-    const bool empty_string = value.is_string() && value.get_ref<const std::string&>().empty();
+    const bool is_string = kind == Kind::string;
+    const bool is_integer = kind == Kind::int64 || kind == Kind::uint64;
+    const bool empty_string = is_string && Doc::string(value).empty();
     switch (type) {
     case ColumnType::key:
-        if (value.is_string()) {
-            out = scrub_nul(value.get<std::string>());
+        if (is_string) {
+            out = scrub_nul(std::string(Doc::string(value)));
             return true;
         }
-        if (value.is_number_integer()) {
-            out = value.dump();
+        if (is_integer) {
+            out = integer_text<Doc>(value);
             return true;
         }
         return fail(problem, "an identifier", value);
     case ColumnType::text:
-        if (value.is_string()) {
-            out = scrub_nul(value.get<std::string>());
-        } else if (value.is_boolean()) {
-            out = value.get<bool>() ? "true" : "false";
+        if (is_string) {
+            out = scrub_nul(std::string(Doc::string(value)));
+        } else if (kind == Kind::boolean) {
+            out = Doc::boolean(value) ? "true" : "false";
         } else {
-            out = to_json_text(value);
+            out = json_text<Doc>(value);
         }
         return true;
     case ColumnType::number:
@@ -176,12 +196,12 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
             return true;
         }
         std::optional<std::string> number;
-        if (value.is_number_integer()) {
-            number = value.dump();
-        } else if (value.is_number_float()) {
-            number = normalize_decimal(fmt::format("{}", value.get<double>()));
-        } else if (value.is_string()) {
-            number = normalize_decimal(value.get_ref<const std::string&>());
+        if (is_integer) {
+            number = integer_text<Doc>(value);
+        } else if (kind == Kind::floating) {
+            number = normalize_decimal(fmt::format("{}", Doc::floating(value)));
+        } else if (is_string) {
+            number = normalize_decimal(Doc::string(value));
         }
         if (!number) {
             return fail(problem, type == ColumnType::integer ? "an integer" : "a number", value);
@@ -199,17 +219,17 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
         if (empty_string) {
             return true;
         }
-        if (value.is_boolean()) {
-            out = value.get<bool>() ? "1" : "0";
+        if (kind == Kind::boolean) {
+            out = Doc::boolean(value) ? "1" : "0";
             return true;
         }
-        if (value.is_number_integer() &&
-            (value.get<long long>() == 0 || value.get<long long>() == 1)) {
-            out = value.dump();
+        if ((kind == Kind::int64 && (Doc::int64(value) == 0 || Doc::int64(value) == 1)) ||
+            (kind == Kind::uint64 && (Doc::uint64(value) == 0 || Doc::uint64(value) == 1))) {
+            out = integer_text<Doc>(value);
             return true;
         }
-        if (value.is_string()) {
-            const auto& s = value.get_ref<const std::string&>();
+        if (is_string) {
+            const auto s = Doc::string(value);
             if (s == "true" || s == "1") {
                 out = "1";
                 return true;
@@ -224,8 +244,8 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
         if (empty_string) {
             return true;
         }
-        if (value.is_string()) {
-            if (const auto t = util::parse_iso8601(value.get_ref<const std::string&>())) {
+        if (is_string) {
+            if (const auto t = util::parse_iso8601(Doc::string(value))) {
                 std::string text = util::format_sql_timestamp(*t);
                 // A zone offset can carry 9999-12-31 into a year no column type holds.
                 if (text.size() < 5 || text[4] != '-' || text.front() == '-') {
@@ -237,10 +257,17 @@ bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
         }
         return fail(problem, "an ISO-8601 time", value);
     case ColumnType::json:
-        out = to_json_text(value);
+        out = json_text<Doc>(value);
         return true;
     }
     return fail(problem, "a known type", value);
+}
+
+} // namespace
+
+bool to_column_value(const nlohmann::json& value, ColumnType type, Value& out,
+                     std::string& problem) {
+    return column_value<util::json_doc::Nlohmann>(value, type, out, problem);
 }
 
 namespace {
@@ -290,7 +317,7 @@ constexpr bool word_needs_escape(std::uint64_t word) {
 // the single largest cost of writing _raw texts. A text with bytes over 0x7F is checked for
 // valid UTF-8 afterwards; an invalid one (which the API's parsed values never hold) is written
 // again by nlohmann's writer, for its replacement characters.
-void write_string(JsonWriter& writer, std::string& out, const std::string& text) {
+void write_string(JsonWriter& writer, std::string& out, std::string_view text) {
     static constexpr char k_hex[] = "0123456789abcdef";
     const std::size_t start = out.size();
     out += '"';
@@ -331,19 +358,22 @@ void write_string(JsonWriter& writer, std::string& out, const std::string& text)
     out += '"';
     if ((seen_bits & 0x8080808080808080ULL) != 0 && !util::is_valid_utf8(text)) {
         out.resize(start);
-        writer.dump(nlohmann::json(text), false, false, 0);
+        writer.dump(nlohmann::json(std::string(text)), false, false, 0);
     }
 }
 
 std::atomic<JsonMemberOrder> g_member_order{JsonMemberOrder::by_name};
 
+bool by_name() {
+    return g_member_order.load(std::memory_order_relaxed) == JsonMemberOrder::by_name;
+}
+
 // Calls visit(name, member) for each member of `object` in the order g_member_order sets.
-template <typename Visit>
-void for_each_member(const nlohmann::json::object_t& object, Visit visit) {
-    if (g_member_order.load(std::memory_order_relaxed) == JsonMemberOrder::by_name ||
-        object.size() < 2) {
+template <typename Visit> void for_each_member(const nlohmann::json& value, Visit visit) {
+    const auto& object = value.get_ref<const nlohmann::json::object_t&>();
+    if (by_name() || object.size() < 2) {
         for (const auto& [key, member] : object) {
-            visit(key, member);
+            visit(std::string_view(key), member);
         }
         return;
     }
@@ -372,7 +402,18 @@ void for_each_member(const nlohmann::json::object_t& object, Visit visit) {
         members[j] = moving;
     }
     for (std::size_t i = 0; i < n; ++i) {
-        visit(members[i]->first, members[i]->second);
+        visit(std::string_view(members[i]->first), members[i]->second);
+    }
+}
+
+template <typename Visit> void for_each_member(simdjson::dom::element value, Visit visit) {
+    util::json_doc::Simdjson::Members members(value);
+    if (!by_name()) {
+        members.order_by_length();
+    }
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        const auto [name, member] = members[i];
+        visit(name, member);
     }
 }
 
@@ -382,122 +423,128 @@ template <typename Integer> void write_integer(std::string& out, Integer number)
     out.append(digits.data(), result.ptr);
 }
 
-// Writes `value` as dump(-1, ' ', false, replace) would. Floats (rare in API records and
-// subtle to format) and binary values go through nlohmann's writer.
-void write_value(JsonWriter& writer, std::string& out, const nlohmann::json& value) {
-    using Type = nlohmann::json::value_t;
-    switch (value.type()) {
-    case Type::object: {
+// Floats (rare in API records and subtle to format) and binary values: nlohmann's writer.
+void write_other(JsonWriter& writer, const nlohmann::json& value) {
+    writer.dump(value, false, false, 0);
+}
+
+void write_other(JsonWriter& writer, simdjson::dom::element value) {
+    writer.dump(util::json_doc::Simdjson::to_nlohmann(value), false, false, 0);
+}
+
+// Writes `value` as dump(-1, ' ', false, replace) would.
+template <typename Doc>
+void write_value(JsonWriter& writer, std::string& out, typename Doc::Arg value) {
+    using util::json_doc::Kind;
+    switch (Doc::kind(value)) {
+    case Kind::object: {
         out += '{';
         bool first = true;
-        for_each_member(value.get_ref<const nlohmann::json::object_t&>(),
-                        [&](const std::string& key, const nlohmann::json& member) {
-                            if (!first) {
-                                out += ',';
-                            }
-                            first = false;
-                            write_string(writer, out, key);
-                            out += ':';
-                            write_value(writer, out, member);
-                        });
-        out += '}';
-        return;
-    }
-    case Type::array: {
-        out += '[';
-        bool first = true;
-        for (const auto& item : value.get_ref<const nlohmann::json::array_t&>()) {
+        for_each_member(value, [&](std::string_view key, typename Doc::Arg member) {
             if (!first) {
                 out += ',';
             }
             first = false;
-            write_value(writer, out, item);
-        }
+            write_string(writer, out, key);
+            out += ':';
+            write_value<Doc>(writer, out, member);
+        });
+        out += '}';
+        return;
+    }
+    case Kind::array: {
+        out += '[';
+        bool first = true;
+        Doc::items(value, [&](typename Doc::Arg item) {
+            if (!first) {
+                out += ',';
+            }
+            first = false;
+            write_value<Doc>(writer, out, item);
+        });
         out += ']';
         return;
     }
-    case Type::string:
-        write_string(writer, out, value.get_ref<const std::string&>());
+    case Kind::string:
+        write_string(writer, out, Doc::string(value));
         return;
-    case Type::boolean:
-        out += value.get<bool>() ? "true" : "false";
+    case Kind::boolean:
+        out += Doc::boolean(value) ? "true" : "false";
         return;
-    case Type::null:
+    case Kind::null:
         out += "null";
         return;
-    case Type::number_integer:
-        write_integer(out, value.get<std::int64_t>());
+    case Kind::int64:
+        write_integer(out, Doc::int64(value));
         return;
-    case Type::number_unsigned:
-        write_integer(out, value.get<std::uint64_t>());
+    case Kind::uint64:
+        write_integer(out, Doc::uint64(value));
         return;
-    default:
-        writer.dump(value, false, false, 0);
+    case Kind::floating:
+    case Kind::other:
+        write_other(writer, value);
         return;
     }
 }
 
-std::string dump_compact(const nlohmann::json& value) {
+template <typename Doc> std::string dump_compact(typename Doc::Arg value) {
     std::string text;
     auto writer = writer_into(text);
-    write_value(writer, text, value);
+    write_value<Doc>(writer, text, value);
     return text;
 }
 
-} // namespace
-
-void set_json_member_order(JsonMemberOrder order) {
-    g_member_order.store(order, std::memory_order_relaxed);
-}
-
-std::string to_json_text(const nlohmann::json& record) {
-    std::string text = dump_compact(record);
+template <typename Doc> std::string json_text(typename Doc::Arg value) {
+    std::string text = dump_compact<Doc>(value);
     if (text.find("\\u0000") == std::string::npos) {
         return text;
     }
-    nlohmann::json copy = record;
+    // NULs to scrub (rare): the slow way, on a copy.
+    nlohmann::json copy = Doc::to_nlohmann(value);
     scrub_nul_tree(copy);
-    return dump_compact(copy);
+    return dump_compact<util::json_doc::Nlohmann>(copy);
 }
-
-namespace {
 
 // Writes `value` as dump() would, leaving out what `prune` names (null: nothing). `writer`
 // appends to `out`, and everything a dump() call writes is in `out` when it returns.
-void write_pruned(JsonWriter& writer, std::string& out, const nlohmann::json& value,
+template <typename Doc>
+void write_pruned(JsonWriter& writer, std::string& out, typename Doc::Arg value,
                   const JsonPrune* prune) {
-    if (prune == nullptr || !value.is_object()) {
-        write_value(writer, out, value);
+    if (prune == nullptr || Doc::kind(value) != util::json_doc::Kind::object) {
+        write_value<Doc>(writer, out, value);
         return;
     }
     out += '{';
     bool first = true;
-    for_each_member(value.get_ref<const nlohmann::json::object_t&>(),
-                    [&](const std::string& key, const nlohmann::json& member) {
-                        if (std::find(prune->drop.begin(), prune->drop.end(), key) !=
-                            prune->drop.end()) {
-                            return;
-                        }
-                        if (!first) {
-                            out += ',';
-                        }
-                        first = false;
-                        write_string(writer, out, key);
-                        out += ':';
-                        const auto items = prune->items_of.find(key);
-                        if (items == prune->items_of.end() || !member.is_array()) {
-                            write_value(writer, out, member);
-                            return;
-                        }
-                        out += '[';
-                        for (std::size_t i = 0; i < member.size(); ++i) {
-                            if (i > 0) {
-                                out += ',';
-                            }
-                            write_pruned(writer, out, member[i], &items->second);
-                        }
-                        out += ']';
-                    });
+    for_each_member(value, [&](std::string_view key, typename Doc::Arg member) {
+        if (std::find(prune->drop.begin(), prune->drop.end(), key) != prune->drop.end()) {
+            return;
+        }
+        if (!first) {
+            out += ',';
+        }
+        first = false;
+        write_string(writer, out, key);
+        out += ':';
+        const JsonPrune* items = nullptr;
+        for (const auto& [name, of_items] : prune->items_of) {
+            items = name == key ? &of_items : items;
+        }
+        if (items == nullptr || Doc::kind(member) != util::json_doc::Kind::array) {
+            write_value<Doc>(writer, out, member);
+            return;
+        }
+        out += '[';
+        bool first_item = true;
+        Doc::items(member, [&](typename Doc::Arg item) {
+            if (!first_item) {
+                out += ',';
+            }
+            first_item = false;
+            write_pruned<Doc>(writer, out, item, items);
+        });
+        out += ']';
+    });
     out += '}';
 }
 
@@ -518,39 +565,28 @@ void apply_prune(nlohmann::json& value, const JsonPrune& prune) {
     }
 }
 
-} // namespace
-
-std::string to_json_text_pruned(const nlohmann::json& value, const JsonPrune& prune) {
+template <typename Doc>
+std::string json_text_pruned(typename Doc::Arg value, const JsonPrune& prune) {
     std::string text;
     auto writer = writer_into(text);
-    write_pruned(writer, text, value, &prune);
+    write_pruned<Doc>(writer, text, value, &prune);
     if (text.find("\\u0000") == std::string::npos) {
         return text;
     }
     // NULs to scrub (rare): the slow way, on a copy.
-    nlohmann::json copy = value;
+    nlohmann::json copy = Doc::to_nlohmann(value);
     apply_prune(copy, prune);
-    return to_json_text(copy);
+    return json_text<util::json_doc::Nlohmann>(copy);
 }
-
-std::string to_json_text_without(const nlohmann::json& object,
-                                 std::initializer_list<const char*> left_out) {
-    return to_json_text_pruned(object, JsonPrune{{left_out.begin(), left_out.end()}, {}});
-}
-
-} // namespace crmsync::sql
-
-namespace crmsync::sql {
-
-namespace {
 
 // row_from_json for either kind of `computed`: Computed is a const map (values copied) or a
 // non-const one (values moved).
-template <typename Computed>
-bool fill_row(const TableSpec& spec, const nlohmann::json& record, Computed& computed, Row& out,
+template <typename Doc, typename Computed>
+bool fill_row(const TableSpec& spec, typename Doc::Arg record, Computed& computed, Row& out,
               std::string& problem) {
     const auto& columns = spec.table.columns;
     out.assign(columns.size(), std::nullopt);
+    const bool is_object = Doc::kind(record) == util::json_doc::Kind::object;
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const std::string& source = spec.sources[i];
         if (source.empty()) {
@@ -568,15 +604,15 @@ bool fill_row(const TableSpec& spec, const nlohmann::json& record, Computed& com
             }
             continue;
         }
-        if (!record.is_object()) {
+        if (!is_object) {
             continue;
         }
-        const auto field = record.find(source);
-        if (field == record.end()) {
+        const auto field = Doc::find(record, source);
+        if (!field) {
             continue;
         }
         std::string why;
-        if (!to_column_value(*field, columns[i].type, out[i], why)) {
+        if (!column_value<Doc>(*field, columns[i].type, out[i], why)) {
             problem = columns[i].name + ": " + why;
             return false;
         }
@@ -586,14 +622,57 @@ bool fill_row(const TableSpec& spec, const nlohmann::json& record, Computed& com
 
 } // namespace
 
+void set_json_member_order(JsonMemberOrder order) {
+    g_member_order.store(order, std::memory_order_relaxed);
+}
+
+std::string to_json_text(const nlohmann::json& record) {
+    return json_text<util::json_doc::Nlohmann>(record);
+}
+
+template <SimdjsonElement E> std::string to_json_text(const E& record) {
+    return json_text<util::json_doc::Simdjson>(record);
+}
+template std::string to_json_text(const simdjson::dom::element&);
+
+std::string to_json_text_pruned(const nlohmann::json& value, const JsonPrune& prune) {
+    return json_text_pruned<util::json_doc::Nlohmann>(value, prune);
+}
+
+template <SimdjsonElement E>
+std::string to_json_text_pruned(const E& value, const JsonPrune& prune) {
+    return json_text_pruned<util::json_doc::Simdjson>(value, prune);
+}
+template std::string to_json_text_pruned(const simdjson::dom::element&, const JsonPrune&);
+
+std::string to_json_text_without(const nlohmann::json& object,
+                                 std::initializer_list<const char*> left_out) {
+    return to_json_text_pruned(object, JsonPrune{{left_out.begin(), left_out.end()}, {}});
+}
+
+template <SimdjsonElement E>
+std::string to_json_text_without(const E& object, std::initializer_list<const char*> left_out) {
+    return to_json_text_pruned(object, JsonPrune{{left_out.begin(), left_out.end()}, {}});
+}
+template std::string to_json_text_without(const simdjson::dom::element&,
+                                          std::initializer_list<const char*>);
+
 bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
                    const std::map<std::string, Value>& computed, Row& out, std::string& problem) {
-    return fill_row(spec, record, computed, out, problem);
+    return fill_row<util::json_doc::Nlohmann>(spec, record, computed, out, problem);
 }
 
 bool row_from_json(const TableSpec& spec, const nlohmann::json& record,
                    std::map<std::string, Value>&& computed, Row& out, std::string& problem) {
-    return fill_row(spec, record, computed, out, problem);
+    return fill_row<util::json_doc::Nlohmann>(spec, record, computed, out, problem);
 }
+
+template <SimdjsonElement E>
+bool row_from_json(const TableSpec& spec, const E& record, std::map<std::string, Value>&& computed,
+                   Row& out, std::string& problem) {
+    return fill_row<util::json_doc::Simdjson>(spec, record, computed, out, problem);
+}
+template bool row_from_json(const TableSpec&, const simdjson::dom::element&,
+                            std::map<std::string, Value>&&, Row&, std::string&);
 
 } // namespace crmsync::sql

@@ -1,12 +1,15 @@
+#include "drivers/dialfire/simdjson_contacts.hpp"
 #include "drivers/dialfire/transform.hpp"
 #include "drivers/sqlite/connection.hpp"
 #include "lib/core/error.hpp"
 #include "lib/pipeline/summary.hpp"
 #include "lib/pipeline/target_writer.hpp"
+#include "lib/sql/dialect.hpp"
 #include "lib/util/hash.hpp"
 #include "lib/util/identifiers.hpp"
 #include "lib/util/time.hpp"
 #include "lib/util/url.hpp"
+#include "tests/fakes/dialfire/dialfire_fake.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -519,4 +522,118 @@ TEST_CASE("dialfire::transform_contact with NUL bytes in the id", "[sqlite]") {
         REQUIRE(txs.size() == 1);
         CHECK(txs[0][0] == scrubbed);
     }
+}
+
+namespace {
+
+// What a transform emitted, in order, as text: rows with their table and values, rejects with
+// everything they carry.
+struct RecordingEmitter : pipeline::Emitter {
+    std::vector<std::string> events;
+    void add(const sql::Table& table, sql::Row row) override {
+        std::string event = "add " + table.name;
+        for (const auto& value : row) {
+            event += value ? "|" + *value : "|<NULL>";
+        }
+        events.push_back(std::move(event));
+    }
+    void reject(const std::string& table, const std::string& key, const std::string& reason,
+                const std::string& raw) override {
+        events.push_back("reject " + table + "|" + key + "|" + reason + "|" + raw);
+    }
+};
+
+} // namespace
+
+TEST_CASE("dialfire::transform_contact gives the same rows from simdjson's document as from "
+          "nlohmann's",
+          "[unit][http]") {
+    crmsync::fakes::FakeCampaignOptions campaign;
+    campaign.contacts = 120;
+    campaign.inbound_calls = 0;
+    campaign.hostile = true;
+    crmsync::fakes::DialfireFake fake(campaign);
+    fake.start();
+    auto ids = fake.contact_ids();
+    // Besides the hostile campaign's own: what simdjson keeps and nlohmann's map does not
+    // (repeated names, in the contact and inside its transactions), NULs, wrong types.
+    fake.set_contact_text(
+        ids[0], R"({"$id":")" + ids[0] + R"(","firstname":"one","firstname":"two","$id":")" +
+                    ids[0] +
+                    R"(","$task_log":[{"transactions":[{"fired":"2026-01-01T10:00:00Z",)"
+                    R"("type":"update","type":"other","user":"u","connections":[)"
+                    R"({"id":"c1","disconnected":null,"disconnected":"2026-01-01T10:01:00Z",)"
+                    R"("technology":"phone","recordings":[{"location":"l"},{"started":7}]}]}]}]})");
+    fake.set_contact_text(ids[1], R"({"$id":")" + ids[1] +
+                                      R"(\u0000x","na\u0000me":"v\u0000","revenue":"abc",)"
+                                      R"("$task_log":"not a list"})");
+    fake.set_contact_text(ids[2], R"({"$id":17,"firstname":["a"]})");
+    fake.set_contact_text(
+        ids[3], R"({"$id":")" + ids[3] +
+                    R"(","$task_log":[{"transactions":[{"fired":"x"},{"nofired":1},)"
+                    R"({"fired":"2026-01-01T10:00:00Z","connections":[{"technology":"transfer"},)"
+                    R"({"id":"t2","technology":"transfer","disconnected":"2026-01-01T10:00:00Z",)"
+                    R"("third_party_connections":[{"id":"leg","disconnected":1.5}]}]}]}],)"
+                    R"("revenue":1e3})");
+
+    crmsync::drivers::dialfire::ApiConfig config;
+    config.base_url = fake.base_url();
+    config.campaign = fake.options().campaign_id;
+    config.token = fake.options().token;
+    crmsync::http::RetryPolicy policy;
+    policy.base_delay = std::chrono::milliseconds(1);
+    crmsync::http::RetryStats stats;
+    dialfire::ApiClient api(config, crmsync::http::RetryContext{
+                                        policy, stats, crmsync::Clock::real(), std::nullopt, ""});
+    std::vector<CampaignField> fields = api.fields();
+    const auto schema = DialfireSchema::build("df_", fields, 0, 64);
+
+    TransactionFilter filter;
+    SECTION("no filter") {}
+    SECTION("every filter") {
+        filter = TransactionFilter::parse("hi_updates_only", "Task, Sales");
+        filter.until = *util::parse_iso8601("2026-06-01T00:00:00Z");
+    }
+    const auto order = GENERATE(sql::JsonMemberOrder::by_name, sql::JsonMemberOrder::jsonb);
+    sql::set_json_member_order(order);
+    long kept_contacts = 0;
+    for (std::size_t start = 0; start < ids.size(); start += dialfire::k_contacts_per_request) {
+        const std::vector<std::string> asked(
+            ids.begin() + static_cast<long>(start),
+            ids.begin() +
+                static_cast<long>(std::min(ids.size(), start + dialfire::k_contacts_per_request)));
+        const auto slow = api.fetch_contacts(asked);
+        const auto fast = api.fetch_contacts(asked, true);
+        INFO("request from contact " << start);
+        CHECK(fast.missing == slow.missing);
+        CHECK(fast.rejects.size() == slow.rejects.size());
+        REQUIRE(slow.kept == nullptr);
+        RecordingEmitter slow_rows;
+        RecordingEmitter fast_rows;
+        TransformCounters slow_counters;
+        TransformCounters fast_counters;
+        for (const auto& contact : slow.contacts) {
+            dialfire::transform_contact(contact, schema, filter, slow_rows, slow_counters);
+        }
+        for (const auto& contact : fast.contacts) {
+            dialfire::transform_contact(contact, schema, filter, fast_rows, fast_counters);
+        }
+        if (fast.kept) {
+            kept_contacts += static_cast<long>(fast.kept->size());
+            for (const auto& contact : fast.kept->contacts) {
+                dialfire::transform_contact(contact, schema, filter, fast_rows, fast_counters);
+            }
+        }
+        CHECK(fast_rows.events.size() == slow_rows.events.size());
+        for (std::size_t i = 0; i < std::min(fast_rows.events.size(), slow_rows.events.size());
+             ++i) {
+            INFO("event " << i);
+            CHECK(fast_rows.events[i] == slow_rows.events[i]);
+        }
+        CHECK(fast_counters.filtered == slow_counters.filtered);
+        CHECK(fast_counters.in_progress == slow_counters.in_progress);
+    }
+    // Most answers were read straight from simdjson's document.
+    CHECK(kept_contacts > static_cast<long>(ids.size()) / 2);
+    sql::set_json_member_order(sql::JsonMemberOrder::by_name);
 }
