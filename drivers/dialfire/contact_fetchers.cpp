@@ -3,11 +3,12 @@
 namespace crmsync::drivers::dialfire {
 
 ContactFetchers::ContactFetchers(const ApiConfig& api, std::size_t workers,
-                                 http::RetryContext retry)
+                                 http::RetryContext retry, bool keep_simdjson)
     : m_jobs(workers * 2), m_results(workers * 2) {
     m_running = workers;
     for (std::size_t i = 0; i < workers; ++i) {
-        m_threads.emplace_back([this, api, retry] { work(api, retry); });
+        m_threads.emplace_back(
+            [this, api, retry, keep_simdjson] { work(api, retry, keep_simdjson); });
     }
 }
 
@@ -93,11 +94,11 @@ std::exception_ptr ContactFetchers::error() {
     return m_error;
 }
 
-void ContactFetchers::work(const ApiConfig& api, http::RetryContext retry) {
+void ContactFetchers::work(const ApiConfig& api, http::RetryContext retry, bool keep_simdjson) {
     try {
         ApiClient client(api, std::move(retry));
         while (auto ids = m_jobs.pop()) {
-            auto fetched = client.fetch_contacts(*ids, true);
+            auto fetched = client.fetch_contacts(*ids, keep_simdjson);
             FetchedBatch batch{std::move(fetched.contacts), std::move(fetched.kept),
                                std::move(fetched.rejects), fetched.missing};
             if (!m_results.push(std::move(batch))) {

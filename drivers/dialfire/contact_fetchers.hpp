@@ -34,7 +34,10 @@ struct FetchedBatch {
 // still returned.
 class ContactFetchers {
 public:
-    ContactFetchers(const ApiConfig& api, std::size_t workers, http::RetryContext retry);
+    // keep_simdjson: answers simdjson takes come as FetchedBatch::kept (read by db_sync's
+    // transform), not as nlohmann's documents in FetchedBatch::contacts.
+    ContactFetchers(const ApiConfig& api, std::size_t workers, http::RetryContext retry,
+                    bool keep_simdjson = false);
     // Stops the feeding thread and the workers and waits for them (a request in flight ends
     // first); the `list_more` given to next() must stay callable until then.
     ~ContactFetchers();
@@ -54,7 +57,7 @@ public:
 
 private:
     void feed(const std::function<bool()>& list_more);
-    void work(const ApiConfig& api, http::RetryContext retry);
+    void work(const ApiConfig& api, http::RetryContext retry, bool keep_simdjson);
     void fail(std::exception_ptr failure);
     std::exception_ptr error();
 

@@ -62,7 +62,9 @@ public:
             log::debug("{} holds no contact: no md5 is compared this run",
                        m_schema.specs[m_schema.contacts].table.name);
         }
-        m_fetchers = std::make_unique<ContactFetchers>(m_options.api, m_options.workers, m_retry);
+        // The transform reads the contacts in simdjson's document (see transform_contact).
+        m_fetchers =
+            std::make_unique<ContactFetchers>(m_options.api, m_options.workers, m_retry, true);
     }
 
     std::optional<pipeline::Page> next_page() override {

@@ -2,9 +2,12 @@
 // crash; a document is valid UTF-8 throughout (a strict dump succeeds) and nests at most
 // k_max_json_depth levels, so dump() and tree walks cannot overflow the stack. Below that depth
 // the document is exactly what nlohmann's parser builds from the repaired text, whether simdjson
-// or nlohmann parsed it.
+// or nlohmann parsed it. Where simdjson's document is kept instead (keep_simdjson), the JSON
+// texts written from it, in both member orders, are those written from nlohmann's document.
 
 #include "lib/http/json_body.hpp"
+#include "lib/sql/dialect.hpp"
+#include "lib/sql/json_values.hpp"
 #include "lib/util/utf8.hpp"
 #include "tests/support/json_same_document.hpp"
 
@@ -12,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <simdjson.h>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,7 +54,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string repaired = text;
     util::repair_utf8(repaired);
     http::replace_lone_surrogates(repaired);
+    const auto kept = http::parse_json_body(text, true);
     const auto body = http::parse_json_body(std::move(text));
+    if (kept.simdjson_doc) {
+        if (body.doc.is_discarded()) {
+            std::abort(); // kept a document where nlohmann's parser finds none
+        }
+        for (const auto order : {sql::JsonMemberOrder::by_name, sql::JsonMemberOrder::jsonb}) {
+            sql::set_json_member_order(order);
+            if (sql::to_json_text(kept.simdjson_doc->root()) != sql::to_json_text(body.doc)) {
+                std::abort(); // the two documents read differently
+            }
+        }
+        sql::set_json_member_order(sql::JsonMemberOrder::by_name);
+    }
     if (!http::nests_as_deep_as(repaired, http::k_max_json_depth) &&
         !testing::same_json_document(body.doc, nlohmann::json::parse(repaired, nullptr, false))) {
         std::abort(); // the fast path built another document than nlohmann's parser

@@ -54,9 +54,11 @@ std::vector<std::string> ids_of(const drivers::dialfire::FetchedBatch& batch) {
 
 TEST_CASE("ContactFetchers fetches every listed contact once, across listed pages",
           "[unit][http]") {
+    // As nlohmann's documents (webhook) or kept in simdjson's (db_sync).
+    const bool keep_simdjson = GENERATE(false, true);
     FetcherSetup setup(230);
     const auto pages = pages_of(setup.fake.contact_ids(), 70);
-    ContactFetchers fetchers(setup.config, 3, setup.retry());
+    ContactFetchers fetchers(setup.config, 3, setup.retry(), keep_simdjson);
     std::size_t listed = 0;
     const auto list_more = [&] {
         fetchers.add_ids(pages[listed++]);
@@ -66,6 +68,8 @@ TEST_CASE("ContactFetchers fetches every listed contact once, across listed page
     while (auto batch = fetchers.next(list_more)) {
         CHECK(batch->rejects.empty());
         CHECK(batch->missing == 0);
+        CHECK((batch->kept != nullptr) == keep_simdjson);
+        CHECK(batch->contacts.empty() == keep_simdjson);
         for (const auto& id : ids_of(*batch)) {
             ++seen[id];
         }
