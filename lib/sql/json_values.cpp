@@ -14,6 +14,8 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <type_traits>
 
 namespace crmsync::sql {
@@ -579,14 +581,123 @@ std::string json_text_pruned(typename Doc::Arg value, const JsonPrune& prune) {
     return json_text<util::json_doc::Nlohmann>(copy);
 }
 
+// Which columns read which member of a record, built once from a table's sources, so that a
+// record in simdjson's document is walked once per row. Simdjson::find walks the whole object
+// for each column (a repeated name's last value may come last), which made the lookups the
+// largest cost of a first load.
+class SourceIndex {
+public:
+    explicit SourceIndex(const std::vector<std::string>& sources) : m_sources(sources) {
+        std::size_t capacity = 8;
+        while (capacity < 2 * sources.size()) {
+            capacity *= 2;
+        }
+        m_slots.assign(capacity, Slot{});
+        m_next_column.assign(sources.size(), k_none);
+        // Backwards, so each name's chain lists its columns in table order.
+        for (std::size_t column = sources.size(); column-- > 0;) {
+            if (sources[column].empty()) {
+                continue;
+            }
+            Slot& slot = m_slots[find_slot(sources[column])];
+            if (slot.first_column != k_none) {
+                m_next_column[column] = slot.first_column;
+            }
+            slot.hash = hash_of(sources[column]);
+            slot.first_column = static_cast<std::uint32_t>(column);
+        }
+    }
+
+    // Whether this index was built from these sources (a spec's sources may change between
+    // rows, and an address may be reused by another spec).
+    bool built_from(const std::vector<std::string>& sources) const { return m_sources == sources; }
+
+    // visit(column) for each column whose source is `name`.
+    template <typename Visit> void columns_of(std::string_view name, Visit&& visit) const {
+        for (std::uint32_t column = m_slots[find_slot(name)].first_column; column != k_none;
+             column = m_next_column[column]) {
+            visit(std::size_t{column});
+        }
+    }
+
+private:
+    static constexpr std::uint32_t k_none = UINT32_MAX;
+    struct Slot {
+        std::size_t hash = 0;
+        std::uint32_t first_column = k_none; // k_none: an empty slot
+    };
+
+    static std::size_t hash_of(std::string_view name) {
+        return std::hash<std::string_view>{}(name);
+    }
+
+    // The slot holding `name`, or the empty slot where it would go (open addressing, at most
+    // half full).
+    std::size_t find_slot(std::string_view name) const {
+        const std::size_t hash = hash_of(name);
+        const std::size_t mask = m_slots.size() - 1;
+        for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+            const Slot& slot = m_slots[i];
+            if (slot.first_column == k_none ||
+                (slot.hash == hash && m_sources[slot.first_column] == name)) {
+                return i;
+            }
+        }
+    }
+
+    std::vector<std::string> m_sources;
+    std::vector<Slot> m_slots;
+    std::vector<std::uint32_t> m_next_column; // the next column with the same source
+};
+
+// The index of `spec`'s sources, kept per thread for the few tables a run writes.
+const SourceIndex& source_index(const TableSpec& spec) {
+    constexpr std::size_t k_kept = 32;
+    thread_local std::vector<std::pair<const TableSpec*, std::unique_ptr<SourceIndex>>> kept;
+    for (auto& [owner, index] : kept) {
+        if (owner == &spec) {
+            if (!index->built_from(spec.sources)) {
+                index = std::make_unique<SourceIndex>(spec.sources);
+            }
+            return *index;
+        }
+    }
+    if (kept.size() == k_kept) {
+        kept.erase(kept.begin());
+    }
+    kept.emplace_back(&spec, std::make_unique<SourceIndex>(spec.sources));
+    return *kept.back().second;
+}
+
+// The member of `record` each column reads, for the columns with a source: one walk over the
+// record, a repeated name ending with its last value as Simdjson::find gives it. Indexed like
+// spec.table.columns; a vector of the thread's, valid until the next call.
+const std::vector<std::optional<simdjson::dom::element>>&
+members_by_column(const TableSpec& spec, simdjson::dom::element record) {
+    thread_local std::vector<std::optional<simdjson::dom::element>> found;
+    found.assign(spec.sources.size(), std::nullopt);
+    const SourceIndex& index = source_index(spec);
+    for (const auto field : simdjson::dom::object(record)) {
+        index.columns_of(field.key, [&](std::size_t column) { found[column] = field.value; });
+    }
+    return found;
+}
+
 // row_from_json for either kind of `computed`: Computed is a const map (values copied) or a
 // non-const one (values moved).
 template <typename Doc, typename Computed>
 bool fill_row(const TableSpec& spec, typename Doc::Arg record, Computed& computed, Row& out,
               std::string& problem) {
+    constexpr bool walk_once = std::is_same_v<Doc, util::json_doc::Simdjson>;
     const auto& columns = spec.table.columns;
     out.assign(columns.size(), std::nullopt);
     const bool is_object = Doc::kind(record) == util::json_doc::Kind::object;
+    const std::vector<std::optional<simdjson::dom::element>>* members = nullptr;
+    if constexpr (walk_once) {
+        if (is_object) {
+            members = &members_by_column(spec, record);
+        }
+    }
     for (std::size_t i = 0; i < columns.size(); ++i) {
         const std::string& source = spec.sources[i];
         if (source.empty()) {
@@ -607,7 +718,13 @@ bool fill_row(const TableSpec& spec, typename Doc::Arg record, Computed& compute
         if (!is_object) {
             continue;
         }
-        const auto field = Doc::find(record, source);
+        const auto field = [&] {
+            if constexpr (walk_once) {
+                return (*members)[i];
+            } else {
+                return Doc::find(record, source);
+            }
+        }();
         if (!field) {
             continue;
         }

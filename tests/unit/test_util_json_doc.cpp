@@ -176,3 +176,75 @@ TEST_CASE("util::json_doc::Simdjson::Members orders members as nlohmann's map do
     }
     CHECK(by_length == std::vector<std::string>{"", "B", "a", "b", "aa", "\xC3\xBF"});
 }
+
+TEST_CASE("sql::row_from_json: a simdjson record's columns come from one walk over it", "[unit]") {
+    // fill_row finds a simdjson record's members through an index of the table's sources,
+    // kept per thread by the spec's address. Every column at once, columns sharing a source, a
+    // table with more columns than the index's first size, and a spec whose sources change in
+    // place after a row (the index must follow) all read what nlohmann's document gives.
+    const auto same_rows = [](const sql::TableSpec& spec, const std::string& text) {
+        INFO("text: " << text);
+        const auto slow = http::parse_json_body(text);
+        const auto fast = http::parse_json_body(text, true);
+        REQUIRE(fast.simdjson_doc != nullptr);
+        sql::Row slow_row;
+        sql::Row fast_row;
+        std::string slow_problem;
+        std::string fast_problem;
+        const bool slow_ok = sql::row_from_json(spec, slow.doc, {}, slow_row, slow_problem);
+        const bool fast_ok =
+            sql::row_from_json(spec, fast.simdjson_doc->root(), {}, fast_row, fast_problem);
+        CHECK(fast_ok == slow_ok);
+        CHECK(fast_problem == slow_problem);
+        CHECK(fast_row == slow_row);
+        return fast_row;
+    };
+
+    SECTION("every column at once, the first problem in column order") {
+        const auto spec = every_type();
+        for (const auto& text : hostile_texts()) {
+            same_rows(spec, text);
+        }
+    }
+    SECTION("columns sharing a source each get its last value") {
+        sql::TableSpec spec;
+        for (const char* name : {"x", "a", "y", "a", "b", "a"}) {
+            spec.table.columns.push_back(
+                {std::string(name) + std::to_string(spec.sources.size()), sql::ColumnType::text});
+            spec.sources.emplace_back(name);
+        }
+        const auto row = same_rows(spec, R"({"a":"first","b":"b","a":"last","z":1})");
+        CHECK(row == sql::Row{std::nullopt, "last", std::nullopt, "last", "b", "last"});
+    }
+    SECTION("a column for each of 150 members, names of many lengths, some repeated") {
+        sql::TableSpec spec;
+        std::string text = "{";
+        for (int i = 0; i < 150; ++i) {
+            // Names repeat every 40 members.
+            const std::string name =
+                std::string(static_cast<std::size_t>(i % 5) + 1, 'k') + std::to_string(i % 40);
+            text += (i == 0 ? "\"" : ",\"") + name + "\":" + std::to_string(i);
+            spec.table.columns.push_back({"c" + std::to_string(i), sql::ColumnType::integer});
+            spec.sources.push_back(name);
+        }
+        const auto row = same_rows(spec, text + "}");
+        // "k0" is members 0, 40, 80 and 120: every column reading it gets the last value.
+        for (const std::size_t column : {0, 40, 80, 120}) {
+            CHECK(row.at(column) == "120");
+        }
+    }
+    SECTION("a spec whose sources change after a row") {
+        sql::TableSpec spec;
+        spec.table.columns = {{"first", sql::ColumnType::text}, {"second", sql::ColumnType::text}};
+        spec.sources = {"a", "b"};
+        const std::string text = R"({"a":"A","b":"B","c":"C"})";
+        CHECK(same_rows(spec, text) == sql::Row{"A", "B"});
+        spec.sources = {"b", "a"};
+        CHECK(same_rows(spec, text) == sql::Row{"B", "A"});
+        spec.sources[1] = "c";
+        CHECK(same_rows(spec, text) == sql::Row{"B", "C"});
+        spec.table.columns.push_back({"third", sql::ColumnType::text});
+        spec.sources.emplace_back("a");
+        CHECK(same_rows(spec, text) == sql::Row{"B", "C", "A"});
+    }
+}
