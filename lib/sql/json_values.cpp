@@ -409,10 +409,9 @@ template <typename Visit> void for_each_member(const nlohmann::json& value, Visi
 }
 
 template <typename Visit> void for_each_member(simdjson::dom::element value, Visit visit) {
-    util::json_doc::Simdjson::Members members(value);
-    if (!by_name()) {
-        members.order_by_length();
-    }
+    using util::json_doc::Simdjson;
+    const Simdjson::Members members(value, by_name() ? Simdjson::Order::by_name
+                                                     : Simdjson::Order::by_length_then_name);
     for (std::size_t i = 0; i < members.size(); ++i) {
         const auto [name, member] = members[i];
         visit(name, member);

@@ -30,15 +30,22 @@ template <typename Less> void stable_sort_range(std::size_t base, std::size_t si
 
 } // namespace
 
-Simdjson::Members::Members(Arg object) : m_base(t_members.size()) {
+Simdjson::Members::Members(Arg object, Order order) : m_base(t_members.size()) {
     for (const auto field : simdjson::dom::object(object)) {
         t_members.emplace_back(field.key, field.value);
     }
     const std::size_t count = t_members.size() - m_base;
-    // By name, as std::string compares (bytes as unsigned char); a repeated name keeps its
-    // document order, so its last value comes last.
-    stable_sort_range(m_base, count,
-                      [](const Member& a, const Member& b) { return a.first < b.first; });
+    // Stable, so a repeated name keeps its document order and its last value comes last. One
+    // sort for either order: most neighbours differ in length, which spares comparing bytes.
+    if (order == Order::by_name) {
+        stable_sort_range(m_base, count,
+                          [](const Member& a, const Member& b) { return a.first < b.first; });
+    } else {
+        stable_sort_range(m_base, count, [](const Member& a, const Member& b) {
+            return a.first.size() != b.first.size() ? a.first.size() < b.first.size()
+                                                    : a.first < b.first;
+        });
+    }
     std::size_t kept = 0;
     for (std::size_t i = 0; i < count; ++i) {
         const bool repeated_later =
@@ -55,12 +62,6 @@ Simdjson::Members::~Members() { t_members.resize(m_base); }
 
 Simdjson::Members::Member Simdjson::Members::operator[](std::size_t i) const {
     return t_members[m_base + i];
-}
-
-void Simdjson::Members::order_by_length() {
-    stable_sort_range(m_base, m_size, [](const Member& a, const Member& b) {
-        return a.first.size() < b.first.size();
-    });
 }
 
 nlohmann::json Simdjson::to_nlohmann(Arg v) {

@@ -157,22 +157,24 @@ struct Simdjson {
     // nlohmann's document of the same value (for the rare paths that work on a copy).
     static nlohmann::json to_nlohmann(Arg v);
 
-    // An object's members by name, repeated names once (their last value). They live in a
+    // How Members orders names: by_name as nlohmann's map (bytes compared unsigned);
+    // by_length_then_name as jsonb stores them (shorter names first, by_name within a length).
+    enum class Order { by_name, by_length_then_name };
+
+    // An object's members in `order`, repeated names once (their last value). They live in a
     // buffer of the thread's, reused, that objects nested in this one extend while it lives;
     // so a Members lives on the stack, one per object being read, and is neither copied nor
     // moved.
     class Members {
     public:
         using Member = std::pair<std::string_view, simdjson::dom::element>;
-        explicit Members(Arg object);
+        explicit Members(Arg object, Order order = Order::by_name);
         ~Members();
         Members(const Members&) = delete;
         Members& operator=(const Members&) = delete;
         std::size_t size() const { return m_size; }
         // A copy: the buffer may move while a nested object is read.
         Member operator[](std::size_t i) const;
-        // Reorders them by name length, keeping the order by name within a length (jsonb's).
-        void order_by_length();
 
     private:
         std::size_t m_base = 0;
