@@ -252,3 +252,32 @@ TEST_CASE("sql::row_from_json: a simdjson record's columns come from one walk ov
         CHECK(same_rows(spec, text) == sql::Row{"B", "C", "A"});
     }
 }
+
+TEST_CASE("util::json_doc: a kept document larger than the thread's parser reads alike",
+          "[unit]") {
+    // Answers above 1 MB go through a parser made for them alone, which is gone when
+    // parse_json_body returns: the kept document must own everything it points to. A small
+    // answer parsed after it goes through the thread's parser again.
+    const std::string big_value(1536 * 1024, 'x');
+    const std::string big = R"([{"$id":"c1","note":")" + big_value +
+                            R"(","n":-5,"f":2.5,"tags":["a","b"]},{"$id":"c2","note":"\u00e9"}])";
+    REQUIRE(big.size() > std::size_t{1} << 20);
+    const auto small_text = std::string(R"({"$id":"s","note":"small"})");
+    for (const auto& text : {big, small_text, big}) {
+        const auto slow = http::parse_json_body(text);
+        const auto fast = http::parse_json_body(text, true);
+        REQUIRE(fast.simdjson_doc != nullptr);
+        const simdjson::dom::element root = fast.simdjson_doc->root();
+        CHECK(sql::to_json_text(root) == sql::to_json_text(slow.doc));
+        if (text.size() > small_text.size()) {
+            sql::TableSpec spec;
+            spec.table.columns = {{"note", sql::ColumnType::text}, {"n", sql::ColumnType::integer}};
+            spec.sources = {"note", "n"};
+            sql::Row row;
+            std::string problem;
+            const simdjson::dom::element first = root.at(std::size_t{0});
+            REQUIRE(sql::row_from_json(spec, first, {}, row, problem));
+            CHECK(row == sql::Row{big_value, "-5"});
+        }
+    }
+}
