@@ -38,11 +38,12 @@ std::vector<std::string> hostile_texts() {
         R"(12345)",
         R"(null)",
     };
-    // An object with more members than fit on the stack, names of many lengths, some repeated.
+    // An object with more members than fit on the stack, 60 names of several lengths, each
+    // repeated two or three times ("k1", a column below, at members 21, 81 and 141).
     std::string many = "{";
     for (int i = 0; i < 150; ++i) {
         many += (i == 0 ? "" : ",") + std::string("\"") +
-                std::string(static_cast<std::size_t>(i % 13) + 1, 'k') + std::to_string(i % 97) +
+                std::string(static_cast<std::size_t>(i % 3) + 1, 'k') + std::to_string(i % 20) +
                 "\":" + std::to_string(i);
     }
     texts.push_back(many + "}");
