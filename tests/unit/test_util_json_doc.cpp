@@ -254,8 +254,7 @@ TEST_CASE("sql::row_from_json: a simdjson record's columns come from one walk ov
     }
 }
 
-TEST_CASE("util::json_doc: a kept document larger than the thread's parser reads alike",
-          "[unit]") {
+TEST_CASE("util::json_doc: a kept document larger than the thread's parser reads alike", "[unit]") {
     // Answers above 1 MB go through a parser made for them alone, which is gone when
     // parse_json_body returns: the kept document must own everything it points to. A small
     // answer parsed after it goes through the thread's parser again.
