@@ -159,27 +159,23 @@ TEST_CASE("util::json_doc::Simdjson::Members orders members as nlohmann's map do
     const std::string text = R"({"b":1,"a":2,"\u00ff":3,"a":4,"":5,"B":6,"aa":7,"b":8})";
     const auto body = http::parse_json_body(text, true);
     REQUIRE(body.simdjson_doc != nullptr);
-    Simdjson::Members members(body.simdjson_doc->root());
-    std::vector<std::pair<std::string, std::int64_t>> seen;
-    for (std::size_t i = 0; i < members.size(); ++i) {
-        const auto [name, value] = members[i];
-        seen.emplace_back(std::string(name), int64_t(value));
-    }
+    using Listed = std::vector<std::pair<std::string, std::int64_t>>;
+    const auto listed = [&](Simdjson::Order order) {
+        const Simdjson::Members members(body.simdjson_doc->root(), order);
+        Listed seen;
+        for (std::size_t i = 0; i < members.size(); ++i) {
+            const auto [name, value] = members[i];
+            seen.emplace_back(std::string(name), int64_t(value));
+        }
+        return seen;
+    };
     // Bytes compared unsigned ("\u00ff" is C3 BF, after every ASCII name); a repeated name
     // keeps its last value.
-    const std::vector<std::pair<std::string, std::int64_t>> expected = {
-        {"", 5}, {"B", 6}, {"a", 4}, {"aa", 7}, {"b", 8}, {"\xC3\xBF", 3}};
-    CHECK(seen == expected);
+    CHECK(listed(Simdjson::Order::by_name) ==
+          Listed{{"", 5}, {"B", 6}, {"a", 4}, {"aa", 7}, {"b", 8}, {"\xC3\xBF", 3}});
     // jsonb's order: by length, by name within a length; a repeated name still once, last.
-    Simdjson::Members by_length(body.simdjson_doc->root(), Simdjson::Order::by_length_then_name);
-    std::vector<std::pair<std::string, std::int64_t>> seen_by_length;
-    for (std::size_t i = 0; i < by_length.size(); ++i) {
-        const auto [name, value] = by_length[i];
-        seen_by_length.emplace_back(std::string(name), int64_t(value));
-    }
-    const std::vector<std::pair<std::string, std::int64_t>> expected_by_length = {
-        {"", 5}, {"B", 6}, {"a", 4}, {"b", 8}, {"aa", 7}, {"\xC3\xBF", 3}};
-    CHECK(seen_by_length == expected_by_length);
+    CHECK(listed(Simdjson::Order::by_length_then_name) ==
+          Listed{{"", 5}, {"B", 6}, {"a", 4}, {"b", 8}, {"aa", 7}, {"\xC3\xBF", 3}});
 }
 
 TEST_CASE("sql::row_from_json: a simdjson record's columns come from one walk over it", "[unit]") {
